@@ -1,0 +1,393 @@
+"""The hall's configuration: one TOML file, validated on load.
+
+Every part of the hall (hub, kiosk, devices, dashboard, uplink) reads its
+settings from here. Facts that differ by province or are not confirmed by a
+national rule (rating scores, rating deadlines, late-rating windows) are
+settings, not constants.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+"""Ids travel in MQTT topics and URLs: lowercase letters, digits and dashes."""
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HallLevel(StrEnum):
+    TOWNSHIP = "township"
+    VILLAGE = "village"
+    COMMUNITY = "community"
+
+
+class Handling(StrEnum):
+    """What this hall does with a service: accept it for the county (受理) or complete it (办理)."""
+
+    ACCEPT = "accept"
+    COMPLETE = "complete"
+
+
+class Hall(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    level: HallLevel
+    region_code: str = Field(pattern=r"^\d{12}$", description="12-digit administrative division code")
+    county_id: Identifier = "county"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use a name such as 'Asia/Shanghai'") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Guide(_Strict):
+    """The eight public fields of a service guide (八公开)."""
+
+    legal_basis: str = ""
+    conditions: str = ""
+    materials: list[str] = []
+    process: str = ""
+    time_limit: str = ""
+    fees: str = "不收费"
+    contacts: str = ""
+    location: str = ""
+
+
+class Service(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    prefix: str = Field(pattern=r"^[A-Z]$", description="ticket prefix letter")
+    category: str = "公共服务"
+    department: str = ""
+    counter_group: str = Field("", description="the window group named in the county catalogue")
+    handling: Handling = Handling.ACCEPT
+    catalogue_no: str = ""
+    default_service_minutes: float = Field(5.0, gt=0, le=240)
+    guide: Guide = Guide()
+
+
+ALL_SERVICES = "*"
+
+
+class Window(_Strict):
+    number: int = Field(ge=1, le=999)
+    name: str = Field(min_length=1)
+    services: list[str] = Field(
+        [], description='service ids, or ["*"] for a comprehensive window (综合窗口)'
+    )
+    groups: list[str] = Field([], description="counter groups of the catalogue whose services it serves")
+    staff_a: Identifier | None = None
+    staff_b: Identifier | None = None
+    open: bool = True
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> Self:
+        if not self.services and not self.groups:
+            raise ValueError(f"window {self.number} serves nothing: give services or groups")
+        return self
+
+    @property
+    def comprehensive(self) -> bool:
+        return ALL_SERVICES in self.services
+
+
+class Staff(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    phone: str = ""
+    photo: str = ""
+    title: str = ""
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Period(_Strict):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    open: time
+    close: time
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.close <= self.open:
+            raise ValueError(f"close {self.close} must be after open {self.open}")
+        return self
+
+    def covers(self, moment: datetime) -> bool:
+        return WEEKDAYS[moment.weekday()] in self.days and self.open <= moment.time() < self.close
+
+
+class Hours(_Strict):
+    """Opening hours: regular periods plus extended/off-hours service (错时延时服务)."""
+
+    regular: list[Period] = []
+    extended: list[Period] = []
+    closed_dates: list[date] = []
+
+    def is_open(self, local: datetime) -> bool:
+        """Open now? A hall with no periods configured is always open."""
+        if local.date() in self.closed_dates:
+            return False
+        if not self.regular and not self.extended:
+            return True
+        return any(p.covers(local) for p in (*self.regular, *self.extended))
+
+    def next_opening(self, local: datetime) -> datetime | None:
+        """The next moment (local time) the hall opens, looking up to two weeks ahead."""
+        periods = (*self.regular, *self.extended)
+        for offset in range(15):
+            day = local.date() + timedelta(days=offset)
+            if day in self.closed_dates:
+                continue
+            starts = sorted(
+                datetime.combine(day, p.open, local.tzinfo)
+                for p in periods
+                if WEEKDAYS[day.weekday()] in p.days
+            )
+            for start in starts:
+                if start > local:
+                    return start
+        return None
+
+
+class QueueRules(_Strict):
+    reset_hour: int = Field(0, ge=0, le=23, description="local hour at which ticket numbers start again")
+    max_priority_in_a_row: int = Field(
+        3, ge=1, description="priority calls a window makes in a row before it must call a normal ticket"
+    )
+    no_show_requeue: int = Field(1, ge=0, le=3, description="times a skipped ticket goes back to the queue")
+    accept_outside_hours: bool = False
+    recent_service_samples: int = Field(20, ge=1, le=500)
+    elderly_age: int = Field(65, ge=50, le=100, description="age from the ID card that gets a priority ticket")
+
+
+class TicketLayout(_Strict):
+    paper_width_mm: Literal[58, 80] = 80
+    encoding: Literal["gb18030", "gbk", "big5", "utf-8"] = "gb18030"
+    chinese_mode: bool = Field(True, description="send FS & to switch the printer into Chinese mode")
+    qr_base_url: str = "http://hall.local/t/"
+    footer: str = "请对我们的服务作出评价 · 投诉电话 12345"
+
+
+class RatingRules(_Strict):
+    """好差评 rules. Scores and deadlines differ by province (see docs/glossary.md)."""
+
+    scores: list[int] = Field([5, 4, 3, 2, 1], min_length=5, max_length=5,
+                              description="score of 非常满意 … 非常不满意")
+    pad_timeout_seconds: int = Field(60, ge=5, le=3600)
+    late_rating_hours: int = Field(168, ge=0, description="0 means no late rating by the ticket's QR")
+    missing_rating: Literal["none", "very_satisfied", "satisfied"] = "none"
+    bad_reason_tags: list[str] = ["态度不好", "效率低", "办事不便", "多次跑腿", "材料要求不清", "其他"]
+    case_deadline_working_days: int = Field(5, ge=1, le=60)
+
+
+class DeviceKind(StrEnum):
+    KIOSK = "kiosk"
+    PRINTER = "printer"
+    IDCARD = "idcard"
+    SCANNER = "scanner"
+    PAD = "pad"
+    DISPLAY = "display"
+    COUNTER = "counter"
+
+
+class Device(_Strict):
+    id: Identifier
+    kind: DeviceKind
+    url: str = Field("", description="how to reach it, e.g. tcp://10.0.0.5:9100 or serial:///dev/ttyUSB0")
+    window: int | None = Field(None, description="the window a pad or counter belongs to")
+    kiosk: Identifier | None = Field(None, description="the kiosk a printer, reader or scanner is attached to")
+
+
+class Privacy(_Strict):
+    id_hash_key: str = Field(
+        min_length=16,
+        description="secret for the keyed hash (HMAC-SHA256) of ID numbers; keep it in this hall only",
+    )
+
+    @field_validator("id_hash_key")
+    @classmethod
+    def _not_placeholder(cls, value: str) -> str:
+        if "change-me" in value:
+            raise ValueError("replace the placeholder with a random secret (hall config example makes one)")
+        return value
+
+
+class HallConfig(_Strict):
+    hall: Hall
+    hours: Hours = Hours()
+    queue: QueueRules = QueueRules()
+    ticket: TicketLayout = TicketLayout()
+    rating: RatingRules = RatingRules()
+    privacy: Privacy
+    services: list[Service] = Field(min_length=1)
+    windows: list[Window] = Field(min_length=1)
+    staff: list[Staff] = []
+    devices: list[Device] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        _unique("services", [s.id for s in self.services])
+        _unique("windows", [w.number for w in self.windows])
+        _unique("staff", [s.id for s in self.staff])
+        _unique("devices", [d.id for d in self.devices])
+        service_ids = {s.id for s in self.services}
+        staff_ids = {s.id for s in self.staff}
+        for window in self.windows:
+            for sid in window.services:
+                if sid != ALL_SERVICES and sid not in service_ids:
+                    raise ValueError(f"window {window.number} serves unknown service {sid!r}")
+            for post in (window.staff_a, window.staff_b):
+                if post is not None and post not in staff_ids:
+                    raise ValueError(f"window {window.number} names unknown staff {post!r}")
+        window_numbers = {w.number for w in self.windows}
+        for device in self.devices:
+            if device.window is not None and device.window not in window_numbers:
+                raise ValueError(f"device {device.id!r} belongs to unknown window {device.window}")
+        groups = {s.counter_group for s in self.services}
+        for window in self.windows:
+            for group in window.groups:
+                if group not in groups:
+                    raise ValueError(f"window {window.number} names unknown counter group {group!r}")
+        orphans = sorted(service_ids - {sid for w in self.windows for sid in self.served_by(w)})
+        if orphans:
+            raise ValueError(f"no window serves these services: {', '.join(orphans)}")
+        return self
+
+    def served_by(self, window: Window) -> frozenset[str]:
+        """Ids of the services a window serves."""
+        if window.comprehensive:
+            return frozenset(s.id for s in self.services)
+        return frozenset(
+            s.id for s in self.services if s.id in window.services or s.counter_group in window.groups
+        )
+
+    def service(self, service_id: str) -> Service:
+        for service in self.services:
+            if service.id == service_id:
+                return service
+        raise KeyError(service_id)
+
+    def window(self, number: int) -> Window:
+        for window in self.windows:
+            if window.number == number:
+                return window
+        raise KeyError(number)
+
+    def staff_member(self, staff_id: str) -> Staff | None:
+        return next((s for s in self.staff if s.id == staff_id), None)
+
+    def windows_serving(self, service_id: str) -> list[Window]:
+        return [w for w in self.windows if service_id in self.served_by(w)]
+
+
+def _unique(section: str, keys: list[object]) -> None:
+    seen: set[object] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"{section}: {key!r} appears twice")
+        seen.add(key)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used, with one readable line per problem."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+    def report(self) -> str:
+        lines = [f"配置文件有误 / configuration file has errors: {self.path}"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def load_config(path: Path | str) -> HallConfig:
+    """Read and validate a hall configuration file, or raise :class:`ConfigError`."""
+    file = Path(path)
+    try:
+        raw = file.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(file, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, [f"cannot read the file: {exc}"]) from None
+    return parse_config(raw, source=file)
+
+
+def parse_config(raw: str, source: Path | str = "<text>") -> HallConfig:
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    try:
+        return HallConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, describe_errors(exc, data)) from None
+
+
+def describe_errors(exc: ValidationError, data: object) -> list[str]:
+    """Turn pydantic's errors into 'where: what is wrong (what is allowed)' lines."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = _location(error["loc"], data)
+        message = error["msg"].removeprefix("Value error, ")
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key (check its spelling; 'hall config example' lists every key)"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif "input" in error and kind not in ("model_type",) and not isinstance(error["input"], dict):
+            message = f"{message} (got {error['input']!r})"
+        problems.append(f"{where}: {message}" if where else message)
+    return problems
+
+
+def _location(loc: tuple[int | str, ...], data: object) -> str:
+    """A dotted key path; list items are named by their id or number when they have one."""
+    parts: list[str] = []
+    node = data
+    for step in loc:
+        if isinstance(step, int) and isinstance(node, list) and step < len(node):
+            item = node[step]
+            label = None
+            if isinstance(item, dict):
+                label = item.get("id") or item.get("number")
+            parts[-1] = f"{parts[-1]}[{label if label is not None else step}]" if parts else f"[{step}]"
+            node = item
+        elif isinstance(step, str) and step not in ("function-after",) and not re.match(r"^[a-z-]+\[", step):
+            parts.append(step)
+            node = node.get(step) if isinstance(node, dict) else None
+    return ".".join(parts)

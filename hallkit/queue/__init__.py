@@ -1,0 +1,1 @@
+"""The queue engine: pure logic, no I/O. Commands in, events out."""

@@ -1,0 +1,441 @@
+"""The queue engine: decides what a command does and applies events to the state.
+
+``decide`` checks a command against the current state and returns the events
+it causes, or raises :class:`Refused` with a message staff can read. It
+changes nothing. ``apply`` folds one event into the state; replaying the
+event log through ``apply`` rebuilds the same state, which is how the hub
+restarts after a crash. The clock and randomness come in from outside
+(``now`` and the ids inside events), so replay is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import assert_never
+
+from hallkit.config import HallConfig
+from hallkit.i18n import Message
+from hallkit.queue import numbering
+from hallkit.queue.estimate import ServiceTimes, estimated_wait_seconds
+from hallkit.queue.models import (
+    CallNext,
+    Command,
+    Complete,
+    DayOpened,
+    Event,
+    Outcome,
+    Pause,
+    Priority,
+    Recall,
+    Resume,
+    ServiceQueueView,
+    Skip,
+    StaffChanged,
+    SwitchStaff,
+    TakeTicket,
+    Ticket,
+    TicketCalled,
+    TicketCompleted,
+    TicketIssued,
+    TicketRecalled,
+    TicketSkipped,
+    TicketState,
+    TicketTransferred,
+    TicketView,
+    Transfer,
+    WindowPaused,
+    WindowResumed,
+    WindowView,
+)
+from hallkit.queue.priority import Candidate, choose, rank
+
+
+class Refused(Exception):
+    """A command that is not valid now; ``message`` says why in the hall's words."""
+
+    def __init__(self, key: str, **params: str | int | float) -> None:
+        self.message = Message(key=key, params=params)
+        super().__init__(self.message.render("en"))
+
+
+@dataclass(slots=True)
+class TicketRecord:
+    ticket: Ticket
+    service_id: str
+    state: TicketState = TicketState.WAITING
+    order: int = 0
+    queued_at: datetime | None = None
+    directed_window: int | None = None
+    window: int | None = None
+    called_at: datetime | None = None
+    skips: int = 0
+
+
+@dataclass(slots=True)
+class WindowState:
+    number: int
+    open: bool
+    staff_id: str | None
+    paused: bool = False
+    current: str | None = None
+    priority_streak: int = 0
+    served: int = 0
+    service_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class QueueState:
+    day: date | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    tickets: dict[str, TicketRecord] = field(default_factory=dict)
+    waiting: dict[str, TicketRecord] = field(default_factory=dict)
+    windows: dict[int, WindowState] = field(default_factory=dict)
+    next_order: int = 0
+    events_applied: int = 0
+
+
+class QueueEngine:
+    """The hall's queue rules over one :class:`QueueState`."""
+
+    def __init__(self, config: HallConfig) -> None:
+        self.config = config
+        self.rules = config.queue
+        self.zone = config.hall.zone
+        self._services = {s.id: s for s in config.services}
+        self._windows_cfg = {w.number: w for w in config.windows}
+        self._serves = {w.number: config.served_by(w) for w in config.windows}
+        self.state = QueueState(
+            windows={
+                w.number: WindowState(number=w.number, open=w.open, staff_id=w.staff_a or w.staff_b)
+                for w in config.windows
+            }
+        )
+        self._times = {
+            s.id: ServiceTimes(s.default_service_minutes * 60, self.rules.recent_service_samples)
+            for s in config.services
+        }
+
+    # ---- deciding ---------------------------------------------------------------------------
+
+    def decide(self, command: Command, now: datetime) -> list[Event]:
+        """The events ``command`` causes at ``now``; raises :class:`Refused` when invalid."""
+        events: list[Event] = []
+        day = numbering.business_day(now, self.zone, self.rules.reset_hour)
+        if day != self.state.day:
+            abandoned = [t.ticket.id for t in self.state.tickets.values()
+                         if t.state in (TicketState.WAITING, TicketState.CALLED)]
+            events.append(DayOpened(at=now, day=day, abandoned=abandoned))
+        rid = command.request_id
+        match command:
+            case TakeTicket():
+                events.append(self._take(command, now, day, fresh_day=bool(events)))
+            case CallNext():
+                events += self._call(command.window, now, rid, fresh_day=bool(events))
+            case Recall():
+                current = self._current(command.window, fresh_day=bool(events))
+                events.append(TicketRecalled(at=now, request_id=rid, ticket_id=current.ticket.id,
+                                             window=command.window))
+            case Skip():
+                current = self._current(command.window, fresh_day=bool(events))
+                requeue = current.skips < self.rules.no_show_requeue
+                events.append(TicketSkipped(at=now, request_id=rid, ticket_id=current.ticket.id,
+                                            window=command.window, requeued=requeue))
+            case Complete():
+                current = self._current(command.window, fresh_day=bool(events))
+                events.append(self._completed(current, command.window, now, rid))
+            case Transfer():
+                events.append(self._transfer(command, now, fresh_day=bool(events)))
+            case Pause():
+                window = self._window(command.window)
+                if window.paused:
+                    raise Refused("queue.window_already_paused", window=command.window)
+                events.append(WindowPaused(at=now, request_id=rid, window=command.window))
+            case Resume():
+                window = self._window(command.window)
+                if not window.paused:
+                    raise Refused("queue.window_not_paused", window=command.window)
+                events.append(WindowResumed(at=now, request_id=rid, window=command.window))
+            case SwitchStaff():
+                self._window(command.window)
+                cfg = self._windows_cfg[command.window]
+                if command.staff_id not in (cfg.staff_a, cfg.staff_b):
+                    raise Refused("queue.staff_not_on_window", window=command.window, staff=command.staff_id)
+                events.append(StaffChanged(at=now, request_id=rid, window=command.window,
+                                           staff_id=command.staff_id))
+            case _:
+                assert_never(command)
+        return events
+
+    def _take(self, command: TakeTicket, now: datetime, day: date, fresh_day: bool) -> TicketIssued:
+        service = self._services.get(command.service_id)
+        if service is None:
+            raise Refused("queue.unknown_service", service=command.service_id)
+        if not any(self._window_usable(n) for n, s in self._serves.items() if service.id in s):
+            raise Refused("queue.no_window_open", service=service.name)
+        local = now.astimezone(self.zone)
+        if not self.rules.accept_outside_hours and not self.config.hours.is_open(local):
+            opening = self.config.hours.next_opening(local)
+            raise Refused("queue.hall_closed", next=f"{opening:%m-%d %H:%M}" if opening else "-")
+        seq = (0 if fresh_day else self.state.counters.get(service.prefix, 0)) + 1
+        number = numbering.ticket_number(service.prefix, seq)
+        ticket = Ticket(
+            id=numbering.ticket_id(day, number),
+            public_id=numbering.public_id(),
+            number=number,
+            prefix=service.prefix,
+            seq=seq,
+            day=day,
+            service_id=service.id,
+            channel=command.channel,
+            priority=command.priority,
+            taken_at=now,
+            id_hash=command.id_hash,
+        )
+        return TicketIssued(at=now, request_id=command.request_id, ticket=ticket)
+
+    def _call(self, number: int, now: datetime, rid: str, fresh_day: bool) -> list[Event]:
+        window = self._window(number)
+        if not window.open:
+            raise Refused("queue.window_closed", window=number)
+        if window.paused:
+            raise Refused("queue.window_paused", window=number)
+        events: list[Event] = []
+        if window.current is not None and not fresh_day:
+            events.append(self._completed(self.state.tickets[window.current], number, now, rid))
+        serves = self._serves[number]
+        picked = None if fresh_day else choose(
+            (
+                Candidate(t.ticket.id, t.ticket.priority, t.order, t.directed_window == number)
+                for t in self.state.waiting.values()
+                if (t.directed_window == number)
+                or (t.directed_window is None and t.service_id in serves)
+            ),
+            window.priority_streak,
+            self.rules.max_priority_in_a_row,
+        )
+        if picked is None:
+            if events:
+                return events
+            raise Refused("queue.nothing_waiting", window=number)
+        events.append(TicketCalled(at=now, request_id=rid, ticket_id=picked.ticket_id, window=number,
+                                   staff_id=window.staff_id))
+        return events
+
+    def _transfer(self, command: Transfer, now: datetime, fresh_day: bool) -> TicketTransferred:
+        current = self._current(command.window, fresh_day)
+        if command.to_service is None and command.to_window is None:
+            raise Refused("queue.transfer_needs_target")
+        to_service = command.to_service or current.service_id
+        if to_service not in self._services:
+            raise Refused("queue.unknown_service", service=to_service)
+        if command.to_window is not None:
+            self._window(command.to_window)
+            if command.to_window == command.window:
+                raise Refused("queue.transfer_same_window", window=command.window)
+            if to_service not in self._serves[command.to_window]:
+                raise Refused("queue.window_does_not_serve", window=command.to_window,
+                              service=self._services[to_service].name)
+        elif to_service == current.service_id:
+            raise Refused("queue.transfer_same_service", service=self._services[to_service].name)
+        return TicketTransferred(at=now, request_id=command.request_id, ticket_id=current.ticket.id,
+                                 window=command.window, to_service=to_service, to_window=command.to_window)
+
+    def _completed(self, record: TicketRecord, window: int, now: datetime, rid: str | None) -> TicketCompleted:
+        assert record.called_at is not None
+        return TicketCompleted(at=now, request_id=rid, ticket_id=record.ticket.id, window=window,
+                               staff_id=self.state.windows[window].staff_id, service_id=record.service_id,
+                               called_at=record.called_at)
+
+    def _window(self, number: int) -> WindowState:
+        window = self.state.windows.get(number)
+        if window is None:
+            raise Refused("queue.unknown_window", window=number)
+        return window
+
+    def _window_usable(self, number: int) -> bool:
+        window = self.state.windows[number]
+        return window.open and not window.paused
+
+    def _current(self, number: int, fresh_day: bool) -> TicketRecord:
+        window = self._window(number)
+        if window.current is None or fresh_day:
+            raise Refused("queue.no_current_ticket", window=number)
+        return self.state.tickets[window.current]
+
+    # ---- applying ---------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the state. Events come from ``decide`` or from the log."""
+        state = self.state
+        state.events_applied += 1
+        match event:
+            case DayOpened():
+                state.day = event.day
+                state.counters.clear()
+                state.tickets.clear()
+                state.waiting.clear()
+                for window in state.windows.values():
+                    window.current = None
+                    window.priority_streak = 0
+                    window.served = 0
+                    window.service_seconds = 0.0
+                for times in self._times.values():
+                    times.clear()
+            case TicketIssued():
+                t = event.ticket
+                state.counters[t.prefix] = t.seq
+                record = TicketRecord(ticket=t, service_id=t.service_id)
+                state.tickets[t.id] = record
+                self._enqueue(record, event.at)
+            case TicketCalled():
+                record = state.tickets[event.ticket_id]
+                state.waiting.pop(record.ticket.id, None)
+                record.state = TicketState.CALLED
+                record.window = event.window
+                record.called_at = event.at
+                record.directed_window = None
+                window = state.windows[event.window]
+                window.current = record.ticket.id
+                if record.ticket.priority is Priority.NORMAL:
+                    window.priority_streak = 0
+                else:
+                    window.priority_streak += 1
+            case TicketRecalled():
+                pass
+            case TicketSkipped():
+                record = state.tickets[event.ticket_id]
+                state.windows[event.window].current = None
+                record.skips += 1
+                record.window = None
+                if event.requeued:
+                    self._enqueue(record, event.at)
+                else:
+                    record.state = TicketState.NO_SHOW
+            case TicketTransferred():
+                record = state.tickets[event.ticket_id]
+                state.windows[event.window].current = None
+                record.service_id = event.to_service
+                record.directed_window = event.to_window
+                record.window = None
+                record.state = TicketState.WAITING
+                record.queued_at = event.at
+                state.waiting[record.ticket.id] = record
+            case TicketCompleted():
+                record = state.tickets[event.ticket_id]
+                record.state = TicketState.DONE
+                window = state.windows[event.window]
+                window.current = None
+                seconds = (event.at - event.called_at).total_seconds()
+                window.served += 1
+                window.service_seconds += seconds
+                self._times[event.service_id].add(seconds)
+            case WindowPaused():
+                state.windows[event.window].paused = True
+            case WindowResumed():
+                state.windows[event.window].paused = False
+            case StaffChanged():
+                state.windows[event.window].staff_id = event.staff_id
+            case _:
+                assert_never(event)
+
+    def _enqueue(self, record: TicketRecord, at: datetime) -> None:
+        record.state = TicketState.WAITING
+        record.order = self.state.next_order
+        record.queued_at = at
+        self.state.next_order += 1
+        self.state.waiting[record.ticket.id] = record
+
+    def execute(self, command: Command, now: datetime) -> list[Event]:
+        """Decide and apply in one step (for callers that persist nothing)."""
+        events = self.decide(command, now)
+        for event in events:
+            self.apply(event)
+        return events
+
+    # ---- figures and views ------------------------------------------------------------------
+
+    def ahead_of(self, record: TicketRecord) -> int:
+        if record.state is not TicketState.WAITING:
+            return 0
+        key = (rank(record.ticket.priority), record.order)
+        return sum(
+            1
+            for other in self.state.waiting.values()
+            if other.service_id == record.service_id
+            and other is not record
+            and (rank(other.ticket.priority), other.order) < key
+        )
+
+    def windows_for(self, service_id: str) -> list[int]:
+        return sorted(n for n, serves in self._serves.items() if service_id in serves)
+
+    def estimated_wait_seconds(self, service_id: str, ahead: int) -> float:
+        usable = [n for n in self.windows_for(service_id) if self._window_usable(n)]
+        all_busy = bool(usable) and all(self.state.windows[n].current is not None for n in usable)
+        return estimated_wait_seconds(ahead, self._times[service_id].mean, len(usable), all_busy)
+
+    def ticket_view(self, ticket_id: str) -> TicketView:
+        record = self.state.tickets[ticket_id]
+        ahead = self.ahead_of(record)
+        return TicketView(
+            ticket_id=record.ticket.id,
+            public_id=record.ticket.public_id,
+            number=record.ticket.number,
+            service_id=record.service_id,
+            service_name=self._services[record.service_id].name,
+            state=record.state,
+            priority=record.ticket.priority,
+            channel=record.ticket.channel,
+            taken_at=record.ticket.taken_at,
+            ahead=ahead,
+            estimated_wait_minutes=round(self.estimated_wait_seconds(record.service_id, ahead) / 60, 1)
+            if record.state is TicketState.WAITING else 0.0,
+            windows=[record.directed_window] if record.directed_window else self.windows_for(record.service_id),
+            window=record.window,
+        )
+
+    def window_view(self, number: int) -> WindowView:
+        window = self._window(number)
+        return WindowView(
+            number=number,
+            name=self._windows_cfg[number].name,
+            open=window.open,
+            paused=window.paused,
+            staff_id=window.staff_id,
+            ticket=self.ticket_view(window.current) if window.current else None,
+            served_today=window.served,
+            mean_service_seconds=round(window.service_seconds / window.served, 1) if window.served else None,
+        )
+
+    def service_queues(self, now: datetime) -> list[ServiceQueueView]:
+        per_service: dict[str, list[TicketRecord]] = {s: [] for s in self._services}
+        for record in self.state.waiting.values():
+            per_service[record.service_id].append(record)
+        views = []
+        for service in self.config.services:
+            waiting = per_service[service.id]
+            oldest = min((r.ticket.taken_at for r in waiting), default=None)
+            views.append(ServiceQueueView(
+                service_id=service.id,
+                name=service.name,
+                prefix=service.prefix,
+                waiting=len(waiting),
+                longest_wait_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+                estimated_wait_minutes=round(self.estimated_wait_seconds(service.id, len(waiting)) / 60, 1),
+            ))
+        return views
+
+    def outcome(self, command: Command, events: list[Event]) -> Outcome:
+        """The reply to ``command`` once its events are applied."""
+        ticket_id = next((getattr(e, "ticket_id", None) or getattr(getattr(e, "ticket", None), "id", None)
+                          for e in reversed(events)
+                          if isinstance(e, (TicketIssued, TicketCalled, TicketRecalled, TicketSkipped,
+                                            TicketTransferred, TicketCompleted))), None)
+        window = getattr(command, "window", None)
+        return Outcome(
+            action=command.action,
+            events=events,
+            ticket=self.ticket_view(ticket_id) if ticket_id and ticket_id in self.state.tickets else None,
+            window=self.window_view(window) if window is not None else None,
+        )

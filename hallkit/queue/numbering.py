@@ -1,0 +1,33 @@
+"""The ticket-numbering rule: a letter per service group and a daily, gapless sequence.
+
+Numbers start again every business day. A business day begins at the
+configured reset hour in the hall's time zone, so a hall that resets at 04:00
+keeps late-evening extended-service tickets on the same day.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+PUBLIC_ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+"""No 0/o, 1/l/i: a resident may have to type it from a photo of the ticket."""
+
+
+def business_day(now: datetime, zone: ZoneInfo, reset_hour: int) -> date:
+    local = now.astimezone(zone)
+    return (local - timedelta(hours=reset_hour)).date()
+
+
+def ticket_number(prefix: str, seq: int) -> str:
+    """A001 … A999, then A1000: never fewer than three digits, never truncated."""
+    return f"{prefix}{seq:03d}"
+
+
+def ticket_id(day: date, number: str) -> str:
+    return f"{day:%Y%m%d}-{number}"
+
+
+def public_id(length: int = 10) -> str:
+    return "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(length))

@@ -1,0 +1,1 @@
+"""Durable state: the queue's event log in SQLite."""

@@ -1,0 +1,108 @@
+"""The event log in SQLite (WAL): append-only events plus the reply to each request.
+
+Tables:
+
+- ``events``: every queue event in order (``seq``), its id unique forever.
+- ``requests``: the reply given to each request id, written in the same
+  transaction as the events it caused, so a repeated request gets the same
+  answer and never a second ticket, even across a crash.
+- ``meta``: the schema version.
+
+Other parts (ratings, the uplink outbox) add their own tables and write them
+inside the same transaction through :meth:`EventStore.transaction`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from hallkit.queue.models import EVENT, Event
+
+SCHEMA_VERSION = 1
+
+Synchronous = Literal["full", "normal"]
+
+
+class EventStore:
+    def __init__(self, path: Path | str, synchronous: Synchronous = "full") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, used under the owner's lock; check_same_thread off because the hub
+        # hands commands from the MQTT thread.
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = c.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} was written by a newer hallkit (schema {version}); upgrade hallkit"
+                )
+            if version < 1:
+                c.executescript(
+                    """
+                    CREATE TABLE events (
+                        seq INTEGER PRIMARY KEY,
+                        id TEXT NOT NULL UNIQUE,
+                        type TEXT NOT NULL,
+                        at TEXT NOT NULL,
+                        request_id TEXT,
+                        body TEXT NOT NULL
+                    );
+                    CREATE TABLE requests (
+                        request_id TEXT PRIMARY KEY,
+                        action TEXT NOT NULL,
+                        reply TEXT NOT NULL
+                    );
+                    """
+                )
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @staticmethod
+    def append(conn: sqlite3.Connection, events: list[Event]) -> None:
+        conn.executemany(
+            "INSERT INTO events (id, type, at, request_id, body) VALUES (?, ?, ?, ?, ?)",
+            [(e.id, e.type, e.at.isoformat(), e.request_id, e.model_dump_json()) for e in events],
+        )
+
+    @staticmethod
+    def remember(conn: sqlite3.Connection, request_id: str, action: str, reply: str) -> None:
+        conn.execute("INSERT INTO requests VALUES (?, ?, ?)", (request_id, action, reply))
+
+    def reply_for(self, request_id: str) -> tuple[str, str] | None:
+        """(action, reply JSON) of a request already answered, if any."""
+        row = self.conn.execute(
+            "SELECT action, reply FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def events(self, after_seq: int = 0) -> Iterator[tuple[int, Event]]:
+        cursor = self.conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
+        for seq, body in cursor:
+            yield seq, EVENT.validate_json(body)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what hallkit needs on a Debian machine: system packages (only those missing),
+# a virtual environment in .venv, and hallkit itself with its test tools.
+# Sourced by scripts/run-hall.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+HALLKIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${HALLKIT_VENV:-$HALLKIT_ROOT/.venv}"
+
+say() { printf '[hallkit] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; return 1; fi
+}
+
+# command-to-package pairs; a package is installed only when its command is missing.
+APT_NEEDS=(
+  "mosquitto:mosquitto"
+  "mosquitto_pub:mosquitto-clients"
+)
+missing=()
+for pair in "${APT_NEEDS[@]}"; do
+  cmd="${pair%%:*}"; pkg="${pair#*:}"
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then missing+=("$pkg"); fi
+done
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv python3-pip); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python3 - <<'PY' || { say "hallkit needs Python 3.11 or newer"; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+stamp="$VENV/.hallkit-installed"
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment in $VENV"
+  python3 -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || [ "$HALLKIT_ROOT/pyproject.toml" -nt "$stamp" ]; then
+  say "installing hallkit and its dependencies (pip)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e "$HALLKIT_ROOT[test]"
+  touch "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
