@@ -1,7 +1,8 @@
 """Message catalogues: every sentence a resident or staff member reads.
 
-Texts live in ``locales/<lang>.toml`` keyed by a dotted id, so code names a
-message, never its wording. Chinese (``zh``) is the first language; English
+Texts live in ``locales/<lang>.toml`` (the core) and ``locales/<part>.<lang>.toml``
+(one file per part of the hall: printer, idcard, kiosk, ...), keyed by a dotted
+id such as ``printer.paper_out``, so code names a message, never its wording. Chinese (``zh``) is the first language; English
 (``en``) is the second and the fallback for a key a catalogue lacks.
 """
 
@@ -20,8 +21,12 @@ LANGS: tuple[Lang, ...] = ("zh", "en")
 
 @cache
 def catalogue(lang: Lang) -> dict[str, str]:
-    raw = resources.files("hallkit").joinpath("locales", f"{lang}.toml").read_text("utf-8")
-    return _flatten(tomllib.loads(raw))
+    folder = resources.files("hallkit").joinpath("locales")
+    flat: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name == f"{lang}.toml" or entry.name.endswith(f".{lang}.toml"):
+            flat.update(_flatten(tomllib.loads(entry.read_text("utf-8"))))
+    return flat
 
 
 def _flatten(tree: dict[str, object], prefix: str = "") -> dict[str, str]:

@@ -14,15 +14,20 @@ as_root() {
     say "need root to run: $*"; return 1; fi
 }
 
-# command-to-package pairs; a package is installed only when its command is missing.
+# what-to-look-for:package pairs; a package is installed only when its command (or, for an
+# absolute path, its file) is missing.
 APT_NEEDS=(
-  "mosquitto:mosquitto"
+  "mosquitto:mosquitto"                     # the hall broker; tests start their own instances
   "mosquitto_pub:mosquitto-clients"
+  "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"   # Chinese on screens and ticket images
 )
 missing=()
 for pair in "${APT_NEEDS[@]}"; do
-  cmd="${pair%%:*}"; pkg="${pair#*:}"
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then missing+=("$pkg"); fi
+  what="${pair%%:*}"; pkg="${pair#*:}"
+  case "$what" in
+    /*) [ -e "$what" ] || missing+=("$pkg") ;;
+    *) command -v "$what" >/dev/null 2>&1 || [ -x "/usr/sbin/$what" ] || missing+=("$pkg") ;;
+  esac
 done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv python3-pip); fi
 if [ ${#missing[@]} -gt 0 ]; then
