@@ -10,7 +10,7 @@ restarts after a crash. The clock and randomness come in from outside
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import assert_never
 
@@ -105,15 +105,21 @@ class QueueEngine:
         self._services = {s.id: s for s in config.services}
         self._windows_cfg = {w.number: w for w in config.windows}
         self._serves = {w.number: config.served_by(w) for w in config.windows}
+        self.state = QueueState()
+        self._times: dict[str, ServiceTimes] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state before any event, in place: holders of this engine keep a live one."""
         self.state = QueueState(
             windows={
                 w.number: WindowState(number=w.number, open=w.open, staff_id=w.staff_a or w.staff_b)
-                for w in config.windows
+                for w in self.config.windows
             }
         )
         self._times = {
             s.id: ServiceTimes(s.default_service_minutes * 60, self.rules.recent_service_samples)
-            for s in config.services
+            for s in self.config.services
         }
 
     # ---- deciding ---------------------------------------------------------------------------
@@ -122,6 +128,10 @@ class QueueEngine:
         """The events ``command`` causes at ``now``; raises :class:`Refused` when invalid."""
         events: list[Event] = []
         day = numbering.business_day(now, self.zone, self.rules.reset_hour)
+        if self.state.day is not None and day < self.state.day:
+            # A clock stepped back over the reset hour must not reopen a past day: its numbers
+            # were already given out, and ticket ids must stay unique forever.
+            day = self.state.day
         if day != self.state.day:
             abandoned = [t.ticket.id for t in self.state.tickets.values()
                          if t.state in (TicketState.WAITING, TicketState.CALLED)]
@@ -171,8 +181,7 @@ class QueueEngine:
         service = self._services.get(command.service_id)
         if service is None:
             raise Refused("queue.unknown_service", service=command.service_id)
-        if not any(self._window_usable(n) for n, s in self._serves.items() if service.id in s):
-            raise Refused("queue.no_window_open", service=service.name)
+        self._require_usable_window(service.id)
         local = now.astimezone(self.zone)
         if not self.rules.accept_outside_hours and not self.config.hours.is_open(local):
             opening = self.config.hours.next_opening(local)
@@ -229,15 +238,23 @@ class QueueEngine:
         to_service = command.to_service or current.service_id
         if to_service not in self._services:
             raise Refused("queue.unknown_service", service=to_service)
+        # A transferred ticket must stay callable: its target window, or one window of its
+        # target service, has to be open and not paused, as for a newly taken ticket.
         if command.to_window is not None:
-            self._window(command.to_window)
+            target = self._window(command.to_window)
             if command.to_window == command.window:
                 raise Refused("queue.transfer_same_window", window=command.window)
             if to_service not in self._serves[command.to_window]:
                 raise Refused("queue.window_does_not_serve", window=command.to_window,
                               service=self._services[to_service].name)
+            if not target.open:
+                raise Refused("queue.window_closed", window=command.to_window)
+            if target.paused:
+                raise Refused("queue.window_paused", window=command.to_window)
         elif to_service == current.service_id:
             raise Refused("queue.transfer_same_service", service=self._services[to_service].name)
+        else:
+            self._require_usable_window(to_service)
         return TicketTransferred(at=now, request_id=command.request_id, ticket_id=current.ticket.id,
                                  window=command.window, to_service=to_service, to_window=command.to_window)
 
@@ -252,6 +269,10 @@ class QueueEngine:
         if window is None:
             raise Refused("queue.unknown_window", window=number)
         return window
+
+    def _require_usable_window(self, service_id: str) -> None:
+        if not any(self._window_usable(n) for n, s in self._serves.items() if service_id in s):
+            raise Refused("queue.no_window_open", service=self._services[service_id].name)
 
     def _window_usable(self, number: int) -> bool:
         window = self.state.windows[number]
@@ -326,7 +347,8 @@ class QueueEngine:
                 record.state = TicketState.DONE
                 window = state.windows[event.window]
                 window.current = None
-                seconds = (event.at - event.called_at).total_seconds()
+                # A clock stepped back must not feed a negative duration into the estimate.
+                seconds = max(0.0, (event.at - event.called_at).total_seconds())
                 window.served += 1
                 window.service_seconds += seconds
                 self._times[event.service_id].add(seconds)
@@ -354,6 +376,24 @@ class QueueEngine:
         return events
 
     # ---- figures and views ------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """The whole state as plain data: two engines with equal snapshots hold the same queue.
+
+        Restart and replay checks compare these; the waiting list is in call order.
+        """
+        state = self.state
+        return {
+            "day": state.day,
+            "counters": dict(sorted(state.counters.items())),
+            "tickets": {tid: {**asdict(r), "ticket": r.ticket.model_dump()}
+                        for tid, r in sorted(state.tickets.items())},
+            "waiting": [r.ticket.id for r in sorted(state.waiting.values(), key=lambda r: r.order)],
+            "windows": {n: asdict(w) for n, w in sorted(state.windows.items())},
+            "next_order": state.next_order,
+            "events_applied": state.events_applied,
+            "service_times": {sid: t.samples for sid, t in sorted(self._times.items())},
+        }
 
     def ahead_of(self, record: TicketRecord) -> int:
         if record.state is not TicketState.WAITING:

@@ -35,6 +35,10 @@ class ServiceTimes:
         self._sum = 0.0
 
     @property
+    def samples(self) -> list[float]:
+        return list(self._recent)
+
+    @property
     def mean(self) -> float:
         return self._sum / len(self._recent) if self._recent else self.default_seconds
 

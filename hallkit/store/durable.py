@@ -51,7 +51,7 @@ class DurableQueue:
         self._replay()
 
     def _replay(self) -> None:
-        self.engine = QueueEngine(self.config)
+        self.engine.reset()
         for _, event in self.store.events():
             self.engine.apply(event)
         log.info("queue restored from %s: %d events", self.store.path, self.engine.state.events_applied)
@@ -66,17 +66,17 @@ class DurableQueue:
                     raise Refused("queue.request_id_reused", request=command.request_id)
                 return Outcome.model_validate_json(reply)
             events = self.engine.decide(command, now or self.clock())
-            for event in events:
-                self.engine.apply(event)
-            outcome = self.engine.outcome(command, events)
             try:
+                for event in events:
+                    self.engine.apply(event)
+                outcome = self.engine.outcome(command, events)
                 with self.store.transaction() as conn:
                     EventStore.append(conn, events)
                     EventStore.remember(conn, command.request_id, command.action, outcome.model_dump_json())
                     for project in self.projectors:
                         project(conn, events)
             except BaseException:
-                # The engine already applied events that did not reach the disk: rebuild from the log.
+                # The engine may hold events that did not reach the disk: rebuild it from the log.
                 self._replay()
                 raise
         for listener in self.listeners:

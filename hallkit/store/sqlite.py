@@ -73,10 +73,13 @@ class EventStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # Also when COMMIT itself fails (disk full, busy): SQLite may leave the transaction
+            # open, and the next BEGIN would then fail for good.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     @staticmethod
     def append(conn: sqlite3.Connection, events: list[Event]) -> None:
