@@ -49,22 +49,23 @@ class EventStore:
                     f"{self.path} was written by a newer hallkit (schema {version}); upgrade hallkit"
                 )
             if version < 1:
-                c.executescript(
-                    """
-                    CREATE TABLE events (
+                # executescript() would commit on its own; these run inside the transaction.
+                c.execute(
+                    """CREATE TABLE events (
                         seq INTEGER PRIMARY KEY,
                         id TEXT NOT NULL UNIQUE,
                         type TEXT NOT NULL,
                         at TEXT NOT NULL,
                         request_id TEXT,
                         body TEXT NOT NULL
-                    );
-                    CREATE TABLE requests (
+                    )"""
+                )
+                c.execute(
+                    """CREATE TABLE requests (
                         request_id TEXT PRIMARY KEY,
                         action TEXT NOT NULL,
                         reply TEXT NOT NULL
-                    );
-                    """
+                    )"""
                 )
             c.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
