@@ -1,0 +1,249 @@
+"""What goes on a queue ticket, and the ESC/POS bytes that print it.
+
+Pure: ticket data in, bytes out; no printer needed. A ticket, top to bottom::
+
+    hall name (bold, centred, wrapped)
+    A001            (double width and height)
+    service name    (double height, wrapped by display width)
+    ----------------
+    办理窗口 / 前面等候 / 预计等候 / 取号时间
+    [QR: qr_base_url + public id]
+    扫码查看进度、评价服务
+    footer from config
+    (feed, cut)
+
+Widths are counted in printer columns (Font A, 12 dots): 32 on 58 mm paper, 48 on
+80 mm. A character the printer draws from its Chinese font (two or more bytes in
+GB18030, GBK or Big5; East Asian wide in UTF-8) takes two columns, so lines are
+wrapped by that width and never split a character.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from datetime import datetime
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.printer.codec import (
+    Align,
+    Alignment,
+    Bold,
+    CharSize,
+    ChineseMode,
+    Cut,
+    EscposCommand,
+    Initialize,
+    LineFeed,
+    Text,
+    encode,
+    qr_code,
+)
+from hallkit.config import HallConfig, TicketLayout
+from hallkit.i18n import Lang, text
+from hallkit.queue.models import Priority, TicketView
+
+COLUMNS = {58: 32, 80: 48}
+"""Font A columns by paper width (384 and 576 printable dots)."""
+
+QR_MODULE_DOTS = {58: 5, 80: 6}
+"""QR module size: a phone must read it from arm's length on a 48 mm or 72 mm print line."""
+
+CUT_FEED_LINES = 4
+"""Blank lines fed before the cut so the footer clears the blade."""
+
+NO_LINE_START = frozenset("，。、；：？！）》」』】〕…,.;:?!)%")
+"""Punctuation a Chinese line must not start with (避头点); it stays with the character before."""
+
+
+class TicketWindow(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int
+    name: str
+
+
+class TicketPrint(BaseModel):
+    """Everything printed on one ticket, and nothing personal: no name, no ID number."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ticket_id: str = Field(description="the hub's ticket id; the spooler prints each id once")
+    number: str
+    hall_name: str
+    service_name: str
+    priority: Priority = Priority.NORMAL
+    windows: list[TicketWindow]
+    ahead: int = Field(ge=0)
+    wait_minutes: int = Field(ge=0)
+    taken_at: datetime = Field(description="local time of the hall")
+    qr_url: str
+    footer: str = ""
+
+    @classmethod
+    def from_view(cls, view: TicketView, config: HallConfig) -> Self:
+        """The printed form of a ticket the hub just issued."""
+        return cls(
+            ticket_id=view.ticket_id,
+            number=view.number,
+            hall_name=config.hall.name,
+            service_name=view.service_name,
+            priority=view.priority,
+            windows=[TicketWindow(number=n, name=config.window(n).name) for n in view.windows],
+            ahead=view.ahead,
+            wait_minutes=math.ceil(view.estimated_wait_minutes),
+            taken_at=view.taken_at.astimezone(config.hall.zone),
+            qr_url=qr_url(config.ticket.qr_base_url, view.public_id),
+            footer=config.ticket.footer,
+        )
+
+
+def qr_url(base: str, public_id: str) -> str:
+    """The ticket's link: the configured base, then the public id (a path or a query value)."""
+    return f"{base}{public_id}" if base.endswith(("/", "=")) else f"{base}/{public_id}"
+
+
+def sample_ticket(config: HallConfig | None = None, when: datetime | None = None) -> TicketPrint:
+    """The ticket ``hall printer test`` prints: real layout, made-up queue."""
+    moment = when or datetime.now().astimezone()
+    if config is None:
+        return TicketPrint(
+            ticket_id="test", number="A001", hall_name=text("printer.sample.hall"),
+            service_name=text("printer.sample.service"),
+            windows=[TicketWindow(number=1, name=text("printer.sample.window"))],
+            ahead=3, wait_minutes=15, taken_at=moment,
+            qr_url=qr_url(TicketLayout().qr_base_url, "TEST000001"), footer=TicketLayout().footer,
+        )
+    service = config.services[0]
+    return TicketPrint(
+        ticket_id="test", number=f"{service.prefix}001", hall_name=config.hall.name,
+        service_name=service.name,
+        windows=[TicketWindow(number=w.number, name=w.name) for w in config.windows_serving(service.id)],
+        ahead=3, wait_minutes=15, taken_at=moment.astimezone(config.hall.zone),
+        qr_url=qr_url(config.ticket.qr_base_url, "TEST000001"), footer=config.ticket.footer,
+    )
+
+
+class TicketComposer:
+    """Turns a :class:`TicketPrint` into ESC/POS commands and bytes for one paper and encoding."""
+
+    def __init__(self, layout: TicketLayout, lang: Lang = "zh") -> None:
+        self.layout = layout
+        self.lang = lang
+        self.columns = COLUMNS[layout.paper_width_mm]
+
+    def to_bytes(self, ticket: TicketPrint) -> bytes:
+        return encode(self.commands(ticket))
+
+    def commands(self, ticket: TicketPrint) -> list[EscposCommand]:
+        out: list[EscposCommand] = [Initialize()]
+        if self.layout.chinese_mode:
+            # Many printers start in Chinese mode, but not all; say it rather than hope.
+            out.append(ChineseMode(on=True))
+        out.append(Align(align=Alignment.CENTER))
+        out += [Bold(on=True), *self._lines(ticket.hall_name, self.columns), Bold(on=False)]
+        out.append(LineFeed())
+        out += [CharSize(width=2, height=2), *self._lines(ticket.number, self.columns // 2),
+                CharSize(width=1, height=1)]
+        if ticket.priority is not Priority.NORMAL:
+            out += self._lines(self._say(f"printer.ticket.priority_{ticket.priority.value}"), self.columns)
+        out += [CharSize(width=1, height=2), *self._lines(ticket.service_name, self.columns),
+                CharSize(width=1, height=1)]
+        out += self._lines("-" * self.columns, self.columns)
+        out.append(Align(align=Alignment.LEFT))
+        for line in self._details(ticket):
+            out += self._lines(line, self.columns)
+        out += [LineFeed(), Align(align=Alignment.CENTER)]
+        out += qr_code(ticket.qr_url, QR_MODULE_DOTS[self.layout.paper_width_mm])
+        out.append(LineFeed())
+        out += self._lines(self._say("printer.ticket.scan"), self.columns)
+        if ticket.footer:
+            out += self._lines(ticket.footer, self.columns)
+        out.append(Cut(partial=True, feed=CUT_FEED_LINES))
+        return out
+
+    def _details(self, ticket: TicketPrint) -> list[str]:
+        lines = self._windows(ticket.windows)
+        if ticket.ahead:
+            lines.append(self._say("printer.ticket.ahead", ahead=ticket.ahead))
+            lines.append(self._say("printer.ticket.wait", minutes=max(ticket.wait_minutes, 1)))
+        else:
+            lines.append(self._say("printer.ticket.none_ahead"))
+        lines.append(self._say("printer.ticket.taken_at", time=f"{ticket.taken_at:%Y-%m-%d %H:%M}"))
+        return lines
+
+    def _windows(self, windows: list[TicketWindow]) -> list[str]:
+        """The windows on one line if they fit, else one window a line under the label."""
+        label = self._say("printer.ticket.windows_label")
+        names = [self._say("printer.ticket.window", number=w.number, name=w.name) for w in windows]
+        one_line = label + self._say("printer.ticket.window_separator").join(names)
+        if display_width(one_line, self.layout.encoding) <= self.columns:
+            return [one_line]
+        indent = " " * display_width(label, self.layout.encoding)
+        return [(label if i == 0 else indent) + name for i, name in enumerate(names)]
+
+    def _say(self, key: str, **params: object) -> str:
+        return text(key, self.lang, **params)
+
+    def _lines(self, content: str, columns: int) -> list[EscposCommand]:
+        """``content`` wrapped to ``columns``, each line encoded and ended with LF."""
+        out: list[EscposCommand] = []
+        for line in wrap(content, columns, self.layout.encoding):
+            if line:
+                out.append(Text(data=self.encode_text(line)))
+            out.append(LineFeed())
+        return out
+
+    def encode_text(self, line: str) -> bytes:
+        # A character the printer's encoding lacks prints as "?", never as a crash at the kiosk.
+        return line.encode(self.layout.encoding, errors="replace")
+
+
+def char_columns(char: str, encoding: str) -> int:
+    """Printer columns one character takes: 2 when it comes from the Chinese font."""
+    if encoding == "utf-8":
+        return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    try:
+        return 2 if len(char.encode(encoding)) > 1 else 1
+    except UnicodeEncodeError:
+        return 1  # printed as a one-column "?"
+
+
+def display_width(line: str, encoding: str) -> int:
+    return sum(char_columns(c, encoding) for c in line)
+
+
+def wrap(content: str, columns: int, encoding: str) -> list[str]:
+    """Split ``content`` into lines of at most ``columns`` printer columns.
+
+    Breaks between characters only, at a space when one is in the second half of the
+    line (so "投诉电话 12345" stays whole); a closing punctuation mark never starts a
+    line (the character before it moves down with it). Explicit newlines are kept.
+    """
+    lines: list[str] = []
+    for paragraph in content.split("\n"):
+        current: list[str] = []
+        for char in paragraph:
+            size = char_columns(char, encoding)
+            if display_width("".join(current), encoding) + size > columns and current:
+                current = _break(current, char, lines)
+                if char == " " and not current:
+                    continue  # a space at the break is dropped, not printed at the start of a line
+            current.append(char)
+        lines.append("".join(current))
+    return lines
+
+
+def _break(current: list[str], char: str, lines: list[str]) -> list[str]:
+    """End the line in ``current`` before ``char``; returns what starts the next line."""
+    space = "".join(current).rfind(" ")
+    if space >= len(current) // 2:
+        lines.append("".join(current[:space]).rstrip())
+        return current[space + 1 :]
+    if char in NO_LINE_START and len(current) > 1:
+        lines.append("".join(current[:-1]))
+        return current[-1:]
+    lines.append("".join(current))
+    return []
