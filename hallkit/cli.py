@@ -21,6 +21,8 @@ from hallkit import __version__
 
 PARTS = (
     "hallkit.commands",
+    "broker.cli",
+    "devices.idcard.cli",
 )
 """Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""
 

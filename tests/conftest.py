@@ -79,3 +79,12 @@ def small_config() -> HallConfig:
 @pytest.fixture
 def sample_config() -> HallConfig:
     return parse_config(example_config())
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    from tests.brokers import Mosquitto
+
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()

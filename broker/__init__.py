@@ -1,0 +1,1 @@
+"""The hall hub: the MQTT contract, the hub service, the embedded broker, counter commands."""

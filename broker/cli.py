@@ -1,0 +1,262 @@
+"""Commands of the hub: run it, look at it, and work a counter without hardware."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.i18n import bilingual
+
+DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+WINDOW_ACTIONS = {
+    "call": "call the next resident to this window (叫号)",
+    "recall": "call the current ticket again (重呼)",
+    "skip": "the called resident did not come (过号)",
+    "done": "the current ticket is completed (办结); the pad asks for a rating",
+    "pause": "pause the window (暂停)",
+    "resume": "resume a paused window",
+}
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hub = commands.add_parser("hub", help="run the hall hub (queue, MQTT, durable state)")
+    hub.add_argument("--config", required=True, type=Path, help="hall configuration file")
+    hub.add_argument("--broker", help="mqtt://HOST:PORT of the hall broker (default: start an embedded one "
+                                      "on 127.0.0.1:1883)")
+    hub.add_argument("--data", type=Path, help="folder for the hall's state (default: ./var/<hall id>)")
+    hub.add_argument("--sync", choices=["full", "normal"], default="full",
+                     help="SQLite synchronous mode: full survives power cuts, normal only process kills")
+    hub.set_defaults(handler=run_hub)
+
+    status = commands.add_parser("status", help="show queue lengths, waits, windows and devices of a running hall")
+    _add_connection(status)
+    add_json_flag(status)
+    status.set_defaults(handler=show_status)
+
+    take = commands.add_parser("take", help="take a ticket for a service (as at the counter or for an agent)")
+    take.add_argument("--service", required=True, help="service id (see the hall configuration)")
+    take.add_argument("--priority", choices=["normal", "priority", "appointment"], default="normal")
+    take.add_argument("--channel", choices=["counter", "agent", "appointment", "kiosk"], default="counter")
+    _add_connection(take)
+    add_json_flag(take)
+    take.set_defaults(handler=counter_command, action="take")
+
+    for action, help_text in WINDOW_ACTIONS.items():
+        cmd = commands.add_parser(action, help=help_text)
+        cmd.add_argument("--window", required=True, type=int)
+        _add_connection(cmd)
+        add_json_flag(cmd)
+        cmd.set_defaults(handler=counter_command, action=action)
+
+    transfer = commands.add_parser("transfer", help="send the current ticket to another service or window (转办)")
+    transfer.add_argument("--window", required=True, type=int)
+    transfer.add_argument("--to-service")
+    transfer.add_argument("--to-window", type=int)
+    _add_connection(transfer)
+    add_json_flag(transfer)
+    transfer.set_defaults(handler=counter_command, action="transfer")
+
+    staff = commands.add_parser("staff", help="hand a window to its other post (AB岗)")
+    staff.add_argument("--window", required=True, type=int)
+    staff.add_argument("--staff", required=True, help="staff id")
+    _add_connection(staff)
+    add_json_flag(staff)
+    staff.set_defaults(handler=counter_command, action="staff")
+
+    schema = commands.add_parser("schema", help="write the JSON Schemas of every MQTT payload")
+    schema.add_argument("--out", type=Path, default=Path("schemas"), help="folder (default: ./schemas)")
+    schema.set_defaults(handler=write_schemas)
+
+    broker = commands.add_parser("broker", help="Mosquitto configuration for a hall")
+    broker_cmds = broker.add_subparsers(metavar="ACTION", required=True)
+    conf = broker_cmds.add_parser("config", help="write mosquitto.conf, per-device passwords and topic ACLs")
+    conf.add_argument("--config", required=True, type=Path, help="hall configuration file")
+    conf.add_argument("--out", required=True, type=Path, help="folder to write into")
+    conf.add_argument("--port", type=int, default=1883)
+    conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (the hall LAN)")
+    conf.set_defaults(handler=write_broker_config)
+
+    demo = commands.add_parser("demo", help="run a whole sample hall on this machine, with simulated traffic")
+    demo.add_argument("--broker", help="use this broker instead of starting an embedded one")
+    demo.add_argument("--config", type=Path, help="hall configuration (default: the sample township hall)")
+    demo.add_argument("--data", type=Path, default=Path("var/demo"), help="folder for the demo's state")
+    demo.add_argument("--headless", action="store_true", help="no windows (servers and CI)")
+    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
+    demo.add_argument("--speed", type=float, default=20.0,
+                      help="how many times faster than real life residents arrive and are served")
+    demo.set_defaults(handler=run_demo)
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    parser.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
+                        help="hall id (default: the one hall whose hub runs on the broker)")
+    parser.add_argument("--device", default="console", help="this terminal's device id (default: console)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the hub")
+
+
+def _address(url: str):  # noqa: ANN202 - BrokerAddress, imported lazily to keep `hall --help` fast
+    from broker.mqtt import BrokerUrlError, parse_broker_url
+
+    try:
+        return parse_broker_url(url)
+    except BrokerUrlError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def _hall_id(args: argparse.Namespace, address) -> str:  # noqa: ANN001
+    from broker.client import HubError, discover_halls
+
+    if args.hall:
+        return str(args.hall)
+    try:
+        halls = discover_halls(address)
+    except HubError as exc:
+        raise CommandFailed(str(exc)) from None
+    online = sorted(h for h, s in halls.items() if s.state == "online") or sorted(halls)
+    if not online:
+        raise CommandFailed(bilingual("hub.no_hall", broker=address.url))
+    if len(online) > 1:
+        raise CommandFailed(bilingual("hub.many_halls", halls=", ".join(online)))
+    return online[0]
+
+
+# ---- hub ----------------------------------------------------------------------------------------
+
+
+def run_hub(args: argparse.Namespace) -> int:
+    from broker.embedded import EmbeddedBroker
+    from broker.hub import Hub
+    from hallkit.commands import load_or_fail
+
+    config = load_or_fail(args.config)
+    embedded = None
+    if args.broker:
+        address = _address(args.broker)
+    else:
+        embedded = EmbeddedBroker()
+        try:
+            embedded.start()
+        except OSError as exc:
+            raise CommandFailed(str(exc)) from None
+        address = _address(embedded.url)
+    hub = Hub(config, address, args.data or Path("var") / config.hall.id, args.sync)
+    hub.start()
+    _wait_for_signal()
+    hub.stop()
+    if embedded:
+        embedded.stop()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+# ---- status -------------------------------------------------------------------------------------
+
+
+def show_status(args: argparse.Namespace) -> int:
+    from broker.client import HubError, read_hall
+    from broker.status import HallStatus, render_status
+
+    address = _address(args.broker)
+    hall_id = _hall_id(args, address)
+    try:
+        view = read_hall(address, hall_id, timeout=args.timeout)
+    except HubError as exc:
+        raise CommandFailed(str(exc)) from None
+    status = HallStatus(hall=hall_id, hub=view.hub, queue=view.queue, devices=list(view.devices.values()))
+    emit(args, status, render_status(status))
+    return 0 if view.hub is not None and view.hub.state == "online" else 1
+
+
+# ---- counter commands ---------------------------------------------------------------------------
+
+
+def counter_command(args: argparse.Namespace) -> int:
+    from broker.client import HallClient, HubError
+    from broker.status import describe_reply
+    from hallkit.queue import models
+
+    commands = {
+        "take": lambda: models.TakeTicket(service_id=args.service, priority=args.priority, channel=args.channel),
+        "call": lambda: models.CallNext(window=args.window),
+        "recall": lambda: models.Recall(window=args.window),
+        "skip": lambda: models.Skip(window=args.window),
+        "done": lambda: models.Complete(window=args.window),
+        "pause": lambda: models.Pause(window=args.window),
+        "resume": lambda: models.Resume(window=args.window),
+        "transfer": lambda: models.Transfer(window=args.window, to_service=args.to_service,
+                                            to_window=args.to_window),
+        "staff": lambda: models.SwitchStaff(window=args.window, staff_id=args.staff),
+    }
+    try:
+        command = commands[args.action]()
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
+    address = _address(args.broker)
+    hall_id = _hall_id(args, address)
+    try:
+        with HallClient(address, hall_id, args.device) as client:
+            reply = client.request(command, timeout=args.timeout)
+    except HubError as exc:
+        raise CommandFailed(str(exc), code=2) from None
+    emit(args, reply, describe_reply(args.action, reply))
+    return 0 if reply.ok else 1
+
+
+# ---- schema and broker config -------------------------------------------------------------------
+
+
+def write_schemas(args: argparse.Namespace) -> int:
+    from broker.contract import PAYLOADS
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, model in PAYLOADS.items():
+        path = args.out / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n", "utf-8")
+    print(f"wrote {len(PAYLOADS)} JSON Schemas to {args.out}/")
+    return 0
+
+
+def write_broker_config(args: argparse.Namespace) -> int:
+    from broker.mosquitto import write_mosquitto_config
+    from hallkit.commands import load_or_fail
+
+    config = load_or_fail(args.config)
+    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind)
+    for path in written:
+        print(f"wrote {path}")
+    print(bilingual("broker.config_next", out=args.out))
+    return 0
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from broker.demo import Demo, DemoOptions
+
+    logging.getLogger("hallkit.hub").setLevel(logging.WARNING)
+    options = DemoOptions(broker=args.broker, config=args.config, data=args.data, headless=args.headless,
+                          duration=args.duration, speed=args.speed)
+    try:
+        demo = Demo(options)
+        demo.start()
+    except OSError as exc:
+        raise CommandFailed(str(exc)) from None
+    try:
+        demo.run()
+    finally:
+        demo.stop()
+    return 0

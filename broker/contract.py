@@ -1,0 +1,219 @@
+"""The MQTT contract of the hall: topics and payload models, defined once, imported everywhere.
+
+Every payload is JSON made from a model below, inside an envelope with a
+schema version (``v``), a message id (``msg_id``), the sender's device id and
+a time. The contract works on MQTT 3.1.1 (the embedded broker) as well as 5,
+so request/reply matching travels in the payload: a request names its
+``reply_to`` topic and carries the command's ``request_id``; the reply
+repeats that ``request_id``.
+
+``docs/contract.md`` documents every topic; ``tests/broker/test_contract.py``
+keeps that document and :data:`TOPICS` in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hallkit.i18n import Message
+from hallkit.queue.models import Command, Event, Outcome, ServiceQueueView, WindowView, new_id
+
+SCHEMA_VERSION = 1
+ROOT = "hall/v1"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    msg_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    device: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$",
+                        description="the sender's device id")
+    ts: datetime = Field(default_factory=utcnow)
+
+
+# ---- requests and replies -------------------------------------------------------------------------
+
+
+class CommandRequest(_Payload):
+    """A kiosk, pad or counter asks the hub to do something to the queue."""
+
+    reply_to: str = Field(min_length=1, max_length=200, description="topic the hub answers on")
+    command: Command
+
+
+class Refusal(BaseModel):
+    """Why a request was not carried out: a message key, its parameters, and both texts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = Field(description="message key, e.g. queue.nothing_waiting")
+    params: dict[str, str | int | float] = {}
+    zh: str
+    en: str
+
+    @classmethod
+    def of(cls, message: Message) -> Refusal:
+        return cls(reason=message.key, params=message.params, zh=message.render("zh"),
+                   en=message.render("en"))
+
+
+class CommandReply(_Payload):
+    request_id: str
+    ok: bool
+    outcome: Outcome | None = None
+    refusal: Refusal | None = None
+
+
+# ---- state and events ----------------------------------------------------------------------------
+
+
+class QueueSnapshot(_Payload):
+    """Retained: the queue as the hall sees it now (lengths per service, windows now calling)."""
+
+    hall: str
+    day: str | None
+    services: list[ServiceQueueView]
+    windows: list[WindowView]
+    waiting_total: int
+
+
+class QueueEventNotice(_Payload):
+    """One queue event as it happened (a call, a recall, a new ticket), for displays and voice."""
+
+    event: Event
+    number: str | None = Field(None, description="the ticket number the event concerns, for announcements")
+
+
+class DeviceState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class DeviceStatus(_Payload):
+    """Retained per device, with a Last Will so a dead device reads offline.
+
+    ``session`` grows with every connection, so a stale Will from an old
+    connection can be told apart from the current state.
+    """
+
+    state: DeviceState
+    session: int = 0
+    kind: str = ""
+    version: str = ""
+    detail: dict[str, str | int | float | bool | None] = Field(
+        {}, description="kind-specific health: paper state, backlog, counters"
+    )
+    problems: list[Refusal] = Field([], description="what is wrong now, in words a manager reads")
+
+
+class ErrorNotice(_Payload):
+    """A message the hub refused (not JSON, invalid, unknown device, not allowed)."""
+
+    topic: str
+    reason: str
+    detail: str
+    zh: str
+    en: str
+
+
+# ---- topics ------------------------------------------------------------------------------------
+
+
+class Topics:
+    """Topic names for one hall. Ids are lowercase ``[a-z0-9-]``; no personal data in topics."""
+
+    def __init__(self, hall_id: str) -> None:
+        self.hall = hall_id
+        self.base = f"{ROOT}/{hall_id}"
+
+    def command(self, device: str) -> str:
+        return f"{self.base}/cmd/{device}"
+
+    @property
+    def commands(self) -> str:
+        return f"{self.base}/cmd/+"
+
+    def reply(self, device: str) -> str:
+        return f"{self.base}/reply/{device}"
+
+    @property
+    def queue_state(self) -> str:
+        return f"{self.base}/state/queue"
+
+    def event(self, kind: str) -> str:
+        return f"{self.base}/evt/{kind}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}/evt/+"
+
+    def device_status(self, device: str) -> str:
+        return f"{self.base}/dev/{device}/status"
+
+    @property
+    def device_statuses(self) -> str:
+        return f"{self.base}/dev/+/status"
+
+    @property
+    def hub_status(self) -> str:
+        return f"{self.base}/hub/status"
+
+    @property
+    def errors(self) -> str:
+        return f"{self.base}/error"
+
+    @staticmethod
+    def device_of(topic: str) -> str:
+        """The device id segment of a ``cmd/<device>`` or ``dev/<device>/…`` topic."""
+        parts = topic.split("/")
+        if len(parts) >= 5 and parts[3] in ("cmd", "dev"):
+            return parts[4]
+        return ""
+
+
+class TopicSpec(BaseModel):
+    """One row of the contract: who publishes, who subscribes, how."""
+
+    pattern: str
+    payload: str
+    publisher: str
+    subscribers: str
+    qos: int
+    retained: bool
+
+
+TOPICS: list[TopicSpec] = [
+    TopicSpec(pattern="hall/v1/{hall}/cmd/{device}", payload="CommandRequest", publisher="kiosk, pad, counter",
+              subscribers="hub", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/reply/{device}", payload="CommandReply", publisher="hub",
+              subscribers="the requesting device", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/state/queue", payload="QueueSnapshot", publisher="hub",
+              subscribers="kiosk, display, dashboard, hall status", qos=1, retained=True),
+    TopicSpec(pattern="hall/v1/{hall}/evt/{event_type}", payload="QueueEventNotice", publisher="hub",
+              subscribers="display (voice), pads, dashboard", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/dev/{device}/status", payload="DeviceStatus",
+              publisher="each device (Last Will: offline)", subscribers="hub, dashboard, hall status",
+              qos=1, retained=True),
+    TopicSpec(pattern="hall/v1/{hall}/hub/status", payload="DeviceStatus", publisher="hub (Last Will: offline)",
+              subscribers="devices, dashboard, hall status", qos=1, retained=True),
+    TopicSpec(pattern="hall/v1/{hall}/error", payload="ErrorNotice", publisher="hub",
+              subscribers="dashboard, installers (mosquitto_sub)", qos=1, retained=False),
+]
+
+PAYLOADS: dict[str, type[BaseModel]] = {
+    "CommandRequest": CommandRequest,
+    "CommandReply": CommandReply,
+    "QueueSnapshot": QueueSnapshot,
+    "QueueEventNotice": QueueEventNotice,
+    "DeviceStatus": DeviceStatus,
+    "ErrorNotice": ErrorNotice,
+}

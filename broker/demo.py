@@ -1,0 +1,174 @@
+"""``hall demo``: a whole sample hall on one machine.
+
+Starts the embedded broker (unless a broker is given), the hub with the
+sample township hall built from the Hutubi county catalogue, and a traffic
+simulator: residents arriving at the kiosk, and every window calling,
+serving and completing through its pad's device id, over the same MQTT
+contract real devices use. Prints a live summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from broker.client import HallClient, HubError, read_hall
+from broker.embedded import EmbeddedBroker
+from broker.hub import Hub
+from broker.mqtt import BrokerAddress, parse_broker_url
+from hallkit.commands import example_config
+from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
+from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
+
+log = logging.getLogger("hallkit.demo")
+
+ARRIVAL_MEAN_SECONDS = 16.0
+"""A busy township hall: about 2,000 residents in a nine-hour day."""
+
+
+class DemoOptions(BaseModel):
+    broker: str | None = None
+    config: Path | None = None
+    data: Path = Path("var/demo")
+    headless: bool = False
+    duration: float = 0
+    speed: float = 20.0
+
+
+def demo_config(data: Path, path: Path | None) -> HallConfig:
+    """The chosen config, or the sample hall open at any hour (written to the data folder to read)."""
+    if path is not None:
+        return load_config(path)
+    data.mkdir(parents=True, exist_ok=True)
+    target = data / "hall.toml"
+    if not target.exists():
+        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true"),
+                          "utf-8")
+    return parse_config(target.read_text("utf-8"), source=target)
+
+
+class Traffic:
+    """Residents who arrive and windows that serve them, at ``speed`` times real life."""
+
+    def __init__(self, config: HallConfig, broker: BrokerAddress, speed: float, seed: int | None = None) -> None:
+        self.config = config
+        self.broker = broker
+        self.speed = speed
+        self.random = random.Random(seed)
+        self.stop = threading.Event()
+        self.taken = 0
+        self.served = 0
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        kiosk = next((d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), "console")
+        self.threads.append(threading.Thread(target=self._arrivals, args=(kiosk,), name="demo-arrivals",
+                                             daemon=True))
+        pads = {d.window: d.id for d in self.config.devices if d.kind is DeviceKind.PAD and d.window}
+        for window in self.config.windows:
+            device = pads.get(window.number, "console")
+            self.threads.append(threading.Thread(target=self._window, args=(window.number, device),
+                                                 name=f"demo-window-{window.number}", daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def _arrivals(self, device: str) -> None:
+        services = self.config.services
+        # A few services draw most residents, as in a real hall.
+        weights = [1.0 / (rank + 1) for rank in range(len(services))]
+        with HallClient(self.broker, self.config.hall.id, device) as client:
+            while not self.stop.wait(self.random.expovariate(1 / ARRIVAL_MEAN_SECONDS) / self.speed):
+                service = self.random.choices(services, weights)[0]
+                priority = Priority.PRIORITY if self.random.random() < 0.1 else Priority.NORMAL
+                try:
+                    reply = client.request(TakeTicket(service_id=service.id, priority=priority))
+                except HubError as exc:
+                    log.warning("kiosk: %s", exc)
+                    continue
+                self.taken += reply.ok
+
+    def _window(self, number: int, device: str) -> None:
+        with HallClient(self.broker, self.config.hall.id, device) as client:
+            while not self.stop.is_set():
+                try:
+                    reply = client.request(CallNext(window=number))
+                    if not reply.ok or reply.outcome is None or reply.outcome.ticket is None:
+                        self.stop.wait(2 / max(1.0, self.speed / 10))
+                        continue
+                    service_minutes = self.random.lognormvariate(1.4, 0.5)
+                    if self.stop.wait(service_minutes * 60 / self.speed):
+                        return
+                    no_show = self.random.random() < 0.05
+                    client.request(Skip(window=number) if no_show else Complete(window=number))
+                    self.served += not no_show
+                except HubError as exc:
+                    log.warning("window %d: %s", number, exc)
+                    self.stop.wait(1)
+
+
+class Demo:
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.config = demo_config(options.data, options.config)
+        self.embedded: EmbeddedBroker | None = None
+        if options.broker:
+            self.address = parse_broker_url(options.broker)
+        else:
+            self.embedded = EmbeddedBroker(port=_free_port_from(1883))
+            self.address = parse_broker_url(self.embedded.url)
+        self.hub: Hub | None = None
+        self.traffic = Traffic(self.config, self.address, options.speed)
+
+    def start(self) -> None:
+        if self.embedded is not None:
+            self.embedded.start()
+        self.hub = Hub(self.config, self.address, self.options.data / self.config.hall.id)
+        self.hub.start()
+        self.traffic.start()
+        print(f"hallkit demo: {self.config.hall.name} on {self.address.url}; "
+              f"state in {self.options.data}; Ctrl-C to stop")
+        print(f"  try: hall status --broker {self.address.url}    hall call --window 1 --broker {self.address.url}")
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.options.duration if self.options.duration else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(min(3.0, max(0.1, (deadline or float("inf")) - time.monotonic())))
+                print(self.summary(), flush=True)
+        except KeyboardInterrupt:
+            pass
+
+    def summary(self) -> str:
+        view = read_hall(self.address, self.config.hall.id, timeout=1.0)
+        if view.queue is None:
+            return "等待中心服务 / waiting for the hub"
+        calling = " ".join(f"{w.number}:{w.ticket.number if w.ticket else '-'}" for w in view.queue.windows)
+        return (f"[{time.strftime('%H:%M:%S')}] 取号 taken {self.traffic.taken} · 办结 served "
+                f"{self.traffic.served} · 等候 waiting {view.queue.waiting_total} · 窗口 windows {calling}")
+
+    def stop(self) -> None:
+        self.traffic.join()
+        if self.hub is not None:
+            self.hub.stop()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _free_port_from(port: int) -> int:
+    """The first free port at or after ``port``: a demo must not fail because 1883 is taken."""
+    for candidate in range(port, port + 100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", candidate)) != 0:
+                return candidate
+    raise OSError(f"no free port between {port} and {port + 99}")

@@ -1,0 +1,301 @@
+"""The hub: every device in the hall talks to it over MQTT.
+
+It subscribes to command requests, validates them, checks the sender may do
+what it asks, runs them through the durable queue (persisted before any
+answer), replies, and publishes what changed: the retained queue snapshot,
+one notice per queue event, and its own retained status with a Last Will.
+
+Input never crashes it: a payload that is not JSON, fails validation, comes
+from an unknown device or asks for something not allowed is refused with a
+reason on the error topic (and to the sender, when it said where to answer),
+and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from pydantic import ValidationError
+
+from broker.contract import (
+    CommandReply,
+    CommandRequest,
+    DeviceState,
+    DeviceStatus,
+    ErrorNotice,
+    QueueEventNotice,
+    QueueSnapshot,
+    Refusal,
+    Topics,
+)
+from broker.mqtt import BrokerAddress, make_client
+from hallkit import __version__
+from hallkit.config import Device, DeviceKind, HallConfig
+from hallkit.i18n import Message
+from hallkit.queue.engine import Refused
+from hallkit.queue.models import Channel, Command, Event, TakeTicket, TicketIssued
+from hallkit.store.durable import DurableQueue
+from hallkit.store.sqlite import Synchronous
+
+log = logging.getLogger("hallkit.hub")
+
+HUB_DEVICE = "hub"
+SNAPSHOT_MIN_INTERVAL = 0.1
+"""Seconds between two queue snapshots: coalesces bursts, still well under the 1 s the boards need."""
+
+STATUS_INTERVAL = 10.0
+
+WINDOW_KINDS = (DeviceKind.COUNTER, DeviceKind.PAD)
+TAKE_CHANNELS = {
+    DeviceKind.KIOSK: {Channel.KIOSK, Channel.APPOINTMENT, Channel.AGENT},
+    DeviceKind.COUNTER: set(Channel),
+    DeviceKind.PAD: {Channel.COUNTER},
+}
+
+
+class Hub:
+    def __init__(
+        self,
+        config: HallConfig,
+        broker: BrokerAddress,
+        data_dir: Path,
+        synchronous: Synchronous = "full",
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.topics = Topics(config.hall.id)
+        self.devices = {d.id: d for d in config.devices}
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
+        self.queue.listeners.append(self._on_events)
+        self.session = _next_session(data_dir / "hub-session")
+        self.refusals: Counter[str] = Counter()
+        self.accepted = 0
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
+        self.client = make_client(
+            broker,
+            client_id=f"hub-{config.hall.id}",
+            clean_session=False,  # the broker keeps our subscription and queues requests while we restart
+            will=(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json().encode()),
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    def start(self, wait: float = 10.0) -> None:
+        log.info("hub for %s (%s) connecting to %s", self.config.hall.name, self.config.hall.id, self.broker.url)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
+        self.client.loop_start()
+        self._publisher.start()
+        if wait and not self._connected.wait(wait):
+            log.warning("broker %s not reachable yet; the hub keeps trying", self.broker.url)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._dirty.set()
+        if self._connected.is_set():
+            # A clean disconnect does not fire the Will: say offline ourselves.
+            info = self.client.publish(self.topics.hub_status,
+                                       self._status(DeviceState.OFFLINE).model_dump_json(), qos=1, retain=True)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._publisher.join(timeout=5)
+        self.queue.close()
+        log.info("hub stopped")
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
+                    _p: object) -> None:
+        if reason.is_failure:
+            log.error("broker refused the hub: %s", reason)
+            return
+        client.subscribe(self.topics.commands, qos=1)
+        self._connected.set()
+        self._publish_status()
+        self._dirty.set()
+        log.info("connected to %s; serving hall %s", self.broker.url, self.config.hall.id)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
+                       _p: object) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            log.warning("lost the broker (%s); reconnecting", reason)
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(message.topic, message.payload)
+        except Exception:  # the hub must outlive any input; this is a bug, not a refusal
+            log.exception("unexpected failure handling a message on %s", message.topic)
+            self._refuse(message.topic, None, "hub.internal", "see the hub log")
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        sender = Topics.device_of(topic)
+        try:
+            raw = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._refuse(topic, None, "hub.not_json", str(exc)[:200])
+            return
+        reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
+        reply_to = reply_to if isinstance(reply_to, str) and self._may_reply_to(reply_to) else None
+        try:
+            request = CommandRequest.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self._refuse(topic, reply_to, "hub.invalid", f"{where}: {first['msg']}"[:300],
+                         _request_id(raw))
+            return
+        if request.device != sender:
+            self._refuse(topic, reply_to, "hub.device_mismatch", f"{request.device} on {topic}",
+                         request.command.request_id)
+            return
+        device = self.devices.get(sender)
+        if device is None:
+            self._refuse(topic, reply_to, "hub.unknown_device", sender, request.command.request_id)
+            return
+        if reply_to is None:
+            self._refuse(topic, None, "hub.bad_reply_to", request.reply_to, request.command.request_id)
+            return
+        not_allowed = _permission(device, request.command)
+        if not_allowed:
+            self._refuse(topic, reply_to, "hub.not_allowed", not_allowed, request.command.request_id)
+            return
+        try:
+            outcome = self.queue.execute(request.command)
+        except Refused as refused:
+            self.refusals[refused.message.key] += 1
+            self._reply(reply_to, request.command.request_id, refusal=Refusal.of(refused.message))
+            log.info("refused %s from %s: %s", request.command.action, sender, refused.message.bilingual())
+            return
+        self.accepted += 1
+        self._reply(reply_to, request.command.request_id, outcome=outcome)
+
+    def _may_reply_to(self, topic: str) -> bool:
+        prefix = self.topics.reply("")
+        return topic.startswith(prefix) and "+" not in topic and "#" not in topic
+
+    def _reply(self, topic: str, request_id: str, *, outcome: object = None,
+               refusal: Refusal | None = None) -> None:
+        reply = CommandReply(device=HUB_DEVICE, request_id=request_id, ok=refusal is None,
+                             outcome=outcome, refusal=refusal)
+        self.client.publish(topic, reply.model_dump_json(), qos=1)
+
+    def _refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
+                request_id: str | None = None) -> None:
+        self.refusals[reason] += 1
+        message = Message(key=reason, params={"detail": detail})
+        notice = ErrorNotice(device=HUB_DEVICE, topic=topic, reason=reason, detail=detail,
+                             zh=message.render("zh"), en=message.render("en"))
+        self.client.publish(self.topics.errors, notice.model_dump_json(), qos=1)
+        if reply_to is not None and request_id is not None:
+            self._reply(reply_to, request_id, refusal=Refusal.of(message))
+        log.warning("refused a message on %s: %s", topic, message.bilingual())
+
+    # ---- publishing -------------------------------------------------------------------------
+
+    def _on_events(self, events: list[Event]) -> None:
+        for event in events:
+            number = None
+            if isinstance(event, TicketIssued):
+                number = event.ticket.number
+            elif (ticket_id := getattr(event, "ticket_id", None)) is not None:
+                number = ticket_id.rsplit("-", 1)[-1]
+            notice = QueueEventNotice(device=HUB_DEVICE, event=event, number=number)
+            self.client.publish(self.topics.event(event.type), notice.model_dump_json(), qos=1)
+            _log_event(event, number)
+        self._dirty.set()
+
+    def snapshot(self) -> QueueSnapshot:
+        with self.queue.lock:
+            engine = self.queue.engine
+            services = engine.service_queues(self.queue.clock())
+            windows = [engine.window_view(w.number) for w in self.config.windows]
+            day = engine.state.day
+        return QueueSnapshot(device=HUB_DEVICE, hall=self.config.hall.id, day=day.isoformat() if day else None,
+                             services=services, windows=windows,
+                             waiting_total=sum(s.waiting for s in services))
+
+    def _publish_loop(self) -> None:
+        last_status = 0.0
+        while not self._stopping.is_set():
+            self._dirty.wait(timeout=STATUS_INTERVAL)
+            if self._stopping.is_set():
+                break
+            if self._connected.is_set():
+                if self._dirty.is_set():
+                    self._dirty.clear()
+                    self.client.publish(self.topics.queue_state, self.snapshot().model_dump_json(),
+                                        qos=1, retain=True)
+                if time.monotonic() - last_status >= STATUS_INTERVAL:
+                    self._publish_status()
+                    last_status = time.monotonic()
+            time.sleep(SNAPSHOT_MIN_INTERVAL)
+
+    def _status(self, state: DeviceState) -> DeviceStatus:
+        return DeviceStatus(
+            device=HUB_DEVICE, state=state, session=self.session, kind="hub", version=__version__,
+            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()),
+                    **{f"refused.{k}": v for k, v in sorted(self.refusals.items())}},
+        )
+
+    def _publish_status(self) -> None:
+        self.client.publish(self.topics.hub_status, self._status(DeviceState.ONLINE).model_dump_json(),
+                            qos=1, retain=True)
+
+
+def _permission(device: Device, command: Command) -> str:
+    """Empty when ``device`` may run ``command``; otherwise why not (for the refusal)."""
+    if isinstance(command, TakeTicket):
+        allowed = TAKE_CHANNELS.get(device.kind, set())
+        if command.channel not in allowed:
+            return f"{device.kind.value} {device.id} may not take {command.channel.value} tickets"
+        return ""
+    if device.kind not in WINDOW_KINDS:
+        return f"{device.kind.value} {device.id} may not run counter commands"
+    window = getattr(command, "window", None)
+    if device.window is not None and window != device.window:
+        return f"{device.id} belongs to window {device.window}, not {window}"
+    return ""
+
+
+def _request_id(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("command"), dict):
+        rid = raw["command"].get("request_id")
+        return rid if isinstance(rid, str) else None
+    return None
+
+
+def _next_session(path: Path) -> int:
+    try:
+        session = int(path.read_text().strip()) + 1
+    except (OSError, ValueError):
+        session = 1
+    path.write_text(str(session))
+    return session
+
+
+def _log_event(event: Event, number: str | None) -> None:
+    fields = {k: v for k, v in event.model_dump(exclude={"id", "at", "request_id", "type", "ticket"}).items()
+              if v not in (None, [], "")}
+    described = " ".join(f"{k}={v}" for k, v in fields.items())
+    log.info("%s %s %s", event.type, number or "", described)

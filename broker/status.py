@@ -1,0 +1,69 @@
+"""How the hall's state and the hub's replies read for a person at a terminal."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from broker.contract import CommandReply, DeviceStatus, QueueSnapshot
+from hallkit.i18n import bilingual
+
+
+class HallStatus(BaseModel):
+    hall: str
+    hub: DeviceStatus | None
+    queue: QueueSnapshot | None
+    devices: list[DeviceStatus]
+
+
+def render_status(status: HallStatus) -> str:
+    lines: list[str] = []
+    queue = status.queue
+    if queue is not None:
+        lines.append(bilingual("status.title", hall=queue.hall, hall_id=status.hall, day=queue.day or ""))
+    if status.hub is None:
+        lines.append(bilingual("status.hub_unknown"))
+    elif status.hub.state == "online":
+        detail = status.hub.detail
+        lines.append(bilingual("status.hub_online", session=status.hub.session,
+                               accepted=detail.get("accepted", 0), refused=detail.get("refused", 0)))
+    else:
+        lines.append(bilingual("status.hub_offline"))
+    if queue is not None:
+        lines.append(bilingual("status.waiting_total", waiting=queue.waiting_total))
+        for service in queue.services:
+            if service.waiting:
+                lines.append("  " + bilingual(
+                    "status.service_line", prefix=service.prefix, name=service.name, waiting=service.waiting,
+                    longest=round(service.longest_wait_seconds / 60, 1), estimate=service.estimated_wait_minutes))
+        for window in queue.windows:
+            state = "window_closed" if not window.open else "window_paused" if window.paused else "window_open"
+            ticket = f" · {window.ticket.number}" if window.ticket else ""
+            lines.append("  " + bilingual("status.window_line", number=window.number, name=window.name,
+                                          state=bilingual(f"status.{state}"), ticket=ticket,
+                                          served=window.served_today))
+    for device in sorted(status.devices, key=lambda d: d.device):
+        lines.append("  " + bilingual("status.device_line", device=device.device, state=device.state.value))
+    return "\n".join(lines)
+
+
+def describe_reply(action: str, reply: CommandReply) -> str:
+    if not reply.ok:
+        refusal = reply.refusal
+        reason = f"{refusal.zh} / {refusal.en}" if refusal else "?"
+        return bilingual("counter.refused", reason=reason)
+    outcome = reply.outcome
+    assert outcome is not None
+    ticket = outcome.ticket
+    window = outcome.window
+    params: dict[str, str | int | float] = {"window": window.number if window else ""}
+    if ticket is not None:
+        params |= {"number": ticket.number, "service": ticket.service_name, "ahead": ticket.ahead,
+                   "wait": ticket.estimated_wait_minutes, "windows": ",".join(map(str, ticket.windows))}
+    key = f"counter.{action}"
+    if action == "skip" and ticket is not None and ticket.state == "waiting":
+        key = "counter.skip_requeued"
+    if action == "call" and (window is None or window.ticket is None):
+        key = "counter.done_none"
+    if action == "staff" and window is not None:
+        params["staff"] = window.staff_id or ""
+    return bilingual(key, **params)
