@@ -23,6 +23,7 @@ PARTS = (
     "hallkit.commands",
     "broker.cli",
     "devices.idcard.cli",
+    "devices.printer.cli",
 )
 """Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""
 

@@ -88,6 +88,13 @@ class PrinterStatus(BaseModel):
         return other is not None and self.model_dump(exclude={"detail"}) == other.model_dump(exclude={"detail"})
 
 
+class PrinterReport(BaseModel):
+    """A printer's status with the printer it is about, as ``hall printer status --json`` prints it."""
+
+    printer: str
+    status: PrinterStatus
+
+
 def is_valid_reply(byte: int) -> bool:
     return byte & VALID_MASK == VALID_BITS
 
