@@ -295,8 +295,11 @@ def _decode_control(buffer: bytes, pos: int) -> tuple[EscposCommand, int] | None
         return Initialize(), 2
     if key in ((FS, 0x26), (FS, 0x2E)):
         return ChineseMode(on=second == 0x26), 2
-    if key == (GS, 0x28) and rest >= 3 and buffer[pos + 2] == 0x6B:
-        return _decode_2d(buffer, pos)
+    if key == (GS, 0x28):
+        if rest < 3:
+            return None
+        if buffer[pos + 2] == 0x6B:
+            return _decode_2d(buffer, pos)
     if key == (GS, 0x56):
         return _decode_cut(buffer, pos)
     if key in _FIXED_LENGTHS:

@@ -1,0 +1,154 @@
+"""The ticket layout: pure, exact bytes, Chinese text that decodes back, wrapping by display width."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.printer.codec import (
+    Align,
+    Alignment,
+    CharSize,
+    ChineseMode,
+    Cut,
+    Initialize,
+    QrStore,
+    Text,
+    decode,
+    encode,
+)
+from devices.printer.layout import (
+    COLUMNS,
+    TicketComposer,
+    TicketPrint,
+    display_width,
+    qr_url,
+    wrap,
+)
+from hallkit.config import TicketLayout
+from tests.devices.printer.conftest import LONG_SERVICE, issued, ticket_print
+
+
+def printed_text(data: bytes, encoding: str) -> list[str]:
+    """The text lines in ``data``, decoded the way the printer reads them."""
+    commands, used = decode(data, final=True)
+    assert used == len(data)
+    lines, current = [], b""
+    for command in commands:
+        if isinstance(command, Text):
+            current += command.data
+        elif command.kind == "lf":
+            lines.append(current.decode(encoding))
+            current = b""
+    return lines
+
+
+def test_from_view_takes_what_the_hub_issued(small_config):
+    ticket = TicketPrint.from_view(issued(small_config, "A001", ahead=3), small_config)
+    assert ticket.number == "A001"
+    assert ticket.service_name == "低保申请"
+    assert [(w.number, w.name) for w in ticket.windows] == [(1, "综合窗口")]
+    assert ticket.wait_minutes == 14  # 13.5 rounds up: never promise less than the estimate
+    assert ticket.taken_at.hour == 10  # 02:05 UTC is 10:05 in the hall
+    assert ticket.qr_url == "http://hall.local/t/K7P2M9X4QA"
+    assert ticket.hall_name == "测试村便民服务站"
+
+
+def test_ticket_carries_no_personal_data():
+    assert set(TicketPrint.model_fields) == {
+        "ticket_id", "number", "hall_name", "service_name", "priority", "windows", "ahead",
+        "wait_minutes", "taken_at", "qr_url", "footer"}
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "gbk", "utf-8"])
+@pytest.mark.parametrize("paper", [58, 80])
+def test_bytes_decode_back_to_the_same_chinese_text(small_config, encoding, paper):
+    ticket = ticket_print(small_config)
+    data = TicketComposer(TicketLayout(paper_width_mm=paper, encoding=encoding)).to_bytes(ticket)
+    lines = printed_text(data, encoding)
+    assert lines[0] == "测试村便民服务站"
+    assert "A001" in lines
+    assert "低保申请" in lines
+    assert "办理窗口：1号 综合窗口" in lines
+    assert "前面等候：3 人" in lines
+    assert "预计等候：约 14 分钟" in lines
+    assert "取号时间：2026-11-23 10:05" in lines
+    assert "请对我们的服务作出评价 · 投诉电话 12345" in " ".join(lines)
+    assert all(display_width(line, encoding) <= COLUMNS[paper] for line in lines)
+
+
+def test_big5_printer_gets_big5_bytes(small_config):
+    ticket = ticket_print(small_config, service_name="戶籍登記", hall_name="服務中心")
+    data = TicketComposer(TicketLayout(encoding="big5")).to_bytes(ticket)
+    assert "戶籍登記".encode("big5") in data
+    assert printed_text(data, "big5")[0] == "服務中心"
+
+
+def test_exact_bytes_of_the_head_of_a_ticket(small_config):
+    """GIVEN an 80 mm GB18030 layout THEN the ticket starts with these exact bytes."""
+    data = TicketComposer(TicketLayout()).to_bytes(ticket_print(small_config))
+    head = encode([
+        Initialize(), ChineseMode(on=True), Align(align=Alignment.CENTER),
+    ]) + bytes.fromhex("1b 45 01") + "测试村便民服务站".encode("gb18030") + bytes.fromhex("0a 1b 45 00 0a") \
+        + bytes.fromhex("1d 21 11") + b"A001\n" + bytes.fromhex("1d 21 00")
+    assert data.startswith(head)
+    assert data.endswith(Cut(partial=True, feed=4).encode())
+
+
+def test_number_is_double_width_and_height(small_config):
+    commands = TicketComposer(TicketLayout()).commands(ticket_print(small_config))
+    at = commands.index(Text(data=b"A001"))
+    assert commands[at - 1] == CharSize(width=2, height=2)
+
+
+def test_qr_carries_only_the_configured_url(small_config):
+    commands = TicketComposer(TicketLayout()).commands(ticket_print(small_config))
+    stored = [c for c in commands if isinstance(c, QrStore)]
+    assert stored == [QrStore(data=b"http://hall.local/t/K7P2M9X4QA")]
+
+
+def test_chinese_mode_can_be_left_alone(small_config):
+    data = TicketComposer(TicketLayout(chinese_mode=False)).to_bytes(ticket_print(small_config))
+    assert ChineseMode(on=True).encode() not in data
+
+
+@pytest.mark.parametrize("columns", [16, 32, 48])
+def test_long_service_name_wraps_by_display_width_never_mid_character(columns):
+    lines = wrap(LONG_SERVICE, columns, "gb18030")
+    assert "".join(lines) == LONG_SERVICE
+    assert all(display_width(line, "gb18030") <= columns for line in lines)
+    assert not any(line[0] in "，、。" for line in lines)
+
+
+def test_closing_punctuation_does_not_start_a_line():
+    # 15 characters fill a 30-column line; the comma must not start the next one.
+    lines = wrap("一二三四五六七八九十一二三四五，六", 30, "gb18030")
+    assert lines == ["一二三四五六七八九十一二三四", "五，六"]
+
+
+def test_wrap_prefers_a_space_and_counts_ascii_as_one_column():
+    assert wrap("请对我们的服务作出评价 · 投诉电话 12345", 32, "gb18030") == [
+        "请对我们的服务作出评价 ·", "投诉电话 12345"]
+    assert wrap("A" * 33, 32, "gb18030") == ["A" * 32, "A"]
+
+
+def test_many_windows_go_one_per_line_under_the_label(sample_config):
+    service = next(s for s in sample_config.services if len(sample_config.windows_serving(s.id)) > 1)
+    ticket = TicketPrint.from_view(issued(sample_config, "B001", service_id=service.id), sample_config)
+    lines = printed_text(TicketComposer(TicketLayout(paper_width_mm=58)).to_bytes(ticket), "gb18030")
+    at = next(i for i, line in enumerate(lines) if line.startswith("办理窗口："))
+    assert lines[at + 1].startswith(" " * display_width("办理窗口：", "gb18030"))
+
+
+def test_nobody_ahead_says_so(small_config):
+    lines = printed_text(TicketComposer(TicketLayout()).to_bytes(ticket_print(small_config, ahead=0)), "gb18030")
+    assert "前面无人等候，请留意叫号" in lines
+    assert not any(line.startswith("预计等候") for line in lines)
+
+
+@pytest.mark.parametrize(("base", "url"), [
+    ("http://hall.local/t/", "http://hall.local/t/ABC"),
+    ("https://x.gov.cn/q?t=", "https://x.gov.cn/q?t=ABC"),
+    ("https://x.gov.cn/t", "https://x.gov.cn/t/ABC"),
+])
+def test_qr_url(base, url):
+    assert qr_url(base, "ABC") == url
