@@ -1,0 +1,76 @@
+"""`hall broker config` writes a Mosquitto setup that a real Mosquitto accepts and enforces."""
+
+from __future__ import annotations
+
+import getpass
+import time
+import tomllib
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from broker.client import HallClient, HubError
+from broker.contract import Topics
+from broker.hub import Hub
+from broker.mqtt import BrokerAddress, make_client
+from hallkit.cli import main
+from hallkit.config import parse_config
+from hallkit.queue.models import TakeTicket
+from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
+from tests.brokers import Mosquitto, free_port
+
+
+@pytest.fixture
+def secured(tmp_path):
+    config_file = tmp_path / "hall.toml"
+    config_file.write_text(HALL_WITH_DEVICES, "utf-8")
+    port = free_port()
+    out = tmp_path / "broker"
+    assert main(["broker", "config", "--config", str(config_file), "--out", str(out), "--port", str(port),
+                 "--bind", "127.0.0.1"]) == 0
+    conf = out / "mosquitto.conf"
+    text = conf.read_text()
+    assert "max_queued_messages 100000" in text and "persistence true" in text and "allow_anonymous false" in text
+    conf.write_text(text + f"user {getpass.getuser()}\n")
+    broker = Mosquitto(tmp_path / "run", port=port, conf=conf).start()
+    credentials = tomllib.loads((out / "credentials.toml").read_text())["credentials"]
+    yield broker, credentials
+    broker.stop()
+
+
+def login(broker, credentials, user: str) -> BrokerAddress:
+    return BrokerAddress(host="127.0.0.1", port=broker.port, username=user, password=credentials[user])
+
+
+def test_devices_log_in_and_publish_only_under_their_own_id(secured, tmp_path):
+    broker, credentials = secured
+    assert set(credentials) >= {"hub", "kiosk-1", "console", "pad-2", "display-1"}
+    hub = Hub(parse_config(HALL_WITH_DEVICES), login(broker, credentials, "hub"), tmp_path / "data", "normal")
+    hub.start()
+    try:
+        with HallClient(login(broker, credentials, "kiosk-1"), "test-hall", "kiosk-1") as kiosk:
+            assert kiosk.request(TakeTicket(service_id="social")).ok
+        # kiosk-1 pretending to be the console: the broker drops it, the hub never sees it.
+        spoofer = make_client(login(broker, credentials, "kiosk-1"), "spoof")
+        spoofer.connect("127.0.0.1", broker.port)
+        spoofer.loop_start()
+        before = hub.accepted + sum(hub.refusals.values())
+        spoofer.publish(Topics("test-hall").command("console"), b"{}", qos=1).wait_for_publish(5)
+        time.sleep(1.0)
+        assert hub.accepted + sum(hub.refusals.values()) == before
+        spoofer.loop_stop()
+        # A wrong password is refused by the broker.
+        wrong = BrokerAddress(host="127.0.0.1", port=broker.port, username="kiosk-1", password="nope")
+        with pytest.raises(HubError):
+            HallClient(wrong, "test-hall", "kiosk-1").connect(timeout=2)
+    finally:
+        hub.stop()
+
+
+def test_password_file_format():
+    from broker.mosquitto import password_line
+
+    line = password_line("kiosk-1", "secret", salt=b"0123456789ab")
+    user, rest = line.split(":", 1)
+    assert user == "kiosk-1" and rest.startswith("$7$101$")
+    assert len(rest.split("$")) == 5
