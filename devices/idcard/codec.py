@@ -193,11 +193,12 @@ def _valid_frame_within(buffer: bytes, start: int, stop: int) -> int:
     always the head of a frame cut short (a lost read) followed by a good one:
     a real frame would need a whole valid frame hidden in its data.
     """
-    inner = buffer.find(PREAMBLE, start + 1, stop)
+    limit = stop + len(PREAMBLE) - 1  # a preamble that starts inside may end past the span
+    inner = buffer.find(PREAMBLE, start + 1, limit)
     while inner >= 0:
         if _frame_at(buffer, inner)[0] is _At.VALID:
             return inner
-        inner = buffer.find(PREAMBLE, inner + 1, stop)
+        inner = buffer.find(PREAMBLE, inner + 1, limit)
     return -1
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -158,7 +158,7 @@ class SerialIdCardReader:
             ReaderSettings.from_device(device, **overrides),
             hash_key=config.privacy.id_hash_key,
             elderly_age=config.queue.elderly_age,
-            today=lambda: date.fromtimestamp(time.time(), zone),
+            today=lambda: datetime.now(zone).date(),
         )
 
     def __enter__(self) -> SerialIdCardReader:
