@@ -139,14 +139,11 @@ def sim_state_command(args: argparse.Namespace) -> int:
     from devices.printer.simulator import SimulatorControl, StateChange
 
     control = SimulatorControl(args.control)
-    change = StateChange(
-        paper=args.paper,
-        cover_open=None if args.cover is None else args.cover == "open",
-        silent=args.silent,
-        tickets_left=args.tickets_left,
-    )
+    asked = (("paper", args.paper), ("cover_open", None if args.cover is None else args.cover == "open"),
+             ("silent", args.silent), ("tickets_left", args.tickets_left))
+    change = StateChange.model_validate({name: value for name, value in asked if value is not None})
     try:
-        state = control.change(change) if change.model_dump(exclude_none=True) else control.state()
+        state = control.change(change) if change.model_fields_set else control.state()
     except (URLError, OSError) as exc:
         raise CommandFailed(bilingual("printer.cli.unreachable", url=args.control, reason=str(exc))) from None
     emit(args, state, state.model_dump_json())

@@ -38,6 +38,9 @@ from devices.printer.status import PaperLevel, status_reply
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_POLL_SECONDS = 0.05
+"""How often the servers look for a stop request: a test's teardown waits this long."""
+
 NEAR_END_TICKETS = 2
 """With ``tickets_left`` set, the paper sensor says "near end" from this many tickets left."""
 
@@ -101,13 +104,17 @@ class PrinterSimulator:
         out_dir: where cut tickets are saved as PNG; None keeps them in memory only.
         paper_width_mm: 58 or 80.
         encoding: the encoding it reads Chinese text with.
+        chinese_mode: whether it starts in Chinese mode (most Chinese-market printers do).
     """
 
     def __init__(self, port: int = 0, control_port: int = 0, host: str = "127.0.0.1",
-                 out_dir: Path | None = None, paper_width_mm: int = 80, encoding: str = "gb18030") -> None:
+                 out_dir: Path | None = None, paper_width_mm: int = 80, encoding: str = "gb18030",
+                 chinese_mode: bool = True) -> None:
         self.host = host
         self.out_dir = out_dir
-        self.renderer = TicketRenderer(paper_width_mm, encoding)
+        self.paper_width_mm = paper_width_mm
+        self.encoding = encoding
+        self.chinese_mode = chinese_mode
         self.status_queries = 0
         self.discarded_bytes = 0
         self._state = PrinterState()
@@ -140,8 +147,16 @@ class PrinterSimulator:
         return self._state
 
     def change_state(self, change: StateChange) -> PrinterState:
+        """Set the fields ``change`` names; paper set to "ok" with no count is a fresh roll.
+
+        Raises:
+            ValidationError: the change leaves an impossible state (e.g. no paper level).
+        """
+        update = change.model_dump(exclude_unset=True)
+        if update.get("paper") is PaperLevel.OK and "tickets_left" not in update:
+            update["tickets_left"] = None
         with self._changed:
-            self._state = self._state.model_copy(update=change.model_dump(exclude_none=True))
+            self._state = PrinterState.model_validate({**self._state.model_dump(), **update})
             log.info("virtual printer state: %s", self._state.model_dump_json())
             self._changed.notify_all()
             return self._state
@@ -158,8 +173,8 @@ class PrinterSimulator:
 
     def start(self) -> Self:
         for server in (self._print_server, self._control_server):
-            thread = threading.Thread(target=server.serve_forever, name=f"printer-sim-{type(server).__name__}",
-                                      daemon=True)
+            thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,),
+                                      name=f"printer-sim-{type(server).__name__}", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -187,6 +202,8 @@ class PrinterSimulator:
         """Read one client until it hangs up, printing and answering as it goes."""
         with self._changed:
             self._connections.add(connection)
+        # Each connection draws its own page, so two clients never mix their tickets.
+        renderer = TicketRenderer(self.paper_width_mm, self.encoding, self.chinese_mode)
         buffer = b""
         try:
             while True:
@@ -200,15 +217,15 @@ class PrinterSimulator:
                 commands, used = decode(buffer)
                 buffer = buffer[used:]
                 for command in commands:
-                    self._apply(command, connection)
+                    self._apply(command, connection, renderer)
             commands, _ = decode(buffer, final=True)
             for command in commands:
-                self._apply(command, connection)
+                self._apply(command, connection, renderer)
         finally:
             with self._changed:
                 self._connections.discard(connection)
 
-    def _apply(self, command: EscposCommand, connection: socket.socket) -> None:
+    def _apply(self, command: EscposCommand, connection: socket.socket, renderer: TicketRenderer) -> None:
         if isinstance(command, StatusQuery):
             with self._changed:
                 self.status_queries += 1
@@ -224,7 +241,7 @@ class PrinterSimulator:
             if not self._state.printing:
                 self.discarded_bytes += len(command.encode())
                 return
-            page = self.renderer.feed(command)
+            page = renderer.feed(command)
             if page is None:
                 return
             index = len(self._tickets) + 1
@@ -302,11 +319,11 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
-            change = StateChange.model_validate_json(body)
+            state = self.server.simulator.change_state(StateChange.model_validate_json(body))
         except ValidationError as exc:
             self._reply(HTTPStatus.BAD_REQUEST, json.dumps({"error": str(exc)}).encode())
             return
-        self._reply(HTTPStatus.OK, self.server.simulator.change_state(change).model_dump_json().encode())
+        self._reply(HTTPStatus.OK, state.model_dump_json().encode())
 
     do_POST = do_PUT
 
@@ -332,7 +349,7 @@ class SimulatorControl:
         return PrinterState.model_validate_json(self._call("GET", "/state"))
 
     def change(self, change: StateChange) -> PrinterState:
-        body = change.model_dump_json(exclude_none=True).encode()
+        body = change.model_dump_json(exclude_unset=True).encode()
         return PrinterState.model_validate_json(self._call("PUT", "/state", body))
 
     def tickets(self) -> list[SimulatedTicket]:
