@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from broker.contract import (
     CommandReply,
@@ -59,6 +62,31 @@ TAKE_CHANNELS = {
 }
 
 
+class HubPart(Protocol):
+    """A piece of the hub beyond the queue (ratings, the uplink outbox, device telemetry).
+
+    ``attach`` runs once before the hub connects: a part may create its tables in the hub's
+    SQLite file (``hub.queue.store``), add projectors (rows written in the same transaction as
+    queue events) and listeners. ``subscriptions`` are topic filters the hub subscribes to for
+    it; a message on one of them is handed to ``handle``, which refuses bad input through
+    :meth:`Hub.refuse` and must not raise. ``status`` adds figures to the hub's status.
+    """
+
+    def attach(self, hub: Hub) -> None: ...
+
+    def subscriptions(self) -> Sequence[str]: ...
+
+    def handle(self, topic: str, payload: bytes) -> None: ...
+
+    def status(self) -> dict[str, str | int | float | bool | None]: ...
+
+    def close(self) -> None: ...
+
+
+RecordSink = Callable[[sqlite3.Connection, BaseModel], None]
+"""Takes a record for the county (a rating, a case update) inside the transaction that made it."""
+
+
 class Hub:
     def __init__(
         self,
@@ -66,8 +94,10 @@ class Hub:
         broker: BrokerAddress,
         data_dir: Path,
         synchronous: Synchronous = "full",
+        parts: Sequence[HubPart] = (),
     ) -> None:
         self.config = config
+        self.data_dir = data_dir
         self.broker = broker
         self.topics = Topics(config.hall.id)
         self.devices = {d.id: d for d in config.devices}
@@ -75,6 +105,8 @@ class Hub:
         self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
         self.queue.listeners.append(self._on_events)
         self.session = _next_session(data_dir / "hub-session")
+        self.parts = list(parts)
+        self.record_sinks: list[RecordSink] = []
         self.refusals: Counter[str] = Counter()
         self.accepted = 0
         self._dirty = threading.Event()
@@ -90,6 +122,8 @@ class Hub:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        for part in self.parts:
+            part.attach(self)
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -115,6 +149,8 @@ class Hub:
         self.client.disconnect()
         self.client.loop_stop()
         self._publisher.join(timeout=5)
+        for part in self.parts:
+            part.close()
         self.queue.close()
         log.info("hub stopped")
 
@@ -128,6 +164,9 @@ class Hub:
             log.error("broker refused the hub: %s", reason)
             return
         client.subscribe(self.topics.commands, qos=1)
+        for part in self.parts:
+            for pattern in part.subscriptions():
+                client.subscribe(pattern, qos=1)
         self._connected.set()
         self._publish_status()
         self._dirty.set()
@@ -143,17 +182,22 @@ class Hub:
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(message.topic, message.payload)
+            part = next((p for p in self.parts for pattern in p.subscriptions()
+                         if mqtt.topic_matches_sub(pattern, message.topic)), None)
+            if part is not None:
+                part.handle(message.topic, message.payload)
+            elif mqtt.topic_matches_sub(self.topics.commands, message.topic):
+                self.handle(message.topic, message.payload)
         except Exception:  # the hub must outlive any input; this is a bug, not a refusal
             log.exception("unexpected failure handling a message on %s", message.topic)
-            self._refuse(message.topic, None, "hub.internal", "see the hub log")
+            self.refuse(message.topic, None, "hub.internal", "see the hub log")
 
     def handle(self, topic: str, payload: bytes) -> None:
         sender = Topics.device_of(topic)
         try:
             raw = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._refuse(topic, None, "hub.not_json", str(exc)[:200])
+            self.refuse(topic, None, "hub.not_json", str(exc)[:200])
             return
         reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
         reply_to = reply_to if isinstance(reply_to, str) and self._may_reply_to(reply_to) else None
@@ -162,53 +206,59 @@ class Hub:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            self._refuse(topic, reply_to, "hub.invalid", f"{where}: {first['msg']}"[:300],
+            self.refuse(topic, reply_to, "hub.invalid", f"{where}: {first['msg']}"[:300],
                          _request_id(raw))
             return
         if request.device != sender:
-            self._refuse(topic, reply_to, "hub.device_mismatch", f"{request.device} on {topic}",
+            self.refuse(topic, reply_to, "hub.device_mismatch", f"{request.device} on {topic}",
                          request.command.request_id)
             return
         device = self.devices.get(sender)
         if device is None:
-            self._refuse(topic, reply_to, "hub.unknown_device", sender, request.command.request_id)
+            self.refuse(topic, reply_to, "hub.unknown_device", sender, request.command.request_id)
             return
         if reply_to is None:
-            self._refuse(topic, None, "hub.bad_reply_to", request.reply_to, request.command.request_id)
+            self.refuse(topic, None, "hub.bad_reply_to", request.reply_to, request.command.request_id)
             return
         not_allowed = _permission(device, request.command)
         if not_allowed:
-            self._refuse(topic, reply_to, "hub.not_allowed", not_allowed, request.command.request_id)
+            self.refuse(topic, reply_to, "hub.not_allowed", not_allowed, request.command.request_id)
             return
         try:
             outcome = self.queue.execute(request.command)
         except Refused as refused:
             self.refusals[refused.message.key] += 1
-            self._reply(reply_to, request.command.request_id, refusal=Refusal.of(refused.message))
+            self.reply(reply_to, request.command.request_id, refusal=Refusal.of(refused.message))
             log.info("refused %s from %s: %s", request.command.action, sender, refused.message.bilingual())
             return
         self.accepted += 1
-        self._reply(reply_to, request.command.request_id, outcome=outcome)
+        self.reply(reply_to, request.command.request_id, outcome=outcome)
 
     def _may_reply_to(self, topic: str) -> bool:
         prefix = self.topics.reply("")
         return topic.startswith(prefix) and "+" not in topic and "#" not in topic
 
-    def _reply(self, topic: str, request_id: str, *, outcome: object = None,
+    def record(self, conn: sqlite3.Connection, record: BaseModel) -> None:
+        """Hand a record the county needs to every sink (the uplink outbox), in the caller's transaction."""
+        for sink in self.record_sinks:
+            sink(conn, record)
+
+    def reply(self, topic: str, request_id: str, *, outcome: object = None,
                refusal: Refusal | None = None) -> None:
         reply = CommandReply(device=HUB_DEVICE, request_id=request_id, ok=refusal is None,
                              outcome=outcome, refusal=refusal)
         self.client.publish(topic, reply.model_dump_json(), qos=1)
 
-    def _refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
+    def refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
                 request_id: str | None = None) -> None:
+        """Count a refused message, say why on the error topic, and answer the sender if it can be."""
         self.refusals[reason] += 1
         message = Message(key=reason, params={"detail": detail})
         notice = ErrorNotice(device=HUB_DEVICE, topic=topic, reason=reason, detail=detail,
                              zh=message.render("zh"), en=message.render("en"))
         self.client.publish(self.topics.errors, notice.model_dump_json(), qos=1)
         if reply_to is not None and request_id is not None:
-            self._reply(reply_to, request_id, refusal=Refusal.of(message))
+            self.reply(reply_to, request_id, refusal=Refusal.of(message))
         log.warning("refused a message on %s: %s", topic, message.bilingual())
 
     # ---- publishing -------------------------------------------------------------------------
@@ -255,7 +305,8 @@ class Hub:
         return DeviceStatus(
             device=HUB_DEVICE, state=state, session=self.session, kind="hub", version=__version__,
             detail={"accepted": self.accepted, "refused": sum(self.refusals.values()),
-                    **{f"refused.{k}": v for k, v in sorted(self.refusals.items())}},
+                    **{f"refused.{k}": v for k, v in sorted(self.refusals.items())},
+                    **{k: v for part in self.parts for k, v in part.status().items()}},
         )
 
     def _publish_status(self) -> None:

@@ -1,0 +1,1 @@
+"""好差评: ratings of each service event and the follow-up of bad ratings (pure logic)."""
