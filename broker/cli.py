@@ -133,6 +133,7 @@ def _hall_id(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 def run_hub(args: argparse.Namespace) -> int:
     from broker.embedded import EmbeddedBroker
     from broker.hub import Hub
+    from broker.parts import hub_parts
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
@@ -146,7 +147,7 @@ def run_hub(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandFailed(str(exc)) from None
         address = _address(embedded.url)
-    hub = Hub(config, address, args.data or Path("var") / config.hall.id, args.sync)
+    hub = Hub(config, address, args.data or Path("var") / config.hall.id, args.sync, parts=hub_parts(config))
     hub.start()
     _wait_for_signal()
     hub.stop()

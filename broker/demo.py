@@ -22,6 +22,7 @@ from broker.client import HallClient, HubError, read_hall
 from broker.embedded import EmbeddedBroker
 from broker.hub import Hub
 from broker.mqtt import BrokerAddress, parse_broker_url
+from broker.parts import hub_parts
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
@@ -133,7 +134,8 @@ class Demo:
     def start(self) -> None:
         if self.embedded is not None:
             self.embedded.start()
-        self.hub = Hub(self.config, self.address, self.options.data / self.config.hall.id)
+        self.hub = Hub(self.config, self.address, self.options.data / self.config.hall.id,
+                       parts=hub_parts(self.config))
         self.hub.start()
         self.traffic.start()
         print(f"hallkit demo: {self.config.hall.name} on {self.address.url}; "
