@@ -10,6 +10,8 @@ restarts after a crash. The clock and randomness come in from outside
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import assert_never
@@ -90,6 +92,11 @@ class QueueState:
     counters: dict[str, int] = field(default_factory=dict)
     tickets: dict[str, TicketRecord] = field(default_factory=dict)
     waiting: dict[str, TicketRecord] = field(default_factory=dict)
+    # The waiting tickets again, as heaps of (order, ticket id) so a call looks at the head of
+    # a few lines instead of scanning the hall: one line per service and class (priority or
+    # normal), and one per window for tickets transferred to that window.
+    lines: dict[tuple[str, int], list[tuple[int, str]]] = field(default_factory=dict)
+    directed: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     windows: dict[int, WindowState] = field(default_factory=dict)
     next_order: int = 0
     events_applied: int = 0
@@ -105,6 +112,9 @@ class QueueEngine:
         self._services = {s.id: s for s in config.services}
         self._windows_cfg = {w.number: w for w in config.windows}
         self._serves = {w.number: config.served_by(w) for w in config.windows}
+        self._windows_for = {
+            s.id: sorted(n for n, serves in self._serves.items() if s.id in serves) for s in config.services
+        }
         self.state = QueueState()
         self._times: dict[str, ServiceTimes] = {}
         self.reset()
@@ -212,16 +222,8 @@ class QueueEngine:
         events: list[Event] = []
         if window.current is not None and not fresh_day:
             events.append(self._completed(self.state.tickets[window.current], number, now, rid))
-        serves = self._serves[number]
         picked = None if fresh_day else choose(
-            (
-                Candidate(t.ticket.id, t.ticket.priority, t.order, t.directed_window == number)
-                for t in self.state.waiting.values()
-                if (t.directed_window == number)
-                or (t.directed_window is None and t.service_id in serves)
-            ),
-            window.priority_streak,
-            self.rules.max_priority_in_a_row,
+            self._heads(number), window.priority_streak, self.rules.max_priority_in_a_row
         )
         if picked is None:
             if events:
@@ -230,6 +232,17 @@ class QueueEngine:
         events.append(TicketCalled(at=now, request_id=rid, ticket_id=picked.ticket_id, window=number,
                                    staff_id=window.staff_id))
         return events
+
+    def _heads(self, number: int) -> Iterator[Candidate]:
+        """The first ticket of every line window ``number`` may call."""
+        state = self.state
+        heads = [state.directed.get(number)]
+        heads += [state.lines.get((service, cls)) for service in self._serves[number] for cls in (0, 1)]
+        for line in heads:
+            if line:
+                record = state.tickets[line[0][1]]
+                yield Candidate(record.ticket.id, record.ticket.priority, record.order,
+                                record.directed_window == number)
 
     def _transfer(self, command: Transfer, now: datetime, fresh_day: bool) -> TicketTransferred:
         current = self._current(command.window, fresh_day)
@@ -296,6 +309,8 @@ class QueueEngine:
                 state.counters.clear()
                 state.tickets.clear()
                 state.waiting.clear()
+                state.lines.clear()
+                state.directed.clear()
                 for window in state.windows.values():
                     window.current = None
                     window.priority_streak = 0
@@ -311,7 +326,7 @@ class QueueEngine:
                 self._enqueue(record, event.at)
             case TicketCalled():
                 record = state.tickets[event.ticket_id]
-                state.waiting.pop(record.ticket.id, None)
+                self._dequeue(record)
                 record.state = TicketState.CALLED
                 record.window = event.window
                 record.called_at = event.at
@@ -341,7 +356,8 @@ class QueueEngine:
                 record.window = None
                 record.state = TicketState.WAITING
                 record.queued_at = event.at
-                state.waiting[record.ticket.id] = record
+                # It keeps its order: the resident had already waited their turn once.
+                self._line_up(record)
             case TicketCompleted():
                 record = state.tickets[event.ticket_id]
                 record.state = TicketState.DONE
@@ -366,7 +382,27 @@ class QueueEngine:
         record.order = self.state.next_order
         record.queued_at = at
         self.state.next_order += 1
+        self._line_up(record)
+
+    def _line(self, record: TicketRecord) -> list[tuple[int, str]]:
+        if record.directed_window is not None:
+            return self.state.directed.setdefault(record.directed_window, [])
+        return self.state.lines.setdefault((record.service_id, rank(record.ticket.priority)), [])
+
+    def _line_up(self, record: TicketRecord) -> None:
         self.state.waiting[record.ticket.id] = record
+        heapq.heappush(self._line(record), (record.order, record.ticket.id))
+
+    def _dequeue(self, record: TicketRecord) -> None:
+        if self.state.waiting.pop(record.ticket.id, None) is None:
+            return
+        line = self._line(record)
+        entry = (record.order, record.ticket.id)
+        if line[0] == entry:  # always so for calls this engine decided: it calls a line's head
+            heapq.heappop(line)
+        else:  # a log written under other rules may call from the middle of a line
+            line.remove(entry)
+            heapq.heapify(line)
 
     def execute(self, command: Command, now: datetime) -> list[Event]:
         """Decide and apply in one step (for callers that persist nothing)."""
@@ -389,6 +425,8 @@ class QueueEngine:
             "tickets": {tid: {**asdict(r), "ticket": r.ticket.model_dump()}
                         for tid, r in sorted(state.tickets.items())},
             "waiting": [r.ticket.id for r in sorted(state.waiting.values(), key=lambda r: r.order)],
+            "lines": {f"{service}/{cls}": sorted(line) for (service, cls), line in sorted(state.lines.items()) if line},
+            "directed": {n: sorted(line) for n, line in sorted(state.directed.items()) if line},
             "windows": {n: asdict(w) for n, w in sorted(state.windows.items())},
             "next_order": state.next_order,
             "events_applied": state.events_applied,
@@ -398,17 +436,19 @@ class QueueEngine:
     def ahead_of(self, record: TicketRecord) -> int:
         if record.state is not TicketState.WAITING:
             return 0
-        key = (rank(record.ticket.priority), record.order)
-        return sum(
-            1
-            for other in self.state.waiting.values()
-            if other.service_id == record.service_id
-            and other is not record
-            and (rank(other.ticket.priority), other.order) < key
-        )
+        state = self.state
+        cls = rank(record.ticket.priority)
+        ahead = sum(len(state.lines.get((record.service_id, c), ())) for c in range(cls))
+        ahead += sum(1 for order, _ in state.lines.get((record.service_id, cls), ()) if order < record.order)
+        for line in state.directed.values():
+            for order, tid in line:
+                other = state.tickets[tid]
+                if other.service_id == record.service_id and (rank(other.ticket.priority), order) < (cls, record.order):
+                    ahead += 1
+        return ahead
 
     def windows_for(self, service_id: str) -> list[int]:
-        return sorted(n for n, serves in self._serves.items() if service_id in serves)
+        return self._windows_for[service_id]
 
     def estimated_wait_seconds(self, service_id: str, ahead: int) -> float:
         usable = [n for n in self.windows_for(service_id) if self._window_usable(n)]

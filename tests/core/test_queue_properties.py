@@ -195,6 +195,15 @@ class QueueMachine(RuleBasedStateMachine):
         for tid in called:
             assert state.windows[state.tickets[tid].window or 0].current == tid
         assert len({r.order for r in state.waiting.values()}) == len(state.waiting)
+        # The lines a window calls from hold exactly the waiting tickets, each once, in its line.
+        lined = [(key, tid) for key, line in state.lines.items() for _, tid in line]
+        lined += [(n, tid) for n, line in state.directed.items() for _, tid in line]
+        assert sorted(tid for _, tid in lined) == sorted(state.waiting)
+        for key, tid in lined:
+            record = state.tickets[tid]
+            expected = record.directed_window if record.directed_window is not None else (
+                record.service_id, 1 if record.ticket.priority is Priority.NORMAL else 0)
+            assert key == expected
         # Finished tickets stay finished.
         assert all(state.tickets[tid].state in FINISHED for tid in self.finished)
         self.finished = {tid for tid, r in state.tickets.items() if r.state in FINISHED}
