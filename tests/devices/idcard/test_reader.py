@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from datetime import date
@@ -164,3 +165,22 @@ def test_watcher_reads_each_card_once_per_placing(
         fault = kiosk.next()
         assert isinstance(fault, IdCardError) and fault.problem is Problem.READER_FAULT
     assert kiosk.events.empty()  # the refused card was not read again while it lay there
+
+
+def test_no_full_number_or_name_reaches_the_logs(
+    simulator: IdCardSimulator, reader: SerialIdCardReader, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    kiosk = Collector()
+    watcher = CardWatcher(reader, poll_interval=0.05, removal_polls=2)
+    watcher.add_listener(kiosk)
+    with watcher:
+        for card in simulator.cards:
+            simulator.place(card.name)
+            event = kiosk.next()
+            if isinstance(event, CardRead):
+                logging.getLogger("kiosk").info("read %s -> %s", event.holder, event.record.model_dump_json())
+            _lift(simulator)
+    for card in simulator.cards:
+        assert card.holder.id_number not in caplog.text
+        assert card.holder.display_name not in caplog.text
