@@ -19,7 +19,7 @@ from typing import assert_never
 from hallkit.config import HallConfig
 from hallkit.i18n import Message
 from hallkit.queue import numbering
-from hallkit.queue.estimate import ServiceTimes, estimated_wait_seconds
+from hallkit.queue.estimate import CallPace, ServiceTimes, estimated_wait_seconds
 from hallkit.queue.models import (
     CallNext,
     Command,
@@ -117,6 +117,7 @@ class QueueEngine:
         }
         self.state = QueueState()
         self._times: dict[str, ServiceTimes] = {}
+        self._pace: dict[str, CallPace] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -127,6 +128,7 @@ class QueueEngine:
                 for w in self.config.windows
             }
         )
+        self._pace = {s.id: CallPace(self.rules.recent_service_samples) for s in self.config.services}
         self._times = {
             s.id: ServiceTimes(s.default_service_minutes * 60, self.rules.recent_service_samples)
             for s in self.config.services
@@ -318,6 +320,8 @@ class QueueEngine:
                     window.service_seconds = 0.0
                 for times in self._times.values():
                     times.clear()
+                for pace in self._pace.values():
+                    pace.clear()
             case TicketIssued():
                 t = event.ticket
                 state.counters[t.prefix] = t.seq
@@ -331,6 +335,7 @@ class QueueEngine:
                 record.window = event.window
                 record.called_at = event.at
                 record.directed_window = None
+                self._pace[record.service_id].add(event.at)
                 window = state.windows[event.window]
                 window.current = record.ticket.id
                 if record.ticket.priority is Priority.NORMAL:
@@ -431,6 +436,7 @@ class QueueEngine:
             "next_order": state.next_order,
             "events_applied": state.events_applied,
             "service_times": {sid: t.samples for sid, t in sorted(self._times.items())},
+            "call_pace": {sid: p.samples for sid, p in sorted(self._pace.items())},
         }
 
     def ahead_of(self, record: TicketRecord) -> int:
@@ -453,7 +459,8 @@ class QueueEngine:
     def estimated_wait_seconds(self, service_id: str, ahead: int) -> float:
         usable = [n for n in self.windows_for(service_id) if self._window_usable(n)]
         all_busy = bool(usable) and all(self.state.windows[n].current is not None for n in usable)
-        return estimated_wait_seconds(ahead, self._times[service_id].mean, len(usable), all_busy)
+        return estimated_wait_seconds(ahead, self._times[service_id].mean, len(usable), all_busy,
+                                      self._pace[service_id].interval)
 
     def ticket_view(self, ticket_id: str) -> TicketView:
         record = self.state.tickets[ticket_id]

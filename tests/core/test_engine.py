@@ -12,7 +12,7 @@ from hallkit.i18n import LANGS, catalogue
 from hallkit.privacy import id_hash
 from hallkit.queue import numbering
 from hallkit.queue.engine import QueueEngine, Refused
-from hallkit.queue.estimate import ServiceTimes, estimated_wait_seconds
+from hallkit.queue.estimate import CallPace, ServiceTimes, estimated_wait_seconds
 from hallkit.queue.models import (
     CallNext,
     Channel,
@@ -580,20 +580,40 @@ def test_estimated_wait_follows_the_documented_formula(hall: Hall):
     assert hall.engine.ticket_view(pension[2].id).estimated_wait_minutes == 2 * 4 / 2
     hall.call(1)  # window 1 busy with A001; window 2 idle: not all busy
     assert hall.engine.ticket_view(tickets[2].id).estimated_wait_minutes == 1 * 6 + 6 / 2
-    # Measured times replace the default: the mean of the recent completions.
-    hall.call(1, minutes=10)  # A001 took 10 minutes
+    # Measured service times replace the default: the mean of the recent completions.
+    hall.call(1, minutes=10)  # A001 took 10 minutes; A002 called
     hall.do(Complete(window=1), minutes=2)  # A002 took 2 minutes
-    assert hall.engine.ticket_view(tickets[2].id).estimated_wait_minutes == 0.0  # nobody ahead, idle
-    hall.take("social")
-    view = hall.engine.ticket_view("20261123-A004")
-    assert view.estimated_wait_minutes == 1 * 6.0  # mean of 10 and 2
+    hall.take("social", minutes=0)  # A004: A003 ahead of it, window 1 idle
+    # Two calls of social so far, 10 minutes apart: from now on the line's pace counts.
+    assert hall.engine.ticket_view("20261123-A004").estimated_wait_minutes == 1 * 10.0
     assert hall.engine.ticket_view(tickets[0].id).estimated_wait_minutes == 0.0  # done: no wait
+
+
+def test_estimate_before_the_pace_is_known_uses_service_times(hall: Hall):
+    # pension has windows 1 and 2; after one call the pace is not known yet.
+    for _ in range(4):
+        hall.take("pension")
+    hall.call(2)
+    hall.do(Complete(window=2), minutes=3)  # a 3-minute service
+    view = hall.engine.ticket_view("20261123-B004")
+    assert view.ahead == 2
+    assert view.estimated_wait_minutes == 2 * 3 / 2
 
 
 def test_estimate_formula_and_recent_samples():
     assert estimated_wait_seconds(ahead=4, mean_service=300, windows=2, all_busy=False) == 600
     assert estimated_wait_seconds(ahead=4, mean_service=300, windows=2, all_busy=True) == 750
     assert estimated_wait_seconds(ahead=1, mean_service=300, windows=0, all_busy=False) == 300
+    # Once the line's pace is known it replaces the service-time formula.
+    assert estimated_wait_seconds(ahead=4, mean_service=300, windows=2, all_busy=False, call_interval=90) == 360
+    assert estimated_wait_seconds(ahead=4, mean_service=300, windows=2, all_busy=True, call_interval=90) == 405
+    pace = CallPace(samples=3)
+    assert pace.interval is None
+    for minute in (0, 2, 10, 16):
+        pace.add(MONDAY + timedelta(minutes=minute))
+        if minute == 0:
+            assert pace.interval is None
+    assert pace.interval == 7 * 60  # last three calls: 2, 10, 16
     times = ServiceTimes(default_seconds=60, samples=3)
     assert times.mean == 60
     for seconds in (10, 20, 30, 100):
