@@ -8,8 +8,9 @@ and hands back a page at each cut: the lines as text (for tests) and a picture.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import qrcode
@@ -72,13 +73,29 @@ class PrintedLine(BaseModel):
     align: Alignment = Alignment.LEFT
 
 
+RowDrawing = Callable[[], Image.Image]
+"""One print row, drawn only when a picture is wanted (drawing is slow; status replies must not wait)."""
+
+
 @dataclass
 class Page:
     """Everything printed between two cuts."""
 
     lines: list[PrintedLine]
     qr_codes: list[str]
-    image: Image.Image
+    rows: list[RowDrawing]
+    dots: int
+
+    def draw(self) -> Image.Image:
+        """The ticket as it would come out of the printer, with white paper around the print."""
+        rows = [draw() for draw in self.rows]
+        height = sum(r.height for r in rows) + 2 * PAPER_MARGIN
+        image = Image.new("L", (self.dots + 2 * PAPER_MARGIN, height), 255)
+        y = PAPER_MARGIN
+        for row in rows:
+            image.paste(row, (PAPER_MARGIN, y))
+            y += row.height
+        return image
 
 
 @dataclass
@@ -102,7 +119,7 @@ class _Modes:
 class _PageBuilder:
     lines: list[PrintedLine] = field(default_factory=list)
     qr_codes: list[str] = field(default_factory=list)
-    rows: list[Image.Image] = field(default_factory=list)
+    rows: list[RowDrawing] = field(default_factory=list)
 
 
 @cache
@@ -203,26 +220,8 @@ class TicketRenderer:
                                             height=first.height, bold=first.bold, align=self._modes.align))
 
     def _draw_row(self, glyphs: list[_Glyph]) -> None:
-        height = max(g.height for g in glyphs) * LINE_DOTS
         widths = [self._glyph_dots(g) for g in glyphs]
-        row = Image.new("L", (self.dots, height + LINE_GAP), 255)
-        x = self._offset(sum(widths))
-        for glyph, width in zip(glyphs, widths, strict=True):
-            cell = self._draw_glyph(glyph, width // glyph.width)
-            cell = cell.resize((width, glyph.height * LINE_DOTS), Image.Resampling.LANCZOS)
-            row.paste(cell, (x, height - cell.height))
-            x += width
-        self._page.rows.append(row)
-
-    @staticmethod
-    def _draw_glyph(glyph: _Glyph, cell_width: int) -> Image.Image:
-        cell = Image.new("L", (cell_width, LINE_DOTS), 255)
-        draw = ImageDraw.Draw(cell)
-        font = _font(LINE_DOTS - 2)
-        left = (cell_width - font.getlength(glyph.char)) / 2
-        for dx in (0, 1) if glyph.bold else (0,):
-            draw.text((left + dx, LINE_DOTS - 4), glyph.char, font=font, fill=0, anchor="ls")
-        return cell
+        self._page.rows.append(partial(_text_row, self.dots, glyphs, widths, self._offset(sum(widths))))
 
     def _offset(self, used: int) -> int:
         free = max(self.dots - used, 0)
@@ -232,7 +231,7 @@ class TicketRenderer:
 
     def _blank(self, lines: int) -> None:
         if lines:
-            self._page.rows.append(Image.new("L", (self.dots, lines * (LINE_DOTS + LINE_GAP)), 255))
+            self._page.rows.append(partial(Image.new, "L", (self.dots, lines * (LINE_DOTS + LINE_GAP)), 255))
 
     def _print_qr(self) -> None:
         if not self._qr_data:
@@ -241,18 +240,39 @@ class TicketRenderer:
         code = qrcode.QRCode(box_size=self._qr_dots, border=0, error_correction=_QR_LEVELS[self._qr_level])
         code.add_data(content)
         code.make(fit=True)
-        picture = code.make_image().get_image().convert("L")
-        row = Image.new("L", (self.dots, picture.height), 255)
-        row.paste(picture, (self._offset(picture.width), 0))
-        self._page.rows.append(row)
+        side = code.modules_count * self._qr_dots
+        self._page.rows.append(partial(_qr_row, self.dots, code, self._offset(side)))
         self._page.qr_codes.append(content)
 
     def _cut(self) -> Page:
         built, self._page = self._page, _PageBuilder()
-        height = sum(r.height for r in built.rows) + 2 * PAPER_MARGIN
-        image = Image.new("L", (self.dots + 2 * PAPER_MARGIN, height), 255)
-        y = PAPER_MARGIN
-        for row in built.rows:
-            image.paste(row, (PAPER_MARGIN, y))
-            y += row.height
-        return Page(lines=built.lines, qr_codes=built.qr_codes, image=image)
+        return Page(lines=built.lines, qr_codes=built.qr_codes, rows=built.rows, dots=self.dots)
+
+
+def _text_row(dots: int, glyphs: list[_Glyph], widths: list[int], left: int) -> Image.Image:
+    height = max(g.height for g in glyphs) * LINE_DOTS
+    row = Image.new("L", (dots, height + LINE_GAP), 255)
+    x = left
+    for glyph, width in zip(glyphs, widths, strict=True):
+        cell = _draw_glyph(glyph, width // glyph.width)
+        cell = cell.resize((width, glyph.height * LINE_DOTS), Image.Resampling.LANCZOS)
+        row.paste(cell, (x, height - cell.height))
+        x += width
+    return row
+
+
+def _draw_glyph(glyph: _Glyph, cell_width: int) -> Image.Image:
+    cell = Image.new("L", (cell_width, LINE_DOTS), 255)
+    draw = ImageDraw.Draw(cell)
+    font = _font(LINE_DOTS - 2)
+    left = (cell_width - font.getlength(glyph.char)) / 2
+    for dx in (0, 1) if glyph.bold else (0,):
+        draw.text((left + dx, LINE_DOTS - 4), glyph.char, font=font, fill=0, anchor="ls")
+    return cell
+
+
+def _qr_row(dots: int, code: qrcode.QRCode, left: int) -> Image.Image:
+    picture = code.make_image().get_image().convert("L")
+    row = Image.new("L", (dots, picture.height), 255)
+    row.paste(picture, (left, 0))
+    return row

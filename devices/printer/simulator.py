@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
 import socketserver
 import threading
@@ -33,7 +34,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from devices.printer.codec import EscposCommand, StatusQuery, decode
-from devices.printer.render import PrintedLine, TicketRenderer
+from devices.printer.render import Page, PrintedLine, TicketRenderer
 from devices.printer.status import PaperLevel, status_reply
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,10 @@ class PrinterSimulator:
         self.discarded_bytes = 0
         self._state = PrinterState()
         self._tickets: list[SimulatedTicket] = []
+        self._cuts = 0
+        # Pages are drawn on their own thread: a real printer answers DLE EOT at once, and
+        # drawing a PNG takes far longer than printing the bytes does.
+        self._pages: queue.Queue[tuple[int, Page] | None] = queue.Queue()
         self._changed = threading.Condition()
         self._connections: set[socket.socket] = set()
         self._print_server = _PrintServer((host, port), _PrintHandler, self)
@@ -162,6 +167,7 @@ class PrinterSimulator:
             return self._state
 
     def tickets(self) -> list[SimulatedTicket]:
+        """Tickets cut and drawn so far (drawing follows the cut by a moment)."""
         with self._changed:
             return list(self._tickets)
 
@@ -177,18 +183,24 @@ class PrinterSimulator:
                                       name=f"printer-sim-{type(server).__name__}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        drawer = threading.Thread(target=self._draw_pages, name="printer-sim-drawer", daemon=True)
+        drawer.start()
+        self._threads.append(drawer)
         return self
 
     def stop(self) -> None:
+        """Stop listening, hang up on clients, and finish drawing every ticket already cut."""
         for server in (self._print_server, self._control_server):
             server.shutdown()
-            server.server_close()
         with self._changed:
             connections = list(self._connections)
         for connection in connections:
             _shut(connection)
+        for server in (self._print_server, self._control_server):
+            server.server_close()  # waits for the connection threads
+        self._pages.put(None)
         for thread in self._threads:
-            thread.join(5)
+            thread.join(10)
         self._threads.clear()
 
     def __enter__(self) -> Self:
@@ -200,6 +212,8 @@ class PrinterSimulator:
 
     def serve_connection(self, connection: socket.socket) -> None:
         """Read one client until it hangs up, printing and answering as it goes."""
+        # Three one-byte status replies in a row: without this, Nagle holds the later ones back.
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._changed:
             self._connections.add(connection)
         # Each connection draws its own page, so two clients never mix their tickets.
@@ -244,16 +258,23 @@ class PrinterSimulator:
             page = renderer.feed(command)
             if page is None:
                 return
-            index = len(self._tickets) + 1
+            self._cuts += 1
+            self._use_paper()
+            self._pages.put((self._cuts, page))
+
+    def _draw_pages(self) -> None:
+        while (item := self._pages.get()) is not None:
+            index, page = item
             png: str | None = None
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 path = self.out_dir / f"ticket-{index:04d}.png"
-                page.image.save(path)
+                page.draw().save(path)
                 png = str(path)
-            self._tickets.append(SimulatedTicket(index=index, lines=page.lines, qr_codes=page.qr_codes, png=png))
-            self._use_paper()
-            self._changed.notify_all()
+            with self._changed:
+                self._tickets.append(SimulatedTicket(index=index, lines=page.lines, qr_codes=page.qr_codes,
+                                                     png=png))
+                self._changed.notify_all()
 
     def _use_paper(self) -> None:
         left = self._state.tickets_left
@@ -277,7 +298,8 @@ def _shut(connection: socket.socket) -> None:
 
 class _PrintServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
-    daemon_threads = True
+    daemon_threads = False
+    block_on_close = True
 
     def __init__(self, address: tuple[str, int], handler: type[socketserver.BaseRequestHandler],
                  simulator: PrinterSimulator) -> None:
@@ -353,6 +375,7 @@ class SimulatorControl:
         return PrinterState.model_validate_json(self._call("PUT", "/state", body))
 
     def tickets(self) -> list[SimulatedTicket]:
+        """Tickets cut and drawn so far (drawing follows the cut by a moment)."""
         return TICKETS.validate_json(self._call("GET", "/tickets"))
 
     def wait_for_tickets(self, count: int, timeout: float) -> list[SimulatedTicket]:
