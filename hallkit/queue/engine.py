@@ -430,7 +430,8 @@ class QueueEngine:
             "tickets": {tid: {**asdict(r), "ticket": r.ticket.model_dump()}
                         for tid, r in sorted(state.tickets.items())},
             "waiting": [r.ticket.id for r in sorted(state.waiting.values(), key=lambda r: r.order)],
-            "lines": {f"{service}/{cls}": sorted(line) for (service, cls), line in sorted(state.lines.items()) if line},
+            "lines": {f"{service}/{cls}": sorted(line)
+                      for (service, cls), line in sorted(state.lines.items()) if line},
             "directed": {n: sorted(line) for n, line in sorted(state.directed.items()) if line},
             "windows": {n: asdict(w) for n, w in sorted(state.windows.items())},
             "next_order": state.next_order,
@@ -440,16 +441,17 @@ class QueueEngine:
         }
 
     def ahead_of(self, record: TicketRecord) -> int:
+        """Waiting tickets of the same service ahead by class, then order (directed ones too)."""
         if record.state is not TicketState.WAITING:
             return 0
         state = self.state
-        cls = rank(record.ticket.priority)
-        ahead = sum(len(state.lines.get((record.service_id, c), ())) for c in range(cls))
-        ahead += sum(1 for order, _ in state.lines.get((record.service_id, cls), ()) if order < record.order)
+        key = (rank(record.ticket.priority), record.order)
+        ahead = sum(len(state.lines.get((record.service_id, c), ())) for c in range(key[0]))
+        ahead += sum(1 for order, _ in state.lines.get((record.service_id, key[0]), ()) if order < key[1])
         for line in state.directed.values():
             for order, tid in line:
                 other = state.tickets[tid]
-                if other.service_id == record.service_id and (rank(other.ticket.priority), order) < (cls, record.order):
+                if other.service_id == record.service_id and (rank(other.ticket.priority), order) < key:
                     ahead += 1
         return ahead
 
