@@ -72,7 +72,7 @@ def test_paper_runs_out_after_the_tickets_left(simulator: PrinterSimulator, smal
     printer.close()
     assert conditions == [PrinterCondition.READY, PrinterCondition.PAPER_LOW, PrinterCondition.PAPER_LOW,
                           PrinterCondition.PAPER_OUT]
-    assert [t.large_text for t in simulator.tickets()] == [["A001"], ["A002"], ["A003"]]
+    assert [t.large_text for t in simulator.wait_for_tickets(3, timeout=20)] == [["A001"], ["A002"], ["A003"]]
 
 
 def test_control_port_sets_the_state_and_lists_tickets(simulator: PrinterSimulator, small_config):

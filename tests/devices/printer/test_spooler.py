@@ -62,7 +62,7 @@ def test_paper_out_during_a_burst_leaves_every_ticket_accounted_for_once(simulat
             assert spooler.submit(ticket_print(small_config, number))
         # The kiosk learns about each ticket the printer could not take.
         assert recorder.wait(lambda: len(recorder.not_printed) == 7)
-        assert [t.large_text[0] for t in simulator.tickets()] == numbers[:3]
+        assert [t.large_text[0] for t in simulator.wait_for_tickets(3, GENEROUS)] == numbers[:3]
         assert [t.number for t in spooler.pending()] == numbers[3:]
 
         simulator.change_state(StateChange(paper=PaperLevel.OK))  # staff load a new roll
