@@ -4,7 +4,7 @@ Pure: ticket data in, bytes out; no printer needed. A ticket, top to bottom::
 
     hall name (bold, centred, wrapped)
     A001            (double width and height)
-    service name    (double height, wrapped by display width)
+    service name    (bold, wrapped by display width)
     ----------------
     办理窗口 / 前面等候 / 预计等候 / 取号时间
     [QR: qr_base_url + public id]
@@ -149,8 +149,8 @@ class TicketComposer:
                 CharSize(width=1, height=1)]
         if ticket.priority is not Priority.NORMAL:
             out += self._lines(self._say(f"printer.ticket.priority_{ticket.priority.value}"), self.columns)
-        out += [CharSize(width=1, height=2), *self._lines(ticket.service_name, self.columns),
-                CharSize(width=1, height=1)]
+        # Bold, not enlarged: the number must stay the one thing that stands out.
+        out += [Bold(on=True), *self._lines(ticket.service_name, self.columns), Bold(on=False)]
         out += self._lines("-" * self.columns, self.columns)
         out.append(Align(align=Alignment.LEFT))
         for line in self._details(ticket):
