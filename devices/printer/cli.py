@@ -109,7 +109,7 @@ def test_command(args: argparse.Namespace) -> int:
     except PrintFailed as failure:
         if not failure.status.answered:
             raise _unreachable(url, failure.status) from None
-        raise CommandFailed(bilingual("printer.cli.not_ready", condition=failure.status.describe("zh"))) from None
+        raise CommandFailed(failure.status.bilingual("printer.cli.not_ready")) from None
     finally:
         printer.close()
     print(bilingual("printer.cli.printed", number=ticket.number))
@@ -128,7 +128,7 @@ def status_command(args: argparse.Namespace) -> int:
     unreachable = status.condition is PrinterCondition.OFFLINE and not status.answered
     if unreachable and not args.json:
         raise _unreachable(url, status)
-    human = bilingual("printer.cli.status", url=url, condition=f"{status.describe('zh')} / {status.describe('en')}")
+    human = status.bilingual("printer.cli.status", url=url)
     emit(args, PrinterReport(printer=url, status=status), human)
     return 1 if unreachable else 0
 

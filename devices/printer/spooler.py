@@ -110,7 +110,7 @@ class TicketSpooler:
         return self
 
     def stop(self, timeout: float = 10.0) -> list[TicketPrint]:
-        """Stop the worker; returns the tickets that were never printed."""
+        """Stop the worker and close the printer; returns the tickets that were never printed."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
@@ -152,15 +152,13 @@ class TicketSpooler:
         try:
             status = self.printer.print_ticket(ticket)
         except PrintFailed as failure:
-            log.warning("ticket %s not printed: %s", ticket.number, failure)
             self._publish(failure.status)
             with self._wake:
                 self._next_attempt = time.monotonic() + self.retry_seconds
                 unreported = [t for t in self._queue if t.ticket_id not in self._reported]
                 self._reported.update(t.ticket_id for t in unreported)
             for waiting in unreported:
-                log.warning(bilingual("printer.spool.not_printed", number=waiting.number,
-                                      condition=failure.status.describe("zh")))
+                log.warning(failure.status.bilingual("printer.spool.not_printed", number=waiting.number))
                 self._tell(lambda listener, t=waiting: listener.ticket_not_printed(t, failure.status))
             return
         with self._wake:

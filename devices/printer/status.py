@@ -83,6 +83,11 @@ class PrinterStatus(BaseModel):
             key = "printer.condition.no_reply"
         return text(key, lang)
 
+    def bilingual(self, key: str, **params: str) -> str:
+        """Message ``key`` with ``{condition}`` in each language's own words, Chinese first."""
+        zh = text(key, "zh", condition=self.describe("zh"), **params)
+        return f"{zh} / {text(key, 'en', condition=self.describe('en'), **params)}"
+
     def same_condition(self, other: PrinterStatus | None) -> bool:
         """Equal for reporting: a change of ``detail`` alone is not news."""
         return other is not None and self.model_dump(exclude={"detail"}) == other.model_dump(exclude={"detail"})

@@ -39,14 +39,14 @@ def test_printer_test_uses_the_config(simulator: PrinterSimulator, tmp_path: Pat
 def test_printer_test_refuses_without_paper(simulator: PrinterSimulator, capsys):
     simulator.change_state(StateChange(paper=PaperLevel.OUT))
     assert main(["printer", "test", "--printer", simulator.url]) == 1
-    assert "打印机未就绪（缺纸）" in capsys.readouterr().err
+    assert "打印机未就绪（缺纸），未打印 / The printer is not ready (paper out)" in capsys.readouterr().err
     assert simulator.tickets() == []
 
 
 def test_printer_status_in_words_and_json(simulator: PrinterSimulator, capsys):
     simulator.change_state(StateChange(paper=PaperLevel.NEAR_END))
     assert main(["printer", "status", "--printer", simulator.url]) == 0
-    assert "纸将用完 / paper low" in capsys.readouterr().out
+    assert capsys.readouterr().out.strip() == f"打印机 {simulator.url}：纸将用完 / Printer {simulator.url}: paper low"
     assert main(["printer", "status", "--printer", simulator.url, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["printer"] == simulator.url
