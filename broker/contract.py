@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hallkit.i18n import Message
 from hallkit.queue.models import Command, Event, Outcome, ServiceQueueView, WindowView, new_id
+from hallkit.rating.models import CaseStepCommand, CaseUpdate, RatingReceipt, RatingSubmission
 
 SCHEMA_VERSION = 1
 ROOT = "hall/v1"
@@ -125,6 +126,80 @@ class ErrorNotice(_Payload):
     en: str
 
 
+# ---- ratings (好差评) ------------------------------------------------------------------------------
+
+
+class RatingRequest(_Payload):
+    """A pad, kiosk or the QR page hands in a resident's rating of one service event."""
+
+    reply_to: str = Field(min_length=1, max_length=200, description="the sender's rating reply topic")
+    submission: RatingSubmission
+
+
+class CaseStepRequest(_Payload):
+    """A counter (a manager's console) records one step of a bad-rating case."""
+
+    reply_to: str = Field(min_length=1, max_length=200, description="the sender's rating reply topic")
+    step: CaseStepCommand
+
+
+class RatingReply(_Payload):
+    """The hub's one answer to a rating or case-step request."""
+
+    request_id: str
+    ok: bool
+    receipt: RatingReceipt | None = None
+    update: CaseUpdate | None = None
+    refusal: Refusal | None = None
+
+
+class RatingPrompt(BaseModel):
+    """Ask the resident at the window to rate one service event, until ``until``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service_event_id: str
+    ticket_number: str
+    service_name: str
+    staff_name: str | None
+    until: datetime
+    tags: list[str] = Field(description="the bad-rating reasons to offer (rating.bad_reason_tags)")
+
+
+class PadScreen(_Payload):
+    """Retained per pad: what the pad at a window shows now."""
+
+    window: int
+    window_name: str
+    open: bool
+    paused: bool
+    staff_id: str | None
+    staff_name: str | None
+    staff_title: str = ""
+    ticket_number: str | None = Field(None, description="the ticket being served at the window")
+    service_name: str | None = None
+    prompt: RatingPrompt | None = None
+
+
+# ---- dashboard alerts --------------------------------------------------------------------------
+
+
+class AlertNotice(_Payload):
+    """The manager's dashboard raised or cleared an alert (long queue, device offline, case due …)."""
+
+    alert_id: str = Field(description="kind and subject: the same while the condition lasts")
+    kind: str = Field(description="queue_long, wait_long, device_offline, paper_low, case_due, case_overdue, "
+                                  "hub_offline")
+    subject: str = Field(description="the service, device or case it concerns")
+    severity: Literal["warning", "critical"]
+    state: Literal["raised", "cleared"]
+    since: datetime = Field(description="when the condition began")
+    reason: str = Field(description="message key, e.g. dashboard.alert.queue_long")
+    params: dict[str, str | int | float] = {}
+    zh: str
+    en: str
+
+
 # ---- topics ------------------------------------------------------------------------------------
 
 
@@ -171,6 +246,29 @@ class Topics:
     def errors(self) -> str:
         return f"{self.base}/error"
 
+    def rating_submit(self, device: str) -> str:
+        return f"{self.base}/rating/submit/{device}"
+
+    @property
+    def rating_submits(self) -> str:
+        return f"{self.base}/rating/submit/+"
+
+    def case_step(self, device: str) -> str:
+        return f"{self.base}/rating/case/{device}"
+
+    @property
+    def case_steps(self) -> str:
+        return f"{self.base}/rating/case/+"
+
+    def rating_reply(self, device: str) -> str:
+        return f"{self.base}/rating/reply/{device}"
+
+    def pad_screen(self, device: str) -> str:
+        return f"{self.base}/pad/{device}/screen"
+
+    def alert(self, device: str) -> str:
+        return f"{self.base}/dev/{device}/alert"
+
     @staticmethod
     def device_of(topic: str) -> str:
         """The device id segment of a ``cmd/<device>`` or ``dev/<device>/…`` topic."""
@@ -207,6 +305,16 @@ TOPICS: list[TopicSpec] = [
               subscribers="devices, dashboard, hall status", qos=1, retained=True),
     TopicSpec(pattern="hall/v1/{hall}/error", payload="ErrorNotice", publisher="hub",
               subscribers="dashboard, installers (mosquitto_sub)", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/rating/submit/{device}", payload="RatingRequest",
+              publisher="pad, kiosk (also for the QR page)", subscribers="hub", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/rating/case/{device}", payload="CaseStepRequest", publisher="counter",
+              subscribers="hub", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/rating/reply/{device}", payload="RatingReply", publisher="hub",
+              subscribers="the requesting device", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/pad/{device}/screen", payload="PadScreen", publisher="hub",
+              subscribers="that pad", qos=1, retained=True),
+    TopicSpec(pattern="hall/v1/{hall}/dev/{device}/alert", payload="AlertNotice", publisher="dashboard",
+              subscribers="county uplink, installers (mosquitto_sub)", qos=1, retained=False),
 ]
 
 PAYLOADS: dict[str, type[BaseModel]] = {
@@ -216,4 +324,9 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "QueueEventNotice": QueueEventNotice,
     "DeviceStatus": DeviceStatus,
     "ErrorNotice": ErrorNotice,
+    "RatingRequest": RatingRequest,
+    "CaseStepRequest": CaseStepRequest,
+    "RatingReply": RatingReply,
+    "PadScreen": PadScreen,
+    "AlertNotice": AlertNotice,
 }

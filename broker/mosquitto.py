@@ -75,6 +75,11 @@ def acl_text(config: HallConfig) -> str:
         f"pattern read {base}/evt/#",
         f"pattern read {base}/hub/status",
         f"pattern read {base}/dev/+/status",
+        "# ratings: a pad or kiosk hands in ratings, a counter case steps; each reads its answers and screen",
+        f"pattern write {base}/rating/submit/%u",
+        f"pattern write {base}/rating/case/%u",
+        f"pattern read {base}/rating/reply/%u",
+        f"pattern read {base}/pad/%u/screen",
     ]
     return "\n".join(lines) + "\n"
 

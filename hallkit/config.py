@@ -211,6 +211,11 @@ class RatingRules(_Strict):
     missing_rating: Literal["none", "very_satisfied", "satisfied"] = "none"
     bad_reason_tags: list[str] = ["态度不好", "效率低", "办事不便", "多次跑腿", "材料要求不清", "其他"]
     case_deadline_working_days: int = Field(5, ge=1, le=60)
+    # The working-day calendar of case deadlines: weekends are off unless listed as 调休 working days.
+    holidays: list[date] = Field([], description="public holidays (法定节假日) that fall on weekdays")
+    working_weekends: list[date] = Field([], description="weekend days worked in exchange (调休上班)")
+    sweep_seconds: float = Field(30.0, gt=0, le=3600,
+                                 description="how often the hub closes events whose rating period is over")
 
 
 class DeviceKind(StrEnum):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
+from typing import Self
+from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Level(IntEnum):
@@ -96,3 +98,58 @@ class CaseUpdate(BaseModel):
     note: str = Field("", max_length=1000)
     deadline: date
 
+
+
+RESIDENT_CHANNELS = (RatingChannel.PAD, RatingChannel.QR, RatingChannel.KIOSK)
+"""Channels a resident rates through; ``default`` is only ever written by the hub."""
+
+
+class RatingSubmission(BaseModel):
+    """What a resident chose on a pad, a kiosk or the ticket's QR page.
+
+    The service event is named by its id (a pad, which was told by the hub) or by
+    the ticket's public QR token (a phone or kiosk later on); exactly one of the two.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str = Field(default_factory=lambda: uuid4().hex, min_length=1, max_length=64,
+                            description="the same id sent again gets the same answer")
+    service_event_id: str | None = Field(None, max_length=64)
+    ticket_public_id: str | None = Field(None, max_length=64)
+    channel: RatingChannel
+    level: Level
+    tags: list[str] = Field([], max_length=20)
+    text: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _one_event(self) -> Self:
+        if (self.service_event_id is None) == (self.ticket_public_id is None):
+            raise ValueError("name the service event by service_event_id or ticket_public_id, not both")
+        if self.channel not in RESIDENT_CHANNELS:
+            raise ValueError(f"channel {self.channel.value} is not one a resident rates through")
+        return self
+
+
+class RatingReceipt(BaseModel):
+    """What the hub answers to an accepted rating: enough for the pad to thank, no personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rating_id: str
+    service_event_id: str
+    ticket_number: str
+    level: Level
+    case_id: str | None = Field(None, description="the bad-rating case it opened")
+
+
+class CaseStepCommand(BaseModel):
+    """A staff member or manager records one step of a bad-rating case."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str = Field(default_factory=lambda: uuid4().hex, min_length=1, max_length=64)
+    case_id: str = Field(min_length=1, max_length=64)
+    step: CaseStep
+    by: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="staff or manager id")
+    note: str = Field("", max_length=1000)

@@ -37,7 +37,9 @@ def test_every_event_type_is_documented():
 def test_topic_builders_match_the_patterns():
     topics = Topics("h1")
     built = {topics.command("d"), topics.reply("d"), topics.queue_state, topics.event("e"),
-             topics.device_status("d"), topics.hub_status, topics.errors}
+             topics.device_status("d"), topics.hub_status, topics.errors, topics.rating_submit("d"),
+             topics.case_step("d"), topics.rating_reply("d"), topics.pad_screen("d"),
+             topics.alert("d")}
     patterns = {s.pattern.format(hall="h1", device="d", event_type="e") for s in TOPICS}
     assert built == patterns
     assert Topics.device_of("hall/v1/h1/cmd/kiosk-1") == "kiosk-1"
