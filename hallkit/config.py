@@ -250,6 +250,19 @@ class Privacy(_Strict):
         return value
 
 
+class DashboardSettings(_Strict):
+    """The hall manager's dashboard (``hall dashboard``): where it listens, logins, alert thresholds."""
+
+    host: str = Field("0.0.0.0", description="address to listen on (the hall LAN)")
+    port: int = Field(8080, ge=1, le=65535)
+    session_hours: float = Field(8.0, gt=0, le=168, description="a login lasts this long, then asks again")
+    max_failed_logins: int = Field(5, ge=1, le=100, description="failed logins per name or address before a lockout")
+    lockout_minutes: float = Field(15.0, gt=0, le=1440)
+    alert_queue_length: int = Field(15, ge=1, description="alert when this many wait for one service")
+    alert_wait_minutes: float = Field(30.0, gt=0, description="alert when someone has waited this long")
+    case_warning_days: int = Field(1, ge=0, le=30, description="warn this many days before a case deadline")
+
+
 class HallConfig(_Strict):
     hall: Hall
     hours: Hours = Hours()
@@ -261,6 +274,7 @@ class HallConfig(_Strict):
     windows: list[Window] = Field(min_length=1)
     staff: list[Staff] = []
     devices: list[Device] = []
+    dashboard: DashboardSettings = DashboardSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Self:

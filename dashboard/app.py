@@ -1,0 +1,325 @@
+"""The dashboard's web app (Starlette): pages, JSON, the live stream, login and CSRF.
+
+Every request passes :class:`LoginRequired` first: without a valid session nothing answers
+but ``/health``, the login page and its stylesheet. Pages that change something (logout, a
+case step) are POST forms carrying the session's CSRF token; a viewer may post only logout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from http.cookies import SimpleCookie
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hallkit.config import HallConfig
+from hallkit.i18n import Lang, text
+from hallkit.rating.models import CaseStep, CaseStepCommand
+
+from dashboard.auth import AuthError, Role, Session, UserStore
+from dashboard.live import LiveHall
+from dashboard.report import charts, day_stats, performance, report_csv
+from dashboard.stats import current_day
+from dashboard.views import ReportRow
+
+log = logging.getLogger("hallkit.dashboard.web")
+
+SESSION_COOKIE = "hallkit_session"
+LOGIN_CSRF_COOKIE = "hallkit_login_csrf"
+LANG_COOKIE = "hallkit_lang"
+PUBLIC_PATHS = ("/health", "/login", "/static/dashboard.css")
+HEARTBEAT_SECONDS = 15.0
+"""An SSE comment this often: a page whose connection died is noticed and dropped."""
+
+PACKAGE = Path(str(resources.files("dashboard")))
+
+
+class LoginRequired:
+    """ASGI middleware: finds the session; sends everyone without one to the login page."""
+
+    def __init__(self, app: ASGIApp, users: UserStore) -> None:
+        self.app = app
+        self.users = users
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        cookie = SimpleCookie()
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie.load(value.decode("latin-1"))
+        token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
+        session = await run_in_threadpool(self.users.session, token) if token else None
+        scope.setdefault("state", {})["session"] = session
+        if session is None and path not in PUBLIC_PATHS:
+            if path.startswith("/api/") or scope["method"] != "GET":
+                response: Response = JSONResponse({"error": "login required"}, status_code=401)
+            else:
+                response = RedirectResponse("/login", status_code=303)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _lang(request: Request) -> Lang:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if chosen == "en" else "zh"
+
+
+def _session(request: Request) -> Session:
+    session: Session | None = request.state.session
+    assert session is not None  # LoginRequired let the request through
+    return session
+
+
+class Dashboard:
+    """The pages, bound to one hall's live state and account store."""
+
+    def __init__(self, config: HallConfig, live: LiveHall, users: UserStore) -> None:
+        self.config = config
+        self.live = live
+        self.users = users
+        self.templates = Environment(loader=FileSystemLoader(PACKAGE / "templates"),
+                                     autoescape=select_autoescape(["html"]))
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/health", self.health),
+            Route("/login", self.login_page, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/", self.board_page),
+            Route("/charts", self.charts_page),
+            Route("/ratings", self.ratings_page),
+            Route("/cases/{case_id}/step", self.case_step, methods=["POST"]),
+            Route("/devices", self.devices_page),
+            Route("/report", self.report_page),
+            Route("/report.csv", self.report_download),
+            Route("/api/board", self.board_json),
+            Route("/api/charts", self.charts_json),
+            Route("/api/devices", self.devices_json),
+            Route("/api/stream", self.stream),
+            Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
+        ]
+        app = Starlette(routes=routes, lifespan=self._lifespan)
+        app.add_middleware(LoginRequired, users=self.users)
+        return app
+
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self.live.broadcast.loop = asyncio.get_running_loop()
+        yield
+
+    # ---- rendering ---------------------------------------------------------------------------
+
+    def render(self, request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+        lang = _lang(request)
+        session: Session | None = request.state.session
+
+        def t(key: str, **params: object) -> str:
+            return text(f"dashboard.{key}", lang, **params)
+
+        html = self.templates.get_template(template).render(
+            t=t, lang=lang, session=session, manager=session is not None and session.user.role is Role.MANAGER,
+            hall=self.config.hall, board=self.live.board, path=request.url.path, **context)
+        response = HTMLResponse(html, status_code=status_code)
+        if "lang" in request.query_params:
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True)
+        # Pages show who is on duty and case details: never cache them on a shared screen.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _day(self, request: Request) -> date:
+        try:
+            return date.fromisoformat(request.query_params["day"])
+        except (KeyError, ValueError):
+            return current_day(self.config, datetime.now(UTC))
+
+    # ---- health and login --------------------------------------------------------------------
+
+    async def health(self, _request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "mqtt": self.live.connected})
+
+    async def login_page(self, request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error)
+        # Double-submit: the form's token must match this cookie, which another site cannot read or set.
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            return await self.login_page(request, text("dashboard.login.expired", _lang(request)), 400)
+        address = request.client.host if request.client else "-"
+        name = str(form.get("name", "")).strip().lower()[:64]
+        try:
+            token, session = await run_in_threadpool(self.users.login, name, str(form.get("password", "")), address)
+        except AuthError as exc:
+            key = "dashboard.login.locked" if str(exc) == "locked" else "dashboard.login.failed"
+            return await self.login_page(request, text(key, _lang(request)), 429 if str(exc) == "locked" else 401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                            max_age=int((session.expires - datetime.now(UTC)).total_seconds()),
+                            secure=request.url.scheme == "https")
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    async def _checked_form(self, request: Request, manager: bool) -> tuple[Session, dict[str, str]] | Response:
+        """The posted form when its CSRF token is the session's (and the user may change things)."""
+        session = _session(request)
+        form = await request.form()
+        if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
+            log.warning("CSRF token mismatch from %s on %s", session.user.name, request.url.path)
+            return PlainTextResponse(text("dashboard.csrf_failed", _lang(request)), status_code=403)
+        if manager and session.user.role is not Role.MANAGER:
+            log.warning("viewer %s tried to post %s", session.user.name, request.url.path)
+            return PlainTextResponse(text("dashboard.read_only", _lang(request)), status_code=403)
+        return session, {k: str(v) for k, v in form.items()}
+
+    async def logout(self, request: Request) -> Response:
+        checked = await self._checked_form(request, manager=False)
+        if isinstance(checked, Response):
+            return checked
+        token = request.cookies.get(SESSION_COOKIE, "")
+        await run_in_threadpool(self.users.logout, token)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # ---- pages -------------------------------------------------------------------------------
+
+    async def board_page(self, request: Request) -> HTMLResponse:
+        return self.render(request, "board.html")
+
+    async def charts_page(self, request: Request) -> HTMLResponse:
+        return self.render(request, "charts.html", day=self._day(request))
+
+    async def ratings_page(self, request: Request) -> HTMLResponse:
+        today = current_day(self.config, datetime.now(UTC))
+        day = self._day(request)
+        book = self.live.ratings
+
+        def load() -> tuple[object, object]:
+            stats = day_stats(self.config, self.live.events, self.live.today, day)
+            return book.lines(stats), book.case_views(today, self.config.dashboard.case_warning_days)
+
+        lines, cases = await run_in_threadpool(load)
+        return self.render(request, "ratings.html", day=day, lines=lines, cases=cases, available=book.available,
+                           message=request.query_params.get("msg", ""), ok=request.query_params.get("ok") == "1")
+
+    async def case_step(self, request: Request) -> Response:
+        checked = await self._checked_form(request, manager=True)
+        if isinstance(checked, Response):
+            return checked
+        session, form = checked
+        try:
+            command = CaseStepCommand(case_id=request.path_params["case_id"], step=CaseStep(form.get("step", "")),
+                                      by=session.user.name, note=form.get("note", ""))
+        except (ValueError, ValidationError):
+            query = urlencode({"msg": text("dashboard.case.bad_step", _lang(request)), "ok": 0})
+            return RedirectResponse(f"/ratings?{query}", status_code=303)
+        reply = await run_in_threadpool(self.live.case_step, command)
+        lang = _lang(request)
+        if reply is None:
+            message, ok = text("dashboard.case.no_answer", lang), False
+        elif not reply.ok and reply.refusal is not None:
+            message, ok = (reply.refusal.en if lang == "en" else reply.refusal.zh), False
+        else:
+            message, ok = text("dashboard.case.recorded", lang, step=text(f"dashboard.step.{command.step.value}", lang)), True
+        log.info("case %s step %s by %s: %s", command.case_id, command.step.value, session.user.name, message)
+        await run_in_threadpool(self.live.refresh)
+        return RedirectResponse("/ratings?" + urlencode({"msg": message, "ok": int(ok)}), status_code=303)
+
+    async def devices_page(self, request: Request) -> HTMLResponse:
+        return self.render(request, "devices.html", devices=self.live.device_rows())
+
+    async def report_page(self, request: Request) -> HTMLResponse:
+        day = self._day(request)
+        rows = await run_in_threadpool(self._report_rows, day)
+        return self.render(request, "report.html", day=day, rows=rows, printed=datetime.now(self.config.hall.zone),
+                           ratings=self.live.ratings.available)
+
+    def _report_rows(self, day: date) -> list[ReportRow]:
+        stats = day_stats(self.config, self.live.events, self.live.today, day)
+        today = current_day(self.config, datetime.now(UTC))
+        book = self.live.ratings
+        return performance(self.config, stats, book.report(stats, today) if book.available else None)
+
+    async def report_download(self, request: Request) -> Response:
+        day = self._day(request)
+        rows = await run_in_threadpool(self._report_rows, day)
+        body = report_csv(rows, _lang(request))
+        filename = f"{self.config.hall.id}-report-{day.isoformat()}.csv"
+        return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                 "Cache-Control": "no-store"})
+
+    # ---- JSON and the live stream ------------------------------------------------------------
+
+    async def board_json(self, _request: Request) -> Response:
+        board = self.live.board or await run_in_threadpool(self.live.refresh)
+        return Response(board.model_dump_json(), media_type="application/json")
+
+    async def charts_json(self, request: Request) -> Response:
+        day = self._day(request)
+
+        def build() -> str:
+            now = datetime.now(UTC)
+            stats = day_stats(self.config, self.live.events, self.live.today, day)
+            return charts(self.config, stats, self.live.ratings, current_day(self.config, now), now).model_dump_json()
+
+        return Response(await run_in_threadpool(build), media_type="application/json")
+
+    async def devices_json(self, _request: Request) -> Response:
+        rows = self.live.device_rows()
+        return Response("[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json")
+
+    async def stream(self, request: Request) -> StreamingResponse:
+        broadcast = self.live.broadcast
+
+        async def events() -> AsyncIterator[str]:
+            queue = broadcast.subscribe()
+            try:
+                if broadcast.latest:
+                    yield f"data: {broadcast.latest}\n\n"
+                while True:
+                    try:
+                        payload = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield ": keep-alive\n\n"
+                        continue
+                    yield f"data: {payload}\n\n"
+            finally:
+                broadcast.unsubscribe(queue)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,124 @@
+"""``hall dashboard``: run the manager's dashboard; ``hall dashboard user …``: its accounts."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from hallkit.cli import CommandFailed
+
+DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dash = commands.add_parser(
+        "dashboard", help="the hall manager's dashboard in a browser (大厅管理看板)",
+        description="Serve the dashboard: live board, charts, ratings and cases, devices, alerts, daily report. "
+                    "Create an account first: hall dashboard user add NAME --role manager --config FILE")
+    _add_place(dash)
+    dash.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    dash.add_argument("--host", help="address to listen on (default: [dashboard] host, 0.0.0.0)")
+    dash.add_argument("--port", type=int, help="port (default: [dashboard] port, 8080)")
+    dash.add_argument("--device", default="dashboard",
+                      help="the dashboard's device id (a counter in the config; default: dashboard)")
+    dash.set_defaults(handler=run_dashboard)
+    users = dash.add_subparsers(title="accounts", metavar="user", dest="dashboard_command")
+    user = users.add_parser("user", help="dashboard accounts")
+    actions = user.add_subparsers(metavar="ACTION", dest="user_action", required=True)
+    add = actions.add_parser("add", help="create an account or set its password and role")
+    add.add_argument("name", help="login name: lowercase letters, digits, dashes")
+    add.add_argument("--role", choices=("manager", "viewer"), required=True,
+                     help="manager: may work cases; viewer: reads only (值班领导)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _add_place(add)
+    add.set_defaults(handler=user_add)
+    listing = actions.add_parser("list", help="list accounts")
+    _add_place(listing)
+    listing.set_defaults(handler=user_list)
+    remove = actions.add_parser("remove", help="delete an account and end its sessions")
+    remove.add_argument("name")
+    _add_place(remove)
+    remove.set_defaults(handler=user_remove)
+
+
+def _add_place(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="hall configuration file")
+    parser.add_argument("--data", type=Path,
+                        help="the hub's data folder, with hall.sqlite3 (default: ./var/<hall id>, as hall hub)")
+
+
+def _place(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, Path); imports kept lazy for `hall --help`
+    from hallkit.commands import load_or_fail
+
+    config = load_or_fail(args.config)
+    return config, args.data or Path("var") / config.hall.id
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from broker.mqtt import BrokerUrlError, parse_broker_url
+    from dashboard.server import DashboardServer
+
+    config, data = _place(args)
+    try:
+        address = parse_broker_url(args.broker)
+    except BrokerUrlError as exc:
+        raise CommandFailed(str(exc), 2) from None
+    server = DashboardServer(config, address, data, args.host, args.port, args.device)
+    if not server.users.users():
+        print(f"no dashboard accounts yet: hall dashboard user add NAME --role manager --config {args.config}",
+              file=sys.stderr)
+    print(f"大厅管理看板 / dashboard: {server.url}  (hall {config.hall.id}, broker {address.url}, data {data})")
+    server.run()
+    return 0
+
+
+def user_add(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from dashboard.auth import AuthError, Role
+    from dashboard.server import users_at
+
+    config, data = _place(args)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("密码 / password: ")
+        if getpass.getpass("再输入一次 / again: ") != password:
+            raise CommandFailed("两次输入的密码不一致 / the passwords differ")
+    store = users_at(config, data)
+    try:
+        user = store.add_user(args.name, Role(args.role), password)
+    except (AuthError, ValidationError) as exc:
+        raise CommandFailed(f"cannot add {args.name!r}: {exc}") from None
+    finally:
+        store.close()
+    print(f"account {user.name} ({user.role.value}) saved in {data / 'dashboard.sqlite3'}")
+    return 0
+
+
+def user_list(args: argparse.Namespace) -> int:
+    from dashboard.server import users_at
+
+    config, data = _place(args)
+    store = users_at(config, data)
+    for user in store.users():
+        print(f"{user.name}\t{user.role.value}")
+    store.close()
+    return 0
+
+
+def user_remove(args: argparse.Namespace) -> int:
+    from dashboard.server import users_at
+
+    config, data = _place(args)
+    store = users_at(config, data)
+    try:
+        if not store.remove_user(args.name):
+            raise CommandFailed(f"no account {args.name!r}")
+    finally:
+        store.close()
+    print(f"account {args.name} removed")
+    return 0

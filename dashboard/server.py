@@ -1,0 +1,98 @@
+"""One dashboard: the live MQTT view, the account store and the web server, started and stopped together.
+
+Used by ``hall dashboard`` (in the foreground), ``hall demo`` and the tests (in a thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from broker.mqtt import BrokerAddress
+from hallkit.config import HallConfig
+
+from dashboard.app import Dashboard
+from dashboard.auth import UserStore
+from dashboard.live import LiveHall
+from dashboard.stats import EventLog
+
+log = logging.getLogger("hallkit.dashboard")
+
+DEFAULT_DEVICE = "dashboard"
+"""The dashboard's device id: it publishes its status and alerts under it and sends case steps as it."""
+
+
+def users_at(config: HallConfig, data: Path) -> UserStore:
+    settings = config.dashboard
+    return UserStore(data / "dashboard.sqlite3", settings.session_hours, settings.max_failed_logins,
+                     settings.lockout_minutes)
+
+
+class DashboardServer:
+    def __init__(self, config: HallConfig, broker: BrokerAddress, data: Path, host: str | None = None,
+                 port: int | None = None, device: str = DEFAULT_DEVICE) -> None:
+        self.config = config
+        self.host = host or config.dashboard.host
+        self.port = port if port is not None else config.dashboard.port
+        if device not in {d.id for d in config.devices}:
+            log.warning("device %r is not in the hall configuration: the hub will refuse its case steps "
+                        "(add [[devices]] id = %r, kind = \"counter\")", device, device)
+        self.live = LiveHall(config, broker, EventLog(data / "hall.sqlite3"), device)
+        self.users = users_at(config, data)
+        self.app = Dashboard(config, self.live, self.users).app()
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="on"))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}/"
+
+    def run(self) -> None:
+        """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
+        self.live.start()
+        try:
+            self.server.run()
+        finally:
+            self.close()
+
+    def start(self, wait: float = 10.0) -> DashboardServer:
+        """In a thread, for the demo and tests; returns once the port answers."""
+        self.live.start()
+        self._thread = threading.Thread(target=self.server.run, name="dashboard-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + wait
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise OSError(f"the dashboard did not start on {self.host}:{self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.close()
+
+    def close(self) -> None:
+        self.live.stop()
+        self.users.close()
+
+
+def free_port(start: int) -> int:
+    """The first free port at or after ``start`` (the demo must not fail because 8080 is taken)."""
+    for candidate in range(start, start + 100):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise OSError(f"no free port between {start} and {start + 99}")

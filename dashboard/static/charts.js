@@ -1,0 +1,84 @@
+/* The charts page: Apache ECharts (vendored, served from /static) fed by /api/charts. */
+"use strict";
+window.hallkitCharts = function () {
+  var root = document.getElementById("charts"), d = root.dataset;
+  var font = {fontFamily: getComputedStyle(document.body).fontFamily, fontSize: 14};
+  var charts = [];
+
+  function chart(id, option) {
+    var node = document.getElementById(id);
+    var c = echarts.getInstanceByDom(node);
+    if (!c) { c = echarts.init(node, null, {renderer: "canvas"}); charts.push(c); }
+    option.textStyle = font;
+    option.animation = false;
+    c.setOption(option, true);
+    return c;
+  }
+  function empty(id, message) {
+    chart(id, {title: {text: message, left: "center", top: "middle", textStyle: {color: "#888", fontSize: 18}}});
+  }
+  function lines(id, times, series, unit) {
+    if (!series.length) return empty(id, d.noData);
+    chart(id, {
+      tooltip: {trigger: "axis"},
+      legend: {type: "scroll", top: 0},
+      grid: {left: 50, right: 20, top: 40, bottom: 30},
+      xAxis: {type: "category", data: times, boundaryGap: false},
+      yAxis: {type: "value", name: unit, minInterval: 1},
+      series: series.map(function (s) {
+        return {name: s.name, type: "line", step: unit === d.people ? "end" : false, connectNulls: true,
+                showSymbol: false, data: s.values};
+      })
+    });
+  }
+  function levelBars(id, slices) {
+    if (!slices.length) return empty(id, d.noData);
+    var names = d.levels.split("|"), colors = ["#1a9850", "#91cf60", "#d9d9d9", "#fc8d59", "#d73027"];
+    var series = names.map(function (name, i) {
+      return {name: name, type: "bar", stack: "levels", itemStyle: {color: colors[i]},
+              data: slices.map(function (s) { return s.levels[4 - i]; })};
+    });
+    series.push({name: d.satisfaction, type: "line", yAxisIndex: 1, itemStyle: {color: "#2c7fb8"},
+                 data: slices.map(function (s) { return s.satisfaction === null ? null : Math.round(s.satisfaction * 1000) / 10; })});
+    chart(id, {
+      tooltip: {trigger: "axis"}, legend: {top: 0},
+      grid: {left: 50, right: 50, top: 40, bottom: 60},
+      xAxis: {type: "category", data: slices.map(function (s) { return s.name; }), axisLabel: {interval: 0, rotate: 20}},
+      yAxis: [{type: "value", minInterval: 1}, {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}}],
+      series: series
+    });
+  }
+  function load() {
+    fetch("/api/charts?day=" + encodeURIComponent(d.day), {credentials: "same-origin"})
+      .then(function (r) { return r.json(); })
+      .then(function (v) {
+        lines("chart-queue", v.times, v.queue, d.people);
+        lines("chart-wait", v.times, v.wait, d.minutes);
+        if (v.hours.length) {
+          chart("chart-hours", {
+            tooltip: {trigger: "axis"}, grid: {left: 50, right: 20, top: 30, bottom: 30},
+            xAxis: {type: "category", data: v.hours}, yAxis: {type: "value", name: d.tickets, minInterval: 1},
+            series: [{type: "bar", data: v.tickets_per_hour, itemStyle: {color: "#2c7fb8"}, label: {show: true, position: "top"}}]
+          });
+        } else empty("chart-hours", d.noData);
+        if (!v.ratings_available) {
+          ["chart-coverage", "chart-window", "chart-staff"].forEach(function (id) { empty(id, d.noRatings); });
+          return;
+        }
+        chart("chart-coverage", {
+          tooltip: {trigger: "item"},
+          title: {text: v.coverage === null ? "–" : Math.round(v.coverage * 1000) / 10 + "%", left: "center", top: "middle",
+                  textStyle: {fontSize: 32}},
+          series: [{type: "pie", radius: ["50%", "75%"], label: {formatter: "{b}: {c}"},
+                    data: [{name: d.rated, value: v.rated, itemStyle: {color: "#1a9850"}},
+                           {name: d.unrated, value: v.served - v.rated, itemStyle: {color: "#d9d9d9"}}]}]
+        });
+        levelBars("chart-window", v.by_window);
+        levelBars("chart-staff", v.by_staff);
+      });
+  }
+  load();
+  // Today's charts follow the day; a past day's never change.
+  hallkit.onBoard(function () { if (!load.pending) { load.pending = true; setTimeout(function () { load.pending = false; load(); }, 30000); } });
+  window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
+};

@@ -1,0 +1,126 @@
+/* The dashboard's pages: one live stream (SSE) of the board; every page shows its alerts,
+   the board page its tables, the devices page reloads its rows, the charts page draws ECharts.
+   Text comes from the page's data- attributes (the server's catalogues); nothing from elsewhere. */
+"use strict";
+var hallkit = (function () {
+  var listeners = [];
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function fmt(value, unit) { return value === null || value === undefined ? "–" : value + (unit || ""); }
+
+  function renderAlerts(board) {
+    var bar = document.getElementById("alerts");
+    if (!bar) return;
+    var english = bar.dataset.lang === "en";
+    bar.replaceChildren();
+    board.alerts.forEach(function (a) { bar.appendChild(el("div", "alert " + a.severity, english ? a.en : a.zh)); });
+    if (!board.connected) bar.appendChild(el("div", "alert critical", bar.dataset.offline));
+    bar.classList.toggle("empty", bar.children.length === 0);
+  }
+
+  function renderBoard(board) {
+    var root = document.getElementById("board");
+    if (!root) return;
+    var d = root.dataset, minutes = " " + d.minutes;
+    document.getElementById("waiting-total").textContent = board.waiting_total;
+    document.getElementById("served-total").textContent = board.served_today;
+    var open = board.windows.filter(function (w) { return w.open && !w.paused; }).length;
+    document.getElementById("windows-open").textContent = open + " / " + board.windows.length;
+    var longest = board.services.reduce(function (m, s) { return Math.max(m, s.longest_wait_minutes); }, 0);
+    document.getElementById("longest-wait").textContent = Math.round(longest) + minutes;
+
+    var windows = document.getElementById("windows");
+    windows.replaceChildren();
+    board.windows.forEach(function (w) {
+      var state = !w.open ? "closed" : w.paused ? "paused" : w.calling ? "calling" : "idle";
+      var card = el("div", "window " + state);
+      card.dataset.window = w.number;
+      var head = el("div", "whead");
+      head.appendChild(el("span", "wnum", w.number));
+      head.appendChild(el("span", "wname", w.name));
+      card.appendChild(head);
+      var now = state === "calling" ? w.calling : d[state];
+      card.appendChild(el("div", "calling", now));
+      card.appendChild(el("div", "staff", d.onDuty + " " + fmt(w.staff_on_duty) + "　" + d.posts + " A " + fmt(w.staff_a) + " / B " + fmt(w.staff_b)));
+      card.appendChild(el("div", "figs", d.served + " " + w.served_today + "　" + d.meanService + " " +
+        fmt(w.mean_service_minutes, minutes) + "　" + d.meanWait + " " + fmt(w.mean_wait_minutes, minutes)));
+      windows.appendChild(card);
+    });
+
+    var body = document.getElementById("services");
+    body.replaceChildren();
+    var shown = board.services.filter(function (s) { return s.waiting > 0 || s.issued_today > 0; });
+    if (shown.length === 0) {
+      var row = el("tr"), cell = el("td", "empty", d.noWaiting);
+      cell.colSpan = 8; row.appendChild(cell); body.appendChild(row);
+    }
+    shown.forEach(function (s) {
+      var row = el("tr", s.waiting > 0 ? "busy" : "");
+      row.dataset.service = s.service_id;
+      [[s.prefix, "prefix"], [s.name, "name"], [s.waiting, "num waiting"], [fmt(s.longest_wait_minutes), "num"],
+       [fmt(s.mean_wait_minutes), "num"], [fmt(s.estimated_wait_minutes), "num"], [s.issued_today, "num"],
+       [s.served_today, "num"]].forEach(function (c) { row.appendChild(el("td", c[1], c[0])); });
+      body.appendChild(row);
+    });
+  }
+
+  function refreshDevices() {
+    var table = document.getElementById("devices");
+    if (!table) return;
+    fetch("/api/devices", {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (rows) {
+      var body = table.tBodies[0], d = table.dataset;
+      body.replaceChildren();
+      rows.forEach(function (r) {
+        var row = el("tr", "state-" + r.state);
+        row.dataset.device = r.device;
+        row.appendChild(el("td", "", r.device));
+        row.appendChild(el("td", "", r.kind));
+        var state = el("td"); state.appendChild(el("span", "badge " + r.state, d[r.state])); row.appendChild(state);
+        var paper = el("td");
+        if (r.paper) paper.appendChild(el("span", "badge paper-" + r.paper, d["paper-" + r.paper] || r.paper));
+        row.appendChild(paper);
+        row.appendChild(el("td", "", r.last_seen ? new Date(r.last_seen).toLocaleString() : "–"));
+        row.appendChild(el("td", "", r.version));
+        row.appendChild(el("td", "", r.problems.join("；")));
+        row.appendChild(el("td", "detail", r.detail));
+        body.appendChild(row);
+      });
+    });
+  }
+
+  function connect() {
+    var source = new EventSource("/api/stream");
+    source.onmessage = function (event) {
+      var board = JSON.parse(event.data);
+      document.body.classList.remove("stale");
+      renderAlerts(board);
+      renderBoard(board);
+      listeners.forEach(function (f) { f(board); });
+    };
+    source.onerror = function () {
+      document.body.classList.add("stale");
+      // A closed stream (login expired, server restarted): reload, which leads to the login page if need be.
+      if (source.readyState === EventSource.CLOSED) setTimeout(function () { location.reload(); }, 5000);
+    };
+  }
+
+  function tick() {
+    var clock = document.getElementById("clock");
+    if (clock) clock.textContent = new Date().toLocaleTimeString("zh-CN", {hour12: false});
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick(); setInterval(tick, 1000);
+    var print = document.getElementById("print");
+    if (print) print.addEventListener("click", function () { window.print(); });
+    if (document.getElementById("devices")) listeners.push(refreshDevices);
+    if (document.getElementById("charts") && window.hallkitCharts) window.hallkitCharts();
+    connect();
+  });
+  return {el: el, onBoard: function (f) { listeners.push(f); }};
+})();
