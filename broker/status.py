@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from broker.contract import CommandReply, DeviceStatus, QueueSnapshot
-from hallkit.i18n import bilingual
+from hallkit.i18n import Lang, bilingual, text
 
 
 class HallStatus(BaseModel):
@@ -26,6 +26,7 @@ def render_status(status: HallStatus) -> str:
         detail = status.hub.detail
         lines.append(bilingual("status.hub_online", session=status.hub.session,
                                accepted=detail.get("accepted", 0), refused=detail.get("refused", 0)))
+        lines += _uplink_lines(detail)
     else:
         lines.append(bilingual("status.hub_offline"))
     if queue is not None:
@@ -44,6 +45,24 @@ def render_status(status: HallStatus) -> str:
     for device in sorted(status.devices, key=lambda d: d.device):
         lines.append("  " + bilingual("status.device_line", device=device.device, state=device.state.value))
     return "\n".join(lines)
+
+
+def _uplink_lines(detail: dict[str, str | int | float | bool | None]) -> list[str]:
+    """The outbox's backlog (count, age of the oldest item) and its disk alarm, when it runs."""
+    backlog = detail.get("uplink.backlog")
+    if backlog is None:
+        return []
+    oldest = float(detail.get("uplink.oldest_seconds") or 0)
+    link = "upstream.link_up" if detail.get("uplink.connected") else "upstream.link_down"
+
+    def line(lang: Lang) -> str:
+        since = text("upstream.status_oldest", lang, minutes=round(oldest / 60, 1)) if backlog else ""
+        return text("upstream.status_line", lang, link=text(link, lang), backlog=backlog, oldest=since)
+
+    lines = [f"{line('zh')} / {line('en')}"]
+    if detail.get("uplink.alarm"):
+        lines.append(bilingual("upstream.status_alarm", mb=round(float(detail.get("uplink.bytes") or 0) / 2**20, 1)))
+    return lines
 
 
 def describe_reply(action: str, reply: CommandReply) -> str:

@@ -24,6 +24,7 @@ PARTS = (
     "broker.cli",
     "devices.idcard.cli",
     "devices.printer.cli",
+    "county.cli",
     "dashboard.cli",
 )
 """Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""

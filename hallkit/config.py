@@ -263,6 +263,27 @@ class DashboardSettings(_Strict):
     case_warning_days: int = Field(1, ge=0, le=30, description="warn this many days before a case deadline")
 
 
+class Upstream(_Strict):
+    """The link to the county: the hub's outbox forwards ratings, cases, statistics and telemetry."""
+
+    broker: str = Field(description="county broker, mqtts://HOST:PORT (or mqtt:// on a trusted network)")
+    username: Identifier | None = Field(None, description="this hall's login at the county broker (default: hall id)")
+    password: str = Field("", description="prefer password_file, readable only by the hub's user")
+    password_file: Path | None = None
+    ca_file: Path | None = Field(None, description="CA certificate of the county broker (default: the system's)")
+    stats_interval_minutes: float = Field(15, gt=0, le=1440, description="queue statistics this often, and at day close")
+    disk_cap_mb: float = Field(512, gt=0, description="outbox size the hub aims to stay under")
+    alarm_at: float = Field(0.8, gt=0, le=1, description="share of the cap that raises the alarm and thins telemetry")
+    batch_size: int = Field(200, ge=1, le=5000, description="items per message to the county")
+    max_inflight: int = Field(20, ge=1, le=500, description="messages sent and not yet acknowledged")
+
+    def secret(self) -> str | None:
+        """The password, from password_file when given (its first line)."""
+        if self.password_file is not None:
+            return self.password_file.read_text("utf-8").strip() or None
+        return self.password or None
+
+
 class HallConfig(_Strict):
     hall: Hall
     hours: Hours = Hours()
@@ -274,6 +295,7 @@ class HallConfig(_Strict):
     windows: list[Window] = Field(min_length=1)
     staff: list[Staff] = []
     devices: list[Device] = []
+    upstream: Upstream | None = None
     dashboard: DashboardSettings = DashboardSettings()
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ APT_NEEDS=(
   "mosquitto:mosquitto"                     # the hall broker; tests start their own instances
   "mosquitto_pub:mosquitto-clients"
   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"   # Chinese on screens and ticket images
+  "pg_lsclusters:postgresql"                # the county ingest's database; tests make their own databases
 )
 missing=()
 for pair in "${APT_NEEDS[@]}"; do
@@ -34,6 +35,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL for the county tests: start a stopped cluster, and give the tests a login that may
+# create databases (a fresh Debian cluster trusts no TCP login). HALLKIT_TEST_PG overrides it.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters -h 2>/dev/null | while read -r version cluster _port status _rest; do
+    case "$status" in online*) ;; *)
+      say "starting PostgreSQL $version/$cluster"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || say "could not start PostgreSQL" ;;
+    esac
+  done
+  if [ -z "${HALLKIT_TEST_PG:-}" ] && command -v psql >/dev/null 2>&1 \
+     && ! PGPASSWORD=hallkit psql -h 127.0.0.1 -U hallkit -d postgres -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    say "creating the PostgreSQL login hallkit for the tests"
+    as_root su postgres -c "psql -qc \"CREATE ROLE hallkit LOGIN CREATEDB PASSWORD 'hallkit'\"" >/dev/null \
+      || say "could not create the PostgreSQL login hallkit"
+  fi
 fi
 
 python3 - <<'PY' || { say "hallkit needs Python 3.11 or newer"; exit 1; }

@@ -1,0 +1,1 @@
+"""The county side of the uplink: ingest into PostgreSQL, reports, the device fleet."""

@@ -1,0 +1,91 @@
+"""``hall county …``: the county's ingest of every hall's uplink, its daily report, its device fleet."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.i18n import bilingual
+
+DEFAULT_DB = os.environ.get("HALLKIT_COUNTY_DB", "postgresql:///hallkit_county")
+DEFAULT_BROKER = os.environ.get("HALLKIT_COUNTY_BROKER", "mqtt://127.0.0.1:1883")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    county = commands.add_parser("county", help="the county side: ingest the halls' uplink, reports, device fleet")
+    actions = county.add_subparsers(metavar="ACTION", required=True)
+
+    ingest = actions.add_parser("ingest", help="store every hall's uplink in PostgreSQL (run one or more)")
+    ingest.add_argument("--broker", default=DEFAULT_BROKER, help=f"county broker (default {DEFAULT_BROKER})")
+    _add_db(ingest)
+    ingest.add_argument("--worker", default="1",
+                        help="this worker's id, fixed across restarts (its broker session keeps its share)")
+    ingest.add_argument("--group", default="ingest", help="shared-subscription group of the workers")
+    ingest.add_argument("--ca-file", help="CA certificate of the county broker, for mqtts://")
+    ingest.set_defaults(handler=run_ingest)
+
+    report = actions.add_parser("report", help="per hall and day: tickets, waits, satisfaction, coverage, cases")
+    _add_db(report)
+    report.add_argument("--day", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    report.add_argument("--silent-hours", type=float, default=24.0,
+                        help="a hall is silent after this many hours without a message (default 24)")
+    report.add_argument("--timezone", default="Asia/Shanghai", help="the county's time zone")
+    add_json_flag(report)
+    report.set_defaults(handler=show_report)
+
+    devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
+    _add_db(devices)
+    add_json_flag(devices)
+    devices.set_defaults(handler=show_devices)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEFAULT_DB,
+                        help=f"PostgreSQL connection, postgresql://USER@HOST/DB (default {DEFAULT_DB})")
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from broker.cli import _address, _wait_for_signal
+    from county.ingest import Ingest
+
+    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker, group=args.group, ca_file=args.ca_file)
+    ingest.start()
+    _wait_for_signal()
+    ingest.stop()
+    return 0
+
+
+def _connect(dsn: str):  # noqa: ANN202 - psycopg.Connection, imported lazily to keep `hall --help` fast
+    import psycopg
+
+    from county.schema import SchemaTooNew, migrate
+
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
+        migrate(conn)
+    except (psycopg.Error, SchemaTooNew) as exc:
+        raise CommandFailed(bilingual("county.db_unreachable", db=dsn, detail=str(exc).strip()[:300])) from None
+    return conn
+
+
+def show_report(args: argparse.Namespace) -> int:
+    from county.report import county_report, render_report
+
+    zone = ZoneInfo(args.timezone)
+    day = args.day or datetime.now(zone).date()
+    with _connect(args.db) as conn:
+        report = county_report(conn, day, zone, args.silent_hours)
+    emit(args, report, render_report(report))
+    return 0
+
+
+def show_devices(args: argparse.Namespace) -> int:
+    from county.report import fleet, render_fleet
+
+    with _connect(args.db) as conn:
+        result = fleet(conn)
+    emit(args, result, render_fleet(result))
+    return 0

@@ -1,0 +1,164 @@
+"""The county's PostgreSQL schema, as numbered migrations applied in order, once.
+
+``migrate`` runs at every start of an ingest or a report. It takes an
+advisory lock so several ingest workers starting together apply each
+migration exactly once, records each in ``schema_migrations``, and refuses a
+database written by a newer hallkit. A new migration is appended to
+:data:`MIGRATIONS`; applied ones are never edited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+MIGRATION_LOCK = 0x6861_6C6C  # "hall": any fixed number shared by every worker
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "halls, messages, ratings, cases, statistics, telemetry, devices, quarantine", (
+        """CREATE TABLE halls (
+            hall text PRIMARY KEY,
+            county text NOT NULL,
+            first_seen timestamptz NOT NULL,
+            last_seen timestamptz NOT NULL,
+            link_state text,
+            link_session bigint,
+            link_at timestamptz,
+            backlog integer,
+            backlog_oldest_seconds double precision
+        )""",
+        """CREATE TABLE messages (
+            msg_id text PRIMARY KEY,
+            hall text NOT NULL,
+            kind text NOT NULL,
+            items integer NOT NULL,
+            historical boolean NOT NULL,
+            sent_at timestamptz NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE ratings (
+            rating_id text PRIMARY KEY,
+            hall text NOT NULL,
+            epoch text NOT NULL,
+            seq bigint NOT NULL,
+            region_code text NOT NULL,
+            service_event_id text NOT NULL,
+            ticket_id text NOT NULL,
+            ticket_number text NOT NULL,
+            service_code text NOT NULL,
+            service_name text NOT NULL,
+            department text NOT NULL,
+            window_no integer NOT NULL,
+            staff_id text,
+            staff_name text,
+            channel text NOT NULL,
+            level smallint NOT NULL,
+            score integer NOT NULL,
+            tags jsonb NOT NULL,
+            comment text NOT NULL,
+            served_at timestamptz NOT NULL,
+            rated_at timestamptz NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        "CREATE INDEX ratings_hall_served ON ratings (hall, served_at)",
+        "CREATE INDEX ratings_hall_seq ON ratings (hall, epoch, seq)",
+        """CREATE TABLE case_updates (
+            update_id text PRIMARY KEY,
+            hall text NOT NULL,
+            epoch text NOT NULL,
+            seq bigint NOT NULL,
+            case_id text NOT NULL,
+            rating_id text NOT NULL,
+            step text NOT NULL,
+            by_staff text NOT NULL,
+            at timestamptz NOT NULL,
+            note text NOT NULL,
+            deadline date NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        "CREATE INDEX case_updates_case ON case_updates (hall, case_id, at)",
+        """CREATE TABLE queue_stats (
+            stats_id text PRIMARY KEY,
+            hall text NOT NULL,
+            epoch text NOT NULL,
+            seq bigint NOT NULL,
+            day date NOT NULL,
+            as_of timestamptz NOT NULL,
+            final boolean NOT NULL,
+            body jsonb NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        "CREATE INDEX queue_stats_hall_day ON queue_stats (hall, day, final, as_of)",
+        """CREATE TABLE telemetry (
+            telemetry_id text PRIMARY KEY,
+            hall text NOT NULL,
+            epoch text NOT NULL,
+            seq bigint NOT NULL,
+            device text NOT NULL,
+            kind text NOT NULL,
+            state text NOT NULL,
+            session bigint NOT NULL,
+            version text NOT NULL,
+            observed_at timestamptz NOT NULL,
+            paper text,
+            faults jsonb NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        "CREATE INDEX telemetry_device ON telemetry (hall, device, observed_at)",
+        """CREATE TABLE devices (
+            hall text NOT NULL,
+            device text NOT NULL,
+            kind text NOT NULL,
+            state text NOT NULL,
+            state_since timestamptz NOT NULL,
+            session bigint NOT NULL,
+            version text NOT NULL,
+            paper text,
+            faults jsonb NOT NULL,
+            observed_at timestamptz NOT NULL,
+            PRIMARY KEY (hall, device)
+        )""",
+        """CREATE TABLE quarantine (
+            id bigserial PRIMARY KEY,
+            received_at timestamptz NOT NULL DEFAULT now(),
+            topic text NOT NULL,
+            payload bytea NOT NULL,
+            reason text NOT NULL,
+            detail text NOT NULL
+        )""",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the database to :data:`LATEST`; returns the version found before."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+            version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        found = int(row[0]) if row else 0
+        if found > LATEST:
+            raise SchemaTooNew(f"the database has schema {found}, this hallkit knows {LATEST}: upgrade hallkit")
+        for migration in MIGRATIONS:
+            if migration.version > found:
+                for statement in migration.statements:
+                    conn.execute(statement)  # type: ignore[arg-type]  # constant SQL, no parameters
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                             (migration.version, migration.name))
+    return found
