@@ -6,15 +6,12 @@ from hallkit.config import HallConfig
 
 from broker.hub import HubPart
 from broker.outbox import Outbox
-from broker.outbox import Outbox
 from broker.ratings import RatingsPart
 
 
 def hub_parts(config: HallConfig) -> list[HubPart]:
     parts: list[HubPart] = []
     parts.append(RatingsPart(config))
-    if config.upstream is not None:
-        parts.append(Outbox(config, config.upstream))
     if config.upstream is not None:
         parts.append(Outbox(config, config.upstream))
     return parts
