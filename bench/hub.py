@@ -3,8 +3,11 @@
 1. the raw request/reply round trip paho → Mosquitto → paho echo client → Mosquitto → paho
    (the floor: the same two hops a ticket request makes, with nothing done in between);
 2. the take-a-ticket round trip through the hub (p50, p99), one request at a time;
-3. the sustained rate of tickets the hub issues and persists (SQLite, synchronous=full),
-   with four kiosks sending as fast as the hub answers.
+3. the sustained rate of tickets the hub issues and persists, with requests kept in flight
+   as fast as the hub answers (the hub commits bursts together: group commit).
+
+Both hub figures are measured with SQLite synchronous=full (the default: survives a power
+cut; every commit waits for the disk) and synchronous=normal (survives a killed process).
 
 Goals: take-a-ticket p99 within 3x the raw round trip; at least 2,000 tickets/s sustained.
 Run: .venv/bin/python bench/hub.py
@@ -33,7 +36,7 @@ from tests.brokers import Mosquitto  # noqa: E402
 
 ROUND_TRIPS = 2000
 SUSTAINED = 20_000
-KIOSKS = 4
+MOSQUITTO_NOTE = "with the project's config (hall broker config limits)"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -113,38 +116,47 @@ def sustained(broker: Mosquitto) -> float:
     return received / elapsed
 
 
+def start_hub(folder: Path, broker: Mosquitto, sync: str) -> subprocess.Popen[bytes]:
+    config = folder / "hall.toml"
+    config.write_text(HALL_WITH_DEVICES, "utf-8")
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "hallkit.cli", "hub", "--config", str(config), "--broker", broker.url,
+         "--data", str(folder / f"data-{sync}"), "--sync", sync],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / f"hub-{sync}.log", "wb"),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 20
+    while (read_hall(broker.address, "test-hall", 0.5).hub or None) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return hub
+
+
 def main() -> None:
+    print(f"{os.cpu_count()} cores; Mosquitto {MOSQUITTO_NOTE}; the hub runs as its own process")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker = Mosquitto(folder / "mosquitto").start()
-        config = folder / "hall.toml"
-        config.write_text(HALL_WITH_DEVICES, "utf-8")
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "hallkit.cli", "hub", "--config", str(config), "--broker", broker.url,
-             "--data", str(folder / "data"), "--sync", "full"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "hub.log", "wb"),
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
         try:
-            deadline = time.monotonic() + 20
-            while (read_hall(broker.address, "test-hall", 0.5).hub is None) and time.monotonic() < deadline:
-                time.sleep(0.2)
             raw = raw_round_trip(broker)
-            ticket = ticket_round_trip(broker)
-            rate = sustained(broker)
+            raw_p50, raw_p99 = percentile(raw, 0.5) * 1e3, percentile(raw, 0.99) * 1e3
+            print(f"raw round trip paho -> Mosquitto -> echo client -> Mosquitto -> paho ({ROUND_TRIPS}): "
+                  f"p50 {raw_p50:.2f} ms, p99 {raw_p99:.2f} ms")
+            for sync in ("full", "normal"):
+                hub = start_hub(folder, broker, sync)
+                try:
+                    ticket = ticket_round_trip(broker)
+                    rate = sustained(broker)
+                finally:
+                    hub.terminate()
+                    hub.wait(10)
+                t_p50, t_p99 = percentile(ticket, 0.5) * 1e3, percentile(ticket, 0.99) * 1e3
+                print(f"[synchronous={sync}] take-a-ticket round trip through the hub ({ROUND_TRIPS}): "
+                      f"p50 {t_p50:.2f} ms, p99 {t_p99:.2f} ms = {t_p99 / raw_p99:.2f}x the raw p99 "
+                      f"(goal: at most 3x) -> {'met' if t_p99 <= 3 * raw_p99 else 'MISSED'}")
+                print(f"[synchronous={sync}] sustained tickets issued and persisted: {rate:,.0f}/s over "
+                      f"{SUSTAINED:,} tickets (goal: at least 2,000/s) -> {'met' if rate >= 2000 else 'MISSED'}")
         finally:
-            hub.terminate()
-            hub.wait(10)
             broker.stop()
-    raw_p50, raw_p99 = percentile(raw, 0.5) * 1e3, percentile(raw, 0.99) * 1e3
-    t_p50, t_p99 = percentile(ticket, 0.5) * 1e3, percentile(ticket, 0.99) * 1e3
-    print(f"raw round trip paho -> Mosquitto -> echo -> paho ({ROUND_TRIPS}): p50 {raw_p50:.2f} ms, "
-          f"p99 {raw_p99:.2f} ms (mean {statistics.mean(raw) * 1e3:.2f} ms)")
-    print(f"take-a-ticket round trip through the hub ({ROUND_TRIPS}): p50 {t_p50:.2f} ms, p99 {t_p99:.2f} ms")
-    print(f"  p99 ratio to the raw round trip: {t_p99 / raw_p99:.2f}x (goal: at most 3x) "
-          f"-> {'met' if t_p99 <= 3 * raw_p99 else 'MISSED'}")
-    print(f"sustained tickets issued and persisted (synchronous=full): {rate:,.0f}/s over {SUSTAINED:,} tickets "
-          f"(goal: at least 2,000/s) -> {'met' if rate >= 2000 else 'MISSED'}")
 
 
 if __name__ == "__main__":

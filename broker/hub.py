@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
@@ -49,6 +50,9 @@ from hallkit.store.sqlite import Synchronous
 log = logging.getLogger("hallkit.hub")
 
 HUB_DEVICE = "hub"
+MAX_BATCH = 256
+"""Requests committed together at most: bounds the reply delay of the first one in a burst."""
+
 SNAPSHOT_MIN_INTERVAL = 0.1
 """Seconds between two queue snapshots: coalesces bursts, still well under the 1 s the boards need."""
 
@@ -83,6 +87,13 @@ class HubPart(Protocol):
     def close(self) -> None: ...
 
 
+class _Inbound(NamedTuple):
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
 RecordSink = Callable[[sqlite3.Connection, BaseModel], None]
 """Takes a record for the county (a rating, a case update) inside the transaction that made it."""
 
@@ -113,10 +124,13 @@ class Hub:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
+        self._inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._server = threading.Thread(target=self._serve, name="hub-requests", daemon=True)
         self.client = make_client(
             broker,
             client_id=f"hub-{config.hall.id}",
             clean_session=False,  # the broker keeps our subscription and queues requests while we restart
+            manual_ack=True,
             will=(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json().encode()),
         )
         self.client.on_connect = self._on_connect
@@ -132,6 +146,7 @@ class Hub:
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
         self.client.loop_start()
         self._publisher.start()
+        self._server.start()
         if wait and not self._connected.wait(wait):
             log.warning("broker %s not reachable yet; the hub keeps trying", self.broker.url)
 
@@ -146,6 +161,7 @@ class Hub:
                 info.wait_for_publish(2)
             except (RuntimeError, ValueError):
                 pass
+        self._server.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
         self._publisher.join(timeout=5)
@@ -181,24 +197,74 @@ class Hub:
     # ---- requests ---------------------------------------------------------------------------
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if mqtt.topic_matches_sub(self.topics.commands, message.topic):
+            # Acknowledged to the broker only after the command is committed and answered
+            # (see _serve): a hub killed before that gets the request again when it returns.
+            self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
+            return
         try:
             part = next((p for p in self.parts for pattern in p.subscriptions()
                          if mqtt.topic_matches_sub(pattern, message.topic)), None)
             if part is not None:
                 part.handle(message.topic, message.payload)
-            elif mqtt.topic_matches_sub(self.topics.commands, message.topic):
-                self.handle(message.topic, message.payload)
         except Exception:  # the hub must outlive any input; this is a bug, not a refusal
             log.exception("unexpected failure handling a message on %s", message.topic)
             self.refuse(message.topic, None, "hub.internal", "see the hub log")
+        finally:
+            self._ack(message.mid, message.qos)
+
+    def _ack(self, mid: int, qos: int) -> None:
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    def _serve(self) -> None:
+        """Take command requests in bursts and run each burst as one group commit."""
+        while not self._stopping.is_set():
+            try:
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.handle_batch([(m.topic, m.payload) for m in batch])
+            except Exception:  # the hub must outlive any input; this is a bug, not a refusal
+                log.exception("unexpected failure handling %d requests", len(batch))
+                for m in batch:
+                    self.refuse(m.topic, None, "hub.internal", "see the hub log")
+            for m in batch:
+                self._ack(m.mid, m.qos)
 
     def handle(self, topic: str, payload: bytes) -> None:
+        """Handle one command request (validate, check, run, reply)."""
+        self.handle_batch([(topic, payload)])
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        admitted = [a for topic, payload in messages if (a := self._admit(topic, payload)) is not None]
+        if not admitted:
+            return
+        results = self.queue.execute_batch([request.command for request, _ in admitted])
+        for (request, reply_to), result in zip(admitted, results, strict=True):
+            if isinstance(result, Refused):
+                self.refusals[result.message.key] += 1
+                self.reply(reply_to, request.command.request_id, refusal=Refusal.of(result.message))
+                log.info("refused %s from %s: %s", request.command.action, request.device,
+                         result.message.bilingual())
+            else:
+                self.accepted += 1
+                self.reply(reply_to, request.command.request_id, outcome=result)
+
+    def _admit(self, topic: str, payload: bytes) -> tuple[CommandRequest, str] | None:
+        """The request and its reply topic, or None after refusing it."""
         sender = Topics.device_of(topic)
         try:
             raw = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.refuse(topic, None, "hub.not_json", str(exc)[:200])
-            return
+            return None
         reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
         reply_to = reply_to if isinstance(reply_to, str) and self._may_reply_to(reply_to) else None
         try:
@@ -206,33 +272,21 @@ class Hub:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            self.refuse(topic, reply_to, "hub.invalid", f"{where}: {first['msg']}"[:300],
-                         _request_id(raw))
-            return
-        if request.device != sender:
-            self.refuse(topic, reply_to, "hub.device_mismatch", f"{request.device} on {topic}",
-                         request.command.request_id)
-            return
+            self.refuse(topic, reply_to, "hub.invalid", f"{where}: {first['msg']}"[:300], _request_id(raw))
+            return None
+        rid = request.command.request_id
         device = self.devices.get(sender)
-        if device is None:
-            self.refuse(topic, reply_to, "hub.unknown_device", sender, request.command.request_id)
-            return
-        if reply_to is None:
-            self.refuse(topic, None, "hub.bad_reply_to", request.reply_to, request.command.request_id)
-            return
-        not_allowed = _permission(device, request.command)
-        if not_allowed:
-            self.refuse(topic, reply_to, "hub.not_allowed", not_allowed, request.command.request_id)
-            return
-        try:
-            outcome = self.queue.execute(request.command)
-        except Refused as refused:
-            self.refusals[refused.message.key] += 1
-            self.reply(reply_to, request.command.request_id, refusal=Refusal.of(refused.message))
-            log.info("refused %s from %s: %s", request.command.action, sender, refused.message.bilingual())
-            return
-        self.accepted += 1
-        self.reply(reply_to, request.command.request_id, outcome=outcome)
+        if request.device != sender:
+            self.refuse(topic, reply_to, "hub.device_mismatch", f"{request.device} on {topic}", rid)
+        elif device is None:
+            self.refuse(topic, reply_to, "hub.unknown_device", sender, rid)
+        elif reply_to is None:
+            self.refuse(topic, None, "hub.bad_reply_to", request.reply_to, rid)
+        elif not_allowed := _permission(device, request.command):
+            self.refuse(topic, reply_to, "hub.not_allowed", not_allowed, rid)
+        else:
+            return request, reply_to
+        return None
 
     def _may_reply_to(self, topic: str) -> bool:
         prefix = self.topics.reply("")

@@ -60,6 +60,7 @@ def make_client(
     client_id: str,
     *,
     clean_session: bool = True,
+    manual_ack: bool = False,
     will: tuple[str, bytes] | None = None,
     ca_file: str | None = None,
 ) -> mqtt.Client:
@@ -69,6 +70,7 @@ def make_client(
         client_id=client_id,
         clean_session=clean_session,
         protocol=mqtt.MQTTv311,
+        manual_ack=manual_ack,
     )
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     # paho's in-memory queue is not our durability (the SQLite log is); bound it so a long

@@ -447,7 +447,12 @@ class QueueEngine:
         state = self.state
         key = (rank(record.ticket.priority), record.order)
         ahead = sum(len(state.lines.get((record.service_id, c), ())) for c in range(key[0]))
-        ahead += sum(1 for order, _ in state.lines.get((record.service_id, key[0]), ()) if order < key[1])
+        line = state.lines.get((record.service_id, key[0]), ())
+        if record.order == state.next_order - 1 and record.directed_window is None:
+            # The ticket that joined last (the reply to every take): everyone in its line is ahead.
+            ahead += len(line) - 1
+        else:
+            ahead += sum(1 for order, _ in line if order < key[1])
         for line in state.directed.values():
             for order, tid in line:
                 other = state.tickets[tid]

@@ -15,6 +15,7 @@ inside the same transaction through :meth:`EventStore.transaction`.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ from hallkit.queue.models import EVENT, Event
 SCHEMA_VERSION = 1
 
 Synchronous = Literal["full", "normal"]
+
+CHECKPOINT_SECONDS = 1.0
 
 
 class EventStore:
@@ -38,6 +41,25 @@ class EventStore:
         self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        # Checkpoints move the WAL into the database file. Run inline (SQLite's default, every
+        # 1000 pages) they land on whichever command happens to cross the threshold and make
+        # its reply slow; a background connection does them instead.
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._closing.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:  # busy or closing: the next round catches up
+                    continue
+        finally:
+            conn.close()
 
     def _migrate(self) -> None:
         with self.transaction() as c:
@@ -109,4 +131,6 @@ class EventStore:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
     def close(self) -> None:
+        self._closing.set()
+        self._checkpointer.join(timeout=5)
         self.conn.close()
