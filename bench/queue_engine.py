@@ -8,7 +8,10 @@ services), log-normal service times, some priority (老弱病残孕) and appoint
 few no-shows (过号). Every take, call, skip and complete goes through ``DurableQueue.execute``
 on a real SQLite file, so each is committed before the next begins. Printed:
 
-- persisted actions per second with ``synchronous=full`` and ``synchronous=normal``;
+- persisted actions per second with ``synchronous=full`` and ``synchronous=normal``, one
+  commit per action;
+- the same day's actions replayed with group commit (``DurableQueue.execute_batch``, as the
+  hub does with a burst of requests): one transaction per batch, same decisions, same state;
 - the time to rebuild the day's state from the event log (a restart);
 - the waiting-time estimate's error: the wait a ticket showed when it was taken against the
   wait the resident then had until first called, in the simulated day.
@@ -131,6 +134,7 @@ class DayResult:
     errors: list[float]  # estimate minus actual wait, minutes
     waits: list[float]  # actual wait until first called, minutes
     queue: DurableQueue
+    journal: list[tuple[Command, datetime]]  # every persisted command, with its time
 
 
 def simulate(config: HallConfig, path: Path, synchronous: Synchronous, seed: int, count: int) -> DayResult:
@@ -145,10 +149,12 @@ def simulate(config: HallConfig, path: Path, synchronous: Synchronous, seed: int
     waits: dict[str, float] = {}
     actions = takes = calls = 0
     order = 0
+    journal: list[tuple[Command, datetime]] = []
 
     def run(command: Command, now: datetime) -> list[TicketCalled]:
         nonlocal actions
         outcome = queue.execute(command, now)
+        journal.append((command, now))
         actions += 1
         return [e for e in outcome.events if isinstance(e, TicketCalled)]
 
@@ -186,7 +192,9 @@ def simulate(config: HallConfig, path: Path, synchronous: Synchronous, seed: int
             continue
         arrival = pending[i]
         i += 1
-        outcome = queue.execute(TakeTicket(service_id=arrival.service, priority=arrival.priority), arrival.at)
+        take = TakeTicket(service_id=arrival.service, priority=arrival.priority)
+        outcome = queue.execute(take, arrival.at)
+        journal.append((take, arrival.at))
         actions += 1
         takes += 1
         assert outcome.ticket is not None
@@ -200,7 +208,23 @@ def simulate(config: HallConfig, path: Path, synchronous: Synchronous, seed: int
         run(Complete(window=window), DAY + timedelta(hours=23))
     seconds = time.perf_counter() - started
     errors = [taken[t][1] - wait for t, wait in waits.items()]
-    return DayResult(seconds, actions, takes, calls, errors, list(waits.values()), queue)
+    return DayResult(seconds, actions, takes, calls, errors, list(waits.values()), queue, journal)
+
+
+def _outcomes(queue: DurableQueue) -> dict[str, tuple[str, int | None]]:
+    """Each ticket's final state and window: what two runs of the same day must agree on."""
+    return {tid: (r.state.value, r.window) for tid, r in queue.engine.state.tickets.items()}
+
+
+def replay_grouped(config: HallConfig, path: Path, journal: list[tuple[Command, datetime]],
+                   batch: int) -> tuple[float, DurableQueue]:
+    """The day's commands again, ``batch`` per transaction; seconds taken and the queue."""
+    queue = DurableQueue(config, path, synchronous="full")
+    started = time.perf_counter()
+    for i in range(0, len(journal), batch):
+        chunk = journal[i:i + batch]
+        queue.execute_batch([c for c, _ in chunk], [t for _, t in chunk])
+    return time.perf_counter() - started, queue
 
 
 def commit_floor(folder: Path, synchronous: Synchronous) -> float:
@@ -245,6 +269,17 @@ def main() -> None:
                   f"({result.takes} tickets issued, {result.calls} calls) in {result.seconds:.2f} s = "
                   f"{rate:,.0f} actions/s   goal >= {GOAL_ACTIONS_PER_SECOND:,}: {verdict}"
                   f"   (this disk's bare commit: {floor * 1e6:.0f} us = at most {1 / floor:,.0f}/s)")
+            if synchronous == "full":
+                for batch in (16, 64):
+                    seconds, grouped = replay_grouped(config, Path(folder) / f"grouped-{batch}.db",
+                                                      result.journal, batch)
+                    rate = len(result.journal) / seconds
+                    same = _outcomes(grouped) == _outcomes(result.queue)
+                    grouped.close()
+                    verdict = "ok" if rate >= GOAL_ACTIONS_PER_SECOND else "MISSED"
+                    print(f"synchronous=full, group commit of {batch}: {len(result.journal)} actions in "
+                          f"{seconds:.2f} s = {rate:,.0f} actions/s   goal >= {GOAL_ACTIONS_PER_SECOND:,}: "
+                          f"{verdict}; same tickets: {same}")
             result.queue.close()
         assert result is not None
         path = Path(folder) / "day-normal.db"

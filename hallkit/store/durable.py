@@ -63,8 +63,12 @@ class DurableQueue:
             raise result
         return result
 
-    def execute_batch(self, commands: Sequence[Command], now: datetime | None = None) -> list[Outcome | Refused]:
+    def execute_batch(
+        self, commands: Sequence[Command], now: datetime | Sequence[datetime] | None = None
+    ) -> list[Outcome | Refused]:
         """Run ``commands`` in order and persist them in one transaction (group commit).
+
+        ``now`` is the time of all of them, or one time per command (a replay), or the clock.
 
         Each command is decided against the state its predecessors left, exactly as if run one
         by one; only the commit is shared, so a burst costs one fsync instead of one per
@@ -77,8 +81,9 @@ class DurableQueue:
         answered: dict[str, tuple[str, Outcome]] = {}
         with self.lock:
             try:
-                for command in commands:
-                    results.append(self._run(command, now, answered, new_events, new_replies))
+                times = now if isinstance(now, Sequence) else [now] * len(commands)
+                for command, at in zip(commands, times, strict=True):
+                    results.append(self._run(command, at, answered, new_events, new_replies))
                 if new_replies:
                     with self.store.transaction() as conn:
                         EventStore.append(conn, new_events)
