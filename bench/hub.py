@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/hub.py
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

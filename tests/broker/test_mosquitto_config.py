@@ -6,7 +6,6 @@ import getpass
 import time
 import tomllib
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from broker.client import HallClient, HubError
@@ -16,7 +15,7 @@ from broker.mqtt import BrokerAddress, make_client
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
+from tests.broker.test_hub import HALL_WITH_DEVICES
 from tests.brokers import Mosquitto, free_port
 
 
