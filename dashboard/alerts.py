@@ -73,7 +73,7 @@ def conditions(config: HallConfig, snapshot: QueueSnapshot | None, hub: DeviceSt
         if status.state is DeviceState.OFFLINE:
             found.append(Condition(kind=AlertKind.DEVICE_OFFLINE, subject=status.device,
                                    severity=Severity.CRITICAL,
-                                   params={"device": status.device, "kind": status.kind}))
+                                   params={"device": status.device}))
         paper = status.detail.get("paper")
         if paper in LOW_PAPER:
             out = paper == "out"

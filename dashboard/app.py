@@ -12,6 +12,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from http.cookies import SimpleCookie
 from importlib import resources
@@ -130,6 +131,7 @@ class Dashboard:
         app.add_middleware(LoginRequired, users=self.users)
         return app
 
+    @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.live.broadcast.loop = asyncio.get_running_loop()
         yield
@@ -165,10 +167,13 @@ class Dashboard:
         return JSONResponse({"ok": True, "mqtt": self.live.connected})
 
     async def login_page(self, request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
-        token = secrets.token_urlsafe(24)
+        # Keep the token a browser already holds: its favicon request also lands here, and a new
+        # token would then no longer match the form on screen.
+        held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        token = held if len(held) >= 32 else secrets.token_urlsafe(24)
         response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error)
         # Double-submit: the form's token must match this cookie, which another site cannot read or set.
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
         return response
 
     async def login(self, request: Request) -> Response:
@@ -188,7 +193,7 @@ class Dashboard:
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
                             max_age=int((session.expires - datetime.now(UTC)).total_seconds()),
                             secure=request.url.scheme == "https")
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
 
     async def _checked_form(self, request: Request, manager: bool) -> tuple[Session, dict[str, str]] | Response:
@@ -258,7 +263,7 @@ class Dashboard:
         return RedirectResponse("/ratings?" + urlencode({"msg": message, "ok": int(ok)}), status_code=303)
 
     async def devices_page(self, request: Request) -> HTMLResponse:
-        return self.render(request, "devices.html", devices=self.live.device_rows())
+        return self.render(request, "devices.html", devices=self.live.device_rows(_lang(request)))
 
     async def report_page(self, request: Request) -> HTMLResponse:
         day = self._day(request)
@@ -297,8 +302,8 @@ class Dashboard:
 
         return Response(await run_in_threadpool(build), media_type="application/json")
 
-    async def devices_json(self, _request: Request) -> Response:
-        rows = self.live.device_rows()
+    async def devices_json(self, request: Request) -> Response:
+        rows = self.live.device_rows(_lang(request))
         return Response("[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json")
 
     async def stream(self, request: Request) -> StreamingResponse:

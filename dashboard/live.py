@@ -31,6 +31,7 @@ from broker.contract import (
 from broker.mqtt import BrokerAddress, make_client
 from hallkit import __version__
 from hallkit.config import HallConfig
+from hallkit.i18n import Lang, text
 from hallkit.queue.models import new_id
 from hallkit.rating.models import CaseStepCommand
 
@@ -258,7 +259,7 @@ class LiveHall:
             waiting_total=snapshot.waiting_total if snapshot else 0,
             served_today=sum(w.served_today for w in windows), services=services, windows=windows, alerts=alerts)
 
-    def device_rows(self) -> list[DeviceRow]:
+    def device_rows(self, lang: Lang = "zh") -> list[DeviceRow]:
         rows: list[DeviceRow] = []
         configured = {d.id: d for d in self.config.devices}
         seen = dict(self.devices)
@@ -268,13 +269,13 @@ class LiveHall:
             known = seen.get(device_id)
             kind = configured[device_id].kind.value if device_id in configured else (known.status.kind if known else "")
             if known is None:
-                rows.append(DeviceRow(device=device_id, kind=kind, configured=True, state="unknown", last_seen=None,
+                rows.append(DeviceRow(device=device_id, kind=kind, kind_label=_kind(kind, lang), configured=True, state="unknown", last_seen=None,
                                       version="", paper=None, problems=[], detail=""))
                 continue
             status = known.status
             paper = status.detail.get("paper")
             rows.append(DeviceRow(
-                device=device_id, kind=kind or status.kind, configured=device_id in configured or device_id == "hub",
+                device=device_id, kind=kind or status.kind, kind_label=_kind(kind or status.kind, lang), configured=device_id in configured or device_id == "hub",
                 state=status.state.value, last_seen=known.at, version=status.version,
                 paper=str(paper) if paper is not None else None, problems=[p.zh for p in status.problems],
                 detail=" · ".join(f"{k}={v}" for k, v in sorted(status.detail.items()) if k != "paper")))
@@ -309,3 +310,8 @@ class LiveHall:
         if pending is not None:
             pending.reply = reply
             pending.done.set()
+
+
+def _kind(kind: str, lang: Lang) -> str:
+    label = text(f"dashboard.kind.{kind}", lang)
+    return kind if label == f"dashboard.kind.{kind}" else label

@@ -86,6 +86,7 @@ class BoardView(_View):
 class DeviceRow(_View):
     device: str
     kind: str
+    kind_label: str
     configured: bool
     state: str
     last_seen: datetime | None

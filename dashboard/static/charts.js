@@ -27,7 +27,7 @@ window.hallkitCharts = function () {
       yAxis: {type: "value", name: unit, minInterval: 1},
       series: series.map(function (s) {
         return {name: s.name, type: "line", step: unit === d.people ? "end" : false, connectNulls: true,
-                showSymbol: false, data: s.values};
+                showSymbol: times.length < 30, data: s.values};
       })
     });
   }
@@ -36,7 +36,7 @@ window.hallkitCharts = function () {
     var names = d.levels.split("|"), colors = ["#1a9850", "#91cf60", "#d9d9d9", "#fc8d59", "#d73027"];
     var series = names.map(function (name, i) {
       return {name: name, type: "bar", stack: "levels", itemStyle: {color: colors[i]},
-              data: slices.map(function (s) { return s.levels[4 - i]; })};
+              data: slices.map(function (s) { return s.levels[i]; })};
     });
     series.push({name: d.satisfaction, type: "line", yAxisIndex: 1, itemStyle: {color: "#2c7fb8"},
                  data: slices.map(function (s) { return s.satisfaction === null ? null : Math.round(s.satisfaction * 1000) / 10; })});

@@ -79,12 +79,12 @@ var hallkit = (function () {
         var row = el("tr", "state-" + r.state);
         row.dataset.device = r.device;
         row.appendChild(el("td", "", r.device));
-        row.appendChild(el("td", "", r.kind));
+        row.appendChild(el("td", "", r.kind_label));
         var state = el("td"); state.appendChild(el("span", "badge " + r.state, d[r.state])); row.appendChild(state);
         var paper = el("td");
         if (r.paper) paper.appendChild(el("span", "badge paper-" + r.paper, d["paper-" + r.paper] || r.paper));
         row.appendChild(paper);
-        row.appendChild(el("td", "", r.last_seen ? new Date(r.last_seen).toLocaleString() : "–"));
+        row.appendChild(el("td", "", r.last_seen ? new Date(r.last_seen).toLocaleString("zh-CN", {timeZone: document.body.dataset.zone, hour12: false}) : "–"));
         row.appendChild(el("td", "", r.version));
         row.appendChild(el("td", "", r.problems.join("；")));
         row.appendChild(el("td", "detail", r.detail));
@@ -111,7 +111,7 @@ var hallkit = (function () {
 
   function tick() {
     var clock = document.getElementById("clock");
-    if (clock) clock.textContent = new Date().toLocaleTimeString("zh-CN", {hour12: false});
+    if (clock) clock.textContent = new Date().toLocaleTimeString("zh-CN", {timeZone: document.body.dataset.zone, hour12: false});
   }
 
   document.addEventListener("DOMContentLoaded", function () {
