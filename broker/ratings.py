@@ -273,9 +273,11 @@ class RatingsPart:
             done = store.step_by_request(conn, command.request_id)
             if done is not None:
                 return answer(update=done)
-            case = store.case_by_id(conn, command.case_id)
-            if case is None:
-                return answer(refusal=Message(key="case.unknown", params={"case": command.case_id}))
+            found = store.cases_by_prefix(conn, command.case_id)
+            if len(found) != 1:
+                key = "case.ambiguous" if found else "case.unknown"
+                return answer(refusal=Message(key=key, params={"case": command.case_id}))
+            case = found[0]
             try:
                 case, update = take_step(case, command.step, command.by, now, command.note, self.config.hall.id)
             except CaseRefused as refused:

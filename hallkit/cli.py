@@ -26,6 +26,8 @@ PARTS = (
     "devices.printer.cli",
     "county.cli",
     "dashboard.cli",
+    "devices.evaluator.cli",
+    "hallkit.rating.cli",
 )
 """Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""
 

@@ -16,29 +16,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from broker.client import HubError
-from broker.contract import (
-    CommandReply,
-    CommandRequest,
-    DeviceState,
-    DeviceStatus,
-    PadScreen,
-    RatingReply,
-    RatingRequest,
-    Refusal,
-    Topics,
-)
-from broker.mqtt import BrokerAddress, make_client
+from broker.contract import DeviceState, DeviceStatus, PadScreen, Refusal, Topics
+from broker.mqtt import BrokerAddress
+from broker.rating_client import RatingClient
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, RatingPad, StaffKey
 from hallkit import __version__
 from hallkit.i18n import Message
-from hallkit.queue.models import CallNext, Command, Complete, Pause, Recall, Resume, Skip, new_id
+from hallkit.queue.models import CallNext, Command, Complete, Pause, Recall, Resume, Skip
 from hallkit.rating.models import RatingChannel, RatingSubmission
 
 log = logging.getLogger("hallkit.pad")
@@ -47,61 +37,41 @@ REOPEN_SECONDS = 1.0
 READ_SECONDS = 0.1
 
 
-@dataclass
-class _Pending:
-    done: threading.Event = field(default_factory=threading.Event)
-    reply: BaseModel | None = None
-
-
 class PadLink:
     """The pad's MQTT connection: its screen in, commands and ratings out, its status with a Will."""
 
-    def __init__(self, broker: BrokerAddress, hall_id: str, device_id: str, kind: str) -> None:
-        self.broker = broker
+    def __init__(self, broker: BrokerAddress, hall_id: str, device_id: str) -> None:
         self.topics = Topics(hall_id)
         self.device_id = device_id
-        self.kind = kind
-        self.session = int(time.time())
+        self.session = int(time.time())  # grows with every start, so an old Will reads as stale
         self.screen: PadScreen | None = None
         self.screen_changed = threading.Event()
-        self.ready = threading.Event()
-        self._pending: dict[str, _Pending] = {}
-        self._lock = threading.Lock()
         offline = DeviceStatus(device=device_id, state=DeviceState.OFFLINE, session=self.session, kind="pad",
                                version=__version__)
-        self.client = make_client(broker, client_id=f"{device_id}-{new_id()[:8]}",
-                                  will=(self.topics.device_status(device_id), offline.model_dump_json().encode()))
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *_: self.ready.clear()
-        self.client.on_subscribe = lambda *_: self.ready.set()
-        self.client.message_callback_add(self.topics.pad_screen(device_id), self._on_screen)
-        self.client.message_callback_add(self.topics.reply(device_id), self._on_reply(CommandReply))
-        self.client.message_callback_add(self.topics.rating_reply(device_id), self._on_reply(RatingReply))
+        self.hub = RatingClient(broker, hall_id, device_id,
+                                will=(self.topics.device_status(device_id), offline.model_dump_json().encode()),
+                                extra=[(self.topics.pad_screen(device_id), self._on_screen)])
+        self.hub.client.on_subscribe = self._on_subscribe
 
-    def connect(self, timeout: float = 10.0) -> None:
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
-        self.client.loop_start()
-        if not self.ready.wait(timeout):
-            log.warning("broker %s not reachable yet; the pad keeps trying", self.broker.url)
+    def connect(self) -> None:
+        self.hub.connect(must=False)
+        if not self.hub.ready.is_set():
+            log.warning("broker %s not reachable yet; the pad keeps trying", self.hub.broker.url)
 
     def close(self, status: DeviceStatus) -> None:
         # A clean disconnect does not fire the Will: say offline ourselves.
-        info = self.client.publish(self.topics.device_status(self.device_id),
-                                   status.model_dump_json(), qos=1, retain=True)
-        if self.ready.is_set():
+        info = self.hub.client.publish(self.topics.device_status(self.device_id), status.model_dump_json(),
+                                       qos=1, retain=True)
+        if self.hub.ready.is_set():
             try:
                 info.wait_for_publish(2)
             except (RuntimeError, ValueError):
                 pass
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.hub.close()
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
-        if reason.is_failure:
-            return
-        client.subscribe([(self.topics.pad_screen(self.device_id), 1), (self.topics.reply(self.device_id), 1),
-                          (self.topics.rating_reply(self.device_id), 1)])
-        self.screen_changed.set()  # the bridge republishes its status on (re)connection
+    def _on_subscribe(self, *_: object) -> None:
+        self.hub.ready.set()
+        self.screen_changed.set()  # the bridge republishes its status on every (re)connection
 
     def _on_screen(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         try:
@@ -111,55 +81,16 @@ class PadLink:
             return
         self.screen_changed.set()
 
-    def _on_reply(self, model: type[CommandReply] | type[RatingReply]) -> mqtt.CallbackOnMessage:
-        def on_reply(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-            try:
-                reply = model.model_validate_json(message.payload)
-            except ValidationError:
-                return
-            with self._lock:
-                pending = self._pending.get(reply.request_id)
-            if pending is not None and not pending.done.is_set():
-                pending.reply = reply
-                pending.done.set()
-        return on_reply
-
-    def _ask(self, topic: str, request: BaseModel, request_id: str, timeout: float) -> BaseModel:
-        pending = _Pending()
-        with self._lock:
-            self._pending[request_id] = pending
-        try:
-            self.client.publish(topic, request.model_dump_json(), qos=1)
-            if not pending.done.wait(timeout):
-                raise HubError("hub.timeout", seconds=timeout)
-            assert pending.reply is not None
-            return pending.reply
-        finally:
-            with self._lock:
-                self._pending.pop(request_id, None)
-
-    def request(self, command: Command, timeout: float = 5.0) -> CommandReply:
-        request = CommandRequest(device=self.device_id, reply_to=self.topics.reply(self.device_id), command=command)
-        reply = self._ask(self.topics.command(self.device_id), request, command.request_id, timeout)
-        assert isinstance(reply, CommandReply)
-        return reply
-
-    def rate(self, submission: RatingSubmission, timeout: float = 5.0) -> RatingReply:
-        request = RatingRequest(device=self.device_id, reply_to=self.topics.rating_reply(self.device_id),
-                                submission=submission)
-        reply = self._ask(self.topics.rating_submit(self.device_id), request, submission.request_id, timeout)
-        assert isinstance(reply, RatingReply)
-        return reply
-
     def publish_status(self, status: DeviceStatus) -> None:
-        self.client.publish(self.topics.device_status(self.device_id), status.model_dump_json(), qos=1, retain=True)
+        self.hub.client.publish(self.topics.device_status(self.device_id), status.model_dump_json(), qos=1,
+                                retain=True)
 
 
 class PadBridge:
     def __init__(self, pad: RatingPad, broker: BrokerAddress, hall_id: str, device_id: str, window: int) -> None:
         self.pad = pad
         self.window = window
-        self.link = PadLink(broker, hall_id, device_id, pad.kind)
+        self.link = PadLink(broker, hall_id, device_id)
         self.stop_requested = threading.Event()
         self.thread = threading.Thread(target=self.run, name=f"pad-{device_id}", daemon=True)
         self.opened = False
@@ -227,7 +158,7 @@ class PadBridge:
 
     def act(self, found: PadInput) -> None:
         if isinstance(found, KeyPress):
-            reply = self.link.request(self.command(found.key))
+            reply = self.link.hub.request(self.command(found.key))
             self.sent += 1
             if not reply.ok and reply.refusal is not None:
                 self.refused.append(reply.refusal)
@@ -253,7 +184,7 @@ class PadBridge:
             return
         submission = RatingSubmission(service_event_id=prompt.service_event_id, channel=RatingChannel.PAD,
                                       level=rated.level, tags=rated.tags)
-        reply = self.link.rate(submission)
+        reply = self.link.hub.rate(submission)
         if reply.ok:
             self.ratings += 1
         elif reply.refusal is not None:

@@ -13,8 +13,9 @@ The host (the pad bridge) polls one address at a time, as on an RS-485 bus; a
 pad speaks only when polled. A pad repeats its key press or rating, under the
 same sequence number, until the host acknowledges it. :class:`FrameReader`
 finds frames in any byte stream: it skips bytes that cannot start a frame, a
-length over :data:`MAX_PAYLOAD` or a bad checksum (and counts them), and keeps
-an incomplete frame until the rest arrives.
+length over :data:`MAX_PAYLOAD`, an unknown command or a bad checksum (and
+counts them), and keeps an incomplete frame until the rest arrives or the line
+goes quiet (:meth:`FrameReader.idle`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,16 @@ class FrameReader:
             frames.append(PadFrame(body[0], PadCommand(body[2]), body[3:]))
             del self.buffer[:end]
 
+    def idle(self) -> list[PadFrame]:
+        """The line went quiet: bytes still waiting to complete a frame never will (a false preamble,
+        a corrupted length). Drop them a byte at a time and look again, as Modbus RTU does after a
+        silence; returns the frames found behind them."""
+        frames: list[PadFrame] = []
+        while self.buffer:
+            self._drop(1)
+            frames += self.feed(b"")
+        return frames
+
     def _drop(self, count: int) -> None:
         self.skipped += count
         del self.buffer[:count]
@@ -184,7 +195,7 @@ def describe(frame: PadFrame) -> Message:
     payload = frame.payload
     if frame.command is PadCommand.KEY and len(payload) == 2:
         name = KeyCode(payload[1]).name.lower() if payload[1] in KeyCode._value2member_map_ else f"0x{payload[1]:02x}"
-        return Message(key="pad.frame.key", params=params | {"seq": payload[0], "key": name})
+        return Message(key="pad.frame.key", params=params | {"seq": payload[0], "button": name})
     if frame.command is PadCommand.RATING and len(payload) >= 2:
         return Message(key="pad.frame.rating", params=params | {
             "seq": payload[0], "level": payload[1], "reasons": ",".join(str(b) for b in payload[2:]) or "-"})

@@ -91,7 +91,7 @@ def describe_event(event: InputEvent) -> Message | None:
         meaning = text("pad.key.enter")
     else:
         meaning = text("pad.key.unknown")
-    return Message(key="pad.input.key", params={"key": name, "meaning": meaning})
+    return Message(key="pad.input.key", params={"button": name, "meaning": meaning})
 
 
 class KeypadPad:

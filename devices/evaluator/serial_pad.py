@@ -10,7 +10,6 @@ a while. A port that fails or disappears (USB-serial unplugged) raises
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -23,8 +22,6 @@ from devices.evaluator.codec import FrameReader, KeyCode, PadCommand, PadFrame
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
 from hallkit.i18n import Message
 from hallkit.rating.models import Level
-
-log = logging.getLogger("hallkit.pad.serial")
 
 ANSWER_SECONDS = 0.15
 """How long a polled pad has to answer; at 9600 baud the longest frame takes about 0.26 s, but an
@@ -105,7 +102,7 @@ class SerialPad:
         self._send(request)
         deadline = time.monotonic() + ANSWER_SECONDS
         while time.monotonic() < deadline:
-            data = self._receive()
+            data = self.receive()
             skipped = self.reader.skipped
             frames = self.reader.feed(data) if data else []
             if self.reader.skipped != skipped:
@@ -119,6 +116,9 @@ class SerialPad:
                     return frame
             if not data:
                 time.sleep(0.005)
+        for frame in self.reader.idle():  # the pad had its time: what is pending is not its answer
+            for listener in self.listeners:
+                listener(frame)
         return None
 
     def _send(self, frame: PadFrame) -> None:
@@ -129,7 +129,7 @@ class SerialPad:
         except (serial.SerialException, OSError) as exc:
             raise PadUnplugged(str(exc)) from None
 
-    def _receive(self) -> bytes:
+    def receive(self) -> bytes:
         if self.port is None:
             raise PadUnplugged("not open")
         try:

@@ -137,6 +137,14 @@ def case_by_id(conn: sqlite3.Connection, case_id: str) -> Case | None:
     return Case.model_validate_json(row[0]) if row else None
 
 
+def cases_by_prefix(conn: sqlite3.Connection, prefix: str) -> list[Case]:
+    """Cases whose id starts with ``prefix`` (people type the first few characters); at most two."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute("SELECT body FROM rating_cases WHERE case_id LIKE ? ESCAPE '\\' LIMIT 2",
+                        (escaped + "%",))
+    return [Case.model_validate_json(body) for (body,) in rows]
+
+
 def case_of_rating(conn: sqlite3.Connection, rating_id: str) -> Case | None:
     row = conn.execute("SELECT body FROM rating_cases WHERE rating_id = ?", (rating_id,)).fetchone()
     return Case.model_validate_json(row[0]) if row else None

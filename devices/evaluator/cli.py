@@ -1,0 +1,231 @@
+"""Pad commands: ``hall pad listen``, ``hall pad bridge`` and ``hall sim pad``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from devices.sim_cli import sim_commands
+from hallkit.cli import CommandFailed
+from hallkit.i18n import bilingual
+
+if TYPE_CHECKING:
+    from devices.evaluator.keypad import KeypadPad
+    from devices.evaluator.serial_pad import SerialPad
+
+DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+PAD_URL_HELP = ("serial:///dev/ttyUSB0?address=1&baud=9600 (button pad, docs/pad-protocol.md) or "
+                "keypad:///dev/input/event5?display=/dev/tty2 (USB keypad)")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pad = commands.add_parser("pad", help="rating pads (评价器): watch one, or run its bridge to the hub")
+    actions = pad.add_subparsers(metavar="ACTION", required=True)
+
+    listen = actions.add_parser("listen", help="show each key press and frame a pad sends, in words (for installers)")
+    listen.add_argument("--pad", required=True, help=PAD_URL_HELP)
+    listen.add_argument("--passive", action="store_true",
+                        help="serial only: do not poll, just decode the line (a bus another host polls)")
+    listen.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
+    listen.set_defaults(handler=listen_to_pad)
+
+    bridge = actions.add_parser("bridge", help="run the bridge of one pad: keys to counter commands, ratings to "
+                                               "the hub, screen from the hub, device status with a Last Will")
+    bridge.add_argument("--pad", required=True, help=PAD_URL_HELP)
+    _add_pad_identity(bridge)
+    bridge.set_defaults(handler=run_bridge)
+
+    sim = sim_commands(commands).add_parser(
+        "pad", help="a simulated rating pad at a window, with a scripted staff member and residents")
+    sim.add_argument("--kind", choices=["serial", "keypad", "network"], default="network",
+                     help="serial: a pty with the pad protocol; keypad: a FIFO of input events; network: a tablet")
+    sim.add_argument("--script", default="5,4,1:态度不好+效率低,walk",
+                     help="what each resident does, repeated: 5 … 1 (with :reason+reason) or walk")
+    sim.add_argument("--count", type=int, default=0, help="serve this many residents, then stop (0: until Ctrl-C)")
+    sim.add_argument("--service-seconds", type=float, default=2.0, help="how long each service takes")
+    sim.add_argument("--hardware-only", action="store_true",
+                     help="serial or keypad: only the simulated device, for `hall pad listen` or `hall pad bridge`")
+    sim.add_argument("--folder", type=Path, help="where the pty link or FIFO goes (default: a new temporary folder)")
+    _add_pad_identity(sim, window_required=True)
+    sim.set_defaults(handler=run_sim_pad)
+
+
+def _add_pad_identity(parser: argparse.ArgumentParser, window_required: bool = True) -> None:
+    parser.add_argument("--window", type=int, required=window_required, help="the window the pad belongs to")
+    parser.add_argument("--device", help="the pad's device id in the hall configuration (default: pad-<window>)")
+    parser.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    parser.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
+                        help="hall id (default: the one hall whose hub runs on the broker)")
+    parser.add_argument("--config", type=Path,
+                        help="hall configuration, for the bad-rating reasons (default: the built-in list)")
+
+
+def _stop_event(seconds: float = 0) -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if seconds:
+        threading.Timer(seconds, stop.set).start()
+    return stop
+
+
+# ---- listen -------------------------------------------------------------------------------------------
+
+
+def listen_to_pad(args: argparse.Namespace) -> int:
+    from devices.evaluator.keypad import KeypadPad
+    from devices.evaluator.pad import PadUnplugged, PadUrlError, open_pad
+    from devices.evaluator.serial_pad import SerialPad
+
+    try:
+        pad = open_pad(args.pad)
+        pad.open()
+    except (PadUrlError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    except PadUnplugged as exc:
+        raise CommandFailed(bilingual("pad.listen.lost", detail=str(exc))) from None
+    stop = _stop_event(args.seconds)
+    print(bilingual("pad.listen.start", url=pad.url), flush=True)
+    try:
+        if isinstance(pad, SerialPad):
+            _listen_serial(pad, args.passive, stop)
+        elif isinstance(pad, KeypadPad):
+            _listen_keypad(pad, stop)
+    except PadUnplugged as exc:
+        raise CommandFailed(bilingual("pad.listen.lost", detail=str(exc))) from None
+    finally:
+        pad.close()
+    return 0
+
+
+def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event) -> None:
+    from devices.evaluator.codec import PadCommand, PadFrame, describe
+
+    def said(frame: PadFrame) -> None:
+        if frame.command not in (PadCommand.NOTHING, PadCommand.POLL):
+            print(describe(frame).bilingual(), flush=True)
+
+    pad.listeners.append(said)
+    garbage = 0
+    while not stop.is_set():
+        if passive:
+            for frame in pad.reader.feed(pad.receive()):
+                said(frame)
+            stop.wait(0.02)
+        else:
+            pad.read(0.1)  # polls, and acknowledges what the pad sends so it does not repeat it
+        if pad.reader.skipped > garbage:
+            print(bilingual("pad.listen.garbage", bytes=pad.reader.skipped - garbage), flush=True)
+            garbage = pad.reader.skipped
+
+
+def _listen_keypad(pad: KeypadPad, stop: threading.Event) -> None:
+    import select
+
+    from devices.evaluator.keypad import INPUT_EVENT, decode_events, describe_event
+    from devices.evaluator.pad import PadUnplugged
+
+    assert pad.fd is not None
+    buffer = bytearray()
+    while not stop.is_set():
+        ready, _, _ = select.select([pad.fd], [], [], 0.2)
+        if not ready:
+            continue
+        data = os.read(pad.fd, INPUT_EVENT.size * 64)
+        if not data:
+            raise PadUnplugged("end of file")
+        buffer += data
+        for event in decode_events(buffer):
+            described = describe_event(event)
+            if described is not None:
+                print(described.bilingual(), flush=True)
+
+
+# ---- bridge and simulator ---------------------------------------------------------------------------------
+
+
+def _connection(args: argparse.Namespace):  # noqa: ANN202 - (BrokerAddress, hall id), imported lazily
+    from broker.cli import _address, _hall_id
+
+    address = _address(args.broker)
+    return address, _hall_id(args, address)
+
+
+def _reasons(args: argparse.Namespace) -> list[str]:
+    from hallkit.commands import load_or_fail
+    from hallkit.config import RatingRules
+
+    if args.config is None:
+        return RatingRules().bad_reason_tags
+    return load_or_fail(args.config).rating.bad_reason_tags
+
+
+def run_bridge(args: argparse.Namespace) -> int:
+    from devices.evaluator.bridge import PadBridge
+    from devices.evaluator.pad import PadUrlError, open_pad
+
+    try:
+        pad = open_pad(args.pad)
+    except (PadUrlError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    address, hall_id = _connection(args)
+    bridge = PadBridge(pad, address, hall_id, args.device or f"pad-{args.window}", args.window)
+    stop = _stop_event()
+    bridge.start()
+    stop.wait()
+    bridge.stop()
+    return 0
+
+
+def run_sim_pad(args: argparse.Namespace) -> int:
+    from devices.evaluator.script import PadScript, SimulatedPad, parse_script
+    from devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
+    from hallkit.i18n import text
+
+    try:
+        behaviours = parse_script(args.script)
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
+    device = args.device or f"pad-{args.window}"
+    stop = _stop_event()
+    if args.hardware_only:
+        if args.kind == "network":
+            raise CommandFailed("--hardware-only is for serial and keypad pads; a network pad is its own bridge")
+        folder = args.folder or Path(".")
+        hardware = (SerialPadSimulator(folder / f"{device}.tty").start() if args.kind == "serial"
+                    else KeypadSimulator(folder / f"{device}.events", folder / f"{device}.screen",
+                                         _reasons(args)).start())
+        print(bilingual("pad.listen.sim_ready", kind=args.kind, url=hardware.url), flush=True)
+        stop.wait()
+        hardware.stop()
+        return 0
+    address, hall_id = _connection(args)
+    pad = SimulatedPad(args.kind, address, hall_id, device, args.window, _reasons(args), folder=args.folder)
+    pad.start()
+    print(bilingual("pad.listen.sim_ready", kind=args.kind, url=pad.pad.url), flush=True)
+    script = PadScript(pad.hardware, behaviours, service_seconds=args.service_seconds)
+    served = 0
+    try:
+        while not stop.is_set() and (not args.count or served < args.count):
+            result = script.serve_one(stop)
+            if result is None:
+                if not stop.is_set():
+                    print(bilingual("pad.listen.sim_idle"), flush=True)
+                    stop.wait(2)
+                continue
+            served += 1
+            behaviour = result.behaviour
+            if not result.prompted:
+                what = bilingual("pad.listen.sim_no_prompt")
+            elif behaviour.level is None:
+                what = bilingual("pad.listen.sim_walked")
+            else:
+                what = f"{int(behaviour.level)} {text(behaviour.level.label_key)} {'、'.join(behaviour.tags)}".strip()
+            print(bilingual("pad.listen.sim_served", number=result.number, what=what), flush=True)
+    finally:
+        pad.stop()
+    return 0

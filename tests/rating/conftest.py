@@ -1,0 +1,55 @@
+"""A hall with a pad at each window, a hub with the ratings part, on a real Mosquitto."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.hub import Hub
+from broker.parts import hub_parts
+from broker.ratings import RatingsPart
+from hallkit.config import parse_config
+from tests.broker.test_hub import HALL_WITH_DEVICES
+
+HALL_WITH_PADS = HALL_WITH_DEVICES.replace("[queue]", """[rating]
+pad_timeout_seconds = 600
+late_rating_hours = 168
+sweep_seconds = 3600
+
+[queue]""") + """
+[[devices]]
+id = "pad-1"
+kind = "pad"
+window = 1
+
+[[devices]]
+id = "pad-3"
+kind = "pad"
+window = 3
+"""
+
+
+@pytest.fixture
+def pads_config():
+    return parse_config(HALL_WITH_PADS)
+
+
+class Collected:
+    """What the hub handed to its record sinks (the uplink outbox), in order."""
+
+    def __init__(self) -> None:
+        self.records: list[object] = []
+
+    def __call__(self, _conn, record) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def rating_hub(pads_config, mosquitto, tmp_path):
+    hub = Hub(pads_config, mosquitto.address, tmp_path / "data", synchronous="normal", parts=hub_parts(pads_config))
+    hub.collected = Collected()
+    hub.record_sinks.append(hub.collected)
+    hub.ratings = next(p for p in hub.parts if isinstance(p, RatingsPart))
+    hub.start()
+    assert hub.connected
+    yield hub
+    hub.stop()
