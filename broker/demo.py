@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import socket
 import threading
 import time
@@ -23,6 +24,8 @@ from broker.embedded import EmbeddedBroker
 from broker.hub import Hub
 from broker.mqtt import BrokerAddress, parse_broker_url
 from broker.parts import hub_parts
+from dashboard.auth import Role
+from dashboard.server import DashboardServer, free_port
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
@@ -129,6 +132,7 @@ class Demo:
             self.embedded = EmbeddedBroker(port=_free_port_from(1883))
             self.address = parse_broker_url(self.embedded.url)
         self.hub: Hub | None = None
+        self.dashboard: DashboardServer | None = None
         self.traffic = Traffic(self.config, self.address, options.speed)
 
     def start(self) -> None:
@@ -137,10 +141,21 @@ class Demo:
         self.hub = Hub(self.config, self.address, self.options.data / self.config.hall.id,
                        parts=hub_parts(self.config))
         self.hub.start()
+        self.dashboard = self._start_dashboard()
         self.traffic.start()
         print(f"hallkit demo: {self.config.hall.name} on {self.address.url}; "
               f"state in {self.options.data}; Ctrl-C to stop")
         print(f"  try: hall status --broker {self.address.url}    hall call --window 1 --broker {self.address.url}")
+
+    def _start_dashboard(self) -> DashboardServer:
+        """The manager's dashboard on the first free port from 8080, with a fresh demo login."""
+        data = self.options.data / self.config.hall.id
+        dashboard = DashboardServer(self.config, self.address, data, port=free_port(self.config.dashboard.port))
+        password = secrets.token_urlsafe(9)
+        dashboard.users.add_user("demo", Role.MANAGER, password)
+        dashboard.start()
+        print(f"  dashboard 管理看板: {dashboard.url}  login: demo / {password}")
+        return dashboard
 
     def run(self) -> None:
         deadline = time.monotonic() + self.options.duration if self.options.duration else None
@@ -161,6 +176,8 @@ class Demo:
 
     def stop(self) -> None:
         self.traffic.join()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.hub is not None:
             self.hub.stop()
         if self.embedded is not None:

@@ -45,7 +45,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_place(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, type=Path, help="hall configuration file")
+    # Not required by argparse: on `hall dashboard` it would then be demanded before `user add` too.
+    parser.add_argument("--config", type=Path, help="hall configuration file (required)")
     parser.add_argument("--data", type=Path,
                         help="the hub's data folder, with hall.sqlite3 (default: ./var/<hall id>, as hall hub)")
 
@@ -53,6 +54,8 @@ def _add_place(parser: argparse.ArgumentParser) -> None:
 def _place(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, Path); imports kept lazy for `hall --help`
     from hallkit.commands import load_or_fail
 
+    if args.config is None:
+        raise CommandFailed("give the hall configuration: --config FILE", 2)
     config = load_or_fail(args.config)
     return config, args.data or Path("var") / config.hall.id
 

@@ -153,9 +153,10 @@ class LiveHall:
         if reason.is_failure:
             log.error("broker refused the dashboard: %s", reason)
             return
-        for topic in (self.topics.queue_state, self.topics.hub_status, self.topics.device_statuses,
-                      self.topics.rating_reply(self.device)):
-            client.subscribe(topic, qos=1)
+        # One SUBSCRIBE for all: the embedded broker (amqtt 0.12) iterates its subscriptions while a
+        # client connects and fails that connection if they change meanwhile; fewer changes, fewer failures.
+        client.subscribe([(topic, 1) for topic in (self.topics.queue_state, self.topics.hub_status,
+                                                   self.topics.device_statuses, self.topics.rating_reply(self.device))])
         client.publish(self.topics.device_status(self.device), self._status(DeviceState.ONLINE).model_dump_json(),
                        qos=1, retain=True)
         self._connected.set()

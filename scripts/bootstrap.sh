@@ -20,6 +20,8 @@ APT_NEEDS=(
   "mosquitto:mosquitto"                     # the hall broker; tests start their own instances
   "mosquitto_pub:mosquitto-clients"
   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"   # Chinese on screens and ticket images
+  "/usr/bin/chromium:chromium"              # dashboard browser tests (Playwright drives it; no browser download)
+  "/usr/bin/chromedriver:chromium-driver"
   "pg_lsclusters:postgresql"                # the county ingest's database; tests make their own databases
 )
 missing=()

@@ -1,0 +1,113 @@
+"""Logins, sessions, CSRF, the viewer role and the failed-login limit, over plain HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import re
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from dashboard.auth import AuthError, Role, UserStore, verify_password
+from tests.dashboard.conftest import MANAGER, VIEWER
+
+PAGES = ("/", "/charts", "/ratings", "/devices", "/report", "/report.csv", "/api/board", "/api/charts",
+         "/api/devices", "/api/stream", "/static/echarts.min.js", "/static/dashboard.js")
+
+
+def _login(client: httpx.Client, user: tuple[str, str]) -> httpx.Response:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    return client.post("/login", data={"csrf": csrf, "name": user[0], "password": user[1]})
+
+
+def _csrf(client: httpx.Client) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
+
+
+def test_nothing_answers_without_a_session_but_health(hall):
+    with httpx.Client(base_url=hall.url) as client:
+        assert client.get("/health").json()["ok"] is True
+        for path in PAGES:
+            response = client.get(path)
+            assert response.status_code in (303, 401), path
+            if response.status_code == 303:
+                assert response.headers["location"] == "/login"
+        assert client.post("/cases/x/step", data={"step": "verified"}).status_code == 401
+    with httpx.Client(base_url=hall.url, cookies={"hallkit_session": "forged"}) as forged:
+        assert forged.get("/").status_code == 303
+
+
+def test_login_needs_its_csrf_token_and_logout_ends_the_session(hall):
+    with httpx.Client(base_url=hall.url) as client:
+        refused = client.post("/login", data={"csrf": "x", "name": MANAGER[0], "password": MANAGER[1]})
+        assert refused.status_code == 400 and "hallkit_session" not in client.cookies
+        assert _login(client, MANAGER).status_code == 303
+        assert client.get("/api/board").json()["hall"] == "test-hall"
+        csrf = _csrf(client)
+        assert client.post("/logout", data={"csrf": "wrong"}).status_code == 403
+        assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+        assert client.get("/api/board").status_code == 401
+
+
+def test_viewer_may_not_post_a_case_step(hall):
+    with httpx.Client(base_url=hall.url) as client:
+        _login(client, VIEWER)
+        response = client.post("/cases/some-case/step", data={"csrf": _csrf(client), "step": "verified"})
+        assert response.status_code == 403
+    with httpx.Client(base_url=hall.url) as client:
+        _login(client, MANAGER)
+        assert client.post("/cases/some-case/step", data={"step": "verified"}).status_code == 403  # no token
+
+
+def test_failed_logins_are_limited_and_logged(hall, caplog):
+    caplog.set_level(logging.WARNING, "hallkit.dashboard.auth")
+    limit = hall.config.dashboard.max_failed_logins
+    with httpx.Client(base_url=hall.url) as client:
+        for _ in range(limit):
+            assert _login(client, (MANAGER[0], "wrong-password")).status_code == 401
+        # The right password no longer helps while the lockout lasts.
+        locked = _login(client, MANAGER)
+        assert locked.status_code == 429 and "次数过多" in locked.text
+    assert sum("failed login" in r.message for r in caplog.records) == limit
+    assert any("locked out" in r.message for r in caplog.records)
+
+
+def test_passwords_are_scrypt_hashes_and_sessions_expire(tmp_path):
+    store = UserStore(tmp_path / "d.sqlite3", session_hours=1)
+    store.add_user("wang", Role.MANAGER, "a-long-password")
+    stored = sqlite3.connect(tmp_path / "d.sqlite3").execute("SELECT password FROM users").fetchone()[0]
+    assert stored.startswith("scrypt$16384$8$1$") and "a-long-password" not in stored
+    assert verify_password("a-long-password", stored) and not verify_password("a-long-passwore", stored)
+    token, session = store.login("wang", "a-long-password", "127.0.0.1")
+    assert store.session(token) == session
+    # Age the session past its end.
+    store.conn.execute("UPDATE sessions SET expires = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(),))
+    assert store.session(token) is None
+    with pytest.raises(AuthError):
+        store.add_user("li", Role.VIEWER, "short")
+    store.close()
+
+
+def test_user_add_command_reads_the_password_from_stdin(tmp_path, monkeypatch, capsys):
+    from dashboard import cli
+    from hallkit.commands import example_config
+
+    config = tmp_path / "hall.toml"
+    config.write_text(example_config(), "utf-8")
+    data = tmp_path / "data"
+    parser = argparse.ArgumentParser(prog="hall")
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["dashboard", "user", "add", "leader", "--role", "viewer", "--password-stdin",
+                              "--config", str(config), "--data", str(data)])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("viewer-password\n"))
+    assert args.handler(args) == 0
+    assert "leader (viewer)" in capsys.readouterr().out
+    store = UserStore(data / "dashboard.sqlite3")
+    assert [(u.name, u.role) for u in store.users()] == [("leader", Role.VIEWER)]
+    store.login("leader", "viewer-password", "127.0.0.1")
+    store.close()
