@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -101,6 +102,9 @@ class Ingest:
     # ---- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        # Schema first, so reports work before the first hall speaks.
+        if not self._with_database(lambda conn: None):
+            return
         while not self._stopping.is_set():
             try:
                 first = self._inbox.get(timeout=0.5)
@@ -121,20 +125,27 @@ class Ingest:
 
     def _store(self, group: list[_Message], parsed: list[Parsed]) -> bool:
         """Commit ``parsed``, retrying until PostgreSQL takes it; False only when told to stop first."""
+
+        def store(conn: psycopg.Connection) -> None:
+            try:
+                with conn.transaction():
+                    added = write(conn, parsed)
+                self.stored += added
+            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+                # Valid by the contract, refused by the database (a NUL in a text, a value out of
+                # range): find which message, quarantine it, keep the rest.
+                log.warning(bilingual("county.ingest.db_rejected", detail=str(exc)[:200]))
+                self._store_one_by_one(conn, group, parsed)
+            self.quarantined += sum(isinstance(p, Rejected) for p in parsed)
+
+        return self._with_database(store)
+
+    def _with_database(self, work: Callable[[psycopg.Connection], None]) -> bool:
+        """Run ``work`` on a live connection, reconnecting with backoff while PostgreSQL is away."""
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                conn = self._connection()
-                try:
-                    with conn.transaction():
-                        added = write(conn, parsed)
-                    self.stored += added
-                except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-                    # Valid by the contract, refused by the database (a NUL in a text, a value out of
-                    # range): find which message, quarantine it, keep the rest.
-                    log.warning(bilingual("county.ingest.db_rejected", detail=str(exc)[:200]))
-                    self._store_one_by_one(conn, group, parsed)
-                self.quarantined += sum(isinstance(p, Rejected) for p in parsed)
+                work(self._connection())
                 return True
             except psycopg.OperationalError as exc:
                 log.warning(bilingual("county.ingest.db_waiting", detail=str(exc).strip()[:200], seconds=delay))

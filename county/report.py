@@ -5,7 +5,8 @@ Definitions (also in docs/upstream.md):
 - tickets and waits: the hall's latest statistics of that day (the final ones once the next day
   opened); a wait runs from taking a ticket to its first call;
 - satisfaction (满意率): ratings at 基本满意 or better, over all ratings of services done that day;
-- coverage (应评尽评): ratings over tickets served that day;
+- coverage (应评尽评): ratings residents gave (not the province's default for a missing one) over
+  tickets served that day;
 - a case is open until its latest step is closed or an appeal decision; overdue when open past
   its deadline;
 - a hall is silent when nothing arrived from it for more than ``silent_hours``.
@@ -92,7 +93,8 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
         "SELECT DISTINCT ON (hall) hall, body FROM queue_stats WHERE day = %s ORDER BY hall, final DESC, as_of DESC",
         (day,))}
     ratings = {row[0]: row[1:] for row in conn.execute(
-        """SELECT hall, count(*), count(*) FILTER (WHERE level <= 2), count(*) FILTER (WHERE level >= 3), avg(score)
+        """SELECT hall, count(*), count(*) FILTER (WHERE level <= 2), count(*) FILTER (WHERE level >= 3), avg(score),
+                  count(*) FILTER (WHERE channel <> 'default')
            FROM ratings WHERE served_at >= %s AND served_at < %s GROUP BY hall""", (start, end))}
     cases = {row[0]: row[1:] for row in conn.execute(
         """SELECT hall, count(*) FILTER (WHERE step <> ALL(%s)),
@@ -108,7 +110,7 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
         county, last_seen, link_state, backlog = halls.get(hall, ("", None, None, None))
         day_stats = stats.get(hall)
         total = day_stats.total if day_stats else None
-        count, bad, good, mean_score = ratings.get(hall, (0, 0, 0, None))
+        count, bad, good, mean_score, given = ratings.get(hall, (0, 0, 0, None, 0))
         open_cases, overdue = cases.get(hall, (0, 0))
         silent = last_seen is None or now - last_seen > timedelta(hours=silent_hours)
         rows.append(HallDay(
@@ -120,7 +122,7 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
             stats_final=day_stats.final if day_stats else None,
             ratings=count, bad_ratings=bad, satisfaction=round(good / count, 4) if count else None,
             mean_score=round(float(mean_score), 2) if mean_score is not None else None,
-            coverage=round(count / total.served, 4) if total and total.served else None,
+            coverage=round(given / total.served, 4) if total and total.served else None,
             cases_open=open_cases, cases_overdue=overdue, last_seen=last_seen, silent=silent,
             link_state=link_state, backlog=backlog))
     return CountyReport(day=day, generated_at=now, silent_hours=silent_hours, halls=rows,
