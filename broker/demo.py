@@ -3,8 +3,10 @@
 Starts the embedded broker (unless a broker is given), the hub with the
 sample township hall built from the Hutubi county catalogue, and a traffic
 simulator: residents arriving at the kiosk, and every window calling,
-serving and completing through its pad's device id, over the same MQTT
-contract real devices use. Prints a live summary.
+serving and completing on a simulated pad (a network pad with the same bridge
+real pads use), where residents rate the service; windows without a pad work
+from the console. Everything goes over the same MQTT contract real devices
+use. Prints a live summary.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from broker.embedded import EmbeddedBroker
 from broker.hub import Hub
 from broker.mqtt import BrokerAddress, parse_broker_url
 from broker.parts import hub_parts
+from devices.evaluator.script import PadScript, SimulatedPad, parse_script
 from dashboard.auth import Role
 from dashboard.server import DashboardServer, free_port
 from hallkit.commands import example_config
@@ -34,6 +37,9 @@ log = logging.getLogger("hallkit.demo")
 
 ARRIVAL_MEAN_SECONDS = 16.0
 """A busy township hall: about 2,000 residents in a nine-hour day."""
+
+DEMO_RESIDENTS = "5,5,4,5,3,5,4,walk,5,1:态度不好+效率低,5,4,2:多次跑腿,5"
+"""How the demo's residents rate, in turn: mostly satisfied, some walk away, a few bad ratings."""
 
 
 class DemoOptions(BaseModel):
@@ -76,8 +82,9 @@ class Traffic:
                                              daemon=True))
         pads = {d.window: d.id for d in self.config.devices if d.kind is DeviceKind.PAD and d.window}
         for window in self.config.windows:
-            device = pads.get(window.number, "console")
-            self.threads.append(threading.Thread(target=self._window, args=(window.number, device),
+            pad = pads.get(window.number)
+            work, device = (self._pad, pad) if pad else (self._window, "console")
+            self.threads.append(threading.Thread(target=work, args=(window.number, device),
                                                  name=f"demo-window-{window.number}", daemon=True))
         for thread in self.threads:
             thread.start()
@@ -101,6 +108,24 @@ class Traffic:
                     log.warning("kiosk: %s", exc)
                     continue
                 self.taken += reply.ok
+
+    def _service_seconds(self) -> float:
+        return self.random.lognormvariate(1.4, 0.5) * 60 / self.speed
+
+    def _pad(self, number: int, device: str) -> None:
+        """A window with a pad: its staff use the pad's keys and residents rate on it (a simulated tablet)."""
+        pad = SimulatedPad("network", self.broker, self.config.hall.id, device, number,
+                           self.config.rating.bad_reason_tags).start()
+        script = PadScript(pad.hardware, parse_script(DEMO_RESIDENTS), service_seconds=self._service_seconds,
+                           wait_seconds=2)
+        try:
+            while not self.stop.is_set():
+                if script.serve_one(self.stop) is None:
+                    self.stop.wait(2 / max(1.0, self.speed / 10))
+                else:
+                    self.served += 1
+        finally:
+            pad.stop()
 
     def _window(self, number: int, device: str) -> None:
         with HallClient(self.broker, self.config.hall.id, device) as client:

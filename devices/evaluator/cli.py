@@ -207,7 +207,7 @@ def run_sim_pad(args: argparse.Namespace) -> int:
     pad = SimulatedPad(args.kind, address, hall_id, device, args.window, _reasons(args), folder=args.folder)
     pad.start()
     print(bilingual("pad.listen.sim_ready", kind=args.kind, url=pad.pad.url), flush=True)
-    script = PadScript(pad.hardware, behaviours, service_seconds=args.service_seconds)
+    script = PadScript(pad.hardware, behaviours, service_seconds=lambda: args.service_seconds)
     served = 0
     try:
         while not stop.is_set() and (not args.count or served < args.count):

@@ -82,16 +82,12 @@ def describe_event(event: InputEvent) -> Message | None:
     """A key press in words (``hall pad listen``); other records (sync, repeat, release) are not shown."""
     if event.type != EV_KEY or event.value != PRESS:
         return None
-    name = KEY_NAMES.get(event.code, f"code {event.code}")
+    params: dict[str, str | int | float] = {"button": KEY_NAMES.get(event.code, f"code {event.code}")}
     if event.code in STAFF_KEYS:
-        meaning = text(f"pad.key.{STAFF_KEYS[event.code].value}")
-    elif event.code in DIGITS:
-        meaning = text("pad.key.digit", digit=DIGITS[event.code])
-    elif event.code in ENTER:
-        meaning = text("pad.key.enter")
-    else:
-        meaning = text("pad.key.unknown")
-    return Message(key="pad.input.key", params={"button": name, "meaning": meaning})
+        return Message(key=f"pad.input.{STAFF_KEYS[event.code].value}", params=params)
+    if event.code in DIGITS:
+        return Message(key="pad.input.digit", params=params | {"digit": DIGITS[event.code]})
+    return Message(key="pad.input.enter" if event.code in ENTER else "pad.input.unknown", params=params)
 
 
 class KeypadPad:

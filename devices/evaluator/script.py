@@ -74,8 +74,8 @@ class Served(BaseModel):
 class PadScript:
     """The staff member and the residents at one pad."""
 
-    def __init__(self, hardware: SimulatedHardware, behaviours: list[Behaviour], service_seconds: float = 0.1,
-                 wait_seconds: float = 10.0) -> None:
+    def __init__(self, hardware: SimulatedHardware, behaviours: list[Behaviour],
+                 service_seconds: Callable[[], float] = lambda: 0.1, wait_seconds: float = 10.0) -> None:
         self.hardware = hardware
         self.behaviours = cycle(behaviours)
         self.service_seconds = service_seconds
@@ -91,7 +91,7 @@ class PadScript:
         if number is None:
             return None
         self.last_number = number
-        stop.wait(self.service_seconds)
+        stop.wait(self.service_seconds())
         self.hardware.press(StaffKey.DONE)
         asked = self._wait(lambda lines: number if prompt_line(number) in lines else None, stop) is not None
         behaviour = next(self.behaviours)
@@ -128,15 +128,15 @@ class SimulatedPad:
     def __init__(self, kind: PadKind, broker: BrokerAddress, hall_id: str, device_id: str, window: int,
                  reasons: list[str], folder: Path | None = None, address: int = 1) -> None:
         self.kind = kind
-        self.folder = folder or Path(tempfile.mkdtemp(prefix=f"hall-pad-{device_id}-"))
         self.hardware: SimulatedHardware
         pad: RatingPad
         if kind == "serial":
-            serial_sim = SerialPadSimulator(self.folder / f"{device_id}.tty", address)
+            folder = folder or Path(tempfile.mkdtemp(prefix=f"hall-pad-{device_id}-"))
+            serial_sim = SerialPadSimulator(folder / f"{device_id}.tty", address)
             self.hardware, pad = serial_sim, SerialPad(str(serial_sim.link), address=str(address))
         elif kind == "keypad":
-            keypad_sim = KeypadSimulator(self.folder / f"{device_id}.events", self.folder / f"{device_id}.screen",
-                                         reasons)
+            folder = folder or Path(tempfile.mkdtemp(prefix=f"hall-pad-{device_id}-"))
+            keypad_sim = KeypadSimulator(folder / f"{device_id}.events", folder / f"{device_id}.screen", reasons)
             self.hardware, pad = keypad_sim, KeypadPad(str(keypad_sim.path), display=str(keypad_sim.display_path))
         else:
             touch = TouchPad(device_id)

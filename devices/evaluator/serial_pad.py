@@ -4,7 +4,7 @@ Each :meth:`SerialPad.read` is one poll of the pad's address: send POLL, wait
 for the answer, acknowledge a key press or rating. A pad that does not answer
 three polls in a row is reported (``pad.no_answer``) and polled on; bytes that
 are not frames are reported (``pad.garbage``) until the line has been clean for
-a while. A port that fails or disappears (USB-serial unplugged) raises
+:data:`GARBAGE_SECONDS`. A port that fails or disappears (USB-serial unplugged) raises
 :class:`PadUnplugged`, and the bridge opens it again when it returns.
 """
 
@@ -28,7 +28,8 @@ ANSWER_SECONDS = 0.15
 answer to a poll is a few bytes."""
 
 MISSES_BEFORE_FAULT = 3
-CLEAN_POLLS_TO_CLEAR = 20
+GARBAGE_SECONDS = 5.0
+"""Garbage on the line is reported until the line has been clean this long."""
 
 PadFrameListener = Callable[[PadFrame], None]
 """Told about every frame seen on the line (``hall pad listen``)."""
@@ -50,7 +51,7 @@ class SerialPad:
         self.port: serial.Serial | None = None
         self.reader = FrameReader()
         self.misses = 0
-        self.clean_polls = CLEAN_POLLS_TO_CLEAR
+        self.garbage_at = -GARBAGE_SECONDS
         self.garbage_seen = 0
         self.last_seq: int | None = None
         self.reasons: list[str] = []
@@ -75,14 +76,20 @@ class SerialPad:
     # ---- polling ------------------------------------------------------------------------------------
 
     def read(self, timeout: float) -> PadInput | None:
+        """One poll; takes about ``timeout`` when nothing was pressed, so the line is not flooded."""
+        started = time.monotonic()
+        found = self._poll()
+        if found is None:
+            time.sleep(max(0.0, timeout - (time.monotonic() - started)))
+        return found
+
+    def _poll(self) -> PadInput | None:
         frame = self.exchange(codec.poll(self.address))
         if frame is None:
             self.misses += 1
-            time.sleep(max(0.0, timeout - ANSWER_SECONDS))
             return None
         self.misses = 0
         if frame.command is PadCommand.NOTHING or len(frame.payload) < 2:
-            time.sleep(max(0.0, timeout - ANSWER_SECONDS))
             return None
         seq = frame.payload[0]
         self._send(codec.ack(self.address, seq))
@@ -107,12 +114,11 @@ class SerialPad:
             frames = self.reader.feed(data) if data else []
             if self.reader.skipped != skipped:
                 self.garbage_seen += self.reader.skipped - skipped
-                self.clean_polls = 0
+                self.garbage_at = time.monotonic()
             for frame in frames:
                 for listener in self.listeners:
                     listener(frame)
                 if frame.address == self.address and frame.command >= PadCommand.NOTHING:
-                    self.clean_polls += 1
                     return frame
             if not data:
                 time.sleep(0.005)
@@ -150,7 +156,7 @@ class SerialPad:
         problems = []
         if self.misses >= MISSES_BEFORE_FAULT:
             problems.append(Message(key="pad.no_answer", params={"address": self.address, "misses": self.misses}))
-        if self.clean_polls < CLEAN_POLLS_TO_CLEAR:
+        if time.monotonic() - self.garbage_at < GARBAGE_SECONDS:
             problems.append(Message(key="pad.garbage", params={"bytes": self.garbage_seen}))
         return problems
 
