@@ -1,0 +1,208 @@
+"""The county side: PostgreSQL away only delays, workers split the load, migrations, report and fleet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from county.cli import register
+from county.contract import DeviceTelemetry, QueueFigures, QueueStats, UpKind, UpTopics, encode_batch
+from county.ingest import Ingest
+from county.report import county_report
+from county.schema import LATEST, SchemaTooNew, migrate
+from county.store import parse, write
+from hallkit.rating.models import CaseStep, Level, RatingChannel
+from tests.broker.test_hub import wait_for
+from tests.upstream.records import SERVED, case, rating
+from tests.upstream.test_uplink import county_count, publish
+
+PG_PORT = 5432
+
+
+class Proxy:
+    """A TCP relay to PostgreSQL that can be cut (every connection dropped) and restored."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self._sockets: list[socket.socket] = []
+        self._server: socket.socket | None = None
+        self.up()
+
+    def up(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close alone does not
+            except OSError:
+                pass
+            self._server.close()
+            self._server = None
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._sockets.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", PG_PORT))
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            target.sendall(chunk)
+    except OSError:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def migrated(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+    return dsn
+
+
+def rating_batches(count: int, per_batch: int, hall: str = "test-hall") -> list[tuple[str, bytes]]:
+    topic = UpTopics("test-county", hall).up(UpKind.RATING)
+    return [(topic, encode_batch(UpKind.RATING, f"{hall}-m{start}", hall, "test-county", "epoch-1", False,
+                                 [(i + 1, rating(i, hall=hall).model_copy(update={"resident_hash": None})
+                                   .model_dump_json()) for i in range(start, min(count, start + per_batch))]))
+            for start in range(0, count, per_batch)]
+
+
+def test_postgres_unreachable_only_delays(county_broker, county_db):
+    proxy = Proxy()
+    dsn = migrated(county_db).replace(":5432/", f":{proxy.port}/")
+    ingest = Ingest(county_broker.address, dsn).start()
+    try:
+        batches = rating_batches(600, 50)
+        publish(county_broker, batches[:4])
+        wait_for(lambda: county_count(county_db, "SELECT count(*) FROM ratings") == 200)
+        proxy.down()
+        publish(county_broker, batches[4:])
+        wait_for(lambda: ingest.messages == 4 and ingest._inbox.qsize() >= 1)  # waiting, not lost
+        assert county_count(county_db, "SELECT count(*) FROM ratings") == 200
+        proxy.up()
+        wait_for(lambda: county_count(county_db, "SELECT count(*) FROM ratings") == 600, timeout=30)
+        assert county_count(county_db, "SELECT count(*) FROM quarantine") == 0
+    finally:
+        ingest.stop()
+        proxy.down()
+
+
+def test_two_workers_split_the_load(county_broker, county_db):
+    migrated(county_db)
+    workers = [Ingest(county_broker.address, county_db, worker_id=str(n)).start() for n in (1, 2)]
+    try:
+        publish(county_broker, rating_batches(2000, 20) + rating_batches(500, 20, hall="other-hall"))
+        wait_for(lambda: county_count(county_db, "SELECT count(*) FROM ratings") == 2500, timeout=30)
+        assert all(w.messages > 10 for w in workers), [w.messages for w in workers]
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_migrations_apply_once_and_refuse_a_newer_schema(county_db):
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        assert migrate(conn) == 0
+        assert migrate(conn) == LATEST
+        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, 'from the future')", (LATEST + 1,))
+        with pytest.raises(SchemaTooNew):
+            migrate(conn)
+
+
+def _store(conn: psycopg.Connection, kind: UpKind, hall: str, bodies: list[str], first_seq: int) -> None:
+    payload = encode_batch(kind, f"{hall}-{kind.value}-{first_seq}", hall, "test-county", "e1", False,
+                           [(first_seq + i, body) for i, body in enumerate(bodies)])
+    parsed = parse(UpTopics("test-county", hall).up(kind), payload)
+    with conn.transaction():
+        write(conn, [parsed])
+
+
+def test_report_and_devices(county_db, capsys):
+    day = SERVED.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    now = SERVED + timedelta(days=10)
+    figures = QueueFigures(taken=12, served=10, abandoned=1, waiting=1, mean_wait_seconds=300.0, p90_wait_seconds=600.0)
+    stats = QueueStats(stats_id="s1", hall_id="test-hall", day=day, as_of=SERVED + timedelta(hours=8), final=True,
+                       total=figures, services=[], windows=[])
+    ratings = [rating(i, level=Level.DISSATISFIED if i < 2 else Level.SATISFIED) for i in range(8)]
+    ratings.append(rating(8).model_copy(update={"channel": RatingChannel.DEFAULT}))
+    cases = [case(1, ratings[0].rating_id, CaseStep.OPENED, deadline=date(2026, 11, 30)),
+             case(2, ratings[1].rating_id, CaseStep.OPENED, deadline=day + timedelta(days=30)),
+             case(3, ratings[1].rating_id, CaseStep.CLOSED, deadline=day + timedelta(days=30))]
+    printer = DeviceTelemetry(telemetry_id="t1", hall_id="test-hall", device="printer-1", kind="printer",
+                              state="offline", session=2, version="1.2",
+                              observed_at=datetime.now(UTC) - timedelta(hours=5),
+                              paper="out", faults=["printer.cover_open"])
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        _store(conn, UpKind.STATS, "test-hall", [stats.model_dump_json()], 1)
+        _store(conn, UpKind.RATING, "test-hall",
+               [r.model_copy(update={"resident_hash": None}).model_dump_json() for r in ratings], 2)
+        _store(conn, UpKind.CASE, "test-hall", [c.model_dump_json() for c in cases], 20)
+        _store(conn, UpKind.TELEMETRY, "test-hall", [printer.model_dump_json()], 30)
+        conn.execute("UPDATE halls SET last_seen = %s", (now - timedelta(hours=30),))
+        report = county_report(conn, day, ZoneInfo("Asia/Shanghai"), silent_hours=24, now=now)
+    [row] = report.halls
+    assert (row.taken, row.served, row.mean_wait_minutes, row.p90_wait_minutes) == (12, 10, 5.0, 10.0)
+    assert (row.ratings, row.bad_ratings, row.satisfaction) == (9, 2, round(7 / 9, 4))
+    assert row.coverage == 0.8  # 8 given over 10 served; the default one does not count
+    assert (row.cases_open, row.cases_overdue) == (1, 1)
+    assert report.silent_halls == ["test-hall"]
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    for argv in (["county", "report", "--db", county_db, "--day", day.isoformat(), "--json"],
+                 ["county", "devices", "--db", county_db, "--json"],
+                 ["county", "report", "--db", county_db, "--day", day.isoformat()],
+                 ["county", "devices", "--db", county_db]):
+        args = parser.parse_args(argv)
+        assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    decoded = json.JSONDecoder()
+    first, end = decoded.raw_decode(out)
+    fleet, _ = decoded.raw_decode(out[end:].lstrip())
+    assert first["halls"][0]["hall"] == "test-hall"
+    assert fleet["offline"] == 1 and fleet["paper_out"] == 1 and fleet["faulty"] == 1
+    assert fleet["devices"][0]["offline_hours"] >= 5
+    assert "满意率" in out and "satisfaction" in out and "无纸 / out of paper" in out
+
+
+def test_a_stale_will_does_not_mark_a_reconnected_hall_offline(county_db):
+    from county.contract import UplinkStatus
+
+    topic = UpTopics("test-county", "test-hall").status
+    online = UplinkStatus(hall="test-hall", county="test-county", state="online", session=5,
+                          ts=datetime(2026, 11, 23, 3, tzinfo=UTC))
+    stale = online.model_copy(update={"state": "offline", "session": 4, "ts": datetime(2026, 11, 23, 4, tzinfo=UTC)})
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        for status in (online, stale):
+            with conn.transaction():
+                write(conn, [parse(topic, status.model_dump_json().encode())])
+        assert conn.execute("SELECT link_state, link_session FROM halls").fetchone() == ("online", 5)

@@ -1,0 +1,124 @@
+"""The outbox in the hub's SQLite: same transaction as the change, no resident hash, statistics, the disk cap."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import timedelta
+
+import pytest
+
+from broker.contract import DeviceState, DeviceStatus, Topics
+from broker.hub import Hub
+from broker.outbox import Outbox
+from county.contract import QueueStats
+from hallkit.queue.models import CallNext, Complete, TakeTicket
+from hallkit.rating.models import CaseStep, Level
+from tests.broker.test_hub import wait_for
+from tests.conftest import MONDAY
+from tests.upstream.records import case, hall_config, rating
+
+
+def unreachable_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"mqtt://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def hub(tmp_path, hall_broker):
+    config = hall_config(unreachable_url(), disk_cap_mb=0.05, alarm_at=0.5)
+    assert config.upstream is not None
+    hub = Hub(config, hall_broker.address, tmp_path / "data", "normal", parts=[Outbox(config, config.upstream)])
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+def outbox_of(hub: Hub) -> Outbox:
+    part = hub.parts[0]
+    assert isinstance(part, Outbox)
+    return part
+
+
+def rows(hub: Hub, kind: str | None = None) -> list[dict[str, object]]:
+    with hub.queue.lock:
+        found = hub.queue.store.conn.execute(
+            "SELECT body FROM outbox WHERE ? IS NULL OR kind = ? ORDER BY seq", (kind, kind)).fetchall()
+    return [json.loads(body) for (body,) in found]
+
+
+def test_records_enter_with_their_transaction_and_without_the_resident_hash(hub):
+    with hub.queue.lock, hub.queue.store.transaction() as conn:
+        hub.record(conn, rating(1, level=Level.DISSATISFIED))
+        hub.record(conn, case(1, "test-hall-r000001", CaseStep.OPENED))
+    with pytest.raises(RuntimeError), hub.queue.lock, hub.queue.store.transaction() as conn:
+        hub.record(conn, rating(2))
+        raise RuntimeError("the rating part's transaction fails after recording")
+    with pytest.raises(TypeError), hub.queue.lock, hub.queue.store.transaction() as conn:
+        hub.record(conn, DeviceStatus(device="x", state=DeviceState.ONLINE))
+    assert [r.get("update_id") or r.get("rating_id") for r in rows(hub)] == ["test-hall-r000001", "test-hall-u000001"]
+    assert rows(hub, "rating")[0]["resident_hash"] is None
+    # Recording the same rating again (a retried request) adds nothing.
+    with hub.queue.lock, hub.queue.store.transaction() as conn:
+        hub.record(conn, rating(1, level=Level.DISSATISFIED))
+    assert len(rows(hub)) == 2
+
+
+def test_statistics_every_interval_and_final_at_day_close(hub):
+    queue = hub.queue
+    queue.execute(TakeTicket(service_id="social"), MONDAY)
+    queue.execute(TakeTicket(service_id="pension"), MONDAY + timedelta(minutes=1))
+    queue.execute(CallNext(window=1), MONDAY + timedelta(minutes=10))
+    queue.execute(Complete(window=1), MONDAY + timedelta(minutes=15))
+    outbox = outbox_of(hub)
+    assert outbox.write_stats()
+    assert not outbox.write_stats()  # nothing happened since: no second copy
+    interval = QueueStats.model_validate(rows(hub, "stats")[0])
+    assert not interval.final
+    assert (interval.total.taken, interval.total.served, interval.total.waiting) == (2, 1, 1)
+    assert interval.total.mean_wait_seconds == 600.0
+    assert [w.window for w in interval.windows] == [1]
+    # The next day's first ticket opens a new day: the final figures of Monday go in that transaction.
+    queue.execute(TakeTicket(service_id="social"), MONDAY + timedelta(days=1))
+    final = QueueStats.model_validate(rows(hub, "stats")[-1])
+    assert final.final and final.day == interval.day
+    assert (final.total.taken, final.total.served, final.total.abandoned, final.total.waiting) == (2, 1, 1, 0)
+    by_service = {s.service_id: s for s in final.services}
+    assert by_service["pension"].abandoned == 1 and by_service["social"].served == 1
+
+
+def status_payload(device: str, paper: str, session: int = 1) -> bytes:
+    return DeviceStatus(device=device, state=DeviceState.ONLINE, session=session, kind="printer", version="1.0",
+                        detail={"paper": paper}).model_dump_json().encode()
+
+
+def test_telemetry_only_on_change_and_bad_status_refused(hub):
+    outbox = outbox_of(hub)
+    topic = Topics("test-hall").device_status("printer-1")
+    outbox.handle(topic, status_payload("printer-1", "ok"))
+    outbox.handle(topic, status_payload("printer-1", "ok"))  # the retained status read again
+    outbox.handle(topic, status_payload("printer-1", "low"))
+    outbox.handle(topic, b"not json")
+    outbox.handle(topic, status_payload("kiosk-1", "ok"))  # another device's status on this topic
+    assert [r["paper"] for r in rows(hub, "telemetry")] == ["ok", "low"]
+    assert hub.refusals["hub.invalid"] == 1 and hub.refusals["hub.device_mismatch"] == 1
+
+
+def test_disk_cap_thins_telemetry_first_and_never_drops_ratings(hub):
+    outbox = outbox_of(hub)
+    topics = Topics("test-hall")
+    for i in range(200):
+        for device in ("printer-1", "kiosk-1"):
+            outbox.handle(topics.device_status(device), status_payload(device, ("ok", "low")[i % 2], session=i))
+    for i in range(200):
+        with hub.queue.lock, hub.queue.store.transaction() as conn:
+            hub.record(conn, rating(i))
+    telemetry = rows(hub, "telemetry")
+    assert len(rows(hub, "rating")) == 200  # over the cap, and all kept
+    assert len(telemetry) < 100 and {t["device"] for t in telemetry} == {"printer-1", "kiosk-1"}
+    assert telemetry[-1]["session"] == 199  # thinning keeps each device's newest state
+    outbox.handle(topics.device_status("printer-1"), status_payload("printer-1", "out", session=500))
+    status = outbox.status()
+    assert status["uplink.alarm"] is True and int(status["uplink.dropped"] or 0) >= 1
+    wait_for(lambda: outbox.status()["uplink.backlog"] == len(rows(hub)))
