@@ -104,20 +104,21 @@ class SerialPadSimulator:
     # ---- the resident and the staff -----------------------------------------------------------------
 
     def press(self, key: StaffKey) -> None:
-        self._queue(PadCommand.KEY, bytes((KEY_CODES[key],)))
+        with self._lock:
+            self.outbox.append(codec.key(self.address, self._next_seq(), KEY_CODES[key]))
 
     def rate(self, level: Level, tags: list[str]) -> None:
-        numbers = [self.reasons.index(t) + 1 for t in tags if t in self.reasons]
-        self._queue(PadCommand.RATING, bytes((int(level), *numbers)))
+        with self._lock:
+            numbers = [self.reasons.index(t) + 1 for t in tags if t in self.reasons]
+            self.outbox.append(codec.rating(self.address, self._next_seq(), int(level), numbers))
 
     def display(self) -> list[str]:
         with self._lock:
             return list(self.lines)
 
-    def _queue(self, command: PadCommand, body: bytes) -> None:
-        with self._lock:
-            self.seq = self.seq % 255 + 1
-            self.outbox.append(PadFrame(self.address, command, bytes((self.seq,)) + body))
+    def _next_seq(self) -> int:
+        self.seq = self.seq % 255 + 1
+        return self.seq
 
     # ---- the line -----------------------------------------------------------------------------------
 

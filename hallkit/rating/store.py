@@ -127,16 +127,6 @@ def rating_by_request(conn: sqlite3.Connection, request_id: str) -> Rating | Non
     return Rating.model_validate_json(row[0]) if row else None
 
 
-def rating_by_id(conn: sqlite3.Connection, rating_id: str) -> Rating | None:
-    row = conn.execute("SELECT body FROM ratings WHERE rating_id = ?", (rating_id,)).fetchone()
-    return Rating.model_validate_json(row[0]) if row else None
-
-
-def case_by_id(conn: sqlite3.Connection, case_id: str) -> Case | None:
-    row = conn.execute("SELECT body FROM rating_cases WHERE case_id = ?", (case_id,)).fetchone()
-    return Case.model_validate_json(row[0]) if row else None
-
-
 def cases_by_prefix(conn: sqlite3.Connection, prefix: str) -> list[Case]:
     """Cases whose id starts with ``prefix`` (people type the first few characters); at most two."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -167,11 +157,6 @@ def ratings(conn: sqlite3.Connection) -> Iterator[Rating]:
 
 def cases(conn: sqlite3.Connection) -> list[Case]:
     return [Case.model_validate_json(body) for (body,) in conn.execute("SELECT body FROM rating_cases")]
-
-
-def steps(conn: sqlite3.Connection, case_id: str) -> list[CaseUpdate]:
-    rows = conn.execute("SELECT body FROM case_steps WHERE case_id = ? ORDER BY at, rowid", (case_id,))
-    return [CaseUpdate.model_validate_json(body) for (body,) in rows]
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
