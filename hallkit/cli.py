@@ -28,6 +28,7 @@ PARTS = (
     "dashboard.cli",
     "devices.evaluator.cli",
     "hallkit.rating.cli",
+    "kiosk.cli",
 )
 """Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""
 

@@ -283,6 +283,53 @@ class Upstream(_Strict):
         return self.password or None
 
 
+class LeaderOnDuty(_Strict):
+    """Who leads the hall on given weekdays (领导坐班/值班), shown on the kiosk's staff board."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    name: str = Field(min_length=1)
+    title: str = ""
+    phone: str = ""
+
+
+class HallDisplaySettings(_Strict):
+    """The hall display (叫号大屏) and its voice."""
+
+    size: tuple[int, int] = Field((1920, 1080), description="width and height in pixels")
+    window_mode: Literal["borderless", "fullscreen", "windowed"] = "borderless"
+    voice_template: str = Field("请{ticket}号到{window}号窗口办理", min_length=1)
+    voice_repeat: int = Field(2, ge=1, le=5, description="times each call is announced")
+    voice: Literal["cmn-latn-pinyin", "cmn"] = "cmn-latn-pinyin"
+    player: str = Field("auto", description="auto (paplay or aplay), none, or a command taking a WAV path")
+    notice: str = "请留意叫号，过号请到窗口重新排队。办事不满意，请拨打 12345。"
+    recent_calls: int = Field(6, ge=1, le=20)
+
+    @field_validator("voice_template")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(ticket="A001", window=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"use only the placeholders {{ticket}} and {{window}} ({exc})") from None
+        return value
+
+
+class KioskSettings(_Strict):
+    """The self-service kiosk (自助取号机) and the hall display it goes with."""
+
+    size: tuple[int, int] = Field((1280, 800), description="width and height of the screen in pixels")
+    window_mode: Literal["borderless", "fullscreen", "windowed"] = "borderless"
+    idle_seconds: int = Field(60, ge=10, le=900, description="back to the home screen, personal data dropped")
+    staff_pin_hash: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the staff PIN for agent service and maintenance; none: no staff entry",
+    )
+    elder_mode: bool = Field(False, description="start in elder mode (长辈模式): larger text, fewer items")
+    scan_folder: str = Field("var/scans", description="where the kiosk keeps pages scanned from the document camera")
+    leaders: list[LeaderOnDuty] = []
+    display: HallDisplaySettings = HallDisplaySettings()
+
+
 class HallConfig(_Strict):
     hall: Hall
     hours: Hours = Hours()
@@ -294,6 +341,7 @@ class HallConfig(_Strict):
     windows: list[Window] = Field(min_length=1)
     staff: list[Staff] = []
     devices: list[Device] = []
+    kiosk: KioskSettings = KioskSettings()
     upstream: Upstream | None = None
     dashboard: DashboardSettings = DashboardSettings()
 

@@ -15,20 +15,27 @@ as_root() {
 }
 
 # what-to-look-for:package pairs; a package is installed only when its command (or, for an
-# absolute path, its file) is missing.
+# absolute path, its file; a glob matches any architecture's folder) is missing.
 APT_NEEDS=(
   "mosquitto:mosquitto"                     # the hall broker; tests start their own instances
   "mosquitto_pub:mosquitto-clients"
   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"   # Chinese on screens and ticket images
   "/usr/bin/chromium:chromium"              # dashboard browser tests (Playwright drives it; no browser download)
   "/usr/bin/chromedriver:chromium-driver"
+  "espeak-ng:espeak-ng"                     # the hall display's offline Mandarin voice
+  "Xvfb:xvfb"                               # kiosk and display tests, or a kiosk without a desktop
+  "xauth:xauth"
+  "/usr/lib/*/libGL.so.1:libgl1"                         # Kivy draws with OpenGL ...
+  "/usr/lib/*/libEGL.so.1:libegl1"                       # ... through EGL when offscreen
+  "/usr/lib/*/dri/swrast_dri.so:libgl1-mesa-dri"         # software GL on machines without a GPU
+  "/usr/lib/*/libmtdev.so.1:libmtdev1"                   # Kivy's touch input (else a startup traceback)
   "pg_lsclusters:postgresql"                # the county ingest's database; tests make their own databases
 )
 missing=()
 for pair in "${APT_NEEDS[@]}"; do
   what="${pair%%:*}"; pkg="${pair#*:}"
   case "$what" in
-    /*) [ -e "$what" ] || missing+=("$pkg") ;;
+    /*) compgen -G "$what" >/dev/null || missing+=("$pkg") ;;   # a path may hold a glob (/usr/lib/*/…)
     *) command -v "$what" >/dev/null 2>&1 || [ -x "/usr/sbin/$what" ] || missing+=("$pkg") ;;
   esac
 done

@@ -1,0 +1,104 @@
+"""``hall kiosk`` and ``hall display``: the resident kiosk and the hall display on this machine.
+
+Kivy is imported inside the handlers: ``hall --help`` loads every part and must stay fast,
+and Kivy's configuration has to be set (:mod:`kiosk.boot`) before it opens a window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hallkit.cli import CommandFailed
+from hallkit.config import DeviceKind, HallConfig
+from hallkit.i18n import bilingual
+
+if TYPE_CHECKING:
+    from broker.mqtt import BrokerAddress
+
+DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    kiosk = commands.add_parser("kiosk", help="the self-service kiosk (自助取号机): take tickets, guides, staff board")
+    kiosk.add_argument("--config", type=Path, help="hall configuration")
+    kiosk.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    kiosk.add_argument("--device", help="this kiosk's device id (default: the first kiosk in the configuration)")
+    kiosk.add_argument("--printer", metavar="URL", help="ticket printer URL instead of the configured one")
+    kiosk.add_argument("--idcard", metavar="URL", help="ID card reader URL (serial:///dev/ttyUSB0) instead of the configured one")
+    kiosk.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor (for a desk, not the hall)")
+    kiosk.add_argument("--hash-pin", metavar="PIN", help="print the staff_pin_hash line for this PIN and exit")
+    kiosk.set_defaults(handler=run_kiosk)
+
+    display = commands.add_parser("display", help="the hall display (叫号大屏) with Mandarin voice calling")
+    display.add_argument("--config", type=Path, required=True, help="hall configuration")
+    display.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    display.add_argument("--device", default="display", help="device id for the MQTT client name")
+    display.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor")
+    display.add_argument("--no-voice", action="store_true", help="show calls without speaking them")
+    display.set_defaults(handler=run_display)
+
+
+def _broker(url: str) -> BrokerAddress:
+    from broker.mqtt import BrokerUrlError, parse_broker_url
+
+    try:
+        return parse_broker_url(url)
+    except BrokerUrlError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def _kiosk_id(config: HallConfig, asked: str | None) -> str:
+    kiosks = [d.id for d in config.devices if d.kind is DeviceKind.KIOSK]
+    if asked is None:
+        if not kiosks:
+            raise CommandFailed(bilingual("kiosk.cli.not_kiosk", device="-"))
+        return kiosks[0]
+    if asked not in kiosks:
+        raise CommandFailed(bilingual("kiosk.cli.not_kiosk", device=asked))
+    return asked
+
+
+def run_kiosk(args: argparse.Namespace) -> int:
+    if args.hash_pin:
+        print(bilingual("kiosk.cli.pin_hash"))
+        print(f'staff_pin_hash = "{hashlib.sha256(args.hash_pin.encode()).hexdigest()}"')
+        return 0
+    if args.config is None:
+        raise CommandFailed(bilingual("kiosk.cli.no_config"))
+    from hallkit.commands import load_or_fail
+
+    config = load_or_fail(args.config)
+    device = _kiosk_id(config, args.device)
+    address = _broker(args.broker)
+    from kiosk import boot
+
+    mode = "windowed" if args.windowed else config.kiosk.window_mode
+    boot.prepare(config.kiosk.size, mode, kiosk=not args.windowed)
+    from kiosk.app import KioskApp
+
+    KioskApp(config, args.config, address, device, printer_url=args.printer, idcard_url=args.idcard).run()
+    return 0
+
+
+def run_display(args: argparse.Namespace) -> int:
+    from hallkit.commands import load_or_fail
+
+    config = load_or_fail(args.config)
+    address = _broker(args.broker)
+    settings = config.kiosk.display
+    from kiosk import boot
+
+    boot.prepare(settings.size, "windowed" if args.windowed else settings.window_mode, kiosk=not args.windowed)
+    from kiosk.display.app import DisplayApp
+    from kiosk.display.voice import Announcer, Voice, find_player
+
+    announcer = None if args.no_voice else Announcer(
+        settings.voice_template, Voice(settings.voice, settings.voice_repeat), find_player(settings.player))
+    logging.getLogger("kivy").setLevel(logging.WARNING)
+    DisplayApp(config, address, announcer, device_id=args.device).run()
+    return 0

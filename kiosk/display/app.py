@@ -1,0 +1,149 @@
+"""The hall display app: now calling, the windows, recent calls, waiting counts, a notice, the voice.
+
+Calls arrive from the hub's events (``evt/ticket_called``, ``evt/ticket_recalled``) and
+the board changes at the next frame; the announcement goes into the announcer's queue
+and is spoken on its own thread. The retained queue snapshot fills the window and
+waiting panels, and brings a restarted display up to date at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+from kivy.animation import Animation
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+
+from broker.contract import QueueSnapshot
+from broker.mqtt import BrokerAddress
+from hallkit.config import HallConfig
+from hallkit.i18n import Lang, text
+from kiosk.app import deliver
+from kiosk.display.voice import Announcer
+from kiosk.feed import Call, HallFeed
+
+NOTICE_SPEED = 120
+"""Pixels a second the notice line scrolls: slow enough to read while walking past."""
+WAITING_ROWS = 6
+FLASH_SECONDS = 4.0
+
+
+class Board(BoxLayout):
+    """The board's layout is in board.kv; the app fills its lists."""
+
+
+class BoardRow(BoxLayout):
+    """One line of a list: a ticket or window on the left, its window or count on the right."""
+
+    left = StringProperty("")
+    right = StringProperty("")
+    highlight = BooleanProperty(False)
+
+
+class DisplayApp(App):
+    lang = StringProperty("zh")
+    hall_name = StringProperty("")
+    clock = StringProperty("")
+    status_text = StringProperty("")
+    notice = StringProperty("")
+    latest_number = StringProperty("")
+    latest_window = NumericProperty(0)
+    latest_recall = BooleanProperty(False)
+    flash = NumericProperty(0)
+
+    def __init__(self, config: HallConfig, broker: BrokerAddress, announcer: Announcer | None,
+                 device_id: str = "display") -> None:
+        super().__init__()
+        self.hall = config
+        self.title = config.hall.name
+        self.hall_name = config.hall.name
+        self.notice = config.kiosk.display.notice
+        self.announcer = announcer
+        self.recent: deque[Call] = deque(maxlen=config.kiosk.display.recent_calls)
+        self.calls_shown = 0
+        self.last_call_shown_at: float | None = None
+        """``time.monotonic()`` when the board last showed a new call (tests measure the delay)."""
+        self.feed = HallFeed(broker, config.hall.id, device_id,
+                             on_snapshot=lambda s: deliver(lambda: self._snapshot(s)),
+                             on_call=lambda c: deliver(lambda: self._call(c)),
+                             on_hub=lambda online: deliver(lambda: self._online(online)))
+
+    def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
+        return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
+
+    def build(self) -> Board:
+        Builder.load_file(str(Path(__file__).with_name("board.kv")))
+        self.board = Board()
+        Clock.schedule_interval(self._tick, 5)
+        Clock.schedule_interval(self._scroll, 1 / 30)
+        self._tick()
+        self._online(False)
+        self._fill_windows(None)
+        return self.board
+
+    def on_start(self) -> None:
+        if self.announcer is not None:
+            self.announcer.start()
+        self.feed.start()
+
+    def on_stop(self) -> None:
+        self.feed.stop()
+        if self.announcer is not None:
+            self.announcer.stop()
+
+    def _tick(self, *_: object) -> None:
+        self.clock = time.strftime("%H:%M")
+
+    def _scroll(self, dt: float) -> None:
+        notice = self.board.ids.notice
+        strip = self.board.ids.strip
+        notice.x -= NOTICE_SPEED * dt
+        if notice.right < strip.x:
+            notice.x = strip.right
+
+    def _online(self, online: bool) -> None:
+        self.status_text = "" if online else self.t("display.offline")
+
+    def _call(self, call: Call) -> None:
+        self.latest_number = call.number
+        self.latest_window = call.window
+        self.latest_recall = call.recall
+        self.recent.appendleft(call)
+        self._fill_recent()
+        Animation.cancel_all(self, "flash")
+        self.flash = 1
+        Animation(flash=0, duration=FLASH_SECONDS, t="in_quad").start(self)
+        self.calls_shown += 1
+        self.last_call_shown_at = time.monotonic()
+        if self.announcer is not None:
+            self.announcer.announce(call.number, call.window)
+
+    def _fill_recent(self) -> None:
+        box = self.board.ids.recent
+        box.clear_widgets()
+        for index, call in enumerate(self.recent):
+            box.add_widget(BoardRow(left=call.number, right=self.t("display.window", window=call.window),
+                                            highlight=index == 0))
+
+    def _snapshot(self, snapshot: QueueSnapshot) -> None:
+        self._online(True)
+        self._fill_windows(snapshot)
+        box = self.board.ids.waiting
+        box.clear_widgets()
+        busiest = sorted((s for s in snapshot.services if s.waiting), key=lambda s: -s.waiting)[:WAITING_ROWS]
+        for service in busiest:
+            box.add_widget(BoardRow(left=service.name, right=self.t("display.count", count=service.waiting)))
+
+    def _fill_windows(self, snapshot: QueueSnapshot | None) -> None:
+        grid = self.board.ids.windows
+        grid.clear_widgets()
+        calling = {w.number: w.ticket.number for w in snapshot.windows if w.ticket} if snapshot else {}
+        for window in self.hall.windows:
+            grid.add_widget(BoardRow(left=self.t("display.window", window=window.number),
+                                             right=calling.get(window.number, "—"),
+                                             highlight=window.number in calling))

@@ -1,0 +1,43 @@
+"""The kiosk's screens: one Screen class and one kv file each, listed here.
+
+A screen is loaded (its module imported, its kv file read) the first time it is
+shown, and kept. The name is what :meth:`kiosk.app.KioskApp.show` takes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from kivy.lang import Builder
+
+from kiosk.screens.base import KioskScreen
+
+SCREENS: dict[str, str] = {
+    "home": "kiosk.screens.home:HomeScreen",
+    "services": "kiosk.screens.services:ServicesScreen",
+    "confirm": "kiosk.screens.confirm:ConfirmScreen",
+    "ticket": "kiosk.screens.ticket:TicketScreen",
+    "no_paper": "kiosk.screens.no_paper:NoPaperScreen",
+    "hub_down": "kiosk.screens.hub_down:HubDownScreen",
+    "refused": "kiosk.screens.refused:RefusedScreen",
+    "card_problem": "kiosk.screens.card_problem:CardProblemScreen",
+    "guide": "kiosk.screens.guide:GuideScreen",
+    "scan": "kiosk.screens.scan:ScanScreen",
+    "staff": "kiosk.screens.staff:StaffScreen",
+    "pin": "kiosk.screens.pin:PinScreen",
+    "maintenance": "kiosk.screens.maintenance:MaintenanceScreen",
+}
+
+_FOLDER = Path(__file__).parent
+_loaded: set[str] = set()
+
+
+def screen_class(name: str) -> type[KioskScreen]:
+    """The Screen class registered as ``name``, with its kv rules loaded once."""
+    module_name, _, class_name = SCREENS[name].partition(":")
+    cls: type[KioskScreen] = getattr(importlib.import_module(module_name), class_name)
+    if name not in _loaded:
+        Builder.load_file(str(_FOLDER / f"{name}.kv"))
+        _loaded.add(name)
+    return cls

@@ -1,0 +1,9 @@
+"""The hub cannot be reached: no number is shown (none was issued); the app retries by itself."""
+
+from __future__ import annotations
+
+from kiosk.screens.base import KioskScreen
+
+
+class HubDownScreen(KioskScreen):
+    """All it shows is bound to the app (attempt count); the retries are the app's (``KioskApp._retry``)."""

@@ -1,0 +1,16 @@
+"""The ticket did not print (paper out, cover open, offline): show it to be photographed instead."""
+
+from __future__ import annotations
+
+from kivy.properties import StringProperty
+
+from devices.printer.layout import qr_url
+from kiosk.screens.base import KioskScreen
+
+
+class NoPaperScreen(KioskScreen):
+    qr_url = StringProperty("")
+
+    def refresh(self) -> None:
+        app = self.app
+        self.qr_url = qr_url(app.hall.ticket.qr_base_url, app.ticket.public_id) if app.ticket else ""

@@ -1,0 +1,139 @@
+"""Test seams for the kiosk and the display: taps, scripted steps on the Kivy clock, screenshots.
+
+Tests and ``bench/kiosk.py`` run a real app (``App.run()``, a real window, SDL offscreen
+or Xvfb) and drive it from a *scenario*: a generator that yields what to wait for
+between its taps. It runs on the Kivy clock, so every step sees the UI as a resident would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import traceback
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+Step = float | Callable[[], bool]
+"""Yield a number to wait that many seconds, or a predicate to wait until it holds."""
+Scenario = Generator[Step, None, None]
+
+MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
+
+
+def tap(widget: Widget) -> None:
+    """A finger down and up at the widget's centre, through Kivy's input dispatch."""
+    from kivy.tests.common import UnitTestTouch
+
+    if widget.disabled:
+        raise AssertionError(f"tapped a disabled widget: {widget!r}")
+    x, y = widget.to_window(*widget.center)
+    touch = UnitTestTouch(x, y)
+    touch.touch_down()
+    touch.touch_up()
+
+
+def visible(widget: Widget) -> bool:
+    node: Widget | None = widget
+    while node is not None:
+        if getattr(node, "opacity", 1) == 0:
+            return False
+        node = node.parent if node.parent is not node else None
+    return True
+
+
+def texts(root: Widget) -> list[str]:
+    """Every visible label's text under ``root`` (markup removed), top of the tree first."""
+    return [MARKUP.sub("", w.text) for w in root.walk(restrict=True)
+            if isinstance(w, Label) and w.text and visible(w)]
+
+
+def find_text(root: Widget, needle: str) -> Widget:
+    """The visible label (or button) whose text contains ``needle``."""
+    for widget in root.walk(restrict=True):
+        if isinstance(widget, Label) and needle in MARKUP.sub("", widget.text) and visible(widget):
+            return widget
+    raise AssertionError(f"no visible text {needle!r} in {texts(root)}")
+
+
+def screenshot(root: Widget, folder: Path, name: str) -> dict[str, object]:
+    """Save ``root`` as ``name.png`` with its visible texts in ``name.json``; returns both."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png = folder / f"{name}.png"
+    # export_to_png draws the widget into its own framebuffer: a window screenshot taken
+    # with SDL's offscreen driver comes out black.
+    root.export_to_png(str(png))
+    record = {"png": str(png), "texts": texts(root), "size": list(root.size)}
+    (folder / f"{name}.json").write_text(json.dumps(record, ensure_ascii=False, indent=1), "utf-8")
+    return record
+
+
+class Script:
+    """Runs a scenario on the Kivy clock and stops the app when it ends.
+
+    Args:
+        app: the running app.
+        scenario: the steps.
+        step_timeout: seconds a predicate may take to hold before the scenario fails.
+    """
+
+    def __init__(self, app: App, scenario: Scenario, step_timeout: float = 20.0) -> None:
+        self.app = app
+        self.scenario = scenario
+        self.step_timeout = step_timeout
+        self.error: str | None = None
+        self.finished = False
+        self._until: Callable[[], bool] | None = None
+        self._deadline = 0.0
+        self._event = None
+
+    def start(self, delay: float = 0.3) -> Script:
+        Clock.schedule_once(lambda _dt: self._begin(), delay)
+        return self
+
+    def _begin(self) -> None:
+        self._event = Clock.schedule_interval(self._step, 0.02)
+
+    def _step(self, _dt: float) -> None:
+        now = time.monotonic()
+        if self._until is not None:
+            try:
+                held = self._until()
+            except Exception:
+                self._fail(traceback.format_exc())
+                return
+            if not held:
+                if now > self._deadline:
+                    self._fail(f"timed out waiting for {getattr(self._until, '__doc__', None) or self._until}")
+                return
+            self._until = None
+        elif now < self._deadline:
+            return
+        try:
+            step = next(self.scenario)
+        except StopIteration:
+            self._end()
+            return
+        except Exception:
+            self._fail(traceback.format_exc())
+            return
+        if callable(step):
+            self._until = step
+            self._deadline = now + self.step_timeout
+        else:
+            self._deadline = now + float(step)
+
+    def _fail(self, error: str) -> None:
+        self.error = error
+        self._end()
+
+    def _end(self) -> None:
+        self.finished = True
+        if self._event is not None:
+            self._event.cancel()
+        self.app.stop()

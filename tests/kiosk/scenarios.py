@@ -1,0 +1,307 @@
+"""Scenarios the kiosk tests run in a child process (see harness.py); each taps like a resident.
+
+A scenario is a generator over a :class:`~tests.kiosk.harness.Context`: it taps, then
+yields a predicate to wait for (or seconds to wait), and asserts what the screen and
+the devices show. Measurements go into ``ctx.result`` for the test to check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from broker.client import HallClient
+from hallkit.queue.models import CallNext, Recall, TakeTicket
+from kiosk.screens.base import KioskScreen
+from kiosk.testing import Scenario, find_text, tap, texts
+from tests.kiosk.harness import PIN, Context
+
+
+def screen(ctx: Context, name: str) -> KioskScreen:
+    return ctx.app.manager.get_screen(name)
+
+
+def on(ctx: Context, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return ctx.app.current == name
+    check.__doc__ = f"screen {name}"
+    return check
+
+
+def arrive(ctx: Context, name: str) -> Scenario:
+    """Wait for the screen, then a few frames so its new widgets are laid out before a tap."""
+    yield on(ctx, name)
+    yield 0.15
+
+
+def ready(ctx: Context) -> Scenario:
+    """Home shown, hub online, devices open."""
+    app = ctx.app
+    yield lambda: app.current == "home" and app.hub_online and app.devices.spooler is not None \
+        and app.devices.watcher is not None
+    yield 0.3
+
+
+def hub_ticket(ctx: Context, number: str) -> object:
+    assert ctx.hub is not None
+    return next(r.ticket for r in ctx.hub.queue.engine.state.tickets.values() if r.ticket.number == number)
+
+
+def enter_pin(ctx: Context) -> Scenario:
+    pad = screen(ctx, "pin").ids.pad
+    for digit in PIN:
+        tap(find_text(pad, digit))
+        yield 0.05
+    tap(find_text(pad, ctx.app.t("kiosk.pin.ok")))
+
+
+def take_ticket(ctx: Context) -> Scenario:
+    """Elderly card on the home screen → window group → service → confirm → ticket printed."""
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.shot("home")
+    ctx.idcard.place("elderly")
+    yield lambda: app.resident is not None
+    yield 0.2
+    card = ctx.shot("home_card")
+    assert app.resident.elderly and app.resident.age >= 65
+    assert any("长辈优先" in line for line in card["texts"]), card["texts"]
+    assert not any("马秀兰" in line for line in card["texts"]), "the full name must never be shown"
+    tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
+    yield from arrive(ctx, "services")
+    yield 0.2
+    ctx.shot("services")
+    tap(find_text(screen(ctx, "services"), "城乡最低生活保障对象认定"))
+    yield from arrive(ctx, "confirm")
+    yield 0.2
+    ctx.shot("confirm")
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "ticket")
+    latency = app.ticket_shown_at - app.tapped_at
+    yield lambda: app.print_state == "printed"
+    yield lambda: len(ctx.printer.tickets()) >= 1
+    yield 0.3
+    shot = ctx.shot("ticket")
+    view = app.ticket
+    issued = hub_ticket(ctx, view.number)
+    printed = ctx.printer.tickets()[0]
+    ctx.result.update(
+        number=view.number, priority=str(view.priority), channel=str(issued.channel),
+        id_hash_matches=issued.id_hash == app.resident.id_hash, printed_large=printed.large_text,
+        printed_qr=printed.qr_codes, public_id=view.public_id, tap_to_ticket=latency, texts=shot["texts"],
+    )
+    tap(screen(ctx, "ticket").ids.done)
+    yield from arrive(ctx, "home")
+    ctx.result["resident_after_done"] = app.resident is not None
+    ctx.idcard.remove()
+
+
+def elder_mode(ctx: Context) -> Scenario:
+    """The elder-mode switch: larger text, fewer items a page; the switch survives navigation."""
+    app = ctx.app
+    yield from ready(ctx)
+    normal_font = screen(ctx, "home").ids.guides.font_size
+    tap(screen(ctx, "home").ids.elder_button)
+    yield lambda: app.elder
+    yield 0.3
+    ctx.shot("home_elder")
+    ctx.result["font_ratio"] = screen(ctx, "home").ids.guides.font_size / normal_font
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    yield 0.3
+    ctx.shot("services_elder")
+    grid = screen(ctx, "services").ids.services
+    ctx.result["elder_items"] = sum(1 for w in grid.children if w.__class__.__name__ == "BigButton")
+    ctx.result["elder_pages"] = screen(ctx, "services").ids.pager.pages
+    heights = [w.height for w in grid.children if w.__class__.__name__ == "BigButton"]
+    ctx.result["min_button_px"] = min(heights)
+    tap(screen(ctx, "services").ids.pager.ids.next)
+    yield 0.3
+    ctx.shot("services_elder_page2")
+    tap(screen(ctx, "services").ids.lang_button)
+    yield lambda: app.lang == "en"
+    yield 0.3
+    ctx.shot("services_elder_english")
+    ctx.result["english_texts"] = texts(screen(ctx, "services"))
+
+
+def printer_out(ctx: Context) -> Scenario:
+    """No paper: the number and QR are shown to be photographed; the ticket prints once paper is back."""
+    from devices.printer.simulator import StateChange
+
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.printer.change_state(StateChange(paper="out"))
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    tap(find_text(screen(ctx, "services"), "失业登记"))
+    yield from arrive(ctx, "confirm")
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "no_paper")
+    yield 0.4
+    shot = ctx.shot("no_paper")
+    ctx.result.update(number=app.ticket.number, texts=shot["texts"], printed_while_out=len(ctx.printer.tickets()))
+    ctx.printer.change_state(StateChange(paper="ok"))
+    yield lambda: len(ctx.printer.tickets()) >= 1
+    ctx.result["printed_after"] = ctx.printer.tickets()[0].large_text
+
+
+def hub_down(ctx: Context) -> Scenario:
+    """Hub stopped: no number on screen, retries by itself, and gets the one ticket once the hub is back."""
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.stop_hub()
+    tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
+    yield from arrive(ctx, "services")
+    tap(find_text(screen(ctx, "services"), "临时救助对象认定"))
+    yield from arrive(ctx, "confirm")
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "hub_down")
+    yield lambda: app.hub_attempts >= 2
+    yield 0.2
+    shot = ctx.shot("hub_down")
+    ctx.result.update(texts=shot["texts"], ticket_while_down=app.ticket is not None)
+    ctx.start_hub()
+    yield from arrive(ctx, "ticket")
+    ctx.result["number"] = app.ticket.number
+    ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
+    yield 0.3
+    ctx.shot("ticket_after_hub_back")
+
+
+def bad_card(ctx: Context) -> Scenario:
+    """An expired card: what happened and what to do; carry on without the card."""
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.idcard.place("expired")
+    yield from arrive(ctx, "card_problem")
+    yield 0.3
+    shot = ctx.shot("card_problem")
+    ctx.result.update(texts=shot["texts"], resident=app.resident is not None)
+    ctx.idcard.remove()
+    tap(screen(ctx, "card_problem").ids.skip)
+    yield from arrive(ctx, "home")
+
+
+def idle_reset(ctx: Context) -> Scenario:
+    """No touch for the idle time: back to home with the card record and choices dropped."""
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.idcard.place("valid")
+    yield lambda: app.resident is not None
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    tap(find_text(screen(ctx, "services"), "就业登记"))
+    yield from arrive(ctx, "confirm")
+    tap(screen(ctx, "confirm").ids.elder_button)
+    yield lambda: app.elder
+    masked = app.resident.name_masked
+    ctx.result["before"] = {"resident": app.resident is not None, "service": app.service_id, "elder": app.elder}
+    app.idle_timer.timeout = 1.0
+    app.idle_timer()
+    started = time.monotonic()
+    yield from arrive(ctx, "home")
+    ctx.result["idle_after"] = time.monotonic() - started
+    yield 0.3
+    shot = ctx.shot("home_after_idle")
+    ctx.result["after"] = {"resident": app.resident is not None, "service": app.service_id, "elder": app.elder,
+                           "name_on_screen": any(masked in line for line in shot["texts"])}
+    ctx.idcard.remove()
+
+
+def staff_and_guides(ctx: Context) -> Scenario:
+    """Guides, scanning, staff board, the hidden gesture, PIN, maintenance test print, agent service."""
+    app = ctx.app
+    yield from ready(ctx)
+    tap(screen(ctx, "home").ids.guides)
+    yield from arrive(ctx, "services")
+    yield 0.2
+    ctx.shot("guide_index")
+    tap(find_text(screen(ctx, "services"), "城乡最低生活保障对象认定"))
+    yield from arrive(ctx, "guide")
+    yield 0.2
+    guide = ctx.shot("guide")
+    ctx.result["guide_texts"] = guide["texts"]
+    tap(screen(ctx, "guide").ids.pager.ids.next)
+    yield 0.2
+    ctx.result["guide_page2"] = texts(screen(ctx, "guide"))
+    tap(screen(ctx, "guide").ids.scan)
+    yield from arrive(ctx, "scan")
+    yield lambda: app.devices.scanner is not None
+    tap(screen(ctx, "scan").ids.shoot)
+    yield lambda: screen(ctx, "scan").count >= 1
+    yield 0.2
+    ctx.shot("scan")
+    ctx.result["scanned_files"] = len(list((ctx.work / "scans").glob("dibao-*.png")))
+    app.home()
+    yield from arrive(ctx, "home")
+    tap(screen(ctx, "home").ids.staff)
+    yield from arrive(ctx, "staff")
+    yield 0.3
+    ctx.result["staff_texts"] = ctx.shot("staff")["texts"]
+    app.home()
+    yield from arrive(ctx, "home")
+    for _ in range(5):
+        tap(screen(ctx, "home").ids.hall_name)
+        yield 0.05
+    yield from arrive(ctx, "pin")
+    yield 0.2
+    ctx.shot("pin")
+    yield from enter_pin(ctx)
+    yield from arrive(ctx, "maintenance")
+    yield 1.2
+    ctx.result["maintenance_texts"] = ctx.shot("maintenance")["texts"]
+    before = len(ctx.printer.tickets())
+    tap(screen(ctx, "maintenance").ids.test_print)
+    yield lambda: len(ctx.printer.tickets()) > before
+    tap(screen(ctx, "maintenance").ids.back)
+    yield from arrive(ctx, "home")
+    tap(screen(ctx, "home").ids.agent)
+    yield from arrive(ctx, "pin")
+    yield from enter_pin(ctx)
+    yield lambda: app.agent and app.current == "home"
+    yield 0.2
+    ctx.shot("home_agent")
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    tap(find_text(screen(ctx, "services"), "失业登记"))
+    yield from arrive(ctx, "confirm")
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "ticket")
+    ctx.result["agent_channel"] = str(hub_ticket(ctx, app.ticket.number).channel)
+
+
+def display(ctx: Context) -> Scenario:
+    """The hall display shows a call within a second and speaks it (a WAV is written)."""
+    app = ctx.app
+    yield lambda: not app.status_text  # connected, snapshot in
+    yield 0.3
+    ctx.shot("display_idle")
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        for service in ("dibao", "yanglao", "yanglao", "shiye", "dibao"):
+            console.request(TakeTicket(service_id=service))
+        console.request(CallNext(window=3))
+        sent = time.monotonic()
+    yield lambda: app.calls_shown >= 1
+    ctx.result["call_to_board"] = app.last_call_shown_at - sent
+    ctx.result["shown"] = app.latest_number
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(CallNext(window=2))
+        console.request(Recall(window=3))
+    yield lambda: app.calls_shown >= 3
+    yield 0.5
+    ctx.result["texts"] = ctx.shot("display")["texts"]
+    yield lambda: app.announcer.spoken >= 3 and len(list((ctx.work / "voice").glob("call-*.wav"))) >= 3
+    ctx.result["wavs"] = sorted(str(p) for p in (ctx.work / "voice").glob("call-*.wav"))
+
+
+SCENARIOS = {
+    "take_ticket": (take_ticket, "kiosk"),
+    "elder_mode": (elder_mode, "kiosk"),
+    "printer_out": (printer_out, "kiosk"),
+    "hub_down": (hub_down, "kiosk"),
+    "bad_card": (bad_card, "kiosk"),
+    "idle_reset": (idle_reset, "kiosk"),
+    "staff_and_guides": (staff_and_guides, "kiosk"),
+    "display": (display, "display"),
+}

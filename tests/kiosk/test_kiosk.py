@@ -1,0 +1,89 @@
+"""The kiosk in a real Kivy window, tapped like a resident, against a real hub, printer and card reader."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_take_a_ticket_with_an_elderly_card(run_scenario):
+    result = run_scenario("take_ticket")["result"]
+    number = result["number"]
+    assert number == "A001"
+    assert result["priority"] == "priority" and result["channel"] == "kiosk"
+    assert result["id_hash_matches"]
+    assert number in result["texts"] and "前面没有人，请留意叫号" in result["texts"]
+    assert "请取走小票" in result["texts"]
+    assert result["printed_large"] == [number]
+    assert result["printed_qr"] and result["printed_qr"][0].endswith(result["public_id"])
+    assert result["tap_to_ticket"] < 2.0
+    assert not result["resident_after_done"]
+
+
+def test_elder_mode_has_larger_text_and_fewer_items(run_scenario):
+    result = run_scenario("elder_mode")["result"]
+    assert result["font_ratio"] >= 1.25
+    assert result["elder_items"] == 3 and result["elder_pages"] == 2  # six services, three a page
+    assert result["min_button_px"] >= 96
+    assert "Back" in result["english_texts"] and "Page 1 of 2" not in result["english_texts"]
+
+
+def test_printer_out_shows_the_number_to_photograph(run_scenario):
+    result = run_scenario("printer_out")["result"]
+    assert result["number"] == "C001" and result["number"] in result["texts"]
+    assert any("拍下本屏幕" in line for line in result["texts"])
+    assert any("缺纸" in line for line in result["texts"])
+    assert result["printed_while_out"] == 0
+    assert result["printed_after"] == ["C001"]  # printed once the paper is back
+
+
+def test_hub_down_shows_no_number_and_retries(run_scenario):
+    result = run_scenario("hub_down")["result"]
+    assert not result["ticket_while_down"]
+    assert any("连不上排队系统" in line for line in result["texts"])
+    assert not any(line.startswith(("A0", "C0")) for line in result["texts"])
+    assert result["number"] == "A001"
+    assert result["issued"] == 1  # the retries asked again with the same request id: one ticket
+
+
+def test_unreadable_card_says_what_to_do(run_scenario):
+    result = run_scenario("bad_card")["result"]
+    assert not result["resident"]
+    assert any("身份证没有读出来" in line for line in result["texts"])
+    assert any("过期" in line or "有效期" in line for line in result["texts"]), result["texts"]
+    assert any("工作人员" in line for line in result["texts"])
+
+
+def test_idle_reset_drops_personal_data(run_scenario):
+    result = run_scenario("idle_reset")["result"]
+    assert result["before"] == {"resident": True, "service": "jiuye", "elder": True}
+    assert result["after"] == {"resident": False, "service": "", "elder": False, "name_on_screen": False}
+    assert result["idle_after"] < 3
+
+
+def test_guides_staff_board_maintenance_and_agent_service(run_scenario):
+    result = run_scenario("staff_and_guides")["result"]
+    guide = " ".join(result["guide_texts"])
+    for label in ("办理依据", "申请条件", "申请材料", "办理流程", "户口簿"):
+        assert label in guide
+    page2 = " ".join(result["guide_page2"])
+    for label in ("办理时限", "收费标准", "咨询电话", "办理地点"):
+        assert label in page2
+    assert result["scanned_files"] == 1
+    staff = " ".join(result["staff_texts"])
+    assert "刘建国" in staff and "张伟" in staff and "0994-4500001" in staff
+    maintenance = " ".join(result["maintenance_texts"])
+    assert "排队系统：已连接" in maintenance and "打印机：正常" in maintenance
+    assert result["agent_channel"] == "agent"
+
+
+def test_display_shows_calls_within_a_second_and_speaks_them(run_scenario):
+    import wave
+
+    result = run_scenario("display")["result"]
+    assert result["call_to_board"] < 1.0
+    assert result["shown"].startswith("C")  # window 3 serves the labour services
+    assert "正在叫号" in result["texts"] or "再次呼叫" in result["texts"]
+    with wave.open(result["wavs"][0]) as wav:
+        assert 4.0 < wav.getnframes() / wav.getframerate() < 20.0
