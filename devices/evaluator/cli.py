@@ -6,6 +6,8 @@ import argparse
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
     from devices.evaluator.keypad import KeypadPad
+    from devices.evaluator.script import Behaviour
     from devices.evaluator.serial_pad import SerialPad
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
@@ -64,13 +67,21 @@ def _add_pad_identity(parser: argparse.ArgumentParser, window_required: bool = T
                         help="hall configuration, for the bad-rating reasons (default: the built-in list)")
 
 
-def _stop_event(seconds: float = 0) -> threading.Event:
+@contextmanager
+def _until_stopped(seconds: float = 0) -> Iterator[threading.Event]:
+    """An event set by Ctrl-C, SIGTERM or after ``seconds``; the previous signal handlers come back after."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    if seconds:
-        threading.Timer(seconds, stop.set).start()
-    return stop
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timer = threading.Timer(seconds, stop.set) if seconds else None
+    if timer is not None:
+        timer.start()
+    try:
+        yield stop
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ---- listen -------------------------------------------------------------------------------------------
@@ -88,13 +99,13 @@ def listen_to_pad(args: argparse.Namespace) -> int:
         raise CommandFailed(str(exc)) from None
     except PadUnplugged as exc:
         raise CommandFailed(bilingual("pad.listen.lost", detail=str(exc))) from None
-    stop = _stop_event(args.seconds)
     print(bilingual("pad.listen.start", url=pad.url), flush=True)
     try:
-        if isinstance(pad, SerialPad):
-            _listen_serial(pad, args.passive, stop)
-        elif isinstance(pad, KeypadPad):
-            _listen_keypad(pad, stop)
+        with _until_stopped(args.seconds) as stop:
+            if isinstance(pad, SerialPad):
+                _listen_serial(pad, args.passive, stop)
+            elif isinstance(pad, KeypadPad):
+                _listen_keypad(pad, stop)
     except PadUnplugged as exc:
         raise CommandFailed(bilingual("pad.listen.lost", detail=str(exc))) from None
     finally:
@@ -174,35 +185,45 @@ def run_bridge(args: argparse.Namespace) -> int:
         raise CommandFailed(str(exc)) from None
     address, hall_id = _connection(args)
     bridge = PadBridge(pad, address, hall_id, args.device or f"pad-{args.window}", args.window)
-    stop = _stop_event()
-    bridge.start()
-    stop.wait()
-    bridge.stop()
+    with _until_stopped() as stop:
+        bridge.start()
+        stop.wait()
+        bridge.stop()
     return 0
 
 
 def run_sim_pad(args: argparse.Namespace) -> int:
-    from devices.evaluator.script import PadScript, SimulatedPad, parse_script
-    from devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
-    from hallkit.i18n import text
+    from devices.evaluator.script import parse_script
 
     try:
         behaviours = parse_script(args.script)
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
     device = args.device or f"pad-{args.window}"
-    stop = _stop_event()
-    if args.hardware_only:
-        if args.kind == "network":
-            raise CommandFailed("--hardware-only is for serial and keypad pads; a network pad is its own bridge")
-        folder = args.folder or Path(".")
-        hardware = (SerialPadSimulator(folder / f"{device}.tty").start() if args.kind == "serial"
-                    else KeypadSimulator(folder / f"{device}.events", folder / f"{device}.screen",
-                                         _reasons(args)).start())
-        print(bilingual("pad.listen.sim_ready", kind=args.kind, url=hardware.url), flush=True)
-        stop.wait()
-        hardware.stop()
-        return 0
+    with _until_stopped() as stop:
+        if args.hardware_only:
+            _run_hardware(args, device, stop)
+        else:
+            _run_pad(args, device, behaviours, stop)
+    return 0
+
+
+def _run_hardware(args: argparse.Namespace, device: str, stop: threading.Event) -> None:
+    from devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
+
+    if args.kind == "network":
+        raise CommandFailed("--hardware-only is for serial and keypad pads; a network pad is its own bridge")
+    folder = args.folder or Path(".")
+    hardware = (SerialPadSimulator(folder / f"{device}.tty").start() if args.kind == "serial"
+                else KeypadSimulator(folder / f"{device}.events", folder / f"{device}.screen", _reasons(args)).start())
+    print(bilingual("pad.listen.sim_ready", kind=args.kind, url=hardware.url), flush=True)
+    stop.wait()
+    hardware.stop()
+
+
+def _run_pad(args: argparse.Namespace, device: str, behaviours: list[Behaviour], stop: threading.Event) -> None:
+    from devices.evaluator.script import PadScript, SimulatedPad
+
     address, hall_id = _connection(args)
     pad = SimulatedPad(args.kind, address, hall_id, device, args.window, _reasons(args), folder=args.folder)
     pad.start()
@@ -218,14 +239,13 @@ def run_sim_pad(args: argparse.Namespace) -> int:
                     stop.wait(2)
                 continue
             served += 1
-            behaviour = result.behaviour
+            level = result.behaviour.level
             if not result.prompted:
-                what = bilingual("pad.listen.sim_no_prompt")
-            elif behaviour.level is None:
-                what = bilingual("pad.listen.sim_walked")
+                print(bilingual("pad.listen.sim_no_prompt", number=result.number), flush=True)
+            elif level is None:
+                print(bilingual("pad.listen.sim_walked", number=result.number), flush=True)
             else:
-                what = f"{int(behaviour.level)} {text(behaviour.level.label_key)} {'、'.join(behaviour.tags)}".strip()
-            print(bilingual("pad.listen.sim_served", number=result.number, what=what), flush=True)
+                print(bilingual("pad.listen.sim_rated", number=result.number, level=int(level),
+                                tags="、".join(result.behaviour.tags)), flush=True)
     finally:
         pad.stop()
-    return 0

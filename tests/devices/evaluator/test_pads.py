@@ -189,3 +189,15 @@ def test_the_drivers_alone(tmp_path):
     finally:
         reader.close()
         keypad.stop()
+
+
+def test_sim_pad_from_the_command_line(rating_hub, mosquitto, tmp_path, capsys):
+    with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
+        assert kiosk.request(TakeTicket(service_id="permit")).ok
+    assert main(["sim", "pad", "--window", "3", "--kind", "serial", "--count", "1", "--script", "2:效率低",
+                 "--service-seconds", "0", "--folder", str(tmp_path), "--broker", mosquitto.url]) == 0
+    out = capsys.readouterr().out
+    assert "C001：评价 2 级 效率低" in out
+    with rating_hub.queue.lock:
+        (rating,) = store.ratings(rating_hub.queue.store.conn)
+    assert rating.tags == ["效率低"] and rating.window == 3
