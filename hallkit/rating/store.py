@@ -159,6 +159,12 @@ def cases(conn: sqlite3.Connection) -> list[Case]:
     return [Case.model_validate_json(body) for (body,) in conn.execute("SELECT body FROM rating_cases")]
 
 
+def steps(conn: sqlite3.Connection, case_id: str) -> list[CaseUpdate]:
+    """The steps of one case in the order they were taken (the dashboard shows who did what, when)."""
+    rows = conn.execute("SELECT body FROM case_steps WHERE case_id = ? ORDER BY at, rowid", (case_id,))
+    return [CaseUpdate.model_validate_json(body) for (body,) in rows]
+
+
 def open_read_only(path: Path) -> sqlite3.Connection:
     """The hub's file for reading while the hub runs (WAL lets readers and the one writer coexist)."""
     if not path.exists():
