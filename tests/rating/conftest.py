@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from broker.client import read_hall
 from broker.hub import Hub
 from broker.parts import hub_parts
 from broker.ratings import RatingsPart
 from hallkit.config import parse_config
-from tests.broker.test_hub import HALL_WITH_DEVICES
+from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
 
 HALL_WITH_PADS = HALL_WITH_DEVICES.replace("[queue]", """[rating]
 pad_timeout_seconds = 600
@@ -51,5 +52,9 @@ def rating_hub(pads_config, mosquitto, tmp_path):
     hub.ratings = next(p for p in hub.parts if isinstance(p, RatingsPart))
     hub.start()
     assert hub.connected
+    # The hub publishes its status after subscribing, on the same connection: once the status is
+    # on the broker, so are its subscriptions, and a first request cannot overtake them.
+    wait_for(lambda: (status := read_hall(mosquitto.address, "test-hall", 1.0).hub) is not None
+             and status.state == "online")
     yield hub
     hub.stop()
