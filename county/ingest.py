@@ -37,7 +37,7 @@ from hallkit.i18n import bilingual
 
 log = logging.getLogger("hallkit.county.ingest")
 
-GROUP_MESSAGES = 64
+GROUP_MESSAGES = 8
 """Messages stored per transaction at most: one commit (one fsync) for many batches."""
 MAX_BACKOFF = 15.0
 
