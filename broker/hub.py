@@ -136,6 +136,8 @@ class Hub:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribe_mid: int | None = None
         for part in self.parts:
             part.attach(self)
 
@@ -179,10 +181,14 @@ class Hub:
         if reason.is_failure:
             log.error("broker refused the hub: %s", reason)
             return
-        client.subscribe(self.topics.commands, qos=1)
-        for part in self.parts:
-            for pattern in part.subscriptions():
-                client.subscribe(pattern, qos=1)
+        patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions())]
+        # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
+        # device that waits for "online" never sends a request the hub is not yet subscribed to.
+        _, self._subscribe_mid = client.subscribe([(pattern, 1) for pattern in patterns])
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object) -> None:
+        if mid != self._subscribe_mid:
+            return
         self._connected.set()
         self._publish_status()
         self._dirty.set()
