@@ -6,7 +6,8 @@ simulator: residents arriving at the kiosk, and every window calling,
 serving and completing on a simulated pad (a network pad with the same bridge
 real pads use), where residents rate the service; windows without a pad work
 from the console. Everything goes over the same MQTT contract real devices
-use. Prints a live summary.
+use. Prints a live summary. Unless ``--headless``, it also opens the kiosk and the
+hall display with the virtual printer and the simulated ID-card reader (:mod:`kiosk.demo`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -32,6 +34,9 @@ from dashboard.server import DashboardServer, free_port
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
+
+if TYPE_CHECKING:
+    from kiosk.demo import DemoScreens
 
 log = logging.getLogger("hallkit.demo")
 
@@ -157,6 +162,7 @@ class Demo:
             self.embedded = EmbeddedBroker(port=_free_port_from(1883))
             self.address = parse_broker_url(self.embedded.url)
         self.hub: Hub | None = None
+        self.screens: DemoScreens | None = None
         self.dashboard: DashboardServer | None = None
         self.traffic = Traffic(self.config, self.address, options.speed)
 
@@ -168,6 +174,11 @@ class Demo:
         self.hub.start()
         self.dashboard = self._start_dashboard()
         self.traffic.start()
+        if not self.options.headless:
+            from kiosk.demo import DemoScreens  # Kivy and the simulators only when there are windows
+
+            config_path = self.options.config or self.options.data / "hall.toml"
+            self.screens = DemoScreens(config_path, self.address.url, self.options.data).start()
         print(f"hallkit demo: {self.config.hall.name} on {self.address.url}; "
               f"state in {self.options.data}; Ctrl-C to stop")
         print(f"  try: hall status --broker {self.address.url}    hall call --window 1 --broker {self.address.url}")
@@ -200,6 +211,8 @@ class Demo:
                 f"{self.traffic.served} · 等候 waiting {view.queue.waiting_total} · 窗口 windows {calling}")
 
     def stop(self) -> None:
+        if self.screens is not None:
+            self.screens.stop()
         self.traffic.join()
         if self.dashboard is not None:
             self.dashboard.stop()

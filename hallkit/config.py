@@ -302,7 +302,7 @@ class HallDisplaySettings(_Strict):
     voice: Literal["cmn-latn-pinyin", "cmn"] = "cmn-latn-pinyin"
     player: str = Field("auto", description="auto (paplay or aplay), none, or a command taking a WAV path")
     notice: str = "请留意叫号，过号请到窗口重新排队。办事不满意，请拨打 12345。"
-    recent_calls: int = Field(6, ge=1, le=20)
+    recent_calls: int = Field(5, ge=1, le=5, description="calls listed on the board (five fit its panel)")
 
     @field_validator("voice_template")
     @classmethod

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 3.0
 """Pause between attempts while the hub cannot be reached."""
+BUSY_AFTER_SECONDS = 0.4
+"""The hub usually answers in milliseconds; only a slower answer shows "taking your ticket"."""
 STAFF_TAPS = 5
 STAFF_TAP_SECONDS = 4.0
 """The hidden staff gesture: this many taps on the hall's name within this many seconds."""
@@ -80,6 +82,8 @@ class KioskApp(App):
     service_id = StringProperty("")
     guide_mode = BooleanProperty(False)
     busy = BooleanProperty(False)
+    busy_shown = BooleanProperty(False)
+    """Shown only when the hub is slow to answer: a quick answer goes straight to the ticket."""
     hub_attempts = NumericProperty(0)
     refusal = ObjectProperty(None, allownone=True)
     ticket = ObjectProperty(None, allownone=True)
@@ -100,6 +104,8 @@ class KioskApp(App):
         self.broker = broker
         self.device_id = device_id
         self.groups: list[ServiceGroup] = group_services(config)
+        self.generation = 0
+        """Grows at each configuration reload: screens rebuild their lists when it changes."""
         self.title = config.hall.name
         self.hall_name = config.hall.name
         self.hub = HubLink(broker, config.hall.id, device_id, deliver)
@@ -177,7 +183,7 @@ class KioskApp(App):
         self.print_state = "none"
         self.group = None
         self.agent = False
-        self.busy = False
+        self.busy = self.busy_shown = False
         self.lang = "zh"
         self.elder = self.hall.kiosk.elder_mode
         self.home()
@@ -238,6 +244,7 @@ class KioskApp(App):
         assert self.config_path is not None
         self.hall = load_config(self.config_path)
         self.groups = group_services(self.hall)
+        self.generation += 1
         self.hall_name = self.hall.hall.name
         self.idle_timer.timeout = self.hall.kiosk.idle_seconds
         return self.t("kiosk.maint.reloaded")
@@ -281,12 +288,16 @@ class KioskApp(App):
         if command is None:
             return
         self.busy = True
+        Clock.schedule_once(self._show_busy, BUSY_AFTER_SECONDS)
         self.hub.ask(command, lambda answer, rid=command.request_id: self._answered(rid, answer))
+
+    def _show_busy(self, *_: object) -> None:
+        self.busy_shown = self.busy
 
     def _answered(self, request_id: str, answer: Answer) -> None:
         if self._pending is None or self._pending.request_id != request_id:
             return  # the visit was reset while the hub was asked: nobody is waiting for this
-        self.busy = False
+        self.busy = self.busy_shown = False
         if isinstance(answer, HubError):
             self.hub_attempts += 1
             self.show("hub_down")

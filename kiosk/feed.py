@@ -58,6 +58,7 @@ class HallFeed:
         self._on_call = on_call
         self._on_hub = on_hub
         self._seen: deque[str] = deque(maxlen=SEEN_EVENTS)
+        self._call_topics = frozenset(self.topics.event(kind) for kind in CALL_EVENTS)
         self.client = make_client(broker, client_id=f"{name}-feed-{new_id()[:8]}")
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
@@ -77,7 +78,7 @@ class HallFeed:
         if reason.is_failure:
             return
         client.subscribe([(self.topics.queue_state, 1), (self.topics.hub_status, 1)]
-                         + [(self.topics.event(kind), 1) for kind in CALL_EVENTS])
+                         + [(topic, 1) for topic in sorted(self._call_topics)])
 
     def _disconnected(self, *_: object) -> None:
         if self._on_hub is not None:
@@ -92,8 +93,10 @@ class HallFeed:
                 if self._on_hub is not None:
                     status = DeviceStatus.model_validate_json(message.payload)
                     self._on_hub(status.state is DeviceState.ONLINE)
-            else:
+            elif message.topic in self._call_topics:
                 self._call(QueueEventNotice.model_validate_json(message.payload))
+            # Anything else is not ours: the embedded broker (amqtt) also hands new
+            # subscribers retained messages of topics they did not subscribe to.
         except ValidationError as exc:
             log.warning("ignored a malformed message on %s: %s", message.topic, exc.errors()[:1])
 

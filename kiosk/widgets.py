@@ -38,6 +38,8 @@ class BigButton(ButtonBehavior, Label):
 
     kind = OptionProperty("primary", options=["primary", "secondary", "warn"])
     min_height = NumericProperty(96)
+    scaled = BooleanProperty(True)
+    """Grows with elder mode; the header's buttons do not, so the header keeps its height."""
 
 
 class HallName(ButtonBehavior, Label):

@@ -15,6 +15,7 @@ from pathlib import Path
 from kivy.animation import Animation
 from kivy.app import App
 from kivy.clock import Clock
+from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
@@ -29,7 +30,7 @@ from kiosk.feed import Call, HallFeed
 
 NOTICE_SPEED = 120
 """Pixels a second the notice line scrolls: slow enough to read while walking past."""
-WAITING_ROWS = 6
+WAITING_ROWS = 5
 FLASH_SECONDS = 4.0
 
 
@@ -55,6 +56,8 @@ class DisplayApp(App):
     latest_window = NumericProperty(0)
     latest_recall = BooleanProperty(False)
     flash = NumericProperty(0)
+    u = NumericProperty(10.8)
+    """One hundredth of the screen height: the board's unit of size (board.kv)."""
 
     def __init__(self, config: HallConfig, broker: BrokerAddress, announcer: Announcer | None,
                  device_id: str = "display") -> None:
@@ -77,6 +80,8 @@ class DisplayApp(App):
         return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
 
     def build(self) -> Board:
+        Window.bind(size=lambda _w, size: setattr(self, "u", size[1] / 100))
+        self.u = Window.height / 100
         Builder.load_file(str(Path(__file__).with_name("board.kv")))
         self.board = Board()
         Clock.schedule_interval(self._tick, 5)
@@ -113,6 +118,9 @@ class DisplayApp(App):
         self.latest_number = call.number
         self.latest_window = call.window
         self.latest_recall = call.recall
+        # A recall moves the ticket back to the top instead of listing it twice.
+        for earlier in [c for c in self.recent if (c.number, c.window) == (call.number, call.window)]:
+            self.recent.remove(earlier)
         self.recent.appendleft(call)
         self._fill_recent()
         Animation.cancel_all(self, "flash")
@@ -142,6 +150,7 @@ class DisplayApp(App):
     def _fill_windows(self, snapshot: QueueSnapshot | None) -> None:
         grid = self.board.ids.windows
         grid.clear_widgets()
+        grid.cols = 2 if len(self.hall.windows) <= 6 else 3  # three rows fit the panel
         calling = {w.number: w.ticket.number for w in snapshot.windows if w.ticket} if snapshot else {}
         for window in self.hall.windows:
             grid.add_widget(BoardRow(left=self.t("display.window", window=window.number),

@@ -208,7 +208,8 @@ class Announcer:
             result = None
             detail = str(exc)
         else:
-            detail = result.stderr.decode(errors="replace").strip()
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            detail = lines[-1] if lines else f"exit code {result.returncode}"
         if (result is None or result.returncode != 0) and not self._player_failed:
             self._player_failed = True  # say it once, not at every call
             log.warning("cannot play announcements with %s: %s", self.player[0], detail)

@@ -17,22 +17,31 @@ class HomeScreen(KioskScreen):
     card_text = StringProperty("")
 
     def on_kv_post(self, *_: object) -> None:
+        self._tiles: list[tuple[BigButton, ServiceGroup]] = []
+        self._built: tuple[object, ...] = ()
         self.app.bind(resident=self._card_changed, card_hint=self._card_changed, waiting=self._waiting_changed)
 
     def refresh(self) -> None:
         app = self.app
+        self._card_changed()
+        # New widgets render their text at a provisional size first: rebuild only when needed.
+        built = (self.page, app.elder, app.lang, app.generation)
+        if built == self._built:
+            return
+        self._built = built
         per_page = GROUPS_PER_PAGE[app.elder]
         self.ids.pager.pages = page_count(app.groups, per_page)
         self.page = min(self.page, self.ids.pager.pages - 1)
         self.ids.pager.page = self.page
         grid = self.ids.groups
         grid.clear_widgets()
+        self._tiles = []
         for group in page_of(app.groups, self.page, per_page):
             tile = BigButton(text=self._tile_text(group), kind="primary")
             tile.size_hint_y = 1
             tile.bind(on_release=lambda _b, g=group: app.choose_group(g))
             grid.add_widget(tile)
-        self._card_changed()
+            self._tiles.append((tile, group))
 
     def turn(self, step: int) -> None:
         self.page += step
@@ -47,8 +56,9 @@ class HomeScreen(KioskScreen):
         ))
 
     def _waiting_changed(self, *_: object) -> None:
-        if self.manager is not None and self.manager.current == self.name:
-            self.refresh()
+        # Only the texts change: tiles rebuilt under a finger would swallow the tap.
+        for tile, group in self._tiles:
+            tile.text = self._tile_text(group)
 
     def _card_changed(self, *_: object) -> None:
         app = self.app

@@ -15,6 +15,9 @@ class ServicesScreen(KioskScreen):
     page = NumericProperty(0)
     heading = StringProperty("")
 
+    def on_kv_post(self, *_: object) -> None:
+        self._built: tuple[object, ...] = ()
+
     def on_pre_enter(self, *_: object) -> None:
         self.page = 0
         super().on_pre_enter()
@@ -31,6 +34,11 @@ class ServicesScreen(KioskScreen):
             self.heading = app.t("kiosk.services.title_guide")
         else:
             self.heading = app.t("kiosk.services.title", window=app.group.window, name=app.group.name)
+        # New widgets render their text at a provisional size first: rebuild only when needed.
+        built = (app.guide_mode, app.group, self.page, app.elder, app.lang, app.generation)
+        if built == self._built:
+            return
+        self._built = built
         services = self._services()
         per_page = app.items_per_page
         self.ids.pager.pages = page_count(services, per_page)

@@ -50,7 +50,7 @@ def test_hub_down_shows_no_number_and_retries(run_scenario):
 def test_unreadable_card_says_what_to_do(run_scenario):
     result = run_scenario("bad_card")["result"]
     assert not result["resident"]
-    assert any("身份证没有读出来" in line for line in result["texts"])
+    assert any("这张证件不能使用" in line for line in result["texts"])
     assert any("过期" in line or "有效期" in line for line in result["texts"]), result["texts"]
     assert any("工作人员" in line for line in result["texts"])
 

@@ -1,0 +1,64 @@
+"""The demo's screens: the kiosk and the hall display in their own processes, with the
+virtual ticket printer and the simulated ID-card reader they use.
+
+``hall demo`` (without ``--headless``) starts these beside the hub and the traffic
+simulator, so a newcomer can take a ticket at the kiosk, watch it called on the display
+and hear it. Cards are placed by typing ``place elderly`` (or ``valid``, ``expired`` …)
+and ``remove`` in the demo's terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from devices.idcard.simulator import IdCardSimulator
+from devices.printer.simulator import PrinterSimulator
+
+log = logging.getLogger(__name__)
+
+
+class DemoScreens:
+    def __init__(self, config_path: Path, broker_url: str, data: Path) -> None:
+        self.config_path = config_path
+        self.broker_url = broker_url
+        self.printer = PrinterSimulator(out_dir=data / "printed-tickets")
+        self.idcard = IdCardSimulator()
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> DemoScreens:
+        self.printer.start()
+        self.idcard.start()
+        hall = [sys.executable, "-m", "hallkit.cli"]
+        common = ["--config", str(self.config_path), "--broker", self.broker_url, "--windowed"]
+        self.processes.append(subprocess.Popen(
+            [*hall, "kiosk", *common, "--printer", self.printer.url, "--idcard", f"serial://{self.idcard.port}"]))
+        self.processes.append(subprocess.Popen([*hall, "display", *common]))
+        threading.Thread(target=self._card_orders, name="demo-cards", daemon=True).start()
+        print(f"  kiosk and hall display opened; virtual printer draws tickets into {self.printer.out_dir}")
+        print(f"  ID card: type 'place NAME' ({', '.join(self.idcard.card_names)}) or 'remove', then Enter")
+        return self
+
+    def _card_orders(self) -> None:
+        for line in sys.stdin:
+            order = line.split()
+            if len(order) == 2 and order[0] == "place" and order[1] in self.idcard.card_names:
+                self.idcard.place(order[1])
+            elif order == ["remove"]:
+                self.idcard.remove()
+            elif order:
+                print(f"  ID card orders: place {{{','.join(self.idcard.card_names)}}} | remove")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.printer.stop()
+        self.idcard.stop()
