@@ -71,7 +71,7 @@ def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
     from kiosk.app import KioskApp
     from kiosk.testing import Scenario, Script, find_text, tap
 
-    def on(name: str):  # noqa: ANN202 - a predicate for the script
+    def on(name: str):
         def check() -> bool:
             return app.current == name
         check.__doc__ = f"screen {name} (now {app.current!r}, ticket {len(latencies) + 1})"

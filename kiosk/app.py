@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from kivy.app import App
@@ -39,7 +40,7 @@ from devices.printer.status import PrinterStatus
 from hallkit.config import HallConfig, load_config
 from hallkit.i18n import Lang, text
 from hallkit.queue.models import Channel, Priority, TakeTicket, TicketView
-from kiosk import theme, widgets  # noqa: F401 - registers the widget classes the kv files use
+from kiosk import theme, widgets  # noqa: F401 - widgets registers the classes the kv files use
 from kiosk.catalog import ServiceGroup, group_services
 from kiosk.devices import KioskDevices
 from kiosk.feed import HallFeed
@@ -289,7 +290,7 @@ class KioskApp(App):
             return
         self.busy = True
         Clock.schedule_once(self._show_busy, BUSY_AFTER_SECONDS)
-        self.hub.ask(command, lambda answer, rid=command.request_id: self._answered(rid, answer))
+        self.hub.ask(command, partial(self._answered, command.request_id))
 
     def _show_busy(self, *_: object) -> None:
         self.busy_shown = self.busy

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from broker.client import HallClient, HubError
 from broker.contract import CommandReply
@@ -66,7 +67,7 @@ class HubLink:
         while (job := self._jobs.get()) is not None:
             command, done = job
             answer = self._request(command)
-            self._deliver(lambda done=done, answer=answer: done(answer))
+            self._deliver(partial(done, answer))
         if self._client is not None:
             self._client.close()
 

@@ -68,7 +68,7 @@ def screenshot(root: Widget, folder: Path, name: str) -> dict[str, object]:
     # export_to_png draws the widget into its own framebuffer: a window screenshot taken
     # with SDL's offscreen driver comes out black.
     root.export_to_png(str(png))
-    record = {"png": str(png), "texts": texts(root), "size": list(root.size)}
+    record: dict[str, object] = {"png": str(png), "texts": texts(root), "size": list(root.size)}
     (folder / f"{name}.json").write_text(json.dumps(record, ensure_ascii=False, indent=1), "utf-8")
     return record
 
@@ -104,7 +104,7 @@ class Script:
         if self._until is not None:
             try:
                 held = self._until()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a failing step ends the scenario with its traceback
                 self._fail(traceback.format_exc())
                 return
             if not held:
@@ -119,7 +119,7 @@ class Script:
         except StopIteration:
             self._end()
             return
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failing step ends the scenario with its traceback
             self._fail(traceback.format_exc())
             return
         if callable(step):

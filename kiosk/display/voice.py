@@ -110,7 +110,7 @@ class Voice:
         said = to_pinyin(sentence) if self.voice == "cmn-latn-pinyin" else sentence
         once = target.with_suffix(".once.wav")
         result = subprocess.run([self.engine, "-v", self.voice, "-s", str(SPEED_WPM), "-w", str(once), said],
-                                capture_output=True, timeout=30)
+                                capture_output=True, timeout=30, check=False)
         if result.returncode != 0 or not once.exists():
             raise RuntimeError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip()}")
         _repeat_wav(once, target, self.repeat, PAUSE_SECONDS)
@@ -203,13 +203,16 @@ class Announcer:
             return
         try:
             # Waiting for the player is what keeps two announcements from overlapping.
-            result = subprocess.run([*self.player, str(wav)], capture_output=True, timeout=60)
+            result = subprocess.run([*self.player, str(wav)], capture_output=True, timeout=60, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            result = None
-            detail = str(exc)
-        else:
+            self._player_problem(str(exc))
+            return
+        if result.returncode != 0:
             lines = result.stderr.decode(errors="replace").strip().splitlines()
-            detail = lines[-1] if lines else f"exit code {result.returncode}"
-        if (result is None or result.returncode != 0) and not self._player_failed:
+            self._player_problem(lines[-1] if lines else f"exit code {result.returncode}")
+
+    def _player_problem(self, detail: str) -> None:
+        if not self._player_failed:
             self._player_failed = True  # say it once, not at every call
+            assert self.player is not None
             log.warning("cannot play announcements with %s: %s", self.player[0], detail)
