@@ -23,6 +23,7 @@ APT_NEEDS=(
   "/usr/bin/chromium:chromium"              # dashboard browser tests (Playwright drives it; no browser download)
   "/usr/bin/chromedriver:chromium-driver"
   "espeak-ng:espeak-ng"                     # the hall display's offline Mandarin voice
+  "aplay:alsa-utils"                        # plays the voice where there is no PulseAudio (paplay)
   "Xvfb:xvfb"                               # kiosk and display tests, or a kiosk without a desktop
   "xauth:xauth"
   "/usr/lib/*/libGL.so.1:libgl1"                         # Kivy draws with OpenGL ...
