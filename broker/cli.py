@@ -248,7 +248,10 @@ def write_broker_config(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from broker.demo import Demo, DemoOptions
 
-    logging.getLogger("hallkit.hub").setLevel(logging.WARNING)
+    # The live summary is what a newcomer reads; per-event logs of the hub and the simulated
+    # pads would bury it (they stay available with hall hub / hall pad bridge).
+    for name in ("hallkit.hub", "hallkit.pad", "hallkit.ratings"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     options = DemoOptions(broker=args.broker, config=args.config, data=args.data, headless=args.headless,
                           duration=args.duration, speed=args.speed)
     try:

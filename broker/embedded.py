@@ -14,8 +14,28 @@ import socket
 import threading
 
 from amqtt.broker import Broker
+from amqtt.session import Session
 
 log = logging.getLogger("hallkit.broker")
+
+
+class _HallBroker(Broker):
+    """amqtt 0.12.1 with one fix.
+
+    When a client connects, amqtt replays retained messages for every topic filter *any*
+    client has subscribed to, not only the new client's own (so a kiosk receives retained
+    pad screens it never asked for), and it iterates the broker's subscription table while
+    doing so, which fails with "dictionary changed size during iteration" when clients
+    connect at the same moment. Replaying only the session's own subscriptions fixes the
+    first, and the second with it: for other sessions' filters nothing is awaited, so the
+    table cannot change under the loop.
+    """
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Session) -> None:
+        subscribers = self._subscriptions.get(subscription[0], [])
+        if any(s.client_id == session.client_id for s, _ in subscribers):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 class EmbeddedBroker:
@@ -25,7 +45,7 @@ class EmbeddedBroker:
         self.host = host
         self.port = port
         self._loop = asyncio.new_event_loop()
-        self._broker = Broker(
+        self._broker = _HallBroker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
                 "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
