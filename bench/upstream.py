@@ -7,7 +7,10 @@ in the same run on the same machine:
   by the real :class:`~broker.forwarder.Forwarder`, rows deleted on PUBACK;
 - ingest: ``--ingest`` ratings queued at the county broker for the shared-subscription group,
   then stored in PostgreSQL by one worker process, and again by two (items per second between
-  the first and the last commit).
+  the first and the last commit);
+- county: ``--halls`` halls, each a real forwarder with its own outbox of ``--hall-backlog``
+  ratings and ``--devices`` device states, all coming back at once to one county broker with one
+  ingest worker: seconds until the database has everything.
 
 Needs mosquitto and a PostgreSQL login that may create databases (``HALLKIT_TEST_PG``, default
 the one scripts/bootstrap.sh makes). Run: ``.venv/bin/python bench/upstream.py``.
@@ -23,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -34,7 +39,7 @@ import psycopg  # noqa: E402
 from broker.forwarder import Forwarder  # noqa: E402
 from broker.mqtt import make_client  # noqa: E402
 from broker.outbox import SCHEMA  # noqa: E402
-from county.contract import INGEST_FILTERS, UpKind, UpTopics, encode_batch, shared  # noqa: E402
+from county.contract import INGEST_FILTERS, DeviceTelemetry, UpKind, UpTopics, encode_batch, shared  # noqa: E402
 from county.schema import migrate  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 from tests.upstream.records import hall_config, rating  # noqa: E402
@@ -75,7 +80,8 @@ def raw_qos1_rate(broker: Mosquitto, count: int = 50_000) -> float:
 # ---- drain -------------------------------------------------------------------------------------
 
 
-def fill_outbox(path: Path, items: int) -> None:
+def fill_outbox(path: Path, rows: Iterable[tuple[str, str, str]]) -> None:
+    """An outbox of ``(kind, item id, body JSON)`` rows, as the hub leaves it after a long outage."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -83,19 +89,23 @@ def fill_outbox(path: Path, items: int) -> None:
     for statement in SCHEMA:
         conn.execute(statement)
     conn.execute("INSERT OR IGNORE INTO outbox_meta VALUES ('epoch', 'bench')")
-    template = rating(0).model_copy(update={"resident_hash": None}).model_dump_json()
     now = time.time()
-    conn.executemany(
-        "INSERT INTO outbox (kind, item_id, created, body) VALUES ('rating', ?, ?, ?)",
-        ((f"r{i}", now, template.replace("test-hall-r000000", f"test-hall-r{i:07d}")) for i in range(items)))
+    conn.executemany("INSERT INTO outbox (kind, item_id, created, body) VALUES (?, ?, ?, ?)",
+                     ((kind, item_id, now, body) for kind, item_id, body in rows))
     conn.execute("COMMIT")
     conn.close()
+
+
+def ratings_of(hall: str, count: int) -> Iterator[tuple[str, str, str]]:
+    template = rating(0, hall=hall).model_copy(update={"resident_hash": None}).model_dump_json()
+    for i in range(count):
+        yield "rating", f"{hall}-r{i}", template.replace(f"{hall}-r000000", f"{hall}-r{i:07d}")
 
 
 def drain_rate(broker: Mosquitto, folder: Path, items: int) -> tuple[float, float]:
     """Items per second from a full outbox to the county broker; and the seconds it took."""
     path = folder / "hall.sqlite3"
-    fill_outbox(path, items)
+    fill_outbox(path, ratings_of("test-hall", items))
     config = hall_config(broker.url, batch_size=500, max_inflight=20)
     assert config.upstream is not None
     forwarder = Forwarder(path, config.upstream, config.hall, "bench", synchronous=1)
@@ -191,11 +201,68 @@ def ingest_rate(folder: Path, items: int, workers: int, per_batch: int) -> float
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
+def county_scale(folder: Path, halls: int, devices: int, ratings: int) -> tuple[float, float, int]:
+    """Every hall of a county back at once after an outage, each with a backlog of ratings and its
+    devices' states: seconds until the county database has it all, broker RSS, connections."""
+    name = f"hallkit_bench_{uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
+    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    broker = Mosquitto(folder / "county-scale").start()
+    forwarders: list[Forwarder] = []
+    process = None
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            migrate(conn)
+            # The group's session must exist before halls send: a broker without a subscriber
+            # acknowledges and drops (docs/deployment.md).
+            register_group(broker, 1)
+            process = spawn(broker, dsn, "1")
+            for h in range(halls):
+                config = hall_config(broker.url, hall_id=f"hall-{h:03d}")
+                assert config.upstream is not None
+                path = folder / f"{config.hall.id}.sqlite3"
+                telemetry = [("telemetry", f"{config.hall.id}-t{d}", DeviceTelemetry(
+                    telemetry_id=f"{config.hall.id}-t{d}", hall_id=config.hall.id, device=f"dev-{d}", kind="printer",
+                    state="online", session=1, version="1.0", observed_at=datetime.now(UTC), paper="ok")
+                    .model_dump_json()) for d in range(devices)]
+                fill_outbox(path, [*telemetry, *ratings_of(config.hall.id, ratings)])
+                forwarders.append(Forwarder(path, config.upstream, config.hall, "bench", synchronous=1))
+            started = time.perf_counter()
+            for forwarder in forwarders:
+                forwarder.start()
+            deadline = time.monotonic() + 600
+            while (conn.execute("SELECT count(*) FROM ratings").fetchone()[0] < halls * ratings
+                   or conn.execute("SELECT count(*) FROM devices").fetchone()[0] < halls * devices):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the county did not catch up in 10 minutes")
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - started
+        assert broker.process is not None
+        status = Path(f"/proc/{broker.process.pid}/status").read_text()
+        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+        return elapsed, rss, sum(f.connected for f in forwarders)
+    finally:
+        for forwarder in forwarders:
+            forwarder.stop()
+        if process is not None:
+            process.kill()
+            process.wait()
+        broker.stop()
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=1_000_000, help="outbox items to drain")
     parser.add_argument("--ingest", type=int, default=300_000, help="items for each ingest run")
     parser.add_argument("--per-batch", type=int, default=500, help="items per message")
+    # 500 forwarders in one Python process (1,000 threads on 2 cores) do not all get their CONNECT
+    # out: the harness, not the county, is then the limit. Real halls are separate machines.
+    parser.add_argument("--halls", type=int, default=50, help="halls of the county run (0: skip it)")
+    parser.add_argument("--devices", type=int, default=10, help="devices per hall")
+    parser.add_argument("--hall-backlog", type=int, default=100, help="ratings waiting in each hall's outbox")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--broker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -220,6 +287,12 @@ def main() -> None:
         two = ingest_rate(folder, args.ingest, 2, args.per_batch)
         print(f"county ingest, 2 workers, {args.ingest:,} ratings:       {two:>10,.0f} items/s ({two / raw:.1f}× raw; "
               f"{two / one:.2f}× one worker)")
+        if args.halls:
+            seconds, rss, connected = county_scale(folder, args.halls, args.devices, args.hall_backlog)
+            items = args.halls * (args.devices + args.hall_backlog)
+            print(f"county of {args.halls} halls × {args.devices} devices, all back at once with "
+                  f"{args.hall_backlog} ratings each: {items:,} items stored in {seconds:.1f} s "
+                  f"({connected} hall links up; county Mosquitto RSS {rss:.1f} MiB; 1 ingest worker)")
 
 
 if __name__ == "__main__":

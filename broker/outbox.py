@@ -195,8 +195,14 @@ class Outbox:
         if closed is None:
             return
         day, closing = closed
-        stats = day_stats(self.hall, day.opened.day, day.events, closing.at, True, closing.abandoned,
-                          f"{self.hall}-{day.opened.day.isoformat()}-final")
+        try:
+            stats = day_stats(self.hall, day.opened.day, day.events, closing.at, True, closing.abandoned,
+                              f"{self.hall}-{day.opened.day.isoformat()}-final")
+        except (ValueError, ArithmeticError):
+            # This runs inside the queue's transaction: a fault in the figures must not stop the
+            # hall issuing tickets. The interval statistics of that day are already up.
+            log.exception("final statistics of %s failed", day.opened.day)
+            return
         add_item(conn, UpKind.STATS, stats.stats_id, stats)
         self._wake()
 
