@@ -97,7 +97,7 @@ class DeviceTelemetry(_Frozen):
     session: int = Field(ge=0)
     version: str = Field("", max_length=64)
     observed_at: datetime
-    paper: str | None = Field(None, max_length=16, description="printers: ok, low or out")
+    paper: str | None = Field(None, max_length=16, description="printers: ok, near_end, out or unknown (devices/printer/status.py PaperLevel)")
     faults: list[str] = Field([], description="message keys of what is wrong now")
 
 

@@ -22,6 +22,7 @@ import psycopg
 from pydantic import BaseModel
 
 from county.contract import QueueStats
+from devices.printer.status import PaperLevel
 from hallkit.i18n import bilingual, text
 
 CLOSED_STEPS = ("closed", "appeal_upheld", "appeal_rejected")
@@ -143,7 +144,7 @@ def fleet(conn: psycopg.Connection, now: datetime | None = None) -> Fleet:
         by_version = versions.setdefault(row.kind, {})
         by_version[row.version] = by_version.get(row.version, 0) + 1
     return Fleet(generated_at=now, devices=devices, offline=sum(d.state == "offline" for d in devices),
-                 paper_low=sum(d.paper == "low" for d in devices), paper_out=sum(d.paper == "out" for d in devices),
+                 paper_low=sum(d.paper == PaperLevel.NEAR_END for d in devices), paper_out=sum(d.paper == PaperLevel.OUT for d in devices),
                  faulty=sum(bool(d.faults) for d in devices), versions=versions)
 
 
@@ -204,8 +205,10 @@ def render_fleet(result: Fleet) -> str:
         problems = []
         if row.state == "offline":
             problems.append(bilingual("county.devices.offline_for", hours=_cell(row.offline_hours)))
-        if row.paper in ("low", "out"):
-            problems.append(bilingual(f"county.devices.paper_{row.paper}"))
+        if row.paper == PaperLevel.NEAR_END:
+            problems.append(bilingual("county.devices.paper_low"))
+        elif row.paper == PaperLevel.OUT:
+            problems.append(bilingual("county.devices.paper_out"))
         problems += [bilingual(fault) for fault in row.faults]
         rows.append([row.hall, row.device, row.kind, row.state, row.version or "-", "; ".join(problems) or "-"])
     lines += _table(FLEET_COLUMNS, rows, "county.devices.col")

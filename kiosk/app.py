@@ -113,7 +113,7 @@ class KioskApp(App):
         self.feed = HallFeed(broker, config.hall.id, device_id, on_snapshot=self._snapshot_arrived,
                              on_hub=lambda online: deliver(lambda: setattr(self, "hub_online", online)))
         self.devices = KioskDevices(config, device_id, deliver, self, printer_url=printer_url,
-                                    idcard_url=idcard_url)
+                                    idcard_url=idcard_url, broker=broker)
         self.elder = config.kiosk.elder_mode
         self._pending: TakeTicket | None = None
         self._staff_taps: list[float] = []

@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from broker.contract import Refusal
+from broker.mqtt import BrokerAddress
+from broker.presence import DevicePresence
 from devices.idcard.problems import IdCardError
 from devices.idcard.reader import CardRead, CardWatcher, SerialIdCardReader
 from devices.idcard.records import ResidentRecord
 from devices.printer.layout import TicketPrint, sample_ticket
 from devices.printer.printer import EscposTicketPrinter
 from devices.printer.spooler import TicketSpooler
-from devices.printer.status import PrinterStatus
+from devices.printer.status import PrinterCondition, PrinterStatus
 from devices.scanner.camera import DocCamera, DocumentCaptured, ScannerError, Usability
 from devices.scanner.folder import WatchedFolder
 from devices.scanner.hooks import DocumentScanner, SaveToFolder, ScanHooks
@@ -80,11 +83,14 @@ class KioskDevices:
     """
 
     def __init__(self, config: HallConfig, device_id: str, deliver: Deliver, events: DeviceEvents,
-                 printer_url: str | None = None, idcard_url: str | None = None) -> None:
+                 printer_url: str | None = None, idcard_url: str | None = None,
+                 broker: BrokerAddress | None = None) -> None:
         self.config = config
+        self._broker = broker
         self._deliver = deliver
         self._events = events
         attached = [d for d in config.devices if d.kiosk == device_id]
+        self.kiosk_device = next((d for d in config.devices if d.id == device_id), None)
         self.printer_device = _url_override(_first(attached, DeviceKind.PRINTER), printer_url, "printer")
         self.idcard_device = _url_override(_first(attached, DeviceKind.IDCARD), idcard_url, "idcard")
         self.scanner_device = _first(attached, DeviceKind.SCANNER)
@@ -94,6 +100,7 @@ class KioskDevices:
         self.reader_problem: Message | None = None
         self.scanner_state: Usability | None = None
         """Why the card reader could not be opened (shown on the maintenance screen)."""
+        self._presences: list[DevicePresence] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="kiosk-devices")
         self._test_prints = 0
 
@@ -110,12 +117,26 @@ class KioskDevices:
             self.spooler.stop(timeout=3)
         if self.scanner is not None:
             self.scanner.camera.close()
+        for presence in self._presences:
+            presence.stop()
+
+    def _presence(self, device: Device) -> DevicePresence | None:
+        """The device's status on the hall broker, so the manager sees it (None without a broker)."""
+        if self._broker is None:
+            return None
+        presence = DevicePresence(self._broker, self.config.hall.id, device.id, device.kind.value).start()
+        self._presences.append(presence)
+        return presence
 
     def _open(self) -> None:
+        if self.kiosk_device is not None and (presence := self._presence(self.kiosk_device)) is not None:
+            presence.update({"printer": self.printer_device.id if self.printer_device else None,
+                             "idcard": self.idcard_device.id if self.idcard_device else None}, [])
         if self.printer_device is not None and self.printer_device.url:
             printer = EscposTicketPrinter(self.printer_device.url, self.config.ticket, status_timeout=1.0)
             self.spooler = TicketSpooler(printer, retry_seconds=5.0)
-            self.spooler.add_listener(_PrinterRelay(self._deliver, self._events))
+            self.spooler.add_listener(_PrinterRelay(self._deliver, self._events,
+                                                    self._presence(self.printer_device)))
             self.spooler.start()
         if self.idcard_device is not None and self.idcard_device.url:
             try:
@@ -123,7 +144,11 @@ class KioskDevices:
             except IdCardError as error:
                 log.warning("card reader %s: %s", self.idcard_device.url, error)
                 self.reader_problem = error.message
+                if (presence := self._presence(self.idcard_device)) is not None:
+                    presence.update({"url": self.idcard_device.url}, [Refusal.of(error.message)])
             else:
+                if (presence := self._presence(self.idcard_device)) is not None:
+                    presence.update({"url": self.idcard_device.url}, [])
                 self.watcher = CardWatcher(reader, poll_interval=0.3)
                 self.watcher.add_listener(_CardRelay(self.config, self._deliver, self._events))
                 self.watcher.start()
@@ -183,13 +208,20 @@ def _url_override(device: Device | None, url: str | None, name: str) -> Device |
 
 
 class _PrinterRelay:
-    """Spooler thread → UI thread."""
+    """Spooler thread → UI thread, and → the printer's device status for the hall manager."""
 
-    def __init__(self, deliver: Deliver, events: DeviceEvents) -> None:
+    def __init__(self, deliver: Deliver, events: DeviceEvents, presence: DevicePresence | None) -> None:
         self._deliver = deliver
         self._events = events
+        self._presence = presence
 
     def status_changed(self, status: PrinterStatus) -> None:
+        if self._presence is not None:
+            problems = [] if status.condition is PrinterCondition.READY else [Refusal(
+                reason=f"printer.condition.{status.condition.value}", zh=status.describe("zh"),
+                en=status.describe("en"))]
+            self._presence.update({"paper": status.paper.value, "condition": status.condition.value,
+                                   "cover_open": status.cover_open}, problems)
         self._deliver(lambda: self._events.printer_status(status))
 
     def ticket_printed(self, ticket: TicketPrint, late: bool) -> None:

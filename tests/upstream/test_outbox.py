@@ -98,10 +98,10 @@ def test_telemetry_only_on_change_and_bad_status_refused(hub):
     topic = Topics("test-hall").device_status("printer-1")
     outbox.handle(topic, status_payload("printer-1", "ok"))
     outbox.handle(topic, status_payload("printer-1", "ok"))  # the retained status read again
-    outbox.handle(topic, status_payload("printer-1", "low"))
+    outbox.handle(topic, status_payload("printer-1", "near_end"))
     outbox.handle(topic, b"not json")
     outbox.handle(topic, status_payload("kiosk-1", "ok"))  # another device's status on this topic
-    assert [r["paper"] for r in rows(hub, "telemetry")] == ["ok", "low"]
+    assert [r["paper"] for r in rows(hub, "telemetry")] == ["ok", "near_end"]
     assert hub.refusals["hub.invalid"] == 1 and hub.refusals["hub.device_mismatch"] == 1
 
 
@@ -110,7 +110,7 @@ def test_disk_cap_thins_telemetry_first_and_never_drops_ratings(hub):
     topics = Topics("test-hall")
     for i in range(200):
         for device in ("printer-1", "kiosk-1"):
-            outbox.handle(topics.device_status(device), status_payload(device, ("ok", "low")[i % 2], session=i))
+            outbox.handle(topics.device_status(device), status_payload(device, ("ok", "near_end")[i % 2], session=i))
     for i in range(200):
         with hub.queue.lock, hub.queue.store.transaction() as conn:
             hub.record(conn, rating(i))

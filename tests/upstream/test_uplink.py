@@ -93,7 +93,7 @@ def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broke
         hub = Producer(config, data, hall_broker.url)
         # A printer's state goes up as telemetry, thinned to what changed.
         printer = DeviceStatus(device="printer-1", state=DeviceState.ONLINE, session=3, kind="printer",
-                               version="2.1", detail={"paper": "low"})
+                               version="2.1", detail={"paper": "near_end"})
         publish(hall_broker, [(Topics("test-hall").device_status("printer-1"), printer.model_dump_json().encode())])
         hub.wait_for_line("done")
         # Everything waits in the outbox, and `hall status` says how much and since when.
@@ -111,7 +111,7 @@ def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broke
             rows = conn.execute("SELECT rating_id FROM ratings WHERE hall = 'test-hall' ORDER BY epoch, seq").fetchall()
             assert [r[0] for r in rows] == [f"test-hall-r{i:06d}" for i in range(COUNT)]
             assert conn.execute("SELECT count(DISTINCT seq) FROM ratings").fetchone() == (COUNT,)
-            assert conn.execute("SELECT device, paper, version FROM devices").fetchall() == [("printer-1", "low", "2.1")]
+            assert conn.execute("SELECT device, paper, version FROM devices").fetchall() == [("printer-1", "near_end", "2.1")]
             assert conn.execute("SELECT link_state FROM halls WHERE hall = 'test-hall'").fetchone() == ("online",)
 
         # Redelivery: the same message twice, and the same items again under a new message id.
