@@ -1,7 +1,8 @@
 """A device's side of the contract: send a command to the hub, get exactly one reply or a timeout.
 
-Used by the counter commands (``hall call`` …), the kiosk, pads and the demo's
-traffic simulator. Replies are matched by the command's ``request_id``; a
+Used by the counter commands (``hall call`` …), the kiosk, pads (through their
+bridge; a pad also hears its screen on the same connection and leaves a Last
+Will), the QR page, ``hall cases`` and the demo's traffic simulator. Replies are matched by the command's ``request_id``; a
 reply for a request this client did not make (another process with the same
 device id) is ignored.
 """
@@ -10,15 +11,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from broker.contract import CommandReply, CommandRequest, DeviceStatus, QueueSnapshot, Topics
+from broker.contract import (
+    CaseStepRequest,
+    CommandReply,
+    CommandRequest,
+    DeviceStatus,
+    QueueSnapshot,
+    RatingReply,
+    RatingRequest,
+    Topics,
+)
 from broker.mqtt import BrokerAddress, make_client
 from hallkit.i18n import Message
 from hallkit.queue.models import Command, new_id
+from hallkit.rating.models import CaseStepCommand, RatingSubmission
 
 
 class HubError(Exception):
@@ -32,30 +44,51 @@ class HubError(Exception):
 @dataclass
 class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
-    reply: CommandReply | None = None
+    reply: CommandReply | RatingReply | None = None
 
 
 class HallClient:
-    def __init__(self, broker: BrokerAddress, hall_id: str, device_id: str) -> None:
+    """One device's connection to the hub: counter commands, ratings and case steps.
+
+    Args:
+        broker: the hall broker.
+        hall_id: the hall.
+        device_id: this device (the hub checks what it may do).
+        will: a Last Will (topic, payload), for devices whose status the hall watches.
+        extra: more topics to hear on the same connection, with their callbacks (a pad's screen).
+    """
+
+    def __init__(self, broker: BrokerAddress, hall_id: str, device_id: str, *,
+                 will: tuple[str, bytes] | None = None,
+                 extra: Sequence[tuple[str, mqtt.CallbackOnMessage]] = ()) -> None:
         self.broker = broker
         self.topics = Topics(hall_id)
         self.device_id = device_id
+        self.ready = threading.Event()
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self.client = make_client(broker, client_id=f"{device_id}-{new_id()[:8]}")
+        self._subscriptions = [self.topics.reply(device_id), self.topics.rating_reply(device_id),
+                               *(topic for topic, _ in extra)]
+        self.client = make_client(broker, client_id=f"{device_id}-{new_id()[:8]}", will=will)
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *_: self._ready.clear()
-        self.client.on_subscribe = lambda *_: self._ready.set()
-        self.client.message_callback_add(self.topics.reply(device_id), self._on_reply)
+        self.client.on_disconnect = lambda *_: self.ready.clear()
+        self.client.on_subscribe = lambda *_: self.ready.set()
+        self.client.message_callback_add(self.topics.reply(device_id), self._on_reply(CommandReply))
+        self.client.message_callback_add(self.topics.rating_reply(device_id), self._on_reply(RatingReply))
+        for topic, callback in extra:
+            self.client.message_callback_add(topic, callback)
 
-    def connect(self, timeout: float = 5.0) -> HallClient:
+    def connect(self, timeout: float = 5.0, *, must: bool = True) -> HallClient:
+        """Connect and wait for the subscriptions; with ``must=False`` keep trying in the background."""
         try:
-            self.client.connect(self.broker.host, self.broker.port, keepalive=15)
+            if must:  # fail at once, in words, when nothing listens there
+                self.client.connect(self.broker.host, self.broker.port, keepalive=15)
+            else:
+                self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
         except OSError as exc:
             raise HubError("hub.unreachable", broker=self.broker.url, detail=str(exc)) from None
         self.client.loop_start()
-        if not self._ready.wait(timeout):
+        if not self.ready.wait(timeout) and must:
             self.close()
             raise HubError("hub.unreachable", broker=self.broker.url, detail="no answer from the broker")
         return self
@@ -73,35 +106,58 @@ class HallClient:
     def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
                     _p: object) -> None:
         if not reason.is_failure:
-            client.subscribe(self.topics.reply(self.device_id), qos=1)
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
 
-    def _on_reply(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        try:
-            reply = CommandReply.model_validate_json(message.payload)
-        except ValidationError:
-            return
-        with self._lock:
-            pending = self._pending.get(reply.request_id)
-        if pending is not None and not pending.done.is_set():
-            pending.reply = reply
-            pending.done.set()
+    def _on_reply(self, model: type[CommandReply] | type[RatingReply]) -> mqtt.CallbackOnMessage:
+        def on_reply(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+            try:
+                reply = model.model_validate_json(message.payload)
+            except ValidationError:
+                return
+            with self._lock:
+                pending = self._pending.get(reply.request_id)
+            if pending is not None and not pending.done.is_set():
+                pending.reply = reply
+                pending.done.set()
+        return on_reply
 
-    def request(self, command: Command, timeout: float = 5.0) -> CommandReply:
-        """Send ``command``; its ``request_id`` makes a retry safe (the hub answers the same)."""
-        request = CommandRequest(device=self.device_id, reply_to=self.topics.reply(self.device_id),
-                                 command=command)
+    def _ask(self, topic: str, request: BaseModel, request_id: str, timeout: float) -> CommandReply | RatingReply:
+        """Publish ``request`` and wait for the reply naming ``request_id`` (a retry may reuse it)."""
         pending = _Pending()
         with self._lock:
-            self._pending[command.request_id] = pending
+            self._pending[request_id] = pending
         try:
-            self.client.publish(self.topics.command(self.device_id), request.model_dump_json(), qos=1)
+            self.client.publish(topic, request.model_dump_json(), qos=1)
             if not pending.done.wait(timeout):
                 raise HubError("hub.timeout", seconds=timeout)
             assert pending.reply is not None
             return pending.reply
         finally:
             with self._lock:
-                self._pending.pop(command.request_id, None)
+                self._pending.pop(request_id, None)
+
+    def request(self, command: Command, timeout: float = 5.0) -> CommandReply:
+        """A queue command; its ``request_id`` makes a retry safe (the hub answers the same)."""
+        request = CommandRequest(device=self.device_id, reply_to=self.topics.reply(self.device_id), command=command)
+        reply = self._ask(self.topics.command(self.device_id), request, command.request_id, timeout)
+        assert isinstance(reply, CommandReply)
+        return reply
+
+    def rate(self, submission: RatingSubmission, timeout: float = 5.0) -> RatingReply:
+        """A resident's rating of one service event."""
+        request = RatingRequest(device=self.device_id, reply_to=self.topics.rating_reply(self.device_id),
+                                submission=submission)
+        reply = self._ask(self.topics.rating_submit(self.device_id), request, submission.request_id, timeout)
+        assert isinstance(reply, RatingReply)
+        return reply
+
+    def record_step(self, step: CaseStepCommand, timeout: float = 5.0) -> RatingReply:
+        """One step of a bad-rating case."""
+        request = CaseStepRequest(device=self.device_id, reply_to=self.topics.rating_reply(self.device_id),
+                                  step=step)
+        reply = self._ask(self.topics.case_step(self.device_id), request, step.request_id, timeout)
+        assert isinstance(reply, RatingReply)
+        return reply
 
 
 @dataclass

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from broker.hub import Hub
 from broker.mqtt import make_client
 from broker.parts import hub_parts
-from broker.rating_client import RatingClient
+from broker.client import HallClient
 from devices.idcard.simulator import IdCardSimulator
 from hallkit.config import parse_config
 from hallkit.queue.models import CallNext, Channel, Complete, Priority, TakeTicket
@@ -91,14 +91,14 @@ def test_no_full_id_number_or_name_leaves_the_kiosk(mosquitto, tmp_path, caplog)
     record = cards.records[0]
     assert record.elderly and record.id_hash
     try:
-        with RatingClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
+        with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
             taken = kiosk.request(TakeTicket(service_id="social", channel=Channel.KIOSK, priority=Priority.PRIORITY,
                                              id_hash=record.id_hash))
             assert taken.ok
-        with RatingClient(mosquitto.address, "test-hall", "console") as console:
+        with HallClient(mosquitto.address, "test-hall", "console") as console:
             assert console.request(CallNext(window=1)).ok
             assert console.request(Complete(window=1)).ok
-        with RatingClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
+        with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
             rated = kiosk.rate(RatingSubmission(ticket_public_id=taken.outcome.ticket.public_id,
                                                 channel=RatingChannel.KIOSK, level=Level.VERY_DISSATISFIED,
                                                 tags=["态度不好"]))

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from broker.client import HubError
 from broker.contract import DeviceState, DeviceStatus, PadScreen, Refusal, Topics
 from broker.mqtt import BrokerAddress
-from broker.rating_client import RatingClient
+from broker.client import HallClient
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, RatingPad, StaffKey
 from hallkit import __version__
 from hallkit.i18n import Message
@@ -48,7 +48,7 @@ class PadLink:
         self.screen_changed = threading.Event()
         offline = DeviceStatus(device=device_id, state=DeviceState.OFFLINE, session=self.session, kind="pad",
                                version=__version__)
-        self.hub = RatingClient(broker, hall_id, device_id,
+        self.hub = HallClient(broker, hall_id, device_id,
                                 will=(self.topics.device_status(device_id), offline.model_dump_json().encode()),
                                 extra=[(self.topics.pad_screen(device_id), self._on_screen)])
         self.hub.client.on_subscribe = self._on_subscribe

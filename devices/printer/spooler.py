@@ -159,7 +159,7 @@ class TicketSpooler:
                 self._reported.update(t.ticket_id for t in unreported)
             for waiting in unreported:
                 log.warning(failure.status.bilingual("printer.spool.not_printed", number=waiting.number))
-                self._tell(lambda listener, t=waiting: listener.ticket_not_printed(t, failure.status))
+                self._tell(lambda listener, t=waiting, s=failure.status: listener.ticket_not_printed(t, s))
             return
         with self._wake:
             self._queue.popleft()

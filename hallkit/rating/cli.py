@@ -130,7 +130,7 @@ def record_step(args: argparse.Namespace) -> int:
     from broker.cli import _address, _hall_id
     from broker.client import HubError
     from hallkit.rating.models import CaseStep, CaseStepCommand
-    from broker.rating_client import RatingClient
+    from broker.client import HallClient
 
     try:
         command = CaseStepCommand(case_id=args.case, step=CaseStep(args.step), by=args.by, note=args.note)
@@ -139,7 +139,7 @@ def record_step(args: argparse.Namespace) -> int:
     address = _address(args.broker)
     hall_id = _hall_id(args, address)
     try:
-        with RatingClient(address, hall_id, args.device) as requester:
+        with HallClient(address, hall_id, args.device) as requester:
             reply = requester.record_step(command, timeout=args.timeout)
     except HubError as exc:
         raise CommandFailed(str(exc), code=2) from None

@@ -12,7 +12,6 @@ import pytest
 from broker.client import HallClient
 from broker.contract import ErrorNotice, PadScreen, Topics
 from broker.mqtt import make_client
-from broker.rating_client import RatingClient
 from hallkit.cli import main
 from hallkit.rating import store
 from hallkit.rating.models import CaseStep, CaseStepCommand, CaseUpdate, Level, Rating, RatingChannel, RatingSubmission
@@ -75,7 +74,7 @@ def test_a_served_ticket_is_rated_once_and_the_pad_is_told(rating_hub, mosquitto
     number = serve(mosquitto.address, "pad-2", 2)
     prompt = screens.prompt_for("pad-2", number)
     assert prompt.staff_name == "李四" and prompt.tags == rating_hub.config.rating.bad_reason_tags
-    with RatingClient(mosquitto.address, "test-hall", "pad-2") as pad:
+    with HallClient(mosquitto.address, "test-hall", "pad-2") as pad:
         first = RatingSubmission(service_event_id=prompt.service_event_id, channel=RatingChannel.PAD, level=Level(5))
         accepted = pad.rate(first)
         assert accepted.ok and accepted.receipt.ticket_number == number and accepted.receipt.case_id is None
@@ -95,17 +94,17 @@ def test_refusals_are_clear(rating_hub, mosquitto, screens):
     number = serve(mosquitto.address, "pad-1", 1)
     event_id = screens.prompt_for("pad-1", number).service_event_id
     pad_rating = RatingSubmission(service_event_id=event_id, channel=RatingChannel.PAD, level=Level(4))
-    with RatingClient(mosquitto.address, "test-hall", "pad-2") as other_pad:
+    with HallClient(mosquitto.address, "test-hall", "pad-2") as other_pad:
         refused = other_pad.rate(pad_rating)
         assert refused.refusal.reason == "rating.other_window" and "1号窗口" in refused.refusal.zh
         unknown = other_pad.rate(RatingSubmission(service_event_id="nope", channel=RatingChannel.PAD, level=Level(4)))
         assert unknown.refusal.reason == "rating.unknown_event"
         assert other_pad.rate(pad_rating.model_copy(update={"channel": RatingChannel.QR})).refusal.reason \
             == "rating.channel_not_allowed"
-    with RatingClient(mosquitto.address, "test-hall", "console") as staff:
+    with HallClient(mosquitto.address, "test-hall", "console") as staff:
         refused = staff.rate(pad_rating.model_copy(update={"channel": RatingChannel.KIOSK}))
         assert refused.refusal.reason == "rating.channel_not_allowed" and "代替群众评价" in refused.refusal.zh
-    with RatingClient(mosquitto.address, "test-hall", "pad-1") as pad:
+    with HallClient(mosquitto.address, "test-hall", "pad-1") as pad:
         tags = pad.rate(pad_rating.model_copy(update={"tags": ["态度不好"]}))
         assert tags.refusal.reason == "rating.tags_only_for_bad"
         assert pad.rate(pad_rating).ok
@@ -115,7 +114,7 @@ def test_late_rating_by_the_tickets_qr(rating_hub, mosquitto):
     with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
         ticket = kiosk.request(TakeTicket(service_id="permit")).outcome.ticket
     serve(mosquitto.address, "console", 3)
-    with RatingClient(mosquitto.address, "test-hall", "kiosk-1") as page:
+    with HallClient(mosquitto.address, "test-hall", "kiosk-1") as page:
         late = RatingSubmission(ticket_public_id=ticket.public_id, channel=RatingChannel.QR, level=Level(3))
         assert page.rate(late).ok
         assert page.rate(late.model_copy(update={"request_id": "second"})).refusal.reason == "rating.already_rated"
@@ -149,7 +148,7 @@ def test_a_bad_rating_opens_a_case_worked_from_the_command_line(rating_hub, mosq
     take(mosquitto.address, "pension")
     number = serve(mosquitto.address, "pad-2", 2)
     prompt = screens.prompt_for("pad-2", number)
-    with RatingClient(mosquitto.address, "test-hall", "pad-2") as pad:
+    with HallClient(mosquitto.address, "test-hall", "pad-2") as pad:
         receipt = pad.rate(RatingSubmission(service_event_id=prompt.service_event_id, channel=RatingChannel.PAD,
                                             level=Level(1), tags=["态度不好", "效率低"], text="等了很久")).receipt
     assert receipt.case_id is not None
@@ -212,6 +211,6 @@ def test_nobody_rated_gives_the_provinces_default(pads_config, mosquitto, tmp_pa
 
 
 def test_case_steps_only_from_counters(rating_hub, mosquitto):
-    with RatingClient(mosquitto.address, "test-hall", "pad-2") as pad:
+    with HallClient(mosquitto.address, "test-hall", "pad-2") as pad:
         reply = pad.record_step(CaseStepCommand(case_id="x", step=CaseStep.VERIFIED, by="a1"))
     assert reply.refusal.reason == "case.device_not_allowed"

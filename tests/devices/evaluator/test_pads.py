@@ -106,7 +106,7 @@ def test_serial_pad_garbage_and_unplugging_are_reported_and_it_recovers(rating_h
     with HallClient(address, "test-hall", "kiosk-1") as kiosk:
         assert kiosk.request(TakeTicket(service_id="social")).ok
     simulator.press(StaffKey.CALL)  # the pad works again: its key reaches the hub
-    wait_for(lambda: (w := rating_hub.queue.engine.window_view(1)).ticket is not None)
+    wait_for(lambda: rating_hub.queue.engine.window_view(1).ticket is not None)
 
     simulator.silent = True
     wait_for(lambda: "pad.no_answer" in problems_of(address, "pad-1"), timeout=20)
