@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what hallkit needs on a Debian machine: system packages (only those missing),
-# a virtual environment in .venv, and hallkit itself with its test tools.
-# Sourced by scripts/run-hall.sh and scripts/test.sh; safe to run again.
+# a virtual environment in .venv, and hallkit itself (with its test tools for the tests).
+# Sourced by scripts/run-hall.sh (HALLKIT_FOR=run) and scripts/test.sh (HALLKIT_FOR=test);
+# safe to run again.
 set -euo pipefail
 
 HALLKIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HALLKIT_VENV:-$HALLKIT_ROOT/.venv}"
+HALLKIT_FOR="${HALLKIT_FOR:-test}"
 
 say() { printf '[hallkit] %s\n' "$*" >&2; }
 
@@ -16,12 +18,8 @@ as_root() {
 
 # what-to-look-for:package pairs; a package is installed only when its command (or, for an
 # absolute path, its file; a glob matches any architecture's folder) is missing.
-APT_NEEDS=(
-  "mosquitto:mosquitto"                     # the hall broker; tests start their own instances
-  "mosquitto_pub:mosquitto-clients"
+APT_NEEDS=(   # the hall itself: screens, fonts, voice (its broker is embedded: pure Python)
   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"   # Chinese on screens and ticket images
-  "/usr/bin/chromium:chromium"              # dashboard browser tests (Playwright drives it; no browser download)
-  "/usr/bin/chromedriver:chromium-driver"
   "espeak-ng:espeak-ng"                     # the hall display's offline Mandarin voice
   "aplay:alsa-utils"                        # plays the voice where there is no PulseAudio (paplay)
   "Xvfb:xvfb"                               # kiosk and display tests, or a kiosk without a desktop
@@ -30,8 +28,16 @@ APT_NEEDS=(
   "/usr/lib/*/libEGL.so.1:libegl1"                       # ... through EGL when offscreen
   "/usr/lib/*/dri/swrast_dri.so:libgl1-mesa-dri"         # software GL on machines without a GPU
   "/usr/lib/*/libmtdev.so.1:libmtdev1"                   # Kivy's touch input (else a startup traceback)
-  "pg_lsclusters:postgresql"                # the county ingest's database; tests make their own databases
 )
+if [ "$HALLKIT_FOR" = test ]; then
+  APT_NEEDS+=(   # what the tests talk to: real brokers, a real database, a real browser
+    "mosquitto:mosquitto"                   # the hall broker; tests start their own instances
+    "mosquitto_pub:mosquitto-clients"
+    "/usr/bin/chromium:chromium"            # dashboard browser tests (Playwright drives it; no browser download)
+    "/usr/bin/chromedriver:chromium-driver"
+    "pg_lsclusters:postgresql"              # the county ingest's database; tests make their own databases
+  )
+fi
 missing=()
 for pair in "${APT_NEEDS[@]}"; do
   what="${pair%%:*}"; pkg="${pair#*:}"
@@ -49,7 +55,7 @@ fi
 
 # PostgreSQL for the county tests: start a stopped cluster, and give the tests a login that may
 # create databases (a fresh Debian cluster trusts no TCP login). HALLKIT_TEST_PG overrides it.
-if command -v pg_lsclusters >/dev/null 2>&1; then
+if [ "$HALLKIT_FOR" = test ] && command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h 2>/dev/null | while read -r version cluster _port status _rest; do
     case "$status" in online*) ;; *)
       say "starting PostgreSQL $version/$cluster"
@@ -68,7 +74,8 @@ python3 - <<'PY' || { say "hallkit needs Python 3.11 or newer"; exit 1; }
 import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
-stamp="$VENV/.hallkit-installed"
+stamp="$VENV/.hallkit-installed-$HALLKIT_FOR"
+extras=""; [ "$HALLKIT_FOR" = test ] && extras="[test]"
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment in $VENV"
   python3 -m venv "$VENV"
@@ -76,7 +83,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$HALLKIT_ROOT/pyproject.toml" -nt "$stamp" ]; then
   say "installing hallkit and its dependencies (pip)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e "$HALLKIT_ROOT[test]"
+  "$VENV/bin/python" -m pip install -q -e "$HALLKIT_ROOT$extras"
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
