@@ -211,11 +211,13 @@ class Demo:
                 f"{self.traffic.served} · 等候 waiting {view.queue.waiting_total} · 窗口 windows {calling}")
 
     def stop(self) -> None:
+        # The dashboard goes first: it would otherwise raise "offline" alerts for every device
+        # the demo shuts down after it.
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.screens is not None:
             self.screens.stop()
         self.traffic.join()
-        if self.dashboard is not None:
-            self.dashboard.stop()
         if self.hub is not None:
             self.hub.stop()
         if self.embedded is not None:
