@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from hallkit.cli import CommandFailed
+from hallkit.cli import CommandFailed, add_json_flag, emit
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 
@@ -37,6 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.set_defaults(handler=user_add)
     listing = actions.add_parser("list", help="list accounts")
     _add_place(listing)
+    add_json_flag(listing)
     listing.set_defaults(handler=user_list)
     remove = actions.add_parser("remove", help="delete an account and end its sessions")
     remove.add_argument("name")
@@ -107,9 +108,9 @@ def user_list(args: argparse.Namespace) -> int:
 
     config, data = _place(args)
     store = users_at(config, data)
-    for user in store.users():
-        print(f"{user.name}\t{user.role.value}")
+    users = store.users()
     store.close()
+    emit(args, users, "\n".join(f"{user.name}\t{user.role.value}" for user in users))
     return 0
 
 

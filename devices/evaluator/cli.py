@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devices.sim_cli import sim_commands
-from hallkit.cli import CommandFailed
-from hallkit.i18n import bilingual
+from hallkit.cli import CommandFailed, add_json_flag
+from hallkit.i18n import Message, bilingual
 
 if TYPE_CHECKING:
     from devices.evaluator.keypad import KeypadPad
@@ -34,6 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listen.add_argument("--passive", action="store_true",
                         help="serial only: do not poll, just decode the line (a bus another host polls)")
     listen.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
+    add_json_flag(listen)
     listen.set_defaults(handler=listen_to_pad)
 
     bridge = actions.add_parser("bridge", help="run the bridge of one pad: keys to counter commands, ratings to "
@@ -102,10 +104,11 @@ def listen_to_pad(args: argparse.Namespace) -> int:
     print(bilingual("pad.listen.start", url=pad.url), flush=True)
     try:
         with _until_stopped(args.seconds) as stop:
+            say = _json_line if args.json else _words
             if isinstance(pad, SerialPad):
-                _listen_serial(pad, args.passive, stop)
+                _listen_serial(pad, args.passive, stop, say)
             elif isinstance(pad, KeypadPad):
-                _listen_keypad(pad, stop)
+                _listen_keypad(pad, stop, say)
     except PadUnplugged as exc:
         raise CommandFailed(bilingual("pad.listen.lost", detail=str(exc))) from None
     finally:
@@ -113,12 +116,22 @@ def listen_to_pad(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event) -> None:
+def _words(message: Message) -> None:
+    print(message.bilingual(), flush=True)
+
+
+def _json_line(message: Message) -> None:
+    """One JSON object a line (key, params, both texts), for scripts that watch a pad."""
+    print(json.dumps({"key": message.key, "params": message.params, "zh": message.render("zh"),
+                      "en": message.render("en")}, ensure_ascii=False), flush=True)
+
+
+def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event, say: Callable[[Message], None]) -> None:
     from devices.evaluator.codec import PadCommand, PadFrame, describe
 
     def said(frame: PadFrame) -> None:
         if frame.command not in (PadCommand.NOTHING, PadCommand.POLL):
-            print(describe(frame).bilingual(), flush=True)
+            say(describe(frame))
 
     pad.listeners.append(said)
     garbage = 0
@@ -130,11 +143,11 @@ def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event) -> None
         else:
             pad.read(0.1)  # polls, and acknowledges what the pad sends so it does not repeat it
         if pad.reader.skipped > garbage:
-            print(bilingual("pad.listen.garbage", bytes=pad.reader.skipped - garbage), flush=True)
+            say(Message(key="pad.listen.garbage", params={"bytes": pad.reader.skipped - garbage}))
             garbage = pad.reader.skipped
 
 
-def _listen_keypad(pad: KeypadPad, stop: threading.Event) -> None:
+def _listen_keypad(pad: KeypadPad, stop: threading.Event, say: Callable[[Message], None]) -> None:
     import select
 
     from devices.evaluator.keypad import INPUT_EVENT, decode_events, describe_event
@@ -153,7 +166,7 @@ def _listen_keypad(pad: KeypadPad, stop: threading.Event) -> None:
         for event in decode_events(buffer):
             described = describe_event(event)
             if described is not None:
-                print(described.bilingual(), flush=True)
+                say(described)
 
 
 # ---- bridge and simulator ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import Counter
@@ -159,6 +160,19 @@ def test_listen_to_a_keypad_in_words(tmp_path, capsys):
         keypad.stop()
     out = capsys.readouterr().out
     assert "按键 F1：叫号" in out and "key 3: digit 3" in out and "code 30: unused" in out
+
+
+def test_listen_as_json_lines(tmp_path, capsys):
+    keypad = KeypadSimulator(tmp_path / "kbd", tmp_path / "screen", []).start()
+    assert keypad.fd is not None
+    os.write(keypad.fd, key_events(59) + key_events(4))
+    try:
+        assert main(["pad", "listen", "--pad", keypad.url, "--seconds", "1.5", "--json"]) == 0
+    finally:
+        keypad.stop()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(lines) == 2 and all(set(line) == {"key", "params", "zh", "en"} for line in lines)
+    assert "叫号" in lines[0]["zh"] and "digit 3" in lines[1]["en"]
 
 
 def test_the_drivers_alone(tmp_path):
