@@ -44,6 +44,7 @@ from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
 from hallkit.queue.engine import Refused
 from hallkit.queue.models import Channel, Command, Event, TakeTicket, TicketIssued
+from hallkit.queue.numbering import business_day
 from hallkit.store.durable import DurableQueue
 from hallkit.store.sqlite import Synchronous
 
@@ -237,10 +238,16 @@ class Hub:
                     break
             try:
                 self.handle_batch([(m.topic, m.payload) for m in batch])
-            except Exception:  # the hub must outlive any input; this is a bug, not a refusal
-                log.exception("unexpected failure handling %d requests", len(batch))
+            except Exception:
+                # Run the burst again one by one, so whatever failed (a bug, a full disk) fails
+                # only its own request and the others are still carried out and answered.
+                log.exception("a burst of %d requests failed; running them one by one", len(batch))
                 for m in batch:
-                    self.refuse(m.topic, None, "hub.internal", "see the hub log")
+                    try:
+                        self.handle(m.topic, m.payload)
+                    except Exception:  # the hub must outlive any input; this is a bug, not a refusal
+                        log.exception("unexpected failure handling a request on %s", m.topic)
+                        self.refuse(m.topic, None, "hub.internal", "see the hub log")
             for m in batch:
                 self._ack(m.mid, m.qos)
 
@@ -268,7 +275,7 @@ class Hub:
         sender = Topics.device_of(topic)
         try:
             raw = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad bytes, bad JSON, absurd numbers or nesting
             self.refuse(topic, None, "hub.not_json", str(exc)[:200])
             return None
         reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
@@ -330,17 +337,25 @@ class Hub:
                 number = event.ticket.number
             elif (ticket_id := getattr(event, "ticket_id", None)) is not None:
                 number = ticket_id.rsplit("-", 1)[-1]
-            notice = QueueEventNotice(device=HUB_DEVICE, event=event, number=number)
+            notice = QueueEventNotice(device=HUB_DEVICE, event=_public(event), number=number)
             self.client.publish(self.topics.event(event.type), notice.model_dump_json(), qos=1)
             _log_event(event, number)
         self._dirty.set()
 
     def snapshot(self) -> QueueSnapshot:
+        now = self.queue.clock()
         with self.queue.lock:
             engine = self.queue.engine
-            services = engine.service_queues(self.queue.clock())
+            services = engine.service_queues(now)
             windows = [engine.window_view(w.number) for w in self.config.windows]
             day = engine.state.day
+        today = business_day(now, self.config.hall.zone, self.config.queue.reset_hour)
+        if day is not None and day < today:
+            # No command has opened today yet: yesterday's leftovers are not today's queue.
+            services = [s.model_copy(update={"waiting": 0, "longest_wait_seconds": 0.0}) for s in services]
+            windows = [w.model_copy(update={"ticket": None, "served_today": 0, "mean_service_seconds": None})
+                       for w in windows]
+            day = today
         return QueueSnapshot(device=HUB_DEVICE, hall=self.config.hall.id, day=day.isoformat() if day else None,
                              services=services, windows=windows,
                              waiting_total=sum(s.waiting for s in services))
@@ -351,14 +366,17 @@ class Hub:
             self._dirty.wait(timeout=STATUS_INTERVAL)
             if self._stopping.is_set():
                 break
-            if self._connected.is_set():
-                if self._dirty.is_set():
-                    self._dirty.clear()
-                    self.client.publish(self.topics.queue_state, self.snapshot().model_dump_json(),
-                                        qos=1, retain=True)
-                if time.monotonic() - last_status >= STATUS_INTERVAL:
-                    self._publish_status()
-                    last_status = time.monotonic()
+            try:
+                if self._connected.is_set():
+                    if self._dirty.is_set():
+                        self._dirty.clear()
+                        self.client.publish(self.topics.queue_state, self.snapshot().model_dump_json(),
+                                            qos=1, retain=True)
+                    if time.monotonic() - last_status >= STATUS_INTERVAL:
+                        self._publish_status()
+                        last_status = time.monotonic()
+            except Exception:  # a bug here must not silence the boards and the heartbeat for good
+                log.exception("could not publish the hall's state; trying again")
             time.sleep(SNAPSHOT_MIN_INTERVAL)
 
     def _status(self, state: DeviceState) -> DeviceStatus:
@@ -387,6 +405,18 @@ def _permission(device: Device, command: Command) -> str:
     if device.window is not None and window != device.window:
         return f"{device.id} belongs to window {device.window}, not {window}"
     return ""
+
+
+def _public(event: Event) -> Event:
+    """The event as every device on the LAN may see it: no QR token, no resident hash, no request id.
+
+    The QR token lets its holder rate the service late, so only the resident's own ticket
+    carries it; request ids are the keys to stored replies.
+    """
+    if isinstance(event, TicketIssued):
+        ticket = event.ticket.model_copy(update={"public_id": "", "id_hash": None})
+        return event.model_copy(update={"ticket": ticket, "request_id": None})
+    return event.model_copy(update={"request_id": None})
 
 
 def _request_id(raw: object) -> str | None:

@@ -136,6 +136,11 @@ class QueueEngine:
 
     # ---- deciding ---------------------------------------------------------------------------
 
+    def opens_day(self, now: datetime) -> bool:
+        """Whether a command at ``now`` would open a new business day (numbers start again)."""
+        day = numbering.business_day(now, self.zone, self.rules.reset_hour)
+        return self.state.day is None or day > self.state.day
+
     def decide(self, command: Command, now: datetime) -> list[Event]:
         """The events ``command`` causes at ``now``; raises :class:`Refused` when invalid."""
         events: list[Event] = []
@@ -281,7 +286,7 @@ class QueueEngine:
 
     def _window(self, number: int) -> WindowState:
         window = self.state.windows.get(number)
-        if window is None:
+        if window is None or number not in self._windows_cfg:  # also one removed from the configuration
             raise Refused("queue.unknown_window", window=number)
         return window
 
@@ -335,8 +340,9 @@ class QueueEngine:
                 record.window = event.window
                 record.called_at = event.at
                 record.directed_window = None
-                self._pace[record.service_id].add(event.at)
-                window = state.windows[event.window]
+                if (pace := self._pace.get(record.service_id)) is not None:
+                    pace.add(event.at)
+                window = self._window_state(event.window)
                 window.current = record.ticket.id
                 if record.ticket.priority is Priority.NORMAL:
                     window.priority_streak = 0
@@ -346,7 +352,7 @@ class QueueEngine:
                 pass
             case TicketSkipped():
                 record = state.tickets[event.ticket_id]
-                state.windows[event.window].current = None
+                self._window_state(event.window).current = None
                 record.skips += 1
                 record.window = None
                 if event.requeued:
@@ -355,7 +361,7 @@ class QueueEngine:
                     record.state = TicketState.NO_SHOW
             case TicketTransferred():
                 record = state.tickets[event.ticket_id]
-                state.windows[event.window].current = None
+                self._window_state(event.window).current = None
                 record.service_id = event.to_service
                 record.directed_window = event.to_window
                 record.window = None
@@ -366,21 +372,30 @@ class QueueEngine:
             case TicketCompleted():
                 record = state.tickets[event.ticket_id]
                 record.state = TicketState.DONE
-                window = state.windows[event.window]
+                window = self._window_state(event.window)
                 window.current = None
                 # A clock stepped back must not feed a negative duration into the estimate.
                 seconds = max(0.0, (event.at - event.called_at).total_seconds())
                 window.served += 1
                 window.service_seconds += seconds
-                self._times[event.service_id].add(seconds)
+                if (times := self._times.get(event.service_id)) is not None:
+                    times.add(seconds)
             case WindowPaused():
-                state.windows[event.window].paused = True
+                self._window_state(event.window).paused = True
             case WindowResumed():
-                state.windows[event.window].paused = False
+                self._window_state(event.window).paused = False
             case StaffChanged():
-                state.windows[event.window].staff_id = event.staff_id
+                self._window_state(event.window).staff_id = event.staff_id
             case _:
                 assert_never(event)
+
+    def _window_state(self, number: int) -> WindowState:
+        """A window's state, made up for a window the log names but the configuration no longer
+        has (it was removed since): replaying an old log must not stop the hub from starting."""
+        window = self.state.windows.get(number)
+        if window is None:
+            window = self.state.windows[number] = WindowState(number=number, open=False, staff_id=None)
+        return window
 
     def _enqueue(self, record: TicketRecord, at: datetime) -> None:
         record.state = TicketState.WAITING
@@ -461,13 +476,15 @@ class QueueEngine:
         return ahead
 
     def windows_for(self, service_id: str) -> list[int]:
-        return self._windows_for[service_id]
+        return self._windows_for.get(service_id, [])
 
     def estimated_wait_seconds(self, service_id: str, ahead: int) -> float:
         usable = [n for n in self.windows_for(service_id) if self._window_usable(n)]
         all_busy = bool(usable) and all(self.state.windows[n].current is not None for n in usable)
-        return estimated_wait_seconds(ahead, self._times[service_id].mean, len(usable), all_busy,
-                                      self._pace[service_id].interval)
+        times, pace = self._times.get(service_id), self._pace.get(service_id)
+        if times is None or pace is None:  # a service removed from the configuration since
+            return 0.0
+        return estimated_wait_seconds(ahead, times.mean, len(usable), all_busy, pace.interval)
 
     def ticket_view(self, ticket_id: str) -> TicketView:
         record = self.state.tickets[ticket_id]
@@ -477,7 +494,8 @@ class QueueEngine:
             public_id=record.ticket.public_id,
             number=record.ticket.number,
             service_id=record.service_id,
-            service_name=self._services[record.service_id].name,
+            service_name=self._services[record.service_id].name if record.service_id in self._services
+            else record.service_id,
             state=record.state,
             priority=record.ticket.priority,
             channel=record.ticket.channel,
@@ -505,7 +523,8 @@ class QueueEngine:
     def service_queues(self, now: datetime) -> list[ServiceQueueView]:
         per_service: dict[str, list[TicketRecord]] = {s: [] for s in self._services}
         for record in self.state.waiting.values():
-            per_service[record.service_id].append(record)
+            if record.service_id in per_service:  # not a service removed since
+                per_service[record.service_id].append(record)
         views = []
         for service in self.config.services:
             waiting = per_service[service.id]

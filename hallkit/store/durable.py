@@ -76,6 +76,7 @@ class DurableQueue:
         batch happened: the engine is rebuilt from the log and the error raised.
         """
         results: list[Outcome | Refused] = []
+        committed: list[Event] = []
         new_events: list[Event] = []
         new_replies: list[tuple[str, str, str]] = []
         answered: dict[str, tuple[str, Outcome]] = {}
@@ -83,25 +84,36 @@ class DurableQueue:
             try:
                 times = now if isinstance(now, Sequence) else [now] * len(commands)
                 for command, at in zip(commands, times, strict=True):
+                    at = at or self.clock()
+                    if new_replies and self.engine.opens_day(at):
+                        # Projectors read the engine's state of the day they project: one
+                        # transaction never holds the end of one business day and the next.
+                        self._commit(new_events, new_replies)
+                        committed += new_events
+                        new_events, new_replies = [], []
                     results.append(self._run(command, at, answered, new_events, new_replies))
                 if new_replies:
-                    with self.store.transaction() as conn:
-                        EventStore.append(conn, new_events)
-                        for request_id, action, reply in new_replies:
-                            EventStore.remember(conn, request_id, action, reply)
-                        for project in self.projectors:
-                            project(conn, new_events)
+                    self._commit(new_events, new_replies)
+                    committed += new_events
             except BaseException:
                 # The engine may hold events that did not reach the disk: rebuild it from the log.
                 self._replay()
                 raise
-        if new_events:
+        if committed:
             for listener in self.listeners:
                 try:
-                    listener(new_events)
+                    listener(committed)
                 except Exception:
                     log.exception("event listener failed")
         return results
+
+    def _commit(self, events: list[Event], replies: list[tuple[str, str, str]]) -> None:
+        with self.store.transaction() as conn:
+            EventStore.append(conn, events)
+            for request_id, action, reply in replies:
+                EventStore.remember(conn, request_id, action, reply)
+            for project in self.projectors:
+                project(conn, events)
 
     def _run(
         self,
