@@ -229,3 +229,20 @@ def test_request_timeout_when_no_hub(mosquitto):
     with HallClient(mosquitto.address, "nobody", "kiosk-1") as kiosk:
         with pytest.raises(HubError, match="No answer from the hub"):
             kiosk.request(TakeTicket(service_id="social"), timeout=0.5)
+
+
+def test_a_poison_payload_fails_only_itself(hub, mosquitto):
+    """Absurd nesting or numbers are refused as not-JSON; the rest of the burst is served."""
+    errors: list[ErrorNotice] = []
+    replies: list[dict] = []
+    client = _raw_client(mosquitto, errors, replies)
+    topics = Topics("test-hall")
+    valid = json.dumps({"v": 1, "device": "kiosk-1", "reply_to": topics.reply("kiosk-1"),
+                        "command": {"action": "take", "service_id": "social", "request_id": "after-poison"}})
+    hub.handle_batch([(topics.command("kiosk-1"), b"[" * 100_000),
+                      (topics.command("kiosk-1"), b'{"v": ' + b"9" * 5000 + b"}"),
+                      (topics.command("kiosk-1"), valid.encode())])
+    wait_for(lambda: len(errors) >= 2 and replies)
+    assert [e.reason for e in errors] == ["hub.not_json", "hub.not_json"]
+    assert replies[0]["request_id"] == "after-poison" and replies[0]["ok"]
+    client.loop_stop()
