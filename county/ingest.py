@@ -47,6 +47,7 @@ class _Message:
     mid: int
     topic: str
     payload: bytes
+    qos: int
 
 
 class Ingest:
@@ -97,7 +98,7 @@ class Ingest:
         log.info(bilingual("county.ingest.connected", broker=self.broker.url, group=self.group))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.mid, message.topic, message.payload))
+        self._inbox.put(_Message(message.mid, message.topic, message.payload, message.qos))
 
     # ---- the writer thread -----------------------------------------------------------------
 
@@ -116,11 +117,20 @@ class Ingest:
                     group.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
-            parsed = [parse(m.topic, m.payload) for m in group]
-            if not self._store(group, parsed):
-                return  # stopping while PostgreSQL was away: unacknowledged, the broker keeps them
+            try:
+                parsed = [parse(m.topic, m.payload) for m in group]
+                if not self._store(group, parsed):
+                    return  # stopping while PostgreSQL was away: unacknowledged, the broker keeps them
+            except Exception as exc:  # a bug must not stop the writer: keep the group, in quarantine
+                log.exception("unexpected failure ingesting %d messages", len(group))
+                rejects: list[Parsed] = [Rejected(m.topic, m.payload, "county.quarantine.internal",
+                                                  f"{type(exc).__name__}: {exc}"[:300]) for m in group]
+                if not self._with_database(lambda conn: write(conn, rejects)):
+                    return
+                self.quarantined += len(rejects)
             for message in group:
-                self.client.ack(message.mid, 1)
+                if message.qos > 0:  # QoS 0 has nothing to acknowledge
+                    self.client.ack(message.mid, message.qos)
             self.messages += len(group)
 
     def _store(self, group: list[_Message], parsed: list[Parsed]) -> bool:

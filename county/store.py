@@ -63,7 +63,7 @@ def parse(topic: str, payload: bytes) -> Parsed:
         return Rejected(topic, payload, "county.quarantine.unknown_kind", str(parts.kind)[:64])
     try:
         json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad bytes or JSON, absurd numbers or nesting
         return Rejected(topic, payload, "county.quarantine.not_json", str(exc)[:300])
     try:
         model = UplinkStatus.model_validate_json(payload) if parts.leaf == "status" else UP_BATCH.validate_json(payload)

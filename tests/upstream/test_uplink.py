@@ -127,15 +127,16 @@ def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broke
                                    update={"resident_hash": None}).model_dump_json())])
         publish(county_broker, [(UP.up(UpKind.RATING), again), (UP.up(UpKind.RATING), again),
                                 (UP.up(UpKind.RATING), also), (UP.up(UpKind.RATING), b"\xff not json"),
+                                (UP.up(UpKind.RATING), b"[" * 100_000),
                                 (f"{UP.base}/up/photo", b"{}"), (UP.up(UpKind.RATING), identifying),
                                 (UP.up(UpKind.RATING), foreign)])
-        wait_for(lambda: county_count(county_db, "SELECT count(*) FROM quarantine") == 4, timeout=20)
+        wait_for(lambda: county_count(county_db, "SELECT count(*) FROM quarantine") == 5, timeout=20)
         with psycopg.connect(county_db) as conn:
             reasons = sorted(r[0] for r in conn.execute("SELECT reason FROM quarantine"))
             detail = conn.execute("SELECT detail FROM quarantine WHERE reason = 'county.quarantine.invalid'").fetchone()
             assert conn.execute("SELECT count(*) FROM messages WHERE msg_id IN ('dup-1', 'dup-2')").fetchone() == (2,)
             assert conn.execute("SELECT count(*) FROM ratings").fetchone() == (COUNT,)
-        assert reasons == ["county.quarantine.invalid", "county.quarantine.not_json",
+        assert reasons == ["county.quarantine.invalid", "county.quarantine.not_json", "county.quarantine.not_json",
                            "county.quarantine.topic_mismatch", "county.quarantine.unknown_kind"]
         assert detail is not None and "resident_hash" in detail[0]
     finally:
