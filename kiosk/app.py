@@ -57,8 +57,9 @@ STAFF_TAPS = 5
 STAFF_TAP_SECONDS = 4.0
 """The hidden staff gesture: this many taps on the hall's name within this many seconds."""
 CARD_HINT_SECONDS = 4.0
-PERSONAL_SCREENS = frozenset({"ticket", "no_paper", "refused"})
-"""Screens about one resident's ticket: a new card placed there starts a new visit."""
+PERSONAL_SCREENS = frozenset({"ticket", "no_paper", "refused", "hub_down"})
+"""Screens about one resident's ticket: a new card placed there starts a new visit (on hub_down
+that drops the previous resident's pending request, so its retry cannot carry a new card)."""
 
 
 def deliver(call: Callable[[], None]) -> None:
