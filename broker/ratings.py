@@ -61,6 +61,8 @@ class RatingsPart:
             if device.kind is DeviceKind.PAD and device.window is not None:
                 self.pads.setdefault(device.window, []).append(device)
         self.prompts: dict[int, RatingPrompt] = {}
+        # Queue listeners set prompts on the hub's worker thread; ratings and the sweep remove them.
+        self._prompts_lock = threading.Lock()
         self.accepted = 0
         self.refusals: Counter[str] = Counter()
         self.clock = utcnow
@@ -135,15 +137,18 @@ class RatingsPart:
             if isinstance(event, TicketCompleted):
                 # The prompt stays when the next resident is called: the one served may still be rating,
                 # and the rating binds to the event, not to whoever stands at the window now.
-                self.prompts[window] = self._prompt(event)
+                with self._prompts_lock:
+                    self.prompts[window] = self._prompt(event)
         for window in windows:
             self._publish_screen(window)
 
     def _prompt(self, done: TicketCompleted) -> RatingPrompt:
-        ticket = self.hub.queue.engine.state.tickets[done.ticket_id].ticket
+        # The ticket's number is the tail of its id: the engine may have opened a new day (and
+        # forgotten yesterday's tickets) by the time this listener runs.
+        number = done.ticket_id.rsplit("-", 1)[-1]
         staff = self.config.staff_member(done.staff_id) if done.staff_id else None
         until = done.at.timestamp() + self.config.rating.pad_timeout_seconds
-        return RatingPrompt(service_event_id=done.id, ticket_number=ticket.number,
+        return RatingPrompt(service_event_id=done.id, ticket_number=number,
                             service_name=self.config.service(done.service_id).name,
                             staff_name=staff.name if staff else None,
                             until=datetime.fromtimestamp(until, UTC), tags=self.config.rating.bad_reason_tags)
@@ -255,7 +260,7 @@ class RatingsPart:
                 case_id = case.case_id
             prompt = self.prompts.get(event.window)
             if prompt is not None and prompt.service_event_id == event.service_event_id:
-                self.prompts.pop(event.window, None)
+                self._drop_prompt(event.window, prompt)
                 window = event.window
         if window is not None:
             self._publish_screen(window)
@@ -319,8 +324,14 @@ class RatingsPart:
             # A prompt that ran out should leave the pads' screens, even if nothing else happens.
             for window, prompt in list(self.prompts.items()):
                 if prompt.until <= self.clock():
-                    self.prompts.pop(window, None)
+                    self._drop_prompt(window, prompt)
                     self._publish_screen(window)
+
+    def _drop_prompt(self, window: int, prompt: RatingPrompt) -> None:
+        """Remove ``prompt``, but not the next resident's, set meanwhile by the queue's listener."""
+        with self._prompts_lock:
+            if self.prompts.get(window) is prompt:
+                del self.prompts[window]
 
 
 class _Answer:
