@@ -18,6 +18,8 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
 from broker.contract import (
+    AppointmentList,
+    AppointmentQuery,
     CaseStepRequest,
     CommandReply,
     CommandRequest,
@@ -44,7 +46,7 @@ class HubError(Exception):
 @dataclass
 class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
-    reply: CommandReply | RatingReply | None = None
+    reply: CommandReply | RatingReply | AppointmentList | None = None
 
 
 class HallClient:
@@ -68,13 +70,14 @@ class HallClient:
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._subscriptions = [self.topics.reply(device_id), self.topics.rating_reply(device_id),
-                               *(topic for topic, _ in extra)]
+                               self.topics.appointment_reply(device_id), *(topic for topic, _ in extra)]
         self.client = make_client(broker, client_id=f"{device_id}-{new_id()[:8]}", will=will)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self.ready.clear()
         self.client.on_subscribe = lambda *_: self.ready.set()
         self.client.message_callback_add(self.topics.reply(device_id), self._on_reply(CommandReply))
         self.client.message_callback_add(self.topics.rating_reply(device_id), self._on_reply(RatingReply))
+        self.client.message_callback_add(self.topics.appointment_reply(device_id), self._on_reply(AppointmentList))
         for topic, callback in extra:
             self.client.message_callback_add(topic, callback)
 
@@ -108,7 +111,7 @@ class HallClient:
         if not reason.is_failure:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
 
-    def _on_reply(self, model: type[CommandReply] | type[RatingReply]) -> mqtt.CallbackOnMessage:
+    def _on_reply(self, model: type[CommandReply] | type[RatingReply] | type[AppointmentList]) -> mqtt.CallbackOnMessage:
         def on_reply(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
             try:
                 reply = model.model_validate_json(message.payload)
@@ -121,7 +124,8 @@ class HallClient:
                 pending.done.set()
         return on_reply
 
-    def _ask(self, topic: str, request: BaseModel, request_id: str, timeout: float) -> CommandReply | RatingReply:
+    def _ask(self, topic: str, request: BaseModel, request_id: str,
+             timeout: float) -> CommandReply | RatingReply | AppointmentList:
         """Publish ``request`` and wait for the reply naming ``request_id`` (a retry may reuse it)."""
         pending = _Pending()
         with self._lock:
@@ -149,6 +153,14 @@ class HallClient:
                                 submission=submission)
         reply = self._ask(self.topics.rating_submit(self.device_id), request, submission.request_id, timeout)
         assert isinstance(reply, RatingReply)
+        return reply
+
+    def appointments(self, id_hash: str, timeout: float = 5.0) -> AppointmentList:
+        """Today's appointments of the resident whose card gave ``id_hash``, not yet checked in."""
+        query = AppointmentQuery(device=self.device_id, reply_to=self.topics.appointment_reply(self.device_id),
+                                 request_id=new_id(), id_hash=id_hash)
+        reply = self._ask(self.topics.appointment_query(self.device_id), query, query.request_id, timeout)
+        assert isinstance(reply, AppointmentList)
         return reply
 
     def record_step(self, step: CaseStepCommand, timeout: float = 5.0) -> RatingReply:

@@ -184,6 +184,33 @@ class PadScreen(_Payload):
 # ---- dashboard alerts --------------------------------------------------------------------------
 
 
+class AppointmentQuery(_Payload):
+    """A kiosk asks which of today's appointments a resident has, by the card's keyed hash."""
+
+    reply_to: str = Field(min_length=1, max_length=200, description="the sender's appointment reply topic")
+    request_id: str = Field(min_length=1, max_length=64)
+    id_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="keyed hash of the ID number (never the number)")
+
+
+class AppointmentView(BaseModel):
+    """One booked visit, as the kiosk offers it for check-in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    appointment_id: str
+    service_id: str
+    service_name: str
+    starts: datetime
+    ends: datetime
+
+
+class AppointmentList(_Payload):
+    """The hub's answer: the resident's appointments today not yet checked in (possibly none)."""
+
+    request_id: str
+    appointments: list[AppointmentView]
+
+
 class AlertNotice(_Payload):
     """The manager's dashboard raised or cleared an alert (long queue, device offline, case due …)."""
 
@@ -269,6 +296,22 @@ class Topics:
     def alert(self, device: str) -> str:
         return f"{self.base}/dev/{device}/alert"
 
+    def appointment_query(self, device: str) -> str:
+        return f"{self.base}/appt/{device}"
+
+    @property
+    def appointment_queries(self) -> str:
+        return f"{self.base}/appt/+"
+
+    def appointment_reply(self, device: str) -> str:
+        return f"{self.base}/appt-reply/{device}"
+
+    @staticmethod
+    def device_of_appointment(topic: str) -> str:
+        """The device id segment of an ``appt/<device>`` topic."""
+        parts = topic.split("/")
+        return parts[4] if len(parts) == 5 and parts[3] == "appt" else ""
+
     @staticmethod
     def device_of(topic: str) -> str:
         """The device id segment of a ``cmd/<device>`` or ``dev/<device>/…`` topic."""
@@ -315,6 +358,10 @@ TOPICS: list[TopicSpec] = [
               subscribers="that pad", qos=1, retained=True),
     TopicSpec(pattern="hall/v1/{hall}/dev/{device}/alert", payload="AlertNotice", publisher="dashboard",
               subscribers="county uplink, installers (mosquitto_sub)", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/appt/{device}", payload="AppointmentQuery", publisher="kiosk, counter",
+              subscribers="hub", qos=1, retained=False),
+    TopicSpec(pattern="hall/v1/{hall}/appt-reply/{device}", payload="AppointmentList", publisher="hub",
+              subscribers="the requesting device", qos=1, retained=False),
 ]
 
 PAYLOADS: dict[str, type[BaseModel]] = {
@@ -329,4 +376,6 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "RatingReply": RatingReply,
     "PadScreen": PadScreen,
     "AlertNotice": AlertNotice,
+    "AppointmentQuery": AppointmentQuery,
+    "AppointmentList": AppointmentList,
 }

@@ -80,6 +80,8 @@ def acl_text(config: HallConfig) -> str:
         f"pattern write {base}/rating/case/%u",
         f"pattern read {base}/rating/reply/%u",
         f"pattern read {base}/pad/%u/screen",
+        f"pattern write {base}/appt/%u",
+        f"pattern read {base}/appt-reply/%u",
     ]
     return "\n".join(lines) + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hallkit.config import HallConfig
 
+from broker.appointments import AppointmentsPart
 from broker.hub import HubPart
 from broker.outbox import Outbox
 from broker.ratings import RatingsPart
@@ -12,6 +13,7 @@ from broker.ratings import RatingsPart
 def hub_parts(config: HallConfig) -> list[HubPart]:
     parts: list[HubPart] = []
     parts.append(RatingsPart(config))
+    parts.append(AppointmentsPart(config))
     if config.upstream is not None:
         parts.append(Outbox(config, config.upstream))
     return parts

@@ -22,6 +22,7 @@ from hallkit import __version__
 PARTS = (
     "hallkit.commands",
     "broker.cli",
+    "broker.appointments_cli",
     "devices.idcard.cli",
     "devices.printer.cli",
     "county.cli",

@@ -39,7 +39,7 @@ def test_topic_builders_match_the_patterns():
     built = {topics.command("d"), topics.reply("d"), topics.queue_state, topics.event("e"),
              topics.device_status("d"), topics.hub_status, topics.errors, topics.rating_submit("d"),
              topics.case_step("d"), topics.rating_reply("d"), topics.pad_screen("d"),
-             topics.alert("d")}
+             topics.alert("d"), topics.appointment_query("d"), topics.appointment_reply("d")}
     patterns = {s.pattern.format(hall="h1", device="d", event_type="e") for s in TOPICS}
     assert built == patterns
     assert Topics.device_of("hall/v1/h1/cmd/kiosk-1") == "kiosk-1"
