@@ -81,6 +81,7 @@ class QueueSnapshot(_Payload):
     """Retained: the queue as the hall sees it now (lengths per service, windows now calling)."""
 
     hall: str
+    hall_name: str = Field("", description="the hall's name, for boards and status lines")
     day: str | None
     services: list[ServiceQueueView]
     windows: list[WindowView]

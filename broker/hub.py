@@ -356,7 +356,8 @@ class Hub:
             windows = [w.model_copy(update={"ticket": None, "served_today": 0, "mean_service_seconds": None})
                        for w in windows]
             day = today
-        return QueueSnapshot(device=HUB_DEVICE, hall=self.config.hall.id, day=day.isoformat() if day else None,
+        return QueueSnapshot(device=HUB_DEVICE, hall=self.config.hall.id, hall_name=self.config.hall.name,
+                             day=day.isoformat() if day else None,
                              services=services, windows=windows,
                              waiting_total=sum(s.waiting for s in services))
 

@@ -19,7 +19,7 @@ def render_status(status: HallStatus) -> str:
     lines: list[str] = []
     queue = status.queue
     if queue is not None:
-        lines.append(bilingual("status.title", hall=queue.hall, hall_id=status.hall, day=queue.day or ""))
+        lines.append(bilingual("status.title", hall=queue.hall_name or queue.hall, hall_id=status.hall, day=queue.day or ""))
     if status.hub is None:
         lines.append(bilingual("status.hub_unknown"))
     elif status.hub.state == "online":
