@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from kivy.lang import Builder
 from kivy.properties import (
     BooleanProperty,
     DictProperty,
+    ListProperty,
     NumericProperty,
     ObjectProperty,
     OptionProperty,
@@ -31,7 +33,7 @@ from kivy.properties import (
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from broker.client import HubError
-from broker.contract import CommandReply, QueueSnapshot, Refusal
+from broker.contract import AppointmentList, AppointmentView, CommandReply, QueueSnapshot, Refusal
 from broker.mqtt import BrokerAddress
 from devices.idcard.problems import IdCardError
 from devices.idcard.records import ResidentRecord
@@ -44,7 +46,7 @@ from kiosk import theme, widgets  # noqa: F401 - widgets registers the classes t
 from kiosk.catalog import ServiceGroup, group_services
 from kiosk.devices import KioskDevices
 from kiosk.feed import HallFeed
-from kiosk.hub import Answer, HubLink
+from kiosk.hub import Answer, AppointmentsAnswer, HubLink
 from kiosk.screens import screen_class
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,9 @@ STAFF_TAPS = 5
 STAFF_TAP_SECONDS = 4.0
 """The hidden staff gesture: this many taps on the hall's name within this many seconds."""
 CARD_HINT_SECONDS = 4.0
+CHECK_IN_PREFIX = "appt-"
+"""Request id of an appointment's check-in: ``appt-<appointment id>``, so a second check-in of the
+same appointment (another kiosk, a retry) gets the same ticket from the hub, never a second one."""
 PERSONAL_SCREENS = frozenset({"ticket", "no_paper", "refused", "hub_down"})
 """Screens about one resident's ticket: a new card placed there starts a new visit (on hub_down
 that drops the previous resident's pending request, so its retry cannot carry a new card)."""
@@ -79,6 +84,9 @@ class KioskApp(App):
     resident = ObjectProperty(None, allownone=True)
     """The card's :class:`ResidentRecord` (masked name, age, keyed hash), dropped at idle."""
     card_hint = StringProperty("")
+    appointments = ListProperty([])
+    """The card holder's appointments today not yet checked in (:class:`AppointmentView`), from the hub."""
+    appointment_lookup = OptionProperty("none", options=["none", "asking", "done", "failed"])
     card_error = ObjectProperty(None, allownone=True)
     group = ObjectProperty(None, allownone=True)
     service_id = StringProperty("")
@@ -119,6 +127,8 @@ class KioskApp(App):
         self._pending: TakeTicket | None = None
         self._staff_taps: list[float] = []
         self._card_screen_from = "home"
+        self._visit = 0
+        """Grows with each card and each reset: an appointment list for an earlier visit is dropped."""
         self.tapped_at: float | None = None
         """When the last ticket was asked for (``time.monotonic``), for the tap-to-ticket latency."""
         self.ticket_shown_at: float | None = None
@@ -130,7 +140,7 @@ class KioskApp(App):
         self.manager = ScreenManager(transition=NoTransition())
         self.bind(elder=self._elder_changed, lang=self._refresh_current, ticket=self._ticket_texts)
         self.bind(lang=self._ticket_texts, agent=self._status, hub_online=self._status)
-        self.bind(lang=self._status)
+        self.bind(lang=self._status, hub_online=self._hub_back)
         self._elder_changed()
         self._status()
         self.idle_timer = Clock.create_trigger(self._idle_reset, self.hall.kiosk.idle_seconds)
@@ -177,6 +187,9 @@ class KioskApp(App):
     def reset_session(self) -> None:
         """Drop everything about the resident: card record, ticket, choices; back to home."""
         self._pending = None
+        self._visit += 1
+        self.appointments = []
+        self.appointment_lookup = "none"
         self.resident = None
         self.card_error = None
         self.card_hint = ""
@@ -198,7 +211,7 @@ class KioskApp(App):
         self.reset_session()
 
     def _tick(self, *_: object) -> None:
-        self.clock = time.strftime("%H:%M")
+        self.clock = datetime.now(self.hall.hall.zone).strftime("%H:%M")  # the hall's time, as on tickets
 
     def _elder_changed(self, *_: object) -> None:
         self.scale = theme.ELDER_SCALE if self.elder else 1.0
@@ -270,17 +283,38 @@ class KioskApp(App):
         self.service_id = service_id
         self.show("guide")
 
+    def check_in(self, appointment: AppointmentView) -> None:
+        """The resident tapped one of their appointments: confirm it like any ticket."""
+        self.choose_service(appointment.service_id)
+
+    def appointment_for(self, service_id: str) -> AppointmentView | None:
+        """The card holder's appointment for this service today, if any: taking it is the check-in."""
+        if self.resident is None:
+            return None
+        return next((a for a in self.appointments if a.service_id == service_id), None)
+
+    def slot_text(self, appointment: AppointmentView) -> str:
+        """The booked time as the hall reads it, ``09:00–09:30``."""
+        zone = self.hall.hall.zone
+        starts, ends = (t.astimezone(zone) if t.tzinfo is not None else t
+                        for t in (appointment.starts, appointment.ends))
+        return f"{starts:%H:%M}–{ends:%H:%M}"
+
     def take_ticket(self) -> None:
         """Ask the hub for a ticket for the chosen service, from the hub link's thread."""
         if self.busy or not self.service_id:
             return
         resident: ResidentRecord | None = self.resident
-        self._pending = TakeTicket(
-            service_id=self.service_id,
-            channel=Channel.AGENT if self.agent else Channel.KIOSK,
-            priority=Priority.PRIORITY if resident is not None and resident.elderly else Priority.NORMAL,
-            id_hash=resident.id_hash if resident is not None else None,
-        )
+        appointment = self.appointment_for(self.service_id)
+        if resident is not None and appointment is not None:
+            self._pending = check_in_command(appointment, resident)
+        else:
+            self._pending = TakeTicket(
+                service_id=self.service_id,
+                channel=Channel.AGENT if self.agent else Channel.KIOSK,
+                priority=Priority.PRIORITY if resident is not None and resident.elderly else Priority.NORMAL,
+                id_hash=resident.id_hash if resident is not None else None,
+            )
         self.hub_attempts = 0
         self.tapped_at = time.monotonic()
         self._send()
@@ -306,6 +340,10 @@ class KioskApp(App):
             Clock.schedule_once(self._retry, RETRY_SECONDS)
             return
         self._pending = None
+        if answer.ok and request_id.startswith(CHECK_IN_PREFIX):
+            # Checked in: not offered again in this visit (the hub leaves it out of later look-ups).
+            self.appointments = [a for a in self.appointments
+                                 if CHECK_IN_PREFIX + a.appointment_id != request_id]
         self._replied(answer)
 
     def _retry(self, *_: object) -> None:
@@ -369,10 +407,32 @@ class KioskApp(App):
             self.reset_session()
         self.resident = record
         self.card_hint = ""
+        self._look_up_appointments(record)
         if self.current == "card_problem":
             self.show(self._card_screen_from)
         else:
             self._refresh_current()
+
+    def _look_up_appointments(self, record: ResidentRecord) -> None:
+        """Ask the hub (by the card's keyed hash) for the resident's appointments today."""
+        self._visit += 1
+        self.appointments = []
+        self.appointment_lookup = "asking"
+        self.hub.appointments(record.id_hash, partial(self._appointments_arrived, self._visit))
+
+    def _appointments_arrived(self, visit: int, answer: AppointmentsAnswer) -> None:
+        if visit != self._visit or self.resident is None:
+            return  # reset or another card since: this list belongs to nobody on the screen now
+        if isinstance(answer, HubError):
+            self.appointment_lookup = "failed"  # asked again when the hub is back
+            return
+        assert isinstance(answer, AppointmentList)
+        self.appointments = list(answer.appointments)
+        self.appointment_lookup = "done"
+
+    def _hub_back(self, *_: object) -> None:
+        if self.hub_online and self.appointment_lookup == "failed" and self.resident is not None:
+            self._look_up_appointments(self.resident)
 
     def card_problem(self, error: IdCardError) -> None:
         self.idle_timer()
@@ -390,3 +450,11 @@ class KioskApp(App):
     def leave_card_problem(self) -> None:
         self.card_error = None
         self.show(self._card_screen_from)
+
+
+def check_in_command(appointment: AppointmentView, resident: ResidentRecord) -> TakeTicket:
+    """The ticket that checks an appointment in: channel and priority ``appointment``; the request id
+    comes from the appointment, so checking in twice returns the first ticket."""
+    return TakeTicket(service_id=appointment.service_id, channel=Channel.APPOINTMENT,
+                      priority=Priority.APPOINTMENT, id_hash=resident.id_hash,
+                      request_id=CHECK_IN_PREFIX + appointment.appointment_id)

@@ -34,9 +34,10 @@ class Banner(Body):
 
 
 class BigButton(ButtonBehavior, Label):
-    """A flat, rounded button at least 96 dp high: primary (filled), secondary (outlined) or warn."""
+    """A flat, rounded button at least 96 dp high: primary (filled), secondary (outlined), warn, or
+    accent (yellow with dark text: the one thing on the screen meant for this resident)."""
 
-    kind = OptionProperty("primary", options=["primary", "secondary", "warn"])
+    kind = OptionProperty("primary", options=["primary", "secondary", "warn", "accent"])
     min_height = NumericProperty(96)
     scaled = BooleanProperty(True)
     """Grows with elder mode; the header's buttons do not, so the header keeps its height."""

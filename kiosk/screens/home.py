@@ -1,29 +1,42 @@
-"""Home: the hall's services grouped by window, the card prompt, guides, staff board, agent entry."""
+"""Home: the hall's services grouped by window, the card prompt and the card holder's appointments,
+guides, staff board, agent entry."""
 
 from __future__ import annotations
 
-from kivy.properties import NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from kiosk.catalog import ServiceGroup, page_count, page_of
 from kiosk.screens.base import KioskScreen
-from kiosk.widgets import BigButton
+from kiosk.widgets import BigButton, Body
 
 GROUPS_PER_PAGE = {False: 6, True: 4}
 """Window tiles a page: 3×2, or 2×2 in elder mode."""
+OFFERS = {False: 3, True: 2}
+"""Appointments offered as buttons (more are rare: the rest are named in one line)."""
 
 
 class HomeScreen(KioskScreen):
     page = NumericProperty(0)
     card_text = StringProperty("")
+    focus = BooleanProperty(False)
+    """The card holder has appointments today: home shows them (and "other business") instead of the
+    window tiles, so every button stays big in elder mode too."""
 
     def on_kv_post(self, *_: object) -> None:
         self._tiles: list[tuple[BigButton, ServiceGroup]] = []
         self._built: tuple[object, ...] = ()
-        self.app.bind(resident=self._card_changed, card_hint=self._card_changed, waiting=self._waiting_changed)
+        self._offered: tuple[object, ...] = ()
+        self._others_for: tuple[str, ...] | None = None
+        """The appointments for which the resident chose "other business" (the tiles come back)."""
+        self.app.bind(resident=self._card_changed, card_hint=self._card_changed, waiting=self._waiting_changed,
+                      appointments=self._offers_changed)
+        self.app.bind(resident=self._resident_changed)
+        self.bind(focus=self._card_changed)
 
     def refresh(self) -> None:
         app = self.app
         self._card_changed()
+        self._offers_changed()
         # New widgets render their text at a provisional size first: rebuild only when needed.
         built = (self.page, app.elder, app.lang, app.generation)
         if built == self._built:
@@ -68,9 +81,49 @@ class HomeScreen(KioskScreen):
         elif record is None:
             self.card_text = app.t("kiosk.home.card_prompt", age=app.hall.queue.elderly_age)
         else:
-            follow = "kiosk.home.card_priority" if record.elderly else "kiosk.home.card_regular"
+            if self.focus:
+                follow = (app.t("kiosk.appointment.priority") + " · " if record.elderly else "") \
+                    + app.t("kiosk.appointment.banner")
+            else:
+                follow = app.t("kiosk.home.card_priority" if record.elderly else "kiosk.home.card_regular")
             self.card_text = "\n".join((app.t("kiosk.home.card_read", name=record.name_masked, age=record.age),
-                                        app.t(follow) + "　" + app.t("kiosk.home.no_appointments")))
+                                        follow))
+
+    def _offers_changed(self, *_: object) -> None:
+        """One button for each of the card holder's appointments today: a tap confirms the check-in."""
+        app = self.app
+        ids = tuple(a.appointment_id for a in app.appointments)
+        self.focus = bool(ids) and self._others_for != ids
+        offered = (ids, self.focus, app.elder, app.lang, app.generation)
+        if offered == self._offered:
+            return
+        self._offered = offered
+        box = self.ids.offers
+        box.clear_widgets()
+        if not self.focus:
+            return
+        shown = app.appointments[:OFFERS[app.elder]]
+        for appointment in shown:
+            button = BigButton(kind="accent", text=app.t("kiosk.appointment.offer", service=appointment.service_name,
+                                                          slot=app.slot_text(appointment)))
+            button.bind(on_release=lambda _b, a=appointment: app.check_in(a))
+            box.add_widget(button)
+        if len(app.appointments) > len(shown):
+            box.add_widget(Body(text=app.t("kiosk.appointment.more", count=len(app.appointments) - len(shown))))
+        others = BigButton(kind="secondary", text=app.t("kiosk.appointment.others"))
+        others.bind(on_release=lambda _b: self.show_others())
+        box.add_widget(others)
+        self.ids["others"] = others
+
+    def _resident_changed(self, *_: object) -> None:
+        self._others_for = None  # a new card (or none): its appointments are offered first again
+        self._offers_changed()
+
+    def show_others(self) -> None:
+        """Other business than the appointments: the window tiles (a booked service chosen there is
+        still checked in as the appointment)."""
+        self._others_for = tuple(a.appointment_id for a in self.app.appointments)
+        self._offers_changed()
 
     def open_guides(self) -> None:
         self.app.group = None

@@ -22,6 +22,7 @@ from typing import Any
 
 from broker.hub import Hub
 from broker.mqtt import BrokerAddress, parse_broker_url
+from broker.parts import hub_parts
 from devices.idcard.simulator import IdCardSimulator
 from devices.printer.simulator import PrinterSimulator
 from hallkit.config import HallConfig, parse_config
@@ -235,7 +236,8 @@ class Context:
     shots: list[dict[str, object]] = field(default_factory=list)
 
     def start_hub(self) -> Hub:
-        self.hub = Hub(self.config, self.broker, self.work / "hub", synchronous="normal")
+        self.hub = Hub(self.config, self.broker, self.work / "hub", synchronous="normal",
+                       parts=hub_parts(self.config))
         self.hub.start()
         return self.hub
 

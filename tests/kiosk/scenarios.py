@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from broker.appointments import add_appointment
 from broker.client import HallClient
 from hallkit.queue.models import CallNext, Recall, TakeTicket
 from kiosk.screens.base import KioskScreen
@@ -271,6 +273,122 @@ def staff_and_guides(ctx: Context) -> Scenario:
     ctx.result["agent_channel"] = str(hub_ticket(ctx, app.ticket.number).channel)
 
 
+def book(ctx: Context, card: str, service_id: str) -> datetime:
+    """An appointment today for the holder of a simulator card, kept in the hub by keyed hash only."""
+    assert ctx.hub is not None
+    now = datetime.now(ctx.config.hall.zone)
+    starts = now.replace(minute=now.minute // 30 * 30, second=0, microsecond=0)
+    with ctx.hub.queue.lock, ctx.hub.queue.store.transaction() as conn:
+        add_appointment(conn, ctx.config, ctx.idcard.card(card).holder.id_number, service_id, starts,
+                        starts + timedelta(minutes=30))
+    return starts
+
+
+def offers(ctx: Context) -> list[str]:
+    return texts(screen(ctx, "home").ids.offers)
+
+
+def lift_card(ctx: Context) -> Scenario:
+    """Take the card away long enough for the watcher to notice (two empty polls, 0.5 s apart)."""
+    ctx.idcard.remove()
+    yield 1.6
+
+
+def appointment_check_in(ctx: Context) -> Scenario:
+    """A card with an appointment today: offered on home, one tap and confirm check it in; again: same ticket."""
+    app = ctx.app
+    yield from ready(ctx)
+    starts = book(ctx, "elderly", "dibao")
+    ctx.result["slot"] = f"{starts:%H:%M}–{starts + timedelta(minutes=30):%H:%M}"
+    # A card without appointments: no offer, no appointment wording.
+    ctx.idcard.place("valid")
+    yield lambda: app.resident is not None and app.appointment_lookup == "done"
+    yield 0.2
+    plain = ctx.shot("home_card_no_appointment")
+    ctx.result.update(plain_offers=offers(ctx), plain_texts=plain["texts"])
+    yield from lift_card(ctx)
+    app.reset_session()
+    # The card of the resident who booked: the appointment is offered with the priority channel.
+    ctx.idcard.place("elderly")
+    yield lambda: app.resident is not None and app.appointment_lookup == "done"
+    yield 0.3
+    home = ctx.shot("home_appointment")
+    ctx.result.update(offers=offers(ctx), home_texts=home["texts"],
+                      offer_height=min(w.height for w in screen(ctx, "home").ids.offers.children))
+    # Elder mode and English: the offer follows, and the window tiles stay big enough to tap.
+    tap(screen(ctx, "home").ids.elder_button)
+    yield lambda: app.elder
+    yield 0.3
+    ctx.shot("home_appointment_elder")
+    tap(screen(ctx, "home").ids.lang_button)
+    yield lambda: app.lang == "en"
+    yield 0.3
+    ctx.result["english_offers"] = ctx.shot("home_appointment_elder_english") and offers(ctx)
+    ctx.result["elder_offer_height"] = min(w.height for w in screen(ctx, "home").ids.offers.children)
+    tap(screen(ctx, "home").ids.lang_button)
+    tap(screen(ctx, "home").ids.elder_button)
+    yield lambda: not app.elder and app.lang == "zh"
+    yield 0.3
+    # "Something else": the window tiles; the booked service chosen there is still the check-in.
+    tap(screen(ctx, "home").ids.others)
+    yield lambda: not screen(ctx, "home").focus
+    yield 0.3
+    ctx.result["others_texts"] = ctx.shot("home_appointment_others")["texts"]
+    tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
+    yield from arrive(ctx, "services")
+    tap(find_text(screen(ctx, "services"), "城乡最低生活保障对象认定"))
+    yield from arrive(ctx, "confirm")
+    ctx.result["confirm_by_service"] = texts(screen(ctx, "confirm"))
+    app.home()
+    yield from arrive(ctx, "home")
+    ctx.result["home_after_others"] = offers(ctx)
+    # A new visit with the same card: the offer first again; one tap, then confirm.
+    yield from lift_card(ctx)
+    app.reset_session()
+    ctx.idcard.place("elderly")
+    yield lambda: app.resident is not None and app.appointment_lookup == "done"
+    yield 0.3
+    tap(find_text(screen(ctx, "home").ids.offers, "点此签到"))
+    yield from arrive(ctx, "confirm")
+    yield 0.2
+    ctx.result["confirm_texts"] = ctx.shot("confirm_appointment")["texts"]
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "ticket")
+    yield 0.3
+    ctx.result["ticket_texts"] = ctx.shot("ticket_appointment")["texts"]
+    view = app.ticket
+    issued = hub_ticket(ctx, view.number)
+    ctx.result.update(number=view.number, priority=str(issued.priority), channel=str(issued.channel),
+                      service=issued.service_id, id_hash_matches=issued.id_hash == app.resident.id_hash)
+    record = app.resident
+    checked_in = ctx.result["offered_id"] = ctx.hub.queue.store.conn.execute(
+        "SELECT appointment_id FROM appointments").fetchone()[0]
+    tap(screen(ctx, "ticket").ids.done)
+    yield from arrive(ctx, "home")
+    ctx.result["after_done"] = {"resident": app.resident is not None, "appointments": len(app.appointments)}
+    # The same card again: checked in, so no longer offered.
+    yield from lift_card(ctx)
+    ctx.idcard.place("elderly")
+    yield lambda: app.resident is not None and app.appointment_lookup == "done"
+    yield 0.2
+    ctx.result["offers_again"] = offers(ctx)
+    # A second check-in of the same appointment (another kiosk that offered it before): the same ticket.
+    from broker.contract import AppointmentView
+    from kiosk.app import check_in_command  # not at the top: kiosk.app opens Kivy's window
+
+    again = AppointmentView(appointment_id=checked_in, service_id="dibao", service_name="", starts=starts,
+                            ends=starts + timedelta(minutes=30))
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as other:
+        reply = other.request(check_in_command(again, record))
+    ctx.result["second_number"] = reply.outcome.ticket.number
+    ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
+    # Idle reset drops the appointments with the card record.
+    app.reset_session()
+    yield 0.2
+    ctx.result["after_reset"] = {"resident": app.resident is not None, "appointments": len(app.appointments)}
+    ctx.idcard.remove()
+
+
 def display(ctx: Context) -> Scenario:
     """The hall display shows a call within a second and speaks it (a WAV is written)."""
     app = ctx.app
@@ -303,5 +421,6 @@ SCENARIOS = {
     "bad_card": (bad_card, "kiosk"),
     "idle_reset": (idle_reset, "kiosk"),
     "staff_and_guides": (staff_and_guides, "kiosk"),
+    "appointment_check_in": (appointment_check_in, "kiosk"),
     "display": (display, "display"),
 }

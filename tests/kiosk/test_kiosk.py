@@ -78,6 +78,34 @@ def test_guides_staff_board_maintenance_and_agent_service(run_scenario):
     assert result["agent_channel"] == "agent"
 
 
+def test_appointment_check_in_by_the_card(run_scenario):
+    result = run_scenario("appointment_check_in")["result"]
+    # A card without appointments: the priority channel as before, no appointment wording.
+    assert result["plain_offers"] == []
+    assert not any("预约" in line for line in result["plain_texts"]), result["plain_texts"]
+    # The card of the resident who booked: the appointment offered as a big button.
+    assert result["offers"] == [f"您预约的 城乡最低生活保障对象认定 {result['slot']}，点此签到", "办理其他事项"]
+    assert any("长辈优先" in line and "您今天有预约" in line for line in result["home_texts"])
+    assert result["offer_height"] >= 96
+    assert result["english_offers"] == [f"Your appointment: 城乡最低生活保障对象认定 {result['slot']}. Tap to check in",
+                                        "Something else"]
+    assert result["elder_offer_height"] >= 96 * 1.3
+    # "Something else": the tiles, and the booked service chosen there is still the check-in.
+    assert any("社会救助" in line for line in result["others_texts"])
+    assert "确认签到" in result["confirm_by_service"]
+    assert result["home_after_others"] == []
+    assert any("预约" in line and result["slot"] in line for line in result["confirm_texts"])
+    assert "确认签到" in result["confirm_texts"]
+    assert result["priority"] == "appointment" and result["channel"] == "appointment"
+    assert result["service"] == "dibao" and result["id_hash_matches"]
+    assert result["number"] in result["ticket_texts"]
+    assert any("预约签到" in line for line in result["ticket_texts"])
+    assert result["after_done"] == {"resident": False, "appointments": 0}
+    assert result["offers_again"] == []  # checked in: not offered again
+    assert result["second_number"] == result["number"] and result["issued"] == 1
+    assert result["after_reset"] == {"resident": False, "appointments": 0}
+
+
 def test_display_shows_calls_within_a_second_and_speaks_them(run_scenario):
     import wave
 
