@@ -21,19 +21,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from broker.contract import AppointmentList, AppointmentQuery, AppointmentView, Topics
+from broker.contract import AppointmentList, AppointmentQuery, AppointmentView, Topics, check_in_request_id
 from broker.hub import HUB_DEVICE, Hub
 from hallkit.config import DeviceKind, HallConfig
 from hallkit.privacy import id_hash
 
 log = logging.getLogger("hallkit.appointments")
 
-CHECK_IN_PREFIX = "appt-"
 MAY_ASK = (DeviceKind.KIOSK, DeviceKind.COUNTER)
-
-
-def check_in_request_id(appointment_id: str) -> str:
-    return f"{CHECK_IN_PREFIX}{appointment_id}"
 
 
 def create_table(conn: sqlite3.Connection) -> None:

@@ -205,6 +205,15 @@ class AppointmentView(BaseModel):
     ends: datetime
 
 
+CHECK_IN_PREFIX = "appt-"
+
+
+def check_in_request_id(appointment_id: str) -> str:
+    """Request id of an appointment's check-in (a ``take`` command): a second check-in of the same
+    appointment (another kiosk, a retry) gets the same ticket from the hub, never a second one."""
+    return f"{CHECK_IN_PREFIX}{appointment_id}"
+
+
 class AppointmentList(_Payload):
     """The hub's answer: the resident's appointments today not yet checked in (possibly none)."""
 

@@ -33,7 +33,15 @@ from kivy.properties import (
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from broker.client import HubError
-from broker.contract import AppointmentList, AppointmentView, CommandReply, QueueSnapshot, Refusal
+from broker.contract import (
+    CHECK_IN_PREFIX,
+    AppointmentList,
+    AppointmentView,
+    CommandReply,
+    QueueSnapshot,
+    Refusal,
+    check_in_request_id,
+)
 from broker.mqtt import BrokerAddress
 from devices.idcard.problems import IdCardError
 from devices.idcard.records import ResidentRecord
@@ -59,9 +67,6 @@ STAFF_TAPS = 5
 STAFF_TAP_SECONDS = 4.0
 """The hidden staff gesture: this many taps on the hall's name within this many seconds."""
 CARD_HINT_SECONDS = 4.0
-CHECK_IN_PREFIX = "appt-"
-"""Request id of an appointment's check-in: ``appt-<appointment id>``, so a second check-in of the
-same appointment (another kiosk, a retry) gets the same ticket from the hub, never a second one."""
 PERSONAL_SCREENS = frozenset({"ticket", "no_paper", "refused", "hub_down"})
 """Screens about one resident's ticket: a new card placed there starts a new visit (on hub_down
 that drops the previous resident's pending request, so its retry cannot carry a new card)."""
@@ -343,7 +348,7 @@ class KioskApp(App):
         if answer.ok and request_id.startswith(CHECK_IN_PREFIX):
             # Checked in: not offered again in this visit (the hub leaves it out of later look-ups).
             self.appointments = [a for a in self.appointments
-                                 if CHECK_IN_PREFIX + a.appointment_id != request_id]
+                                 if check_in_request_id(a.appointment_id) != request_id]
         self._replied(answer)
 
     def _retry(self, *_: object) -> None:
@@ -457,4 +462,4 @@ def check_in_command(appointment: AppointmentView, resident: ResidentRecord) -> 
     comes from the appointment, so checking in twice returns the first ticket."""
     return TakeTicket(service_id=appointment.service_id, channel=Channel.APPOINTMENT,
                       priority=Priority.APPOINTMENT, id_hash=resident.id_hash,
-                      request_id=CHECK_IN_PREFIX + appointment.appointment_id)
+                      request_id=check_in_request_id(appointment.appointment_id))

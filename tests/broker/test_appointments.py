@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from broker.appointments import check_in_request_id
+from broker.contract import check_in_request_id
 from broker.client import HallClient
 from broker.hub import Hub
 from broker.parts import hub_parts
