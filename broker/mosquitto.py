@@ -32,18 +32,31 @@ def password_line(user: str, password: str, salt: bytes | None = None) -> str:
     return f"{user}:$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None, acl: Path | None) -> str:
+HALL_QUEUE_LIMITS = (
+    "# Mosquitto's default (1000) silently drops messages in a burst; a hall's burst is bounded",
+    "# by its devices, so allow far more and cap by bytes instead.",
+    "max_queued_messages 100000",
+    "max_queued_bytes 268435456",
+)
+COUNTY_QUEUE_LIMITS = (
+    "# No cap: after an outage every hall drains its backlog at once, and the halls delete what this",
+    "# broker acknowledged. A message dropped here for a busy ingest worker would be lost for good",
+    "# (measured: bench/county_scale.py --queue-limits hall). Give the broker RAM for the burst instead.",
+    "max_queued_messages 0",
+    "max_queued_bytes 0",
+)
+
+
+def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None, acl: Path | None,
+                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS) -> str:
     lines = [
-        "# Written by `hall broker config`. Limits set on purpose: see docs/deployment.md.",
+        "# Written by hallkit. Limits set on purpose: see docs/deployment.md.",
         "per_listener_settings false",
         f"listener {port} {bind}",
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 60",
-        "# Mosquitto's default (1000) silently drops messages in a burst; a hall's burst is bounded",
-        "# by its devices, so allow far more and cap by bytes instead.",
-        "max_queued_messages 100000",
-        "max_queued_bytes 268435456",
+        *queue_limits,
         "max_inflight_messages 100",
         "# Without it every small reply waits for a delayed ACK (about 40 ms on Linux).",
         "set_tcp_nodelay true",
@@ -87,21 +100,44 @@ def acl_text(config: HallConfig) -> str:
 
 
 def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0") -> list[Path]:
+    users = [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
+    return _write(out, port, bind, users, acl_text(config), HALL_QUEUE_LIMITS,
+                  "# Device logins for the hall broker: give each device its own, then delete this file.\n")
+
+
+def county_acl_text(county: str) -> str:
+    return "\n".join([
+        "# Written by `hall county broker-config`: a hall may write only its own uplink.",
+        "user ingest",
+        "topic read county/v1/#",
+        "",
+        f"pattern write county/v1/{county}/hall/%u/up/#",
+        f"pattern write county/v1/{county}/hall/%u/status",
+    ]) + "\n"
+
+
+def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883,
+                        bind: str = "0.0.0.0") -> list[Path]:
+    """The county broker: one login per hall (its id), one for the ingest workers, no queue caps."""
+    return _write(out, port, bind, ["ingest", *sorted(set(halls))], county_acl_text(county), COUNTY_QUEUE_LIMITS,
+                  "# Hall logins for the county broker ([upstream] username/password of each hall) and the\n"
+                  "# ingest workers' login: hand each out, then delete this file.\n")
+
+
+def _write(out: Path, port: int, bind: str, users: list[str], acl_body: str, queue_limits: tuple[str, ...],
+           header: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    users = [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
     credentials = {user: secrets.token_urlsafe(18) for user in users}
     passwords = out / "passwords"
     passwords.write_text("".join(password_line(u, p) + "\n" for u, p in credentials.items()))
     passwords.chmod(0o600)
     acl = out / "acl"
-    acl.write_text(acl_text(config))
+    acl.write_text(acl_body)
     secrets_file = out / "credentials.toml"
-    secrets_file.write_text(
-        "# Device logins for the hall broker: give each device its own, then delete this file.\n"
-        + tomli_w.dumps({"broker": {"port": port}, "credentials": credentials})
-    )
+    secrets_file.write_text(header + tomli_w.dumps({"broker": {"port": port}, "credentials": credentials}))
     secrets_file.chmod(0o600)
     conf = out / "mosquitto.conf"
-    conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
+    conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve(),
+                                   queue_limits))
     return [conf, passwords, acl, secrets_file]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -36,10 +37,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(report)
     report.set_defaults(handler=show_report)
 
+    broker = actions.add_parser("broker-config", help="write the county broker's Mosquitto configuration: one "
+                                                      "login per hall, no queue caps that could drop uplink data")
+    broker.add_argument("--county", required=True, help="county id (hall.county_id of its halls)")
+    broker.add_argument("--hall", action="append", required=True, dest="halls", metavar="HALL_ID",
+                        help="a hall id; repeat for every hall")
+    broker.add_argument("--out", required=True, type=Path, help="folder to write into")
+    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--bind", default="0.0.0.0")
+    broker.set_defaults(handler=write_broker_config)
+
     devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
     _add_db(devices)
     add_json_flag(devices)
     devices.set_defaults(handler=show_devices)
+
+
+def write_broker_config(args: argparse.Namespace) -> int:
+    from broker.mosquitto import write_county_config
+
+    for path in write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind):
+        print(f"wrote {path}")
+    return 0
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
