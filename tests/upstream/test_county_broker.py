@@ -38,13 +38,22 @@ def test_halls_write_only_their_own_uplink_and_nothing_is_capped(tmp_path):
     ingest.connect("127.0.0.1", port)
     ingest.loop_start()
     assert subscribed.wait(5)
-    hall = make_client(login("h1"), "h1-forwarder")
-    hall.connect("127.0.0.1", port)
-    hall.loop_start()
-    wait_for(hall.is_connected, timeout=5)  # its own login works
+    own, foreign = UpTopics("c1", "h1").up(UpKind.RATING), UpTopics("c1", "h2").up(UpKind.RATING)
+
+    def connected_as(user: str, client_id: str):
+        client = make_client(login(user), client_id)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        wait_for(client.is_connected, timeout=5)  # its own login works
+        return client
+
+    # h1 pretending to be h2: the broker drops it (and may drop h1's connection with it).
+    spoofer = connected_as("h1", "h1-spoofing")
+    spoofer.publish(foreign, b"{}", qos=1)
+    time.sleep(0.5)
+    spoofer.loop_stop()
+    hall = connected_as("h1", "h1-forwarder")
     try:
-        own, foreign = UpTopics("c1", "h1").up(UpKind.RATING), UpTopics("c1", "h2").up(UpKind.RATING)
-        hall.publish(foreign, b"{}", qos=1).wait_for_publish(5)  # pretending to be h2: dropped by the ACL
         hall.publish(own, b"{}", qos=1).wait_for_publish(5)
         wait_for(lambda: own in received)
         time.sleep(0.5)
