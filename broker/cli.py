@@ -8,10 +8,17 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from hallkit.cli import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
+
+if TYPE_CHECKING:
+    from broker.client import HallClient
+
+T = TypeVar("T")
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 WINDOW_ACTIONS = {
@@ -110,6 +117,19 @@ def _address(url: str):  # noqa: ANN202 - BrokerAddress, imported lazily to keep
         raise CommandFailed(str(exc)) from None
 
 
+def ask_hub(args: argparse.Namespace, ask: Callable[[HallClient], T]) -> T:
+    """Connect as ``args.device`` to the hall on ``args.broker`` and ask; failures in plain words."""
+    from broker.client import HallClient, HubError
+
+    address = _address(args.broker)
+    hall_id = _hall_id(args, address)
+    try:
+        with HallClient(address, hall_id, args.device) as client:
+            return ask(client)
+    except HubError as exc:
+        raise CommandFailed(str(exc), code=2) from None
+
+
 def _hall_id(args: argparse.Namespace, address) -> str:  # noqa: ANN001
     from broker.client import HubError, discover_halls
 
@@ -185,7 +205,6 @@ def show_status(args: argparse.Namespace) -> int:
 
 
 def counter_command(args: argparse.Namespace) -> int:
-    from broker.client import HallClient, HubError
     from broker.status import describe_reply
     from hallkit.queue import models
 
@@ -205,13 +224,7 @@ def counter_command(args: argparse.Namespace) -> int:
         command = commands[args.action]()
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
-    address = _address(args.broker)
-    hall_id = _hall_id(args, address)
-    try:
-        with HallClient(address, hall_id, args.device) as client:
-            reply = client.request(command, timeout=args.timeout)
-    except HubError as exc:
-        raise CommandFailed(str(exc), code=2) from None
+    reply = ask_hub(args, lambda client: client.request(command, timeout=args.timeout))
     emit(args, reply, describe_reply(args.action, reply))
     return 0 if reply.ok else 1
 

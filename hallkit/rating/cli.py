@@ -127,22 +127,14 @@ def list_cases(args: argparse.Namespace) -> int:
 
 
 def record_step(args: argparse.Namespace) -> int:
-    from broker.cli import _address, _hall_id
-    from broker.client import HubError
+    from broker.cli import ask_hub
     from hallkit.rating.models import CaseStep, CaseStepCommand
-    from broker.client import HallClient
 
     try:
         command = CaseStepCommand(case_id=args.case, step=CaseStep(args.step), by=args.by, note=args.note)
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
-    address = _address(args.broker)
-    hall_id = _hall_id(args, address)
-    try:
-        with HallClient(address, hall_id, args.device) as requester:
-            reply = requester.record_step(command, timeout=args.timeout)
-    except HubError as exc:
-        raise CommandFailed(str(exc), code=2) from None
+    reply = ask_hub(args, lambda requester: requester.record_step(command, timeout=args.timeout))
     if not reply.ok or reply.update is None:
         refusal = reply.refusal
         emit(args, reply, bilingual("counter.refused", reason=f"{refusal.zh} / {refusal.en}" if refusal else "?"))
