@@ -40,6 +40,8 @@ ACK_TIMEOUT = 120.0
 """Seconds a batch may wait for its PUBACK on a live connection before everything is sent again."""
 STATUS_INTERVAL = 60.0
 FIGURES_INTERVAL = 0.5
+COMMIT_GRACE_SECONDS = 0.05
+"""How long a wake from inside a transaction waits for that transaction's commit (a few ms)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Forwarder:
         self._connected = threading.Event()
         self._connected_since = 0.0
         self._wake = threading.Event()
+        self._settle_first = False
         self._stopping = threading.Event()
         self._backlog = Backlog()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
@@ -119,7 +122,11 @@ class Forwarder:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def wake(self) -> None:
+    def wake(self, after_commit: bool = False) -> None:
+        """Send what is new. ``after_commit``: the caller is still inside the transaction that adds
+        it, so look a moment later (else the read sees nothing and the row waits for the next poll)."""
+        if after_commit:
+            self._settle_first = True
         self._wake.set()
 
     def backlog(self) -> Backlog:
@@ -166,6 +173,9 @@ class Forwarder:
             while not self._stopping.is_set():
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
+                if self._settle_first:
+                    self._settle_first = False
+                    self._stopping.wait(COMMIT_GRACE_SECONDS)
                 try:
                     changed = self._settle(conn)
                     if self._connected.is_set():

@@ -185,7 +185,7 @@ class Outbox:
             # A record the county contract does not know would be lost silently: fail the transaction.
             raise TypeError(f"the uplink outbox cannot send {type(record).__name__} records")
         self._check_alarm(conn)
-        self._wake()
+        self._wake(after_commit=True)
 
     def _close_day(self, conn: sqlite3.Connection, events: list[Event]) -> None:
         """Projector: when a new business day opens, the final statistics of the one it closed."""
@@ -270,9 +270,9 @@ class Outbox:
             return Backlog()
         return self.forwarder.backlog()
 
-    def _wake(self) -> None:
+    def _wake(self, after_commit: bool = False) -> None:
         if self.forwarder is not None:
-            self.forwarder.wake()
+            self.forwarder.wake(after_commit)
 
     def _transaction(self) -> _Transaction:
         assert self._conn is not None
