@@ -27,7 +27,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from broker.mqtt import BrokerAddress, make_client, parse_broker_url
+from broker.mqtt import BrokerAddress, make_client, parse_broker_url, say_offline
 from county.contract import UpKind, UplinkStatus, UpTopics, encode_batch
 from hallkit import __version__
 from hallkit.config import Hall, Upstream
@@ -111,14 +111,7 @@ class Forwarder:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=10)
-        if self._connected.is_set():
-            # A clean disconnect does not fire the Will: say offline ourselves.
-            info = self.client.publish(self.topics.status, self._status("offline").model_dump_json(),
-                                       qos=1, retain=True)
-            try:
-                info.wait_for_publish(2)
-            except (RuntimeError, ValueError):
-                pass
+        say_offline(self.client, self.topics.status, self._status("offline").model_dump_json())
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -38,7 +38,7 @@ from broker.contract import (
     Refusal,
     Topics,
 )
-from broker.mqtt import BrokerAddress, make_client
+from broker.mqtt import BrokerAddress, make_client, say_offline
 from hallkit import __version__
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
@@ -156,14 +156,7 @@ class Hub:
     def stop(self) -> None:
         self._stopping.set()
         self._dirty.set()
-        if self._connected.is_set():
-            # A clean disconnect does not fire the Will: say offline ourselves.
-            info = self.client.publish(self.topics.hub_status,
-                                       self._status(DeviceState.OFFLINE).model_dump_json(), qos=1, retain=True)
-            try:
-                info.wait_for_publish(2)
-            except (RuntimeError, ValueError):
-                pass
+        say_offline(self.client, self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json())
         self._server.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()

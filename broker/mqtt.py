@@ -92,3 +92,18 @@ def make_client(
 def _no_delay(_client: mqtt.Client, _userdata: object, sock: socket.socket | object) -> None:
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def say_offline(client: mqtt.Client, topic: str, payload: str) -> None:
+    """Publish a retained offline status before a clean disconnect, which does not fire the Will.
+
+    Waits briefly for the broker to take it; on a dead link there is nothing to wait for (the
+    broker fires the Will then anyway).
+    """
+    if not client.is_connected():
+        return
+    info = client.publish(topic, payload, qos=1, retain=True)
+    try:
+        info.wait_for_publish(2)
+    except (RuntimeError, ValueError):  # the link went down meanwhile: the Will says it
+        pass

@@ -8,7 +8,6 @@ to "offline" with it, which is the truth for the hall (nobody can print or read 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -16,7 +15,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from broker.contract import DeviceState, DeviceStatus, Refusal, Topics
-from broker.mqtt import BrokerAddress, make_client
+from broker.mqtt import BrokerAddress, make_client, say_offline
 from hallkit import __version__
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,7 @@ class DevicePresence:
         self._publish(DeviceState.ONLINE)
 
     def stop(self) -> None:
-        # A clean disconnect does not fire the Will: say offline ourselves.
-        info = self._publish(DeviceState.OFFLINE)
-        if info is not None and self.client.is_connected():
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(2)
+        say_offline(self.client, self.topic, self._status(DeviceState.OFFLINE).model_dump_json())
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -72,7 +67,6 @@ class DevicePresence:
                                 version=__version__, detail=self._detail if state is DeviceState.ONLINE else {},
                                 problems=self._problems if state is DeviceState.ONLINE else [])
 
-    def _publish(self, state: DeviceState) -> mqtt.MQTTMessageInfo | None:
-        if not self.client.is_connected():
-            return None  # _on_connect publishes the latest figures when the link is back
-        return self.client.publish(self.topic, self._status(state).model_dump_json(), qos=1, retain=True)
+    def _publish(self, state: DeviceState) -> None:
+        if self.client.is_connected():  # else _on_connect publishes the latest figures when the link is back
+            self.client.publish(self.topic, self._status(state).model_dump_json(), qos=1, retain=True)

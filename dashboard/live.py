@@ -28,7 +28,7 @@ from broker.contract import (
     RatingReply,
     Topics,
 )
-from broker.mqtt import BrokerAddress, make_client
+from broker.mqtt import BrokerAddress, make_client, say_offline
 from hallkit import __version__
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
@@ -128,13 +128,8 @@ class LiveHall:
     def stop(self) -> None:
         self._stopping.set()
         self._dirty.set()
-        if self._connected.is_set():
-            info = self.client.publish(self.topics.device_status(self.device),
-                                       self._status(DeviceState.OFFLINE).model_dump_json(), qos=1, retain=True)
-            try:
-                info.wait_for_publish(2)
-            except (RuntimeError, ValueError):
-                pass
+        say_offline(self.client, self.topics.device_status(self.device),
+                    self._status(DeviceState.OFFLINE).model_dump_json())
         self.client.disconnect()
         self.client.loop_stop()
         self._thread.join(timeout=5)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from broker.client import HubError
 from broker.contract import DeviceState, DeviceStatus, PadScreen, Refusal, Topics
-from broker.mqtt import BrokerAddress
+from broker.mqtt import BrokerAddress, say_offline
 from broker.client import HallClient
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, RatingPad, StaffKey
 from hallkit import __version__
@@ -59,14 +59,7 @@ class PadLink:
             log.warning("broker %s not reachable yet; the pad keeps trying", self.hub.broker.url)
 
     def close(self, status: DeviceStatus) -> None:
-        # A clean disconnect does not fire the Will: say offline ourselves.
-        info = self.hub.client.publish(self.topics.device_status(self.device_id), status.model_dump_json(),
-                                       qos=1, retain=True)
-        if self.hub.ready.is_set():
-            try:
-                info.wait_for_publish(2)
-            except (RuntimeError, ValueError):
-                pass
+        say_offline(self.hub.client, self.topics.device_status(self.device_id), status.model_dump_json())
         self.hub.close()
 
     def _on_subscribe(self, *_: object) -> None:
