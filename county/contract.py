@@ -176,7 +176,11 @@ UP_BATCH: TypeAdapter[RatingBatch | CaseBatch | StatsBatch | TelemetryBatch] = T
 
 
 class UplinkStatus(_Frozen):
-    """Retained per hall, with a Last Will: the hall's link and its backlog, as the hall last said."""
+    """Retained per hall, with a Last Will: the hall's link and its backlog, as the hall last said.
+
+    ``backlog`` counts every item the hall still holds; it splits into ``unsent`` (not yet handed to
+    the county broker) and ``awaiting_receipt`` (sent, kept until the county's receipt names it).
+    """
 
     v: Literal[1] = SCHEMA_VERSION
     hall: Identifier
@@ -186,8 +190,57 @@ class UplinkStatus(_Frozen):
     ts: datetime = Field(default_factory=utcnow)
     backlog: int = Field(0, ge=0)
     oldest_seconds: float = Field(0.0, ge=0)
+    unsent: int = Field(0, ge=0)
+    oldest_unsent_seconds: float = Field(0.0, ge=0)
+    awaiting_receipt: int = Field(0, ge=0)
+    oldest_awaiting_seconds: float = Field(0.0, ge=0)
     alarm: bool = False
     version: str = ""
+
+
+SeqRange = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+"""Inclusive ``(first, last)`` run of outbox ``seq`` numbers."""
+
+
+class Receipt(_Frozen):
+    """County → hall, after the ingest's PostgreSQL transaction committed: the hall may delete these.
+
+    Only this is an end-to-end acknowledgement: a broker's PUBACK means only that the broker holds
+    a message for now (docs/upstream.md). Sent for every batch the ingest took, again for a batch it
+    already had (a resend), so a hall whose receipt was lost learns it on the next try. Items the
+    county kept in quarantine are named apart: they are kept at the county, not in its tables.
+    Only the ingest's logins may publish receipts; a hall may read only its own.
+    """
+
+    v: Literal[1] = SCHEMA_VERSION
+    hall: Identifier
+    county: Identifier
+    epoch: str = Field(min_length=1, max_length=64, description="the hall outbox's identity the seqs belong to")
+    stored: list[SeqRange] = Field([], description="items committed in the county's tables (or already there)")
+    quarantined: list[SeqRange] = Field([], description="items kept in the county's quarantine")
+    stored_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _ordered_ranges(self) -> Self:
+        for first, last in [*self.stored, *self.quarantined]:
+            if first > last:
+                raise ValueError(f"range {first}-{last} runs backwards")
+        return self
+
+    def seqs(self) -> list[int]:
+        """Every seq named, stored or quarantined."""
+        return [seq for first, last in [*self.stored, *self.quarantined] for seq in range(first, last + 1)]
+
+
+def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive runs of ``seqs`` (a receipt stays small for a batch of 200)."""
+    runs: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
 
 
 def encode_batch(kind: UpKind, msg_id: str, hall: str, county: str, epoch: str, historical: bool,
@@ -230,6 +283,11 @@ class UpTopics:
     @property
     def status(self) -> str:
         return f"{self.base}/status"
+
+    @property
+    def receipt(self) -> str:
+        """County → hall: :class:`Receipt` messages (written only by the ingest's logins)."""
+        return f"{self.base}/receipt"
 
 
 INGEST_FILTERS = (f"{ROOT}/+/hall/+/up/+", f"{ROOT}/+/hall/+/status")
