@@ -9,7 +9,7 @@ what is over the budget is counted against the hall, not stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,10 +51,11 @@ def admit(use: QuarantineUse, payload_sizes: list[int], limits: QuarantineLimits
     """Which of one hall's rejected messages, in order, fit its budget. Fixed clock windows: a
     window that started before this one counts as empty; one that started later (a worker whose
     clock runs ahead) is shared, so the budget never resets twice."""
-    minute = now.replace(second=0, microsecond=0)
-    hour = minute.replace(minute=0)
-    messages = use.minute_messages if use.minute_start >= minute else 0
-    stored = use.hour_bytes if use.hour_start >= hour else 0
+    minute, hour = _windows(now)
+    used_minute, _ = _windows(use.minute_start)
+    _, used_hour = _windows(use.hour_start)
+    messages = use.minute_messages if used_minute >= minute else 0
+    stored = use.hour_bytes if used_hour >= hour else 0
     kept: list[bool] = []
     for size in payload_sizes:
         keep = min(size, limits.payload_cap)
@@ -64,9 +65,15 @@ def admit(use: QuarantineUse, payload_sizes: list[int], limits: QuarantineLimits
             stored += keep
         kept.append(fits)
     return Admission(
-        use=QuarantineUse(max(use.minute_start, minute), messages, max(use.hour_start, hour), stored),
+        use=QuarantineUse(max(used_minute, minute), messages, max(used_hour, hour), stored),
         kept=tuple(kept),
         dropped_messages=kept.count(False),
         dropped_bytes=sum(size for size, fits in zip(payload_sizes, kept, strict=True) if not fits),
         truncated_messages=sum(1 for size, fits in zip(payload_sizes, kept, strict=True)
                                if fits and size > limits.payload_cap))
+
+
+def _windows(moment: datetime) -> tuple[datetime, datetime]:
+    """The starts of the clock minute and hour of ``moment``, in UTC (the database may answer in any zone)."""
+    minute = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    return minute, minute.replace(minute=0)

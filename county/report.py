@@ -250,6 +250,8 @@ def render_fleet(result: Fleet) -> str:
 
 
 def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
     return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
 
 
