@@ -22,10 +22,11 @@ class QuarantineLimits(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    messages_per_minute: int = Field(60, ge=0, description="messages kept per hall and clock minute")
-    bytes_per_hour: int = Field(4 * 1024 * 1024, ge=0,
+    messages_per_minute: int = Field(default=60, ge=0, description="messages kept per hall and clock minute")
+    bytes_per_hour: int = Field(default=4 * 1024 * 1024, ge=0,
                                 description="payload bytes kept per hall and clock hour (after truncation)")
-    payload_cap: int = Field(64 * 1024, ge=0, description="bytes kept of each payload; its full size is recorded")
+    payload_cap: int = Field(default=64 * 1024, ge=0,
+                             description="bytes kept of each payload; its full size is recorded")
 
 
 @dataclass(frozen=True)

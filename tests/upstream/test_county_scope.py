@@ -56,7 +56,8 @@ def stats(hall: str, stats_id: str, served: int) -> str:
 
 def telemetry(hall: str, telemetry_id: str, version: str) -> str:
     return DeviceTelemetry(telemetry_id=telemetry_id, hall_id=hall, device="printer-1", kind="printer",
-                           state="online", session=1, version=version, observed_at=SERVED).model_dump_json()
+                           state="online", session=1, version=version, observed_at=SERVED, paper=None,
+                           faults=[]).model_dump_json()
 
 
 def case_of(hall: str, i: int, rating_id: str, step: CaseStep) -> str:
