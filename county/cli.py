@@ -8,6 +8,7 @@ import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from county.quarantine import QuarantineLimits
 from hallkit.cli import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
 
@@ -26,6 +27,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="this worker's id, fixed across restarts (its broker session keeps its share)")
     ingest.add_argument("--group", default="ingest", help="shared-subscription group of the workers")
     ingest.add_argument("--ca-file", help="CA certificate of the county broker, for mqtts://")
+    limits = QuarantineLimits()
+    ingest.add_argument("--quarantine-per-minute", type=int, default=limits.messages_per_minute,
+                        help="rejected messages kept per hall and minute; the rest are counted, not kept "
+                             f"(default {limits.messages_per_minute})")
+    ingest.add_argument("--quarantine-bytes-per-hour", type=int, default=limits.bytes_per_hour,
+                        help=f"rejected payload bytes kept per hall and hour (default {limits.bytes_per_hour})")
+    ingest.add_argument("--quarantine-payload-cap", type=int, default=limits.payload_cap,
+                        help=f"bytes kept of each rejected payload (default {limits.payload_cap})")
     ingest.set_defaults(handler=run_ingest)
 
     report = actions.add_parser("report", help="per hall and day: tickets, waits, satisfaction, coverage, cases")
@@ -70,7 +79,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     from broker.cli import _address, _wait_for_signal
     from county.ingest import Ingest
 
-    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker, group=args.group, ca_file=args.ca_file)
+    limits = QuarantineLimits(messages_per_minute=args.quarantine_per_minute,
+                              bytes_per_hour=args.quarantine_bytes_per_hour, payload_cap=args.quarantine_payload_cap)
+    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker, group=args.group, ca_file=args.ca_file,
+                    limits=limits)
     ingest.start()
     _wait_for_signal()
     ingest.stop()

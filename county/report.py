@@ -9,7 +9,12 @@ Definitions (also in docs/upstream.md):
   tickets served that day;
 - a case is open until its latest step is closed or an appeal decision; overdue when open past
   its deadline;
-- a hall is silent when nothing arrived from it for more than ``silent_hours``.
+- a hall is silent when nothing arrived from it for more than ``silent_hours``;
+- quarantine, per hall (the topic's, i.e. the sender's): messages kept, and those dropped over
+  its limits (``county.quarantine``), since the database began.
+
+Every figure is per hall: item ids are the sending hall's own, so joins between tables are on
+(hall, id).
 """
 
 from __future__ import annotations
@@ -52,6 +57,16 @@ class HallDay(BaseModel):
     backlog: int | None
 
 
+class HallQuarantine(BaseModel):
+    hall: str
+    kept: int
+    kept_bytes: int
+    dropped: int
+    dropped_bytes: int
+    truncated: int
+    last_dropped_at: datetime | None
+
+
 class CountyReport(BaseModel):
     day: date
     generated_at: datetime
@@ -59,6 +74,7 @@ class CountyReport(BaseModel):
     halls: list[HallDay]
     silent_halls: list[str]
     quarantined: int
+    quarantine: list[HallQuarantine]
 
 
 class DeviceRow(BaseModel):
@@ -105,7 +121,16 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
         (list(CLOSED_STEPS), list(CLOSED_STEPS), today))}
     halls = {row[0]: row[1:] for row in conn.execute(
         "SELECT hall, county, last_seen, link_state, backlog FROM halls")}
-    quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
+    quarantine = [HallQuarantine(hall=hall, kept=kept, kept_bytes=kept_bytes, dropped=dropped,
+                                 dropped_bytes=dropped_bytes, truncated=truncated, last_dropped_at=last_dropped)
+                  for hall, kept, kept_bytes, dropped, dropped_bytes, truncated, last_dropped in conn.execute(
+        """SELECT hall, coalesce(k.kept, 0), coalesce(k.kept_bytes, 0), coalesce(d.dropped_messages, 0),
+                  coalesce(d.dropped_bytes, 0), coalesce(d.truncated_messages, 0), d.last_dropped_at
+           FROM (SELECT hall, count(*) AS kept, sum(octet_length(payload)) AS kept_bytes FROM quarantine
+                 GROUP BY hall) AS k
+               FULL JOIN quarantine_halls AS d USING (hall)
+           WHERE k.kept > 0 OR d.dropped_messages > 0
+           ORDER BY hall""")]
     rows: list[HallDay] = []
     for hall in sorted(set(halls) | set(stats) | set(ratings)):
         county, last_seen, link_state, backlog = halls.get(hall, ("", None, None, None))
@@ -128,7 +153,7 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
             link_state=link_state, backlog=backlog))
     return CountyReport(day=day, generated_at=now, silent_hours=silent_hours, halls=rows,
                         silent_halls=[r.hall for r in rows if r.silent],
-                        quarantined=int(quarantined[0]) if quarantined else 0)
+                        quarantined=sum(q.kept for q in quarantine), quarantine=quarantine)
 
 
 def fleet(conn: psycopg.Connection, now: datetime | None = None) -> Fleet:
@@ -163,6 +188,7 @@ def _cell(value: object) -> str:
 REPORT_COLUMNS = ("hall", "taken", "served", "abandoned", "waiting", "mean_wait", "p90_wait", "ratings", "bad",
                   "satisfaction", "coverage", "cases_open", "overdue")
 FLEET_COLUMNS = ("hall", "device", "kind", "state", "version", "problems")
+QUARANTINE_COLUMNS = ("hall", "kept", "kept_size", "dropped", "dropped_size", "truncated")
 
 
 def _table(columns: tuple[str, ...], rows: list[list[str]], prefix: str) -> list[str]:
@@ -194,6 +220,11 @@ def render_report(report: CountyReport) -> str:
                                halls=", ".join(report.silent_halls)))
     if report.quarantined:
         lines.append(bilingual("county.report.quarantined", count=report.quarantined))
+    if report.quarantine:
+        lines.append(bilingual("county.report.quarantine.title"))
+        lines += _table(QUARANTINE_COLUMNS, [[q.hall, str(q.kept), _size(q.kept_bytes), str(q.dropped),
+                                              _size(q.dropped_bytes), str(q.truncated)] for q in report.quarantine],
+                        "county.report.quarantine.col")
     return "\n".join(lines)
 
 
@@ -216,6 +247,12 @@ def render_fleet(result: Fleet) -> str:
         lines.append(bilingual("county.devices.versions", kind=kind,
                                versions=", ".join(f"{v or '-'} ×{n}" for v, n in sorted(versions.items()))))
     return "\n".join(lines)
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
 
 
 def _percent(share: float | None) -> str:

@@ -136,6 +136,35 @@ MIGRATIONS: tuple[Migration, ...] = (
             detail text NOT NULL
         )""",
     )),
+    # Ids are chosen by the halls, some predictably (``{hall}-{day}-final``): keyed alone, one hall
+    # could take another's id first and have the real item dropped as a repeat. The hall is the
+    # topic's, which the broker's ACL ties to the sender's login.
+    Migration(3, "item ids scoped by hall; quarantine per hall, capped, with dropped counts", (
+        "ALTER TABLE messages DROP CONSTRAINT messages_pkey, ADD PRIMARY KEY (hall, msg_id)",
+        "ALTER TABLE ratings DROP CONSTRAINT ratings_pkey, ADD PRIMARY KEY (hall, rating_id)",
+        "ALTER TABLE case_updates DROP CONSTRAINT case_updates_pkey, ADD PRIMARY KEY (hall, update_id)",
+        "ALTER TABLE queue_stats DROP CONSTRAINT queue_stats_pkey, ADD PRIMARY KEY (hall, stats_id)",
+        "ALTER TABLE telemetry DROP CONSTRAINT telemetry_pkey, ADD PRIMARY KEY (hall, telemetry_id)",
+        # The same rule as county.contract.parse_topic and the id pattern: rows kept before this
+        # migration are attributed as new ones are.
+        """ALTER TABLE quarantine ADD COLUMN hall text, ADD COLUMN size bigint""",
+        """UPDATE quarantine SET size = octet_length(payload),
+               hall = CASE WHEN topic ~ '^county/v1/[^/]+/hall/[a-z0-9][a-z0-9-]{0,62}/(status|up/[^/]+)$'
+                           THEN split_part(topic, '/', 5) ELSE '(unparsed)' END""",
+        "ALTER TABLE quarantine ALTER COLUMN hall SET NOT NULL, ALTER COLUMN size SET NOT NULL",
+        "CREATE INDEX quarantine_hall ON quarantine (hall, received_at)",
+        """CREATE TABLE quarantine_halls (
+            hall text PRIMARY KEY,
+            minute_start timestamptz NOT NULL,
+            minute_messages integer NOT NULL DEFAULT 0,
+            hour_start timestamptz NOT NULL,
+            hour_bytes bigint NOT NULL DEFAULT 0,
+            dropped_messages bigint NOT NULL DEFAULT 0,
+            dropped_bytes bigint NOT NULL DEFAULT 0,
+            truncated_messages bigint NOT NULL DEFAULT 0,
+            last_dropped_at timestamptz
+        )""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version
