@@ -212,11 +212,11 @@ class LiveHall:
         day = current_day(self.config, now)
         if self.today is None or self.today.day != day:
             self.today = DayStats(self.config, day)
+            self.today.last_seq = self.events.before_day(day)
         stats = self.today
         for seq, event in self.events.since(stats.last_seq):
             stats.last_seq = seq
-            if stats.owns(event):
-                stats.apply(event)
+            stats.apply(event)
         return stats
 
     def _board(self, stats: DayStats, alerts: list[AlertView], now: datetime) -> BoardView:
