@@ -51,6 +51,15 @@ class CommandRequest(_Payload):
     command: Command
 
 
+def scoped_request_id(device: str, request_id: str) -> str:
+    """The hub's key for a device's request id: the same id from two devices names two requests.
+
+    Device ids never hold a ``/``, so the key is unambiguous; it is longer than a request id may
+    be on the wire, and is only ever stored, never sent.
+    """
+    return f"{device}/{request_id}"
+
+
 class Refusal(BaseModel):
     """Why a request was not carried out: a message key, its parameters, and both texts."""
 
