@@ -12,8 +12,9 @@ import pytest
 from broker.client import HallClient
 from broker.contract import CommandReply, QueueEventNotice, QueueSnapshot, RatingReply, Topics
 from broker.mqtt import make_client
+from broker.ratings import RATING_RIGHTS, may_hand_in
 from dashboard.auth import Role, UserStore
-from hallkit.config import parse_config
+from hallkit.config import Device, DeviceKind, parse_config
 from hallkit.queue.models import CallNext, Complete, TakeTicket, TicketView
 from hallkit.rating import store
 from hallkit.rating.cases import CaseState
@@ -300,3 +301,21 @@ def test_a_case_step_names_a_real_case_and_real_staff(rating_hub, mosquitto, sni
         manager = dashboard.record_step(CaseStepCommand(case_id=case_id, step=CaseStep.RECTIFIED, by="wang"))
         assert manager.ok and manager.update.by == "wang"
     assert _case_of(rating_hub, case_id).state is CaseState.RECTIFIED
+
+
+def test_the_rating_rights_table_decides_who_rates_how():
+    pad = Device(id="pad-9", kind=DeviceKind.PAD, window=2)
+    loose_pad = Device(id="pad-x", kind=DeviceKind.PAD)
+    kiosk = Device(id="kiosk-9", kind=DeviceKind.KIOSK)
+    by_event = RatingSubmission(service_event_id="e1", channel=RatingChannel.PAD, level=Level(5))
+    by_token = RatingSubmission(ticket_public_id="K7P2M9X4QA", channel=RatingChannel.QR, level=Level(5))
+    assert may_hand_in(pad, by_event) is None and may_hand_in(kiosk, by_token) is None
+    assert may_hand_in(loose_pad, by_event).key == "rating.pad_without_window"  # no window: none is its own
+    assert may_hand_in(kiosk, by_event.model_copy(update={"channel": RatingChannel.KIOSK})).key == "rating.by_token_only"
+    assert may_hand_in(pad, by_token.model_copy(update={"channel": RatingChannel.PAD})).key == "rating.by_event_only"
+    for staff in (DeviceKind.COUNTER, DeviceKind.DISPLAY, DeviceKind.PRINTER):
+        device = Device(id="staff-1", kind=staff, window=2)
+        for submission in (by_event, by_token):
+            assert may_hand_in(device, submission).key == "rating.channel_not_allowed"
+    for kind, rights in RATING_RIGHTS.items():
+        assert kind in (DeviceKind.PAD, DeviceKind.KIOSK) and RatingChannel.DEFAULT not in rights
