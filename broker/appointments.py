@@ -136,8 +136,7 @@ class AppointmentsPart:
         elif device.kind not in MAY_ASK:
             self.hub.refuse(topic, None, "hub.not_allowed", f"{device.kind.value} {device.id} may not look up "
                                                               "appointments")
-        elif query.reply_to != self.topics.appointment_reply(sender):
-            own = self.topics.appointment_reply(sender)
+        elif query.reply_to != (own := self.topics.appointment_reply(sender)):
             self.hub.refuse(topic, None, "hub.bad_reply_to", bad_reply_to(query.reply_to, own))
         else:
             now = self.hub.queue.clock()

@@ -54,8 +54,9 @@ class CommandRequest(_Payload):
 def scoped_request_id(device: str, request_id: str) -> str:
     """The hub's key for a device's request id: the same id from two devices names two requests.
 
-    Device ids never hold a ``/``, so the key is unambiguous; it is longer than a request id may
-    be on the wire, and is only ever stored, never sent.
+    Device ids never hold a ``/``, so the key is unambiguous. It may be longer than a request id
+    on the wire: the hub stores it (and its events carry it), and only the device itself sees it
+    again, in the events of its own replies.
     """
     return f"{device}/{request_id}"
 
