@@ -91,6 +91,12 @@ def day_stats(hall_id: str, day: date, events: list[Event], as_of: datetime, fin
     )
 
 
+def final_stats(hall_id: str, day: DaySlice, closing: DayOpened) -> QueueStats:
+    """The final statistics of a closed day: as of the ``day_opened`` that closed it, with what it abandoned."""
+    return day_stats(hall_id, day.opened.day, day.events, closing.at, True, closing.abandoned,
+                     f"{hall_id}-{day.opened.day.isoformat()}-final")
+
+
 def _figures(taken: list[_Ticket], current: list[_Ticket]) -> QueueFigures:
     """Taken and waits count by the service a ticket was taken for; the rest by where it ended up."""
     waits = [t.wait_seconds for t in taken if t.wait_seconds is not None]

@@ -165,6 +165,12 @@ def steps(conn: sqlite3.Connection, case_id: str) -> list[CaseUpdate]:
     return [CaseUpdate.model_validate_json(body) for (body,) in rows]
 
 
+def every_step(conn: sqlite3.Connection) -> Iterator[CaseUpdate]:
+    """Every step of every case, oldest first (the uplink's backfill sends them all)."""
+    for (body,) in conn.execute("SELECT body FROM case_steps ORDER BY at, rowid"):
+        yield CaseUpdate.model_validate_json(body)
+
+
 def open_read_only(path: Path) -> sqlite3.Connection:
     """The hub's file for reading while the hub runs (WAL lets readers and the one writer coexist)."""
     if not path.exists():
