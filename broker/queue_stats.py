@@ -33,6 +33,12 @@ def day_stats(hall_id: str, day: date, events: list[Event], as_of: datetime, fin
         windows=[WindowStats.model_validate(w.model_dump()) for w in figures.windows])
 
 
+def final_stats(hall_id: str, day: DaySlice, closing: DayOpened) -> QueueStats:
+    """The final statistics of a closed day: as of the ``day_opened`` that closed it, with what it abandoned."""
+    return day_stats(hall_id, day.opened.day, day.events, closing.at, True, closing.abandoned,
+                     f"{hall_id}-{day.opened.day.isoformat()}-final")
+
+
 # ---- reading the log ---------------------------------------------------------------------------
 
 

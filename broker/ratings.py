@@ -167,7 +167,7 @@ class RatingsPart:
         return ServiceEvent(
             service_event_id=done.id, ticket_id=done.ticket_id, ticket_number=ticket.number,
             ticket_public_id=ticket.public_id, service_id=service.id,
-            service_code=service.catalogue_no or service.id, service_name=service.name,
+            service_code=service.upstream_code, service_name=service.name,
             department=service.department, window=done.window, window_name=self.config.window(done.window).name,
             staff_id=done.staff_id, staff_name=staff.name if staff else None, called_at=done.called_at,
             served_at=done.at, resident_hash=ticket.id_hash,

@@ -186,8 +186,10 @@ def _day_pattern(day: date) -> str:
 
 
 def every_step(conn: sqlite3.Connection) -> list[CaseUpdate]:
-    """Every step of every case: what the figures' case outcomes are made of."""
-    return [CaseUpdate.model_validate_json(body) for (body,) in conn.execute("SELECT body FROM case_steps")]
+    """Every step of every case, oldest first: what the figures' case outcomes are made of, and what
+    the uplink's backfill sends."""
+    rows = conn.execute("SELECT body FROM case_steps ORDER BY at, rowid")
+    return [CaseUpdate.model_validate_json(body) for (body,) in rows]
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
