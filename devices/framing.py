@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 FrameT = TypeVar("FrameT")
-FrameT_co = TypeVar("FrameT_co", covariant=True)
 
 
-class FrameDecoder(Protocol[FrameT_co]):
+class FrameDecoder(Protocol[FrameT]):
     """What callers of any device's decoder rely on."""
 
     @property
@@ -39,11 +38,11 @@ class FrameDecoder(Protocol[FrameT_co]):
         """Bytes kept, waiting for the rest of their frame."""
         ...
 
-    def feed(self, data: bytes) -> list[FrameT_co]:
+    def feed(self, data: bytes) -> list[FrameT]:
         """Add a read; return the frames it completed, in order."""
         ...
 
-    def flush(self) -> list[FrameT_co]:
+    def flush(self) -> list[FrameT]:
         """The input ended or the line went quiet: what is pending will not be completed.
 
         Returns the frames still found in it (text the stream ended on, a whole frame hiding

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -15,12 +16,12 @@ from devices.evaluator import codec as pad
 from devices.evaluator.codec import KeyCode, PadDecoder
 from devices.framing import FrameDecoder
 from devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode_payload
-from devices.printer.codec import Cut, EscposDecoder, Initialize, LineFeed, Text, Unknown
+from devices.printer.codec import Cut, EscposCommand, EscposDecoder, Initialize, LineFeed, Text, Unknown
 
 
 @dataclass(frozen=True)
 class Kind:
-    make: Callable[[], FrameDecoder[object]]
+    make: Callable[[], FrameDecoder[Any]]
     frames: list[object]
     wire: list[bytes]
     """The bytes of each frame, in order."""
@@ -30,7 +31,7 @@ class Kind:
     """What the decoder hands on for the junk: nothing, or (ESC/POS) the foreign bytes as Unknown."""
 
 
-ESCPOS = [Initialize(), Text(data="号".encode("gb18030") + b"A001"), LineFeed(), Cut(partial=True, feed=4)]
+ESCPOS: list[EscposCommand] = [Initialize(), Text(data="号".encode("gb18030") + b"A001"), LineFeed(), Cut(partial=True, feed=4)]
 IDCARD = [Command.of(Cmd.FIND_CARD).payload(), Reply.of(Status.CARD_FOUND, bytes(4)).payload()]
 PAD = [pad.poll(1), pad.key(3, 7, KeyCode.DONE), pad.show(2, ["1号窗口", "A001"])]
 
