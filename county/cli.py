@@ -59,8 +59,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def write_broker_config(args: argparse.Namespace) -> int:
     from broker.mosquitto import write_county_config
 
-    for path in write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
-                                    workers=args.workers):
+    try:
+        paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
+                                    workers=args.workers)
+    except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
+        raise CommandFailed(str(exc)) from None
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
