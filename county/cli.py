@@ -24,7 +24,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ingest.add_argument("--broker", default=DEFAULT_BROKER, help=f"county broker (default {DEFAULT_BROKER})")
     _add_db(ingest)
     ingest.add_argument("--worker", default="1",
-                        help="this worker's id, fixed across restarts (its broker session keeps its share)")
+                        help="this worker's id, fixed across restarts (its broker session keeps its share); "
+                             "on a broker from `hall county broker-config` its login ingest-N is its client id")
     ingest.add_argument("--group", default="ingest", help="shared-subscription group of the workers")
     ingest.add_argument("--ca-file", help="CA certificate of the county broker, for mqtts://")
     limits = QuarantineLimits()
@@ -54,6 +55,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     broker.add_argument("--out", required=True, type=Path, help="folder to write into")
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="0.0.0.0")
+    broker.add_argument("--workers", type=int, default=2,
+                        help="ingest workers: one login each, ingest-1 … ingest-N (default 2)")
     broker.set_defaults(handler=write_broker_config)
 
     devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
@@ -65,7 +68,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def write_broker_config(args: argparse.Namespace) -> int:
     from broker.mosquitto import write_county_config
 
-    for path in write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind):
+    try:
+        paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
+                                    workers=args.workers)
+    except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
+        raise CommandFailed(str(exc)) from None
+    for path in paths:
         print(f"wrote {path}")
     return 0
 

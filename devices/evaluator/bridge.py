@@ -63,8 +63,8 @@ class PadLink:
                                version=__version__)
         self.hub = HallClient(broker, hall_id, device_id,
                                 will=(self.topics.device_status(device_id), offline.model_dump_json().encode()),
-                                extra=[(self.topics.pad_screen(device_id), self._on_screen)])
-        self.hub.client.on_subscribe = self._on_subscribe
+                                extra=[(self.topics.pad_screen(device_id), self._on_screen)],
+                                on_ready=self.screen_changed.set)  # the bridge republishes its status then
 
     def connect(self) -> None:
         self.hub.connect(must=False)
@@ -74,10 +74,6 @@ class PadLink:
     def close(self, status: DeviceStatus) -> None:
         say_offline(self.hub.client, self.topics.device_status(self.device_id), status.model_dump_json())
         self.hub.close()
-
-    def _on_subscribe(self, *_: object) -> None:
-        self.hub.ready.set()
-        self.screen_changed.set()  # the bridge republishes its status on every (re)connection
 
     def _on_screen(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         try:

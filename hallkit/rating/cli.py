@@ -55,6 +55,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         cmd.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
                          help="hall id (default: the one hall whose hub runs on the broker)")
         cmd.add_argument("--device", default="console", help="this terminal's device id (a counter)")
+        cmd.add_argument("--logins", type=Path, metavar="FILE",
+                         help="credentials.toml holding the password of the login in --broker mqtt://LOGIN@HOST:PORT")
         cmd.add_argument("--timeout", type=float, default=5.0)
         add_json_flag(cmd)
         cmd.set_defaults(handler=record_step, step=step)
