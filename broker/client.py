@@ -66,7 +66,7 @@ class HallClient:
     def __init__(self, broker: BrokerAddress, hall_id: str, device_id: str, *,
                  will: tuple[str, bytes] | None = None,
                  extra: Sequence[tuple[str, mqtt.CallbackOnMessage]] = (),
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[mqtt.Client], None] | None = None) -> None:
         self.broker = broker
         self.topics = Topics(hall_id)
         self.device_id = device_id

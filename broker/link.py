@@ -26,7 +26,8 @@ from broker.mqtt import BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[[], None]
+Hook = Callable[[mqtt.Client], None]
+"""Called with the shared client: a first connection may come up before :func:`join` returns."""
 Route = tuple[str, mqtt.CallbackOnMessage]
 """A topic filter and the callback for messages matching it."""
 
@@ -88,7 +89,7 @@ class Link:
                 self._unconfirmed.append(tap)
             up = self._up
         if up and tap.on_up is not None:
-            tap.on_up()
+            tap.on_up(self.client)
 
     def leave(self, tap: Tap) -> None:
         with _registry_lock, self._lock:
@@ -133,7 +134,7 @@ class Link:
                 self._subscribe(list(self._filters), waiting)
             hooks = [tap.on_up for tap in self._taps if tap.on_up is not None]
         for hook in hooks:
-            hook()
+            hook(self.client)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object) -> None:
         with self._lock:
@@ -149,7 +150,7 @@ class Link:
                     tap.ready.clear()
             hooks = [tap.on_down for tap in self._taps if tap.on_down is not None]
         for hook in hooks:
-            hook()
+            hook(self.client)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         with self._lock:

@@ -48,7 +48,7 @@ class DevicePresence:
 
     def start(self) -> DevicePresence:
         offline = self._status(DeviceState.OFFLINE)
-        self._tap = link.join(self.broker, self.device_id, on_up=lambda: self._publish(DeviceState.ONLINE),
+        self._tap = link.join(self.broker, self.device_id, on_up=lambda client: self._publish_on(client, DeviceState.ONLINE),
                               will=(self.topic, offline.model_dump_json().encode()))
         return self
 
@@ -72,5 +72,9 @@ class DevicePresence:
                                 problems=self._problems if state is DeviceState.ONLINE else [])
 
     def _publish(self, state: DeviceState) -> None:
-        if self._tap is not None and self.client.is_connected():  # else on_up publishes them when the link is back
-            self.client.publish(self.topic, self._status(state).model_dump_json(), qos=1, retain=True)
+        if self._tap is not None:  # else on_up publishes them when the link comes up
+            self._publish_on(self._tap.client, state)
+
+    def _publish_on(self, client: mqtt.Client, state: DeviceState) -> None:
+        if client.is_connected():  # else on_up publishes them when the link is back
+            client.publish(self.topic, self._status(state).model_dump_json(), qos=1, retain=True)

@@ -149,14 +149,14 @@ class LiveHall:
         return DeviceStatus(device=self.device, state=state, kind="dashboard", version=__version__,
                             session=int(time.time()))
 
-    def _on_connect(self) -> None:
-        self.client.publish(self.topics.device_status(self.device),
+    def _on_connect(self, client: mqtt.Client) -> None:
+        client.publish(self.topics.device_status(self.device),
                             self._status(DeviceState.ONLINE).model_dump_json(), qos=1, retain=True)
         self._connected.set()
         self._dirty.set()
         log.info("dashboard connected to %s", self.broker.url)
 
-    def _on_disconnect(self) -> None:
+    def _on_disconnect(self, _client: mqtt.Client) -> None:
         self._connected.clear()
         self._dirty.set()
 

@@ -64,7 +64,7 @@ class PadLink:
         self.hub = HallClient(broker, hall_id, device_id,
                                 will=(self.topics.device_status(device_id), offline.model_dump_json().encode()),
                                 extra=[(self.topics.pad_screen(device_id), self._on_screen)],
-                                on_ready=self.screen_changed.set)  # the bridge republishes its status then
+                                on_ready=lambda _client: self.screen_changed.set())  # the bridge republishes its status then
 
     def connect(self) -> None:
         self.hub.connect(must=False)
