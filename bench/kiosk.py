@@ -87,8 +87,8 @@ def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
         if "first_frame" not in figures:
             figures["first_frame"] = time.time() - spawned
         # The ticket is on screen at the first flip after the ticket screen became current.
-        if app.current == "ticket" and app.tapped_at is not None and len(shown) < len(latencies) + 1:
-            shown.append(time.monotonic() - app.tapped_at)
+        if app.current == "ticket" and app.ticket_flow.tapped_at is not None and len(shown) < len(latencies) + 1:
+            shown.append(time.monotonic() - app.ticket_flow.tapped_at)
 
     Window.bind(on_flip=flipped)
     stalls: dict[str, object] = {}

@@ -105,7 +105,7 @@ class HomeScreen(KioskScreen):
         shown = app.appointments[:OFFERS[app.elder]]
         for appointment in shown:
             button = BigButton(kind="accent", text=app.t("kiosk.appointment.offer", service=appointment.service_name,
-                                                          slot=app.slot_text(appointment)))
+                                                          slot=app.appointment_flow.slot_text(appointment)))
             button.bind(on_release=lambda _b, a=appointment: app.check_in(a))
             box.add_widget(button)
         if len(app.appointments) > len(shown):
@@ -134,4 +134,4 @@ class HomeScreen(KioskScreen):
         if self.app.agent:
             self.app.reset_session()
         else:
-            self.app.ask_pin("agent")
+            self.app.pin_flow.ask("agent")

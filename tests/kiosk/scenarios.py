@@ -79,7 +79,7 @@ def take_ticket(ctx: Context) -> Scenario:
     ctx.shot("confirm")
     tap(screen(ctx, "confirm").ids.take)
     yield from arrive(ctx, "ticket")
-    latency = app.ticket_shown_at - app.tapped_at
+    latency = app.ticket_flow.ticket_shown_at - app.ticket_flow.tapped_at
     yield lambda: app.print_state == "printed"
     yield lambda: len(ctx.printer.tickets()) >= 1
     yield 0.3
@@ -374,7 +374,7 @@ def appointment_check_in(ctx: Context) -> Scenario:
     ctx.result["offers_again"] = offers(ctx)
     # A second check-in of the same appointment (another kiosk that offered it before): the same ticket.
     from broker.contract import AppointmentView
-    from kiosk.app import check_in_command  # not at the top: kiosk.app opens Kivy's window
+    from kiosk.screens.appointment_flow import check_in_command
 
     again = AppointmentView(appointment_id=checked_in, service_id="dibao", service_name="", starts=starts,
                             ends=starts + timedelta(minutes=30))
