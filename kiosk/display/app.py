@@ -69,11 +69,11 @@ class DisplayApp(App):
         self.announcer = announcer
         self.recent: deque[Call] = deque(maxlen=config.kiosk.display.recent_calls)
         self.calls_shown = 0
-        self.last_call_shown_at: float | None = None
-        """``time.monotonic()`` when the board last showed a new call (tests measure the delay)."""
+        self.last_call_frames: int | None = None
+        """Frames between the last call's arrival and the board showing it (tests check it is the next)."""
         self.feed = HallFeed(broker, config.hall.id, device_id,
                              on_snapshot=lambda s: deliver(lambda: self._snapshot(s)),
-                             on_call=lambda c: deliver(lambda: self._call(c)),
+                             on_call=self._arrived,
                              on_hub=lambda online: deliver(lambda: self._online(online)))
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
@@ -114,7 +114,12 @@ class DisplayApp(App):
     def _online(self, online: bool) -> None:
         self.status_text = "" if online else self.t("display.offline")
 
-    def _call(self, call: Call) -> None:
+    def _arrived(self, call: Call) -> None:
+        """In the feed's thread: to the board at the next frame."""
+        arrived = Clock.frames
+        deliver(lambda: self._call(call, arrived))
+
+    def _call(self, call: Call, arrived: int) -> None:
         self.latest_number = call.number
         self.latest_window = call.window
         self.latest_recall = call.recall
@@ -127,7 +132,7 @@ class DisplayApp(App):
         self.flash = 1
         Animation(flash=0, duration=FLASH_SECONDS, t="in_quad").start(self)
         self.calls_shown += 1
-        self.last_call_shown_at = time.monotonic()
+        self.last_call_frames = Clock.frames - arrived
         if self.announcer is not None:
             self.announcer.announce(call.number, call.window)
 
