@@ -11,7 +11,6 @@ The devices and the hub are reached only from worker threads (:mod:`kiosk.device
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -32,27 +31,25 @@ from kivy.properties import (
 )
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from broker.contract import AppointmentView, QueueSnapshot
+from broker.contract import AppointmentView, QueueSnapshot, Refusal
 from broker.mqtt import BrokerAddress
 from devices.idcard.problems import IdCardError
 from devices.idcard.records import ResidentRecord
 from devices.printer.status import PrinterStatus
 from hallkit.config import HallConfig, load_config
-from hallkit.i18n import Lang, text
+from hallkit.i18n import Lang, Message, text
 from kiosk import theme, widgets  # noqa: F401 - widgets registers the classes the kv files use
-from kiosk.catalog import ServiceGroup, group_services
+from kiosk.catalog import ServiceGroup, group_services, service_open
 from kiosk.devices import KioskDevices
 from kiosk.feed import HallFeed
 from kiosk.hub import HubLink
 from kiosk.screens import screen_class
 from kiosk.screens.appointment_flow import AppointmentFlow
 from kiosk.screens.card_flow import CardFlow
+from kiosk.screens.idle_flow import IdleFlow
 from kiosk.screens.pin_flow import PinFlow
 from kiosk.screens.ticket_flow import TicketFlow, ticket_texts
 from kiosk.timers import Timer, Timers
-
-log = logging.getLogger(__name__)
-
 
 def deliver(call: Callable[[], None]) -> None:
     """Run ``call`` on the UI thread at the next frame (Kivy widgets are not thread-safe)."""
@@ -128,6 +125,7 @@ class KioskApp(App):
         self.ticket_flow = TicketFlow(self, self.hub, self.devices, self.appointment_flow, self, self.timers)
         self.card_flow = CardFlow(self, self, self.timers, self.appointment_flow, self.reset_session)
         self.pin_flow = PinFlow(self, self, self.timers)
+        self.idle_flow = IdleFlow(self, self.timers, config.kiosk.idle_seconds, self.reset_session)
         self.elder = config.kiosk.elder_mode
 
     # ---- Kivy life cycle --------------------------------------------------------------------------
@@ -140,8 +138,7 @@ class KioskApp(App):
         self.bind(lang=self._status, hub_online=self._hub_back)
         self._elder_changed()
         self._status()
-        self.idle_timer = Clock.create_trigger(self._idle_reset, self.hall.kiosk.idle_seconds)
-        Window.bind(on_touch_down=self._touched)
+        Window.bind(on_touch_down=lambda *_: self.idle_flow.activity())
         Clock.schedule_interval(self._tick, 5)
         self._tick()
         self.show("home")
@@ -151,9 +148,10 @@ class KioskApp(App):
         self.hub.start()
         self.feed.start()
         self.devices.start()
-        self.idle_timer()
+        self.idle_flow.activity()
 
     def on_stop(self) -> None:
+        self.idle_flow.stop()
         self.feed.stop()
         self.hub.stop()
         self.devices.stop()
@@ -201,7 +199,14 @@ class KioskApp(App):
         self.show("services")
 
     def choose_service(self, service_id: str) -> None:
-        """Go to the confirm step; from a guide, "back" then leads to the service's window group."""
+        """Go to the confirm step; from a guide, "back" then leads to the service's window group.
+
+        No window serving it takes residents now (paused or closed): say so, as the hub would."""
+        if not service_open(self.hall, self.snapshot, service_id):
+            self.refusal = Refusal.of(Message(key="queue.no_window_open",
+                                              params={"service": self.hall.service(service_id).name}))
+            self.show("refused")
+            return
         self.service_id = service_id
         self.guide_mode = False
         if self.group is None or all(s.id != service_id for s in self.group.services):
@@ -233,20 +238,13 @@ class KioskApp(App):
         self.groups = group_services(self.hall)
         self.generation += 1
         self.hall_name = self.hall.hall.name
-        self.idle_timer.timeout = self.hall.kiosk.idle_seconds
+        self.idle_flow.seconds = self.hall.kiosk.idle_seconds
         return self.t("kiosk.maint.reloaded")
 
     # ---- state the kv binds to ------------------------------------------------------------------
 
-    def _touched(self, *_: object) -> None:
-        self.idle_timer()
-
-    def _idle_reset(self, *_: object) -> None:
-        log.info("idle for %d s: back to home, visit data dropped", self.hall.kiosk.idle_seconds)
-        self.reset_session()
-
     def _tick(self, *_: object) -> None:
-        self.clock = datetime.now(self.hall.hall.zone).strftime("%H:%M")  # the hall's time, as on tickets
+        self.clock = f"{datetime.now(self.hall.hall.zone):%H:%M}"  # the hall's time, as on tickets
 
     def _elder_changed(self, *_: object) -> None:
         self.scale = theme.ELDER_SCALE if self.elder else 1.0
@@ -287,9 +285,9 @@ class KioskApp(App):
         self.ticket_flow.not_printed(ticket_id, status)
 
     def card_read(self, record: ResidentRecord) -> None:
-        self.idle_timer()
+        self.idle_flow.activity()
         self.card_flow.read(record)
 
     def card_problem(self, error: IdCardError) -> None:
-        self.idle_timer()
+        self.idle_flow.activity()
         self.card_flow.problem(error)

@@ -8,8 +8,8 @@ waiting panels, and brings a restarted display up to date at once.
 
 from __future__ import annotations
 
-import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 
 from kivy.animation import Animation
@@ -24,6 +24,7 @@ from broker.contract import QueueSnapshot
 from broker.mqtt import BrokerAddress
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
+from kiosk.catalog import window_state
 from kiosk.app import deliver
 from kiosk.display.voice import Announcer
 from kiosk.feed import Call, HallFeed
@@ -102,7 +103,7 @@ class DisplayApp(App):
             self.announcer.stop()
 
     def _tick(self, *_: object) -> None:
-        self.clock = time.strftime("%H:%M")
+        self.clock = f"{datetime.now(self.hall.hall.zone):%H:%M}"  # the hall's time, not the machine's
 
     def _scroll(self, dt: float) -> None:
         notice = self.board.ids.notice
@@ -158,6 +159,7 @@ class DisplayApp(App):
         grid.cols = 2 if len(self.hall.windows) <= 6 else 3  # three rows fit the panel
         calling = {w.number: w.ticket.number for w in snapshot.windows if w.ticket} if snapshot else {}
         for window in self.hall.windows:
-            grid.add_widget(BoardRow(left=self.t("display.window", window=window.number),
-                                             right=calling.get(window.number, "—"),
-                                             highlight=window.number in calling))
+            state = window_state(snapshot, window.number)
+            right = calling.get(window.number, "—") if state == "open" else self.t(f"display.{state}")
+            grid.add_widget(BoardRow(left=self.t("display.window", window=window.number), right=right,
+                                     highlight=state == "open" and window.number in calling))

@@ -45,6 +45,8 @@ class CardFlow:
         if self.screens.current in PERSONAL_SCREENS:
             self._new_visit()
         self.visit.resident = record
+        if record.elderly:
+            self.visit.elder = True  # 长辈模式 by itself for the hall's elderly; the visit's end turns it off
         self._set_hint("")
         self.appointments.look_up(record)
         if self.screens.current == "card_problem":

@@ -9,13 +9,14 @@ and everything else is waited for by its effect. Measurements go into ``ctx.resu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from broker.appointments import add_appointment
 from broker.client import HallClient
 from broker.contract import AppointmentView
-from hallkit.queue.models import CallNext, Recall, TakeTicket
+from hallkit.queue.models import CallNext, Pause, Recall, Resume, TakeTicket
 from kiosk.screens.appointment_flow import check_in_command
 from kiosk.screens.base import KioskScreen
 from kiosk.screens.retry_flow import RETRY_SECONDS
@@ -75,6 +76,7 @@ def take_ticket(ctx: Context) -> Scenario:
     yield lambda: app.resident is not None
     yield laid_out(ctx)
     card = ctx.shot("home_card")
+    ctx.result["elder_by_card"] = app.elder
     assert app.resident.elderly and app.resident.age >= 65
     assert any("长辈优先" in line for line in card["texts"]), card["texts"]
     assert not any("马秀兰" in line for line in card["texts"]), "the full name must never be shown"
@@ -103,6 +105,7 @@ def take_ticket(ctx: Context) -> Scenario:
     tap(screen(ctx, "ticket").ids.done)
     yield from arrive(ctx, "home")
     ctx.result["resident_after_done"] = app.resident is not None
+    ctx.result["elder_after_done"] = app.elder
     ctx.idcard.remove()
 
 
@@ -111,9 +114,13 @@ def elder_mode(ctx: Context) -> Scenario:
     app = ctx.app
     yield from ready(ctx)
     normal_font = screen(ctx, "home").ids.guides.font_size
+    normal_height = screen(ctx, "home").ids.guides.height
+    tapped = time.perf_counter()
     tap(screen(ctx, "home").ids.elder_button)
     yield lambda: app.elder
     yield laid_out(ctx)
+    ctx.result["elder_applied_s"] = time.perf_counter() - tapped  # a figure to report, not a deadline
+    ctx.result["target_ratio"] = screen(ctx, "home").ids.guides.height / normal_height
     ctx.shot("home_elder")
     ctx.result["font_ratio"] = screen(ctx, "home").ids.guides.font_size / normal_font
     tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
@@ -197,7 +204,8 @@ def bad_card(ctx: Context) -> Scenario:
 
 
 def idle_reset(ctx: Context) -> Scenario:
-    """No touch for the idle time: back to home with the card record and choices dropped."""
+    """A resident who keeps tapping stays in the visit; no touch for the idle time: back to home
+    with the card record and choices dropped."""
     app = ctx.app
     yield from ready(ctx)
     ctx.idcard.place("valid")
@@ -210,8 +218,14 @@ def idle_reset(ctx: Context) -> Scenario:
     yield lambda: app.elder
     masked = app.resident.name_masked
     ctx.result["before"] = {"resident": app.resident is not None, "service": app.service_id, "elder": app.elder}
-    app.idle_timer.timeout = 1.0
-    app.idle_timer()
+    idle = ctx.config.kiosk.idle_seconds
+    for _ in range(18):  # a tap every 10 s for three minutes: the count starts again at each
+        ctx.timers.advance(10)
+        tap(screen(ctx, "confirm").ids.card_banner)
+    ctx.result["after_tapping"] = {"screen": app.current, "resident": app.resident is not None}
+    ctx.timers.advance(idle - 1)
+    ctx.result["just_before_idle"] = app.current
+    ctx.timers.advance(1)
     yield from arrive(ctx, "home")
     yield laid_out(ctx)
     shot = ctx.shot("home_after_idle")
@@ -326,11 +340,8 @@ def appointment_check_in(ctx: Context) -> Scenario:
     home = ctx.shot("home_appointment")
     ctx.result.update(offers=offers(ctx), home_texts=home["texts"],
                       offer_height=min(w.height for w in screen(ctx, "home").ids.offers.children))
-    # Elder mode and English: the offer follows, and the window tiles stay big enough to tap.
-    tap(screen(ctx, "home").ids.elder_button)
-    yield lambda: app.elder
-    yield laid_out(ctx)
-    ctx.shot("home_appointment_elder")
+    # Elder mode (on by itself for an elderly card) and English: the offer follows, and stays big.
+    ctx.result["elder_by_card"] = app.elder
     tap(screen(ctx, "home").ids.lang_button)
     yield lambda: app.lang == "en"
     yield laid_out(ctx)
@@ -401,6 +412,9 @@ def display(ctx: Context) -> Scenario:
     """The hall display shows a call within a second and speaks it (a WAV is written)."""
     app = ctx.app
     yield lambda: not app.status_text  # connected, snapshot in
+    hall_now = datetime.now(ctx.config.hall.zone)
+    ctx.result["clock"] = {"shown": app.clock, "hall": [f"{hall_now:%H:%M}", f"{hall_now - timedelta(minutes=1):%H:%M}"],
+                           "machine": f"{datetime.now().astimezone():%H:%M}"}
     yield laid_out(ctx)
     ctx.shot("display_idle")
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
@@ -413,11 +427,37 @@ def display(ctx: Context) -> Scenario:
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         console.request(CallNext(window=2))
         console.request(Recall(window=3))
-    yield lambda: app.calls_shown >= 3
+        console.request(Pause(window=4))
+    yield lambda: app.calls_shown >= 3 and "暂停服务" in texts(app.board.ids.windows)
     yield laid_out(ctx)
     ctx.result["texts"] = ctx.shot("display")["texts"]
     yield lambda: app.announcer.spoken >= 3 and len(list((ctx.work / "voice").glob("call-*.wav"))) >= 3
     ctx.result["wavs"] = sorted(str(p) for p in (ctx.work / "voice").glob("call-*.wav"))
+
+
+def paused_windows(ctx: Context) -> Scenario:
+    """A paused window says so on its tile; a service no open window serves says so, and a tap says why."""
+    yield from ready(ctx)
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(Pause(window=3))
+    yield lambda: "本窗口暂停服务" in find_text(screen(ctx, "home").ids.groups, "劳动保障").text
+    yield laid_out(ctx)
+    ctx.result["home_texts"] = ctx.shot("home_paused")["texts"]
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    ctx.result["served_elsewhere"] = texts(screen(ctx, "services"))  # window 1 still serves them
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(Pause(window=1))
+    yield lambda: any("暂停办理" in line for line in texts(screen(ctx, "services")))
+    yield laid_out(ctx)
+    ctx.result["services_texts"] = ctx.shot("services_paused")["texts"]
+    tap(find_text(screen(ctx, "services"), "失业登记"))
+    yield from arrive(ctx, "refused")
+    ctx.result["refused_texts"] = ctx.shot("refused_paused")["texts"]
+    ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(Resume(window=1))
+        console.request(Resume(window=3))
 
 
 SCENARIOS = {
@@ -429,5 +469,6 @@ SCENARIOS = {
     "idle_reset": (idle_reset, "kiosk"),
     "staff_and_guides": (staff_and_guides, "kiosk"),
     "appointment_check_in": (appointment_check_in, "kiosk"),
+    "paused_windows": (paused_windows, "kiosk"),
     "display": (display, "display"),
 }

@@ -16,11 +16,12 @@ from devices.printer.status import PaperLevel, PrinterCondition, PrinterStatus
 from hallkit.config import HallConfig
 from hallkit.queue.models import Channel, Priority
 from kiosk.screens.card_flow import CARD_HINT_SECONDS
+from kiosk.screens.idle_flow import IdleFlow
 from kiosk.screens.pin_flow import LOCK_SECONDS, STAFF_TAP_SECONDS, TRIES
 from kiosk.screens.retry_flow import BUSY_AFTER_SECONDS, RETRY_SECONDS
 from kiosk.screens.ticket_flow import ticket_texts
 from kiosk.timers import ManualTimers
-from tests.kiosk.fakes import Kiosk, record, refusal_reply, ticket_reply
+from tests.kiosk.fakes import FakeVisit, Kiosk, record, refusal_reply, ticket_reply
 
 PIN = "2468"
 
@@ -265,3 +266,38 @@ def test_manual_timers_run_due_calls_in_order_and_skip_cancelled_ones():
     assert ran == ["a"] and timers.now() == start + 1.9
     timers.advance(0.1)
     assert ran == ["a", "b"] and timers.pending() == 0
+
+
+# ---- idle reset ---------------------------------------------------------------------------------
+
+
+def idle(visit_busy: bool = False) -> tuple[IdleFlow, ManualTimers, list[int], FakeVisit]:
+    timers = ManualTimers()
+    visit = FakeVisit(hall=None)  # type: ignore[arg-type] - the idle flow reads only ``busy``
+    visit.busy = visit_busy
+    resets: list[int] = []
+    return IdleFlow(visit, timers, 60, lambda: resets.append(1)), timers, resets, visit
+
+
+def test_tapping_every_ten_seconds_for_three_minutes_keeps_the_visit():
+    flow, timers, resets, _ = idle()
+    flow.activity()
+    for _ in range(18):
+        timers.advance(10)
+        flow.activity()
+    assert resets == []
+    timers.advance(59.9)
+    assert resets == []
+    timers.advance(0.1)
+    assert resets == [1]
+    assert timers.pending() == 0
+
+
+def test_a_ticket_being_asked_for_is_not_cut_off_by_the_idle_reset():
+    flow, timers, resets, visit = idle(visit_busy=True)
+    flow.activity()
+    timers.advance(60)
+    assert resets == []
+    visit.busy = False
+    timers.advance(60)
+    assert resets == [1]
