@@ -50,7 +50,7 @@ class HomeScreen(KioskScreen):
         grid.clear_widgets()
         self._tiles = []
         for group in page_of(app.groups, self.page, per_page):
-            tile = BigButton(text=self._tile_text(group), kind="primary")
+            tile = BigButton(text=self._tile_text(group), kind=self._tile_kind(group))
             tile.size_hint_y = 1
             tile.bind(on_release=lambda _b, g=group: app.choose_group(g))
             grid.add_widget(tile)
@@ -75,6 +75,11 @@ class HomeScreen(KioskScreen):
         # would swallow the tap.
         for tile, group in self._tiles:
             tile.text = self._tile_text(group)
+            tile.kind = self._tile_kind(group)
+
+    def _tile_kind(self, group: ServiceGroup) -> str:
+        """A paused or closed window's tile is outlined, not filled: it reads as "not now" at a glance."""
+        return "primary" if window_state(self.app.snapshot, group.window) == "open" else "secondary"
 
     def _card_changed(self, *_: object) -> None:
         app = self.app

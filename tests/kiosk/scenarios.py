@@ -428,7 +428,7 @@ def display(ctx: Context) -> Scenario:
         console.request(CallNext(window=2))
         console.request(Recall(window=3))
         console.request(Pause(window=4))
-    yield lambda: app.calls_shown >= 3 and "暂停服务" in texts(app.board.ids.windows)
+    yield lambda: app.calls_shown >= 3 and "暂停" in texts(app.board.ids.windows)
     yield laid_out(ctx)
     ctx.result["texts"] = ctx.shot("display")["texts"]
     yield lambda: app.announcer.spoken >= 3 and len(list((ctx.work / "voice").glob("call-*.wav"))) >= 3
