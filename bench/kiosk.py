@@ -69,7 +69,7 @@ def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
     from broker.mqtt import parse_broker_url
     from hallkit.config import load_config
     from kiosk.app import KioskApp
-    from kiosk.testing import Scenario, Script, find_text, tap
+    from kiosk.testing import Scenario, Script, find_text, settled, tap
 
     def on(name: str):
         def check() -> bool:
@@ -87,8 +87,8 @@ def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
         if "first_frame" not in figures:
             figures["first_frame"] = time.time() - spawned
         # The ticket is on screen at the first flip after the ticket screen became current.
-        if app.current == "ticket" and app.tapped_at is not None and len(shown) < len(latencies) + 1:
-            shown.append(time.monotonic() - app.tapped_at)
+        if app.current == "ticket" and app.ticket_flow.tapped_at is not None and len(shown) < len(latencies) + 1:
+            shown.append(time.monotonic() - app.ticket_flow.tapped_at)
 
     Window.bind(on_flip=flipped)
     stalls: dict[str, object] = {}
@@ -110,7 +110,7 @@ def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
 
     def scenario() -> Scenario:
         yield lambda: app.current == "home" and app.hub_online and app.devices.spooler is not None
-        yield 0.5
+        yield settled(app.root)
         last = time.perf_counter()
 
         def frame(_dt: float) -> None:
@@ -126,18 +126,18 @@ def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
         for _ in range(tickets):
             tap(find_text(app.manager.get_screen("home").ids.groups, "劳动保障"))
             yield on("services")
-            yield 0.05
+            yield settled(app.root)
             tap(find_text(app.manager.get_screen("services"), "失业登记"))
             yield on("confirm")
-            yield 0.05
+            yield settled(app.root)
             tap(app.manager.get_screen("confirm").ids.take)
             yield on("ticket")
             yield lambda: len(shown) > len(latencies)
             latencies.append(shown[-1])
-            yield 0.05
+            yield settled(app.root)
             tap(app.manager.get_screen("ticket").ids.done)
             yield on("home")
-            yield 0.05  # a frame to lay out the rebuilt home screen, as a resident's next tap would
+            yield settled(app.root)  # the rebuilt home screen laid out, as a resident's next tap would find it
         yield lambda: app.devices.spooler is not None and not app.devices.spooler.pending()
         ticker.cancel()
         stalls["done"] = True

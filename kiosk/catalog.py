@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
+from broker.contract import QueueSnapshot
 from hallkit.config import HallConfig, Service
 
 T = TypeVar("T")
+WindowOpen = Literal["open", "paused", "closed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,21 @@ def group_services(config: HallConfig) -> list[ServiceGroup]:
         comprehensive = next(w for w in config.windows if w.comprehensive)
         groups.insert(0, ServiceGroup(comprehensive.number, comprehensive.name, rest))
     return groups
+
+
+def window_state(snapshot: QueueSnapshot | None, number: int) -> WindowOpen:
+    """Whether the window takes residents now, from the hub's snapshot (none yet: as configured, open)."""
+    live = next((w for w in snapshot.windows if w.number == number), None) if snapshot is not None else None
+    if live is None:
+        return "open"
+    if not live.open:
+        return "closed"
+    return "paused" if live.paused else "open"
+
+
+def service_open(config: HallConfig, snapshot: QueueSnapshot | None, service_id: str) -> bool:
+    """A window that serves it is open and not paused: the hub's own rule for issuing a ticket."""
+    return any(window_state(snapshot, w.number) == "open" for w in config.windows_serving(service_id))
 
 
 def page_count(items: Sequence[object], per_page: int) -> int:

@@ -1,8 +1,11 @@
 """Test seams for the kiosk and the display: taps, scripted steps on the Kivy clock, screenshots.
 
 Tests and ``bench/kiosk.py`` run a real app (``App.run()``, a real window, SDL offscreen
-or Xvfb) and drive it from a *scenario*: a generator that yields what to wait for
-between its taps. It runs on the Kivy clock, so every step sees the UI as a resident would.
+or Xvfb) and drive it from a *scenario*: a generator that yields the condition to wait
+for between its taps — a screen shown and laid out (:func:`settled`), a ticket printed —
+never a number of seconds. It runs on the Kivy clock, so every step sees the UI as a
+resident would. The kiosk's own timers (idle reset, retries, the PIN lock) run on a
+:class:`~kiosk.timers.ManualTimers` in tests: a scenario moves that time by hand.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from kivy.clock import Clock
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-Step = float | Callable[[], bool]
-"""Yield a number to wait that many seconds, or a predicate to wait until it holds."""
+Step = Callable[[], bool]
+"""A predicate: the scenario goes on once it holds (its docstring names it in a timeout)."""
 Scenario = Generator[Step, None, None]
 
 MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
@@ -61,6 +64,29 @@ def find_text(root: Widget, needle: str) -> Widget:
     raise AssertionError(f"no visible text {needle!r} in {texts(root)}")
 
 
+def settled(root: Widget) -> Step:
+    """Holds once nothing under ``root`` waits to be laid out or to have its text drawn.
+
+    Kivy lays out and renders text in triggers run before the next frame; a new or resized
+    widget can take a few frames to reach its place (a text's height moves its box, which
+    changes another's width …). When no trigger is pending, positions and textures are final:
+    a tap lands where a resident's finger would, a screenshot shows what they would see.
+    """
+    def check() -> bool:
+        manager = getattr(root, "transition", None)
+        if manager is not None and manager.is_active:
+            return False
+        for widget in root.walk(restrict=True):
+            for name in ("_trigger_layout", "_trigger_texture"):
+                trigger = getattr(widget, name, None)
+                if trigger is not None and trigger.is_triggered:
+                    return False
+        return True
+
+    check.__doc__ = f"{type(root).__name__} laid out"
+    return check
+
+
 def screenshot(root: Widget, folder: Path, name: str) -> dict[str, object]:
     """Save ``root`` as ``name.png`` with its visible texts in ``name.json``; returns both."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +108,7 @@ class Script:
         step_timeout: seconds a predicate may take to hold before the scenario fails.
     """
 
-    def __init__(self, app: App, scenario: Scenario, step_timeout: float = 20.0) -> None:
+    def __init__(self, app: App, scenario: Scenario, step_timeout: float = 60.0) -> None:
         self.app = app
         self.scenario = scenario
         self.step_timeout = step_timeout
@@ -92,8 +118,8 @@ class Script:
         self._deadline = 0.0
         self._event = None
 
-    def start(self, delay: float = 0.3) -> Script:
-        Clock.schedule_once(lambda _dt: self._begin(), delay)
+    def start(self) -> Script:
+        Clock.schedule_once(lambda _dt: self._begin(), 0)
         return self
 
     def _begin(self) -> None:
@@ -112,8 +138,6 @@ class Script:
                     self._fail(f"timed out waiting for {getattr(self._until, '__doc__', None) or self._until}")
                 return
             self._until = None
-        elif now < self._deadline:
-            return
         try:
             step = next(self.scenario)
         except StopIteration:
@@ -122,11 +146,11 @@ class Script:
         except Exception:  # noqa: BLE001 - a failing step ends the scenario with its traceback
             self._fail(traceback.format_exc())
             return
-        if callable(step):
-            self._until = step
-            self._deadline = now + self.step_timeout
-        else:
-            self._deadline = now + float(step)
+        if not callable(step):
+            self._fail(f"a scenario yields conditions to wait for, not {step!r}")
+            return
+        self._until = step
+        self._deadline = now + self.step_timeout
 
     def _fail(self, error: str) -> None:
         self.error = error

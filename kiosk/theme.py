@@ -27,5 +27,5 @@ TARGET_DP = 96
 """Smallest touch target: a finger that trembles still lands on it."""
 TEXT_SP = 32
 """Smallest text a resident reads."""
-ELDER_SCALE = 1.3
+ELDER_SCALE = 1.5
 """Elder mode (长辈模式) text and targets are this much larger, with fewer items a screen."""

@@ -3,7 +3,7 @@
 Pure: ticket data in, bytes out; no printer needed. A ticket, top to bottom::
 
     hall name (bold, centred, wrapped)
-    A001            (double width and height)
+    A001            (five times width and height: 15 mm lines, digits about 11 mm tall)
     service name    (bold, wrapped by display width)
     ----------------
     办理窗口 / 前面等候 / 预计等候 / 取号时间
@@ -50,6 +50,10 @@ COLUMNS = {58: 32, 80: 48}
 
 QR_MODULE_DOTS = {58: 5, 80: 6}
 """QR module size: a phone must read it from arm's length on a 48 mm or 72 mm print line."""
+
+NUMBER_SIZE = 5
+"""Magnification of the ticket number: Font A's 24-dot line becomes 120 dots (15 mm at 8 dots/mm),
+its digits about 11 mm tall, as halls print them (10–15 mm); "A0001" still fits 58 mm paper."""
 
 CUT_FEED_LINES = 4
 """Blank lines fed before the cut so the footer clears the blade."""
@@ -145,16 +149,16 @@ class TicketComposer:
         out.append(Align(align=Alignment.CENTER))
         out += [Bold(on=True), *self._lines(ticket.hall_name, self.columns), Bold(on=False)]
         out.append(LineFeed())
-        out += [CharSize(width=2, height=2), *self._lines(ticket.number, self.columns // 2),
-                CharSize(width=1, height=1)]
+        out += [CharSize(width=NUMBER_SIZE, height=NUMBER_SIZE),
+                *self._lines(ticket.number, self.columns // NUMBER_SIZE), CharSize(width=1, height=1)]
         if ticket.priority is not Priority.NORMAL:
             out += self._lines(self._say(f"printer.ticket.priority_{ticket.priority.value}"), self.columns)
         # Bold, not enlarged: the number must stay the one thing that stands out.
         out += [Bold(on=True), *self._lines(ticket.service_name, self.columns), Bold(on=False)]
         out += self._lines("-" * self.columns, self.columns)
         out.append(Align(align=Alignment.LEFT))
-        for line in self._details(ticket):
-            out += self._lines(line, self.columns)
+        for line, indent in self._details(ticket):
+            out += self._lines(line, self.columns, indent)
         out += [LineFeed(), Align(align=Alignment.CENTER)]
         out += qr_code(ticket.qr_url, QR_MODULE_DOTS[self.layout.paper_width_mm])
         out.append(LineFeed())
@@ -164,33 +168,35 @@ class TicketComposer:
         out.append(Cut(partial=True, feed=CUT_FEED_LINES))
         return out
 
-    def _details(self, ticket: TicketPrint) -> list[str]:
+    def _details(self, ticket: TicketPrint) -> list[tuple[str, int]]:
+        """The detail lines, each with the indent its continuation lines take."""
         lines = self._windows(ticket.windows)
         if ticket.ahead:
-            lines.append(self._say("printer.ticket.ahead", ahead=ticket.ahead))
-            lines.append(self._say("printer.ticket.wait", minutes=max(ticket.wait_minutes, 1)))
+            lines.append((self._say("printer.ticket.ahead", ahead=ticket.ahead), 0))
+            lines.append((self._say("printer.ticket.wait", minutes=max(ticket.wait_minutes, 1)), 0))
         else:
-            lines.append(self._say("printer.ticket.none_ahead"))
-        lines.append(self._say("printer.ticket.taken_at", time=f"{ticket.taken_at:%Y-%m-%d %H:%M}"))
+            lines.append((self._say("printer.ticket.none_ahead"), 0))
+        lines.append((self._say("printer.ticket.taken_at", time=f"{ticket.taken_at:%Y-%m-%d %H:%M}"), 0))
         return lines
 
-    def _windows(self, windows: list[TicketWindow]) -> list[str]:
-        """The windows on one line if they fit, else one window a line under the label."""
+    def _windows(self, windows: list[TicketWindow]) -> list[tuple[str, int]]:
+        """The windows on one line if they fit, else one window a line under the label; a name too
+        long for its line goes on under itself (a hanging indent the width of the label)."""
         label = self._say("printer.ticket.windows_label")
         names = [self._say("printer.ticket.window", number=w.number, name=w.name) for w in windows]
         one_line = label + self._say("printer.ticket.window_separator").join(names)
+        indent = display_width(label, self.layout.encoding)
         if display_width(one_line, self.layout.encoding) <= self.columns:
-            return [one_line]
-        indent = " " * display_width(label, self.layout.encoding)
-        return [(label if i == 0 else indent) + name for i, name in enumerate(names)]
+            return [(one_line, indent)]
+        return [((label if i == 0 else " " * indent) + name, indent) for i, name in enumerate(names)]
 
     def _say(self, key: str, **params: object) -> str:
         return text(key, self.lang, **params)
 
-    def _lines(self, content: str, columns: int) -> list[EscposCommand]:
-        """``content`` wrapped to ``columns``, each line encoded and ended with LF."""
+    def _lines(self, content: str, columns: int, indent: int = 0) -> list[EscposCommand]:
+        """``content`` wrapped to ``columns`` (continuation lines indented), each encoded and ended with LF."""
         out: list[EscposCommand] = []
-        for line in wrap(content, columns, self.layout.encoding):
+        for line in wrap(content, columns, self.layout.encoding, indent):
             if line:
                 out.append(Text(data=self.encode_text(line)))
             out.append(LineFeed())
@@ -215,31 +221,37 @@ def display_width(line: str, encoding: str) -> int:
     return sum(char_columns(c, encoding) for c in line)
 
 
-def wrap(content: str, columns: int, encoding: str) -> list[str]:
+def wrap(content: str, columns: int, encoding: str, indent: int = 0) -> list[str]:
     """Split ``content`` into lines of at most ``columns`` printer columns.
 
     Breaks between characters only, at a space when one is in the second half of the
-    line (so "投诉电话 12345" stays whole); a closing punctuation mark never starts a
-    line (the character before it moves down with it). Explicit newlines are kept.
+    line, counted in columns (so "投诉电话 12345" stays whole); a closing punctuation mark
+    never starts a line (the character before it moves down with it). Lines after the
+    first of a paragraph start with ``indent`` spaces (a hanging indent). Explicit
+    newlines are kept.
     """
     lines: list[str] = []
+    lead = [" "] * min(indent, columns // 2)
     for paragraph in content.split("\n"):
         current: list[str] = []
+        first = len(lines)
         for char in paragraph:
             size = char_columns(char, encoding)
             if display_width("".join(current), encoding) + size > columns and current:
-                current = _break(current, char, lines)
-                if char == " " and not current:
+                current = _break(current, char, lines, columns, encoding)
+                current = lead + current if len(lines) > first else current
+                if char == " " and current == lead:
                     continue  # a space at the break is dropped, not printed at the start of a line
             current.append(char)
         lines.append("".join(current))
     return lines
 
 
-def _break(current: list[str], char: str, lines: list[str]) -> list[str]:
+def _break(current: list[str], char: str, lines: list[str], columns: int, encoding: str) -> list[str]:
     """End the line in ``current`` before ``char``; returns what starts the next line."""
     space = "".join(current).rfind(" ")
-    if space >= len(current) // 2:
+    if space > 0 and display_width("".join(current[:space]), encoding) >= columns // 2 \
+            and "".join(current[:space]).strip():
         lines.append("".join(current[:space]).rstrip())
         return current[space + 1 :]
     if char in NO_LINE_START and len(current) > 1:

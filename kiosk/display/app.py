@@ -8,8 +8,8 @@ waiting panels, and brings a restarted display up to date at once.
 
 from __future__ import annotations
 
-import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 
 from kivy.animation import Animation
@@ -24,6 +24,7 @@ from broker.contract import QueueSnapshot
 from broker.mqtt import BrokerAddress
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
+from kiosk.catalog import window_state
 from kiosk.app import deliver
 from kiosk.display.voice import Announcer
 from kiosk.feed import Call, HallFeed
@@ -69,11 +70,11 @@ class DisplayApp(App):
         self.announcer = announcer
         self.recent: deque[Call] = deque(maxlen=config.kiosk.display.recent_calls)
         self.calls_shown = 0
-        self.last_call_shown_at: float | None = None
-        """``time.monotonic()`` when the board last showed a new call (tests measure the delay)."""
+        self.last_call_frames: int | None = None
+        """Frames between the last call's arrival and the board showing it (tests check it is the next)."""
         self.feed = HallFeed(broker, config.hall.id, device_id,
                              on_snapshot=lambda s: deliver(lambda: self._snapshot(s)),
-                             on_call=lambda c: deliver(lambda: self._call(c)),
+                             on_call=self._arrived,
                              on_hub=lambda online: deliver(lambda: self._online(online)))
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
@@ -102,7 +103,7 @@ class DisplayApp(App):
             self.announcer.stop()
 
     def _tick(self, *_: object) -> None:
-        self.clock = time.strftime("%H:%M")
+        self.clock = f"{datetime.now(self.hall.hall.zone):%H:%M}"  # the hall's time, not the machine's
 
     def _scroll(self, dt: float) -> None:
         notice = self.board.ids.notice
@@ -114,7 +115,12 @@ class DisplayApp(App):
     def _online(self, online: bool) -> None:
         self.status_text = "" if online else self.t("display.offline")
 
-    def _call(self, call: Call) -> None:
+    def _arrived(self, call: Call) -> None:
+        """In the feed's thread: to the board at the next frame."""
+        arrived = Clock.frames
+        deliver(lambda: self._call(call, arrived))
+
+    def _call(self, call: Call, arrived: int) -> None:
         self.latest_number = call.number
         self.latest_window = call.window
         self.latest_recall = call.recall
@@ -127,7 +133,7 @@ class DisplayApp(App):
         self.flash = 1
         Animation(flash=0, duration=FLASH_SECONDS, t="in_quad").start(self)
         self.calls_shown += 1
-        self.last_call_shown_at = time.monotonic()
+        self.last_call_frames = Clock.frames - arrived
         if self.announcer is not None:
             self.announcer.announce(call.number, call.window)
 
@@ -153,6 +159,7 @@ class DisplayApp(App):
         grid.cols = 2 if len(self.hall.windows) <= 6 else 3  # three rows fit the panel
         calling = {w.number: w.ticket.number for w in snapshot.windows if w.ticket} if snapshot else {}
         for window in self.hall.windows:
-            grid.add_widget(BoardRow(left=self.t("display.window", window=window.number),
-                                             right=calling.get(window.number, "—"),
-                                             highlight=window.number in calling))
+            state = window_state(snapshot, window.number)
+            right = calling.get(window.number, "—") if state == "open" else self.t(f"display.{state}")
+            grid.add_widget(BoardRow(left=self.t("display.window", window=window.number), right=right,
+                                     highlight=state == "open" and window.number in calling))

@@ -1,17 +1,19 @@
-"""The kiosk's screens: one Screen class and one kv file each, listed here.
+"""The kiosk's screens: one Screen class and one kv file each, listed here, and the flows
+behind them (``*_flow.py``: plain classes, no Kivy, unit-tested on their own).
 
 A screen is loaded (its module imported, its kv file read) the first time it is
-shown, and kept. The name is what :meth:`kiosk.app.KioskApp.show` takes.
+shown, and kept. The name is what :meth:`kiosk.app.KioskApp.show` takes. Nothing
+here imports Kivy until a screen is loaded, so the flows import without it.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kivy.lang import Builder
-
-from kiosk.screens.base import KioskScreen
+if TYPE_CHECKING:
+    from kiosk.screens.base import KioskScreen
 
 SCREENS: dict[str, str] = {
     "home": "kiosk.screens.home:HomeScreen",
@@ -35,6 +37,8 @@ _loaded: set[str] = set()
 
 def screen_class(name: str) -> type[KioskScreen]:
     """The Screen class registered as ``name``, with its kv rules loaded once."""
+    from kivy.lang import Builder
+
     module_name, _, class_name = SCREENS[name].partition(":")
     cls: type[KioskScreen] = getattr(importlib.import_module(module_name), class_name)
     if name not in _loaded:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from kivy.app import App
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
-if TYPE_CHECKING:
-    from kiosk.app import KioskApp
+from kiosk.screens.ports import Kiosk
 
 
 class KioskScreen(Screen):
@@ -20,8 +19,9 @@ class KioskScreen(Screen):
     """
 
     @property
-    def app(self) -> KioskApp:
-        return cast("KioskApp", App.get_running_app())
+    def app(self) -> Kiosk:
+        """The running kiosk, as the screens see it (:class:`~kiosk.screens.ports.Kiosk`)."""
+        return cast(Kiosk, App.get_running_app())
 
     def add_widget(self, widget: Widget, *args: Any, **kwargs: Any) -> None:
         if "content" in self.ids:

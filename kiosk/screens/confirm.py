@@ -33,7 +33,7 @@ class ConfirmScreen(KioskScreen):
     def _card_changed(self, *_: object) -> None:
         app = self.app
         record = app.resident
-        appointment = app.appointment_for(app.service_id) if app.service_id else None
+        appointment = app.appointment_flow.for_service(app.service_id) if app.service_id else None
         if app.busy_shown:
             self.take_text = app.t("kiosk.confirm.taking")
         else:
@@ -43,7 +43,7 @@ class ConfirmScreen(KioskScreen):
         elif record is None:
             self.card_text = app.t("kiosk.confirm.card_none", age=app.hall.queue.elderly_age)
         elif appointment is not None:
-            self.card_text = app.t("kiosk.appointment.confirm", name=record.name_masked, slot=app.slot_text(appointment))
+            self.card_text = app.t("kiosk.appointment.confirm", name=record.name_masked, slot=app.appointment_flow.slot_text(appointment))
         elif record.elderly:
             self.card_text = app.t("kiosk.confirm.card_elderly", name=record.name_masked, age=record.age)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
-from kiosk.catalog import ServiceGroup, page_count, page_of
+from kiosk.catalog import ServiceGroup, page_count, page_of, window_state
 from kiosk.screens.base import KioskScreen
 from kiosk.widgets import BigButton, Body
 
@@ -28,7 +28,7 @@ class HomeScreen(KioskScreen):
         self._offered: tuple[object, ...] = ()
         self._others_for: tuple[str, ...] | None = None
         """The appointments for which the resident chose "other business" (the tiles come back)."""
-        self.app.bind(resident=self._card_changed, card_hint=self._card_changed, waiting=self._waiting_changed,
+        self.app.bind(resident=self._card_changed, card_hint=self._card_changed, snapshot=self._waiting_changed,
                       appointments=self._offers_changed)
         self.app.bind(resident=self._resident_changed)
         self.bind(focus=self._card_changed)
@@ -50,7 +50,7 @@ class HomeScreen(KioskScreen):
         grid.clear_widgets()
         self._tiles = []
         for group in page_of(app.groups, self.page, per_page):
-            tile = BigButton(text=self._tile_text(group), kind="primary")
+            tile = BigButton(text=self._tile_text(group), kind=self._tile_kind(group))
             tile.size_hint_y = 1
             tile.bind(on_release=lambda _b, g=group: app.choose_group(g))
             grid.add_widget(tile)
@@ -63,15 +63,23 @@ class HomeScreen(KioskScreen):
     def _tile_text(self, group: ServiceGroup) -> str:
         app = self.app
         waiting = sum(app.waiting.get(s.id, 0) for s in group.services)
-        return "\n".join((
-            app.t("kiosk.home.window", number=group.window) + "  " + group.name,
-            app.t("kiosk.home.group_info", count=len(group.services), waiting=waiting),
-        ))
+        lines = [app.t("kiosk.home.window", number=group.window) + "  " + group.name,
+                 app.t("kiosk.home.group_info", count=len(group.services), waiting=waiting)]
+        state = window_state(app.snapshot, group.window)
+        if state != "open":
+            lines.append(app.t(f"kiosk.home.window_{state}"))
+        return "\n".join(lines)
 
     def _waiting_changed(self, *_: object) -> None:
-        # Only the texts change: tiles rebuilt under a finger would swallow the tap.
+        # Waiting counts and paused windows: only the texts change, tiles rebuilt under a finger
+        # would swallow the tap.
         for tile, group in self._tiles:
             tile.text = self._tile_text(group)
+            tile.kind = self._tile_kind(group)
+
+    def _tile_kind(self, group: ServiceGroup) -> str:
+        """A paused or closed window's tile is outlined, not filled: it reads as "not now" at a glance."""
+        return "primary" if window_state(self.app.snapshot, group.window) == "open" else "secondary"
 
     def _card_changed(self, *_: object) -> None:
         app = self.app
@@ -105,7 +113,7 @@ class HomeScreen(KioskScreen):
         shown = app.appointments[:OFFERS[app.elder]]
         for appointment in shown:
             button = BigButton(kind="accent", text=app.t("kiosk.appointment.offer", service=appointment.service_name,
-                                                          slot=app.slot_text(appointment)))
+                                                          slot=app.appointment_flow.slot_text(appointment)))
             button.bind(on_release=lambda _b, a=appointment: app.check_in(a))
             box.add_widget(button)
         if len(app.appointments) > len(shown):
@@ -134,4 +142,4 @@ class HomeScreen(KioskScreen):
         if self.app.agent:
             self.app.reset_session()
         else:
-            self.app.ask_pin("agent")
+            self.app.pin_flow.ask("agent")

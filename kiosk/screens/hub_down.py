@@ -6,4 +6,4 @@ from kiosk.screens.base import KioskScreen
 
 
 class HubDownScreen(KioskScreen):
-    """All it shows is bound to the app (attempt count); the retries are the app's (``KioskApp._retry``)."""
+    """All it shows is bound to the app (attempt count); the retries are :class:`~kiosk.screens.retry_flow.RetryFlow`'s."""

@@ -6,7 +6,7 @@ from kivy.properties import NumericProperty, StringProperty
 from kivy.uix.widget import Widget
 
 from hallkit.config import Service
-from kiosk.catalog import page_count, page_of
+from kiosk.catalog import page_count, page_of, service_open
 from kiosk.screens.base import KioskScreen
 from kiosk.widgets import BigButton
 
@@ -17,6 +17,12 @@ class ServicesScreen(KioskScreen):
 
     def on_kv_post(self, *_: object) -> None:
         self._built: tuple[object, ...] = ()
+        self.app.bind(snapshot=self._snapshot_changed)
+
+    def _snapshot_changed(self, *_: object) -> None:
+        # A window paused or resumed while the list is on screen: its services say so at once.
+        if self.manager is not None and self.manager.current == self.name:
+            self.refresh()
 
     def on_pre_enter(self, *_: object) -> None:
         self.page = 0
@@ -35,11 +41,12 @@ class ServicesScreen(KioskScreen):
         else:
             self.heading = app.t("kiosk.services.title", window=app.group.window, name=app.group.name)
         # New widgets render their text at a provisional size first: rebuild only when needed.
-        built = (app.guide_mode, app.group, self.page, app.elder, app.lang, app.generation)
+        services = self._services()
+        closed = frozenset(s.id for s in services if not service_open(app.hall, app.snapshot, s.id))
+        built = (app.guide_mode, app.group, self.page, app.elder, app.lang, app.generation, closed)
         if built == self._built:
             return
         self._built = built
-        services = self._services()
         per_page = app.items_per_page
         self.ids.pager.pages = page_count(services, per_page)
         self.page = min(self.page, self.ids.pager.pages - 1)
@@ -48,7 +55,11 @@ class ServicesScreen(KioskScreen):
         grid.clear_widgets()
         shown = page_of(services, self.page, per_page)
         for service in shown:
-            button = BigButton(text=service.name, kind="primary" if not app.guide_mode else "secondary")
+            if service.id in closed and not app.guide_mode:
+                # Still a button: a tap says why there is no ticket, rather than nothing happening.
+                button = BigButton(text=f"{service.name}\n{app.t('kiosk.services.unavailable')}", kind="secondary")
+            else:
+                button = BigButton(text=service.name, kind="primary" if not app.guide_mode else "secondary")
             button.size_hint_y = 1
             button.bind(on_release=lambda _b, sid=service.id: self._chosen(sid))
             grid.add_widget(button)

@@ -23,7 +23,9 @@ def kivy_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("DISPLAY", None)  # SDL offscreen renders through EGL: no X server needed
     env.update(SDL_VIDEODRIVER="offscreen", KIVY_NO_ARGS="1", KIVY_HOME=str(home), KIVY_USE_DEFAULTCONFIG="1",
-               KIVY_NO_FILELOG="1", KIVY_NO_CONSOLELOG="1", PYTHONPATH=str(ROOT))
+               KIVY_NO_FILELOG="1", KIVY_NO_CONSOLELOG="1", PYTHONPATH=str(ROOT),
+               # The machine's zone is not the hall's (Asia/Shanghai): every screen must show the hall's time.
+               TZ="America/Los_Angeles")
     return env
 
 

@@ -26,6 +26,7 @@ from broker.parts import hub_parts
 from devices.idcard.simulator import IdCardSimulator
 from devices.printer.simulator import PrinterSimulator
 from hallkit.config import HallConfig, parse_config
+from kiosk.timers import ManualTimers
 
 PIN = "2468"
 PIN_HASH = "a1fb4e703a9ef1fa4936801721ff285a97ac85330856674412e054892afe6972"
@@ -232,6 +233,8 @@ class Context:
     idcard: IdCardSimulator
     hub: Hub | None = None
     app: Any = None
+    timers: ManualTimers = field(default_factory=ManualTimers)
+    """The kiosk's clock for its own timers (idle reset, retries, PIN lock): moved by the scenario."""
     result: dict[str, Any] = field(default_factory=dict)
     shots: list[dict[str, object]] = field(default_factory=list)
 
@@ -293,7 +296,7 @@ def main(argv: list[str]) -> int:
     else:
         from kiosk.app import KioskApp
 
-        ctx.app = KioskApp(config, config_path, ctx.broker, "kiosk-1")
+        ctx.app = KioskApp(config, config_path, ctx.broker, "kiosk-1", timers=ctx.timers)
     script = Script(ctx.app, scenario(ctx)).start()
     try:
         ctx.app.run()

@@ -1,8 +1,10 @@
 """Scenarios the kiosk tests run in a child process (see harness.py); each taps like a resident.
 
 A scenario is a generator over a :class:`~tests.kiosk.harness.Context`: it taps, then
-yields a predicate to wait for (or seconds to wait), and asserts what the screen and
-the devices show. Measurements go into ``ctx.result`` for the test to check.
+yields the condition to wait for — a screen shown and laid out, a ticket printed, the card
+reader polled — and asserts what the screen and the devices show. It never waits a number
+of seconds: the kiosk's own timers run on ``ctx.timers`` (a fake clock the scenario moves),
+and everything else is waited for by its effect. Measurements go into ``ctx.result``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from datetime import datetime, timedelta
 
 from broker.appointments import add_appointment
 from broker.client import HallClient
-from hallkit.queue.models import CallNext, Recall, TakeTicket
+from broker.contract import AppointmentView
+from hallkit.queue.models import CallNext, Pause, Recall, Resume, TakeTicket
+from kiosk.screens.appointment_flow import check_in_command
 from kiosk.screens.base import KioskScreen
-from kiosk.testing import Scenario, find_text, tap, texts
+from kiosk.screens.retry_flow import RETRY_SECONDS
+from kiosk.testing import Scenario, Step, find_text, settled, tap, texts
 from tests.kiosk.harness import PIN, Context
 
 
@@ -30,10 +35,15 @@ def on(ctx: Context, name: str) -> Callable[[], bool]:
     return check
 
 
+def laid_out(ctx: Context) -> Step:
+    """Everything on the window in place and drawn with its current text (before a tap or a shot)."""
+    return settled(ctx.app.root)
+
+
 def arrive(ctx: Context, name: str) -> Scenario:
-    """Wait for the screen, then a few frames so its new widgets are laid out before a tap."""
+    """Wait for the screen, then for its new widgets to be laid out before a tap."""
     yield on(ctx, name)
-    yield 0.15
+    yield laid_out(ctx)
 
 
 def ready(ctx: Context) -> Scenario:
@@ -41,7 +51,7 @@ def ready(ctx: Context) -> Scenario:
     app = ctx.app
     yield lambda: app.current == "home" and app.hub_online and app.devices.spooler is not None \
         and app.devices.watcher is not None
-    yield 0.3
+    yield laid_out(ctx)
 
 
 def hub_ticket(ctx: Context, number: str) -> object:
@@ -53,7 +63,7 @@ def enter_pin(ctx: Context) -> Scenario:
     pad = screen(ctx, "pin").ids.pad
     for digit in PIN:
         tap(find_text(pad, digit))
-        yield 0.05
+    yield lambda: screen(ctx, "pin").entered == PIN
     tap(find_text(pad, ctx.app.t("kiosk.pin.ok")))
 
 
@@ -64,25 +74,25 @@ def take_ticket(ctx: Context) -> Scenario:
     ctx.shot("home")
     ctx.idcard.place("elderly")
     yield lambda: app.resident is not None
-    yield 0.2
+    yield laid_out(ctx)
     card = ctx.shot("home_card")
+    ctx.result["elder_by_card"] = app.elder
     assert app.resident.elderly and app.resident.age >= 65
     assert any("长辈优先" in line for line in card["texts"]), card["texts"]
     assert not any("马秀兰" in line for line in card["texts"]), "the full name must never be shown"
     tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
     yield from arrive(ctx, "services")
-    yield 0.2
+    yield laid_out(ctx)
     ctx.shot("services")
     tap(find_text(screen(ctx, "services"), "城乡最低生活保障对象认定"))
     yield from arrive(ctx, "confirm")
-    yield 0.2
+    yield laid_out(ctx)
     ctx.shot("confirm")
     tap(screen(ctx, "confirm").ids.take)
     yield from arrive(ctx, "ticket")
-    latency = app.ticket_shown_at - app.tapped_at
     yield lambda: app.print_state == "printed"
     yield lambda: len(ctx.printer.tickets()) >= 1
-    yield 0.3
+    yield laid_out(ctx)
     shot = ctx.shot("ticket")
     view = app.ticket
     issued = hub_ticket(ctx, view.number)
@@ -90,11 +100,12 @@ def take_ticket(ctx: Context) -> Scenario:
     ctx.result.update(
         number=view.number, priority=str(view.priority), channel=str(issued.channel),
         id_hash_matches=issued.id_hash == app.resident.id_hash, printed_large=printed.large_text,
-        printed_qr=printed.qr_codes, public_id=view.public_id, tap_to_ticket=latency, texts=shot["texts"],
+        printed_qr=printed.qr_codes, public_id=view.public_id, texts=shot["texts"],
     )
     tap(screen(ctx, "ticket").ids.done)
     yield from arrive(ctx, "home")
     ctx.result["resident_after_done"] = app.resident is not None
+    ctx.result["elder_after_done"] = app.elder
     ctx.idcard.remove()
 
 
@@ -103,14 +114,18 @@ def elder_mode(ctx: Context) -> Scenario:
     app = ctx.app
     yield from ready(ctx)
     normal_font = screen(ctx, "home").ids.guides.font_size
+    normal_height = screen(ctx, "home").ids.guides.height
+    tapped = time.perf_counter()
     tap(screen(ctx, "home").ids.elder_button)
     yield lambda: app.elder
-    yield 0.3
+    yield laid_out(ctx)
+    ctx.result["elder_applied_s"] = time.perf_counter() - tapped  # a figure to report, not a deadline
+    ctx.result["target_ratio"] = screen(ctx, "home").ids.guides.height / normal_height
     ctx.shot("home_elder")
     ctx.result["font_ratio"] = screen(ctx, "home").ids.guides.font_size / normal_font
     tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
     yield from arrive(ctx, "services")
-    yield 0.3
+    yield laid_out(ctx)
     ctx.shot("services_elder")
     grid = screen(ctx, "services").ids.services
     ctx.result["elder_items"] = sum(1 for w in grid.children if w.__class__.__name__ == "BigButton")
@@ -118,11 +133,11 @@ def elder_mode(ctx: Context) -> Scenario:
     heights = [w.height for w in grid.children if w.__class__.__name__ == "BigButton"]
     ctx.result["min_button_px"] = min(heights)
     tap(screen(ctx, "services").ids.pager.ids.next)
-    yield 0.3
+    yield laid_out(ctx)
     ctx.shot("services_elder_page2")
     tap(screen(ctx, "services").ids.lang_button)
     yield lambda: app.lang == "en"
-    yield 0.3
+    yield laid_out(ctx)
     ctx.shot("services_elder_english")
     ctx.result["english_texts"] = texts(screen(ctx, "services"))
 
@@ -140,7 +155,7 @@ def printer_out(ctx: Context) -> Scenario:
     yield from arrive(ctx, "confirm")
     tap(screen(ctx, "confirm").ids.take)
     yield from arrive(ctx, "no_paper")
-    yield 0.4
+    yield laid_out(ctx)
     shot = ctx.shot("no_paper")
     ctx.result.update(number=app.ticket.number, texts=shot["texts"], printed_while_out=len(ctx.printer.tickets()))
     ctx.printer.change_state(StateChange(paper="ok"))
@@ -159,15 +174,18 @@ def hub_down(ctx: Context) -> Scenario:
     yield from arrive(ctx, "confirm")
     tap(screen(ctx, "confirm").ids.take)
     yield from arrive(ctx, "hub_down")
+    ctx.timers.advance(RETRY_SECONDS)  # the retry goes to the hub link's thread, which fails again
     yield lambda: app.hub_attempts >= 2
-    yield 0.2
+    yield laid_out(ctx)
     shot = ctx.shot("hub_down")
     ctx.result.update(texts=shot["texts"], ticket_while_down=app.ticket is not None)
     ctx.start_hub()
+    yield lambda: app.hub_online and not app.busy
+    ctx.timers.advance(RETRY_SECONDS)
     yield from arrive(ctx, "ticket")
     ctx.result["number"] = app.ticket.number
     ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
-    yield 0.3
+    yield laid_out(ctx)
     ctx.shot("ticket_after_hub_back")
 
 
@@ -177,7 +195,7 @@ def bad_card(ctx: Context) -> Scenario:
     yield from ready(ctx)
     ctx.idcard.place("expired")
     yield from arrive(ctx, "card_problem")
-    yield 0.3
+    yield laid_out(ctx)
     shot = ctx.shot("card_problem")
     ctx.result.update(texts=shot["texts"], resident=app.resident is not None)
     ctx.idcard.remove()
@@ -186,7 +204,8 @@ def bad_card(ctx: Context) -> Scenario:
 
 
 def idle_reset(ctx: Context) -> Scenario:
-    """No touch for the idle time: back to home with the card record and choices dropped."""
+    """A resident who keeps tapping stays in the visit; no touch for the idle time: back to home
+    with the card record and choices dropped."""
     app = ctx.app
     yield from ready(ctx)
     ctx.idcard.place("valid")
@@ -199,12 +218,16 @@ def idle_reset(ctx: Context) -> Scenario:
     yield lambda: app.elder
     masked = app.resident.name_masked
     ctx.result["before"] = {"resident": app.resident is not None, "service": app.service_id, "elder": app.elder}
-    app.idle_timer.timeout = 1.0
-    app.idle_timer()
-    started = time.monotonic()
+    idle = ctx.config.kiosk.idle_seconds
+    for _ in range(18):  # a tap every 10 s for three minutes: the count starts again at each
+        ctx.timers.advance(10)
+        tap(screen(ctx, "confirm").ids.card_banner)
+    ctx.result["after_tapping"] = {"screen": app.current, "resident": app.resident is not None}
+    ctx.timers.advance(idle - 1)
+    ctx.result["just_before_idle"] = app.current
+    ctx.timers.advance(1)
     yield from arrive(ctx, "home")
-    ctx.result["idle_after"] = time.monotonic() - started
-    yield 0.3
+    yield laid_out(ctx)
     shot = ctx.shot("home_after_idle")
     ctx.result["after"] = {"resident": app.resident is not None, "service": app.service_id, "elder": app.elder,
                            "name_on_screen": any(masked in line for line in shot["texts"])}
@@ -217,41 +240,42 @@ def staff_and_guides(ctx: Context) -> Scenario:
     yield from ready(ctx)
     tap(screen(ctx, "home").ids.guides)
     yield from arrive(ctx, "services")
-    yield 0.2
+    yield laid_out(ctx)
     ctx.shot("guide_index")
     tap(find_text(screen(ctx, "services"), "城乡最低生活保障对象认定"))
     yield from arrive(ctx, "guide")
-    yield 0.2
+    yield laid_out(ctx)
     guide = ctx.shot("guide")
     ctx.result["guide_texts"] = guide["texts"]
     tap(screen(ctx, "guide").ids.pager.ids.next)
-    yield 0.2
+    yield laid_out(ctx)
     ctx.result["guide_page2"] = texts(screen(ctx, "guide"))
     tap(screen(ctx, "guide").ids.scan)
     yield from arrive(ctx, "scan")
     yield lambda: app.devices.scanner is not None
     tap(screen(ctx, "scan").ids.shoot)
     yield lambda: screen(ctx, "scan").count >= 1
-    yield 0.2
+    yield laid_out(ctx)
     ctx.shot("scan")
     ctx.result["scanned_files"] = len(list((ctx.work / "scans").glob("dibao-*.png")))
     app.home()
     yield from arrive(ctx, "home")
     tap(screen(ctx, "home").ids.staff)
     yield from arrive(ctx, "staff")
-    yield 0.3
+    yield laid_out(ctx)
     ctx.result["staff_texts"] = ctx.shot("staff")["texts"]
     app.home()
     yield from arrive(ctx, "home")
     for _ in range(5):
-        tap(screen(ctx, "home").ids.hall_name)
-        yield 0.05
+        tap(screen(ctx, "home").ids.hall_name)  # five taps at one instant of the kiosk's clock
     yield from arrive(ctx, "pin")
-    yield 0.2
+    yield laid_out(ctx)
     ctx.shot("pin")
     yield from enter_pin(ctx)
     yield from arrive(ctx, "maintenance")
-    yield 1.2
+    starting = app.t("kiosk.maint.starting")
+    yield lambda: screen(ctx, "maintenance").lines and starting not in screen(ctx, "maintenance").lines
+    yield laid_out(ctx)
     ctx.result["maintenance_texts"] = ctx.shot("maintenance")["texts"]
     before = len(ctx.printer.tickets())
     tap(screen(ctx, "maintenance").ids.test_print)
@@ -262,7 +286,7 @@ def staff_and_guides(ctx: Context) -> Scenario:
     yield from arrive(ctx, "pin")
     yield from enter_pin(ctx)
     yield lambda: app.agent and app.current == "home"
-    yield 0.2
+    yield laid_out(ctx)
     ctx.shot("home_agent")
     tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
     yield from arrive(ctx, "services")
@@ -289,9 +313,10 @@ def offers(ctx: Context) -> list[str]:
 
 
 def lift_card(ctx: Context) -> Scenario:
-    """Take the card away long enough for the watcher to notice (two empty polls, 0.5 s apart)."""
+    """Take the card away until the watcher has seen the empty reader (two polls after the one in flight)."""
+    polls = ctx.idcard.commands
     ctx.idcard.remove()
-    yield 1.6
+    yield lambda: ctx.idcard.commands >= polls + 3
 
 
 def appointment_check_in(ctx: Context) -> Scenario:
@@ -303,7 +328,7 @@ def appointment_check_in(ctx: Context) -> Scenario:
     # A card without appointments: no offer, no appointment wording.
     ctx.idcard.place("valid")
     yield lambda: app.resident is not None and app.appointment_lookup == "done"
-    yield 0.2
+    yield laid_out(ctx)
     plain = ctx.shot("home_card_no_appointment")
     ctx.result.update(plain_offers=offers(ctx), plain_texts=plain["texts"])
     yield from lift_card(ctx)
@@ -311,28 +336,25 @@ def appointment_check_in(ctx: Context) -> Scenario:
     # The card of the resident who booked: the appointment is offered with the priority channel.
     ctx.idcard.place("elderly")
     yield lambda: app.resident is not None and app.appointment_lookup == "done"
-    yield 0.3
+    yield laid_out(ctx)
     home = ctx.shot("home_appointment")
     ctx.result.update(offers=offers(ctx), home_texts=home["texts"],
                       offer_height=min(w.height for w in screen(ctx, "home").ids.offers.children))
-    # Elder mode and English: the offer follows, and the window tiles stay big enough to tap.
-    tap(screen(ctx, "home").ids.elder_button)
-    yield lambda: app.elder
-    yield 0.3
-    ctx.shot("home_appointment_elder")
+    # Elder mode (on by itself for an elderly card) and English: the offer follows, and stays big.
+    ctx.result["elder_by_card"] = app.elder
     tap(screen(ctx, "home").ids.lang_button)
     yield lambda: app.lang == "en"
-    yield 0.3
+    yield laid_out(ctx)
     ctx.result["english_offers"] = ctx.shot("home_appointment_elder_english") and offers(ctx)
     ctx.result["elder_offer_height"] = min(w.height for w in screen(ctx, "home").ids.offers.children)
     tap(screen(ctx, "home").ids.lang_button)
     tap(screen(ctx, "home").ids.elder_button)
     yield lambda: not app.elder and app.lang == "zh"
-    yield 0.3
+    yield laid_out(ctx)
     # "Something else": the window tiles; the booked service chosen there is still the check-in.
     tap(screen(ctx, "home").ids.others)
     yield lambda: not screen(ctx, "home").focus
-    yield 0.3
+    yield laid_out(ctx)
     ctx.result["others_texts"] = ctx.shot("home_appointment_others")["texts"]
     tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
     yield from arrive(ctx, "services")
@@ -347,14 +369,14 @@ def appointment_check_in(ctx: Context) -> Scenario:
     app.reset_session()
     ctx.idcard.place("elderly")
     yield lambda: app.resident is not None and app.appointment_lookup == "done"
-    yield 0.3
+    yield laid_out(ctx)
     tap(find_text(screen(ctx, "home").ids.offers, "点此签到"))
     yield from arrive(ctx, "confirm")
-    yield 0.2
+    yield laid_out(ctx)
     ctx.result["confirm_texts"] = ctx.shot("confirm_appointment")["texts"]
     tap(screen(ctx, "confirm").ids.take)
     yield from arrive(ctx, "ticket")
-    yield 0.3
+    yield laid_out(ctx)
     ctx.result["ticket_texts"] = ctx.shot("ticket_appointment")["texts"]
     view = app.ticket
     issued = hub_ticket(ctx, view.number)
@@ -370,12 +392,9 @@ def appointment_check_in(ctx: Context) -> Scenario:
     yield from lift_card(ctx)
     ctx.idcard.place("elderly")
     yield lambda: app.resident is not None and app.appointment_lookup == "done"
-    yield 0.2
+    yield laid_out(ctx)
     ctx.result["offers_again"] = offers(ctx)
     # A second check-in of the same appointment (another kiosk that offered it before): the same ticket.
-    from broker.contract import AppointmentView
-    from kiosk.app import check_in_command  # not at the top: kiosk.app opens Kivy's window
-
     again = AppointmentView(appointment_id=checked_in, service_id="dibao", service_name="", starts=starts,
                             ends=starts + timedelta(minutes=30))
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as other:
@@ -384,7 +403,7 @@ def appointment_check_in(ctx: Context) -> Scenario:
     ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
     # Idle reset drops the appointments with the card record.
     app.reset_session()
-    yield 0.2
+    yield laid_out(ctx)
     ctx.result["after_reset"] = {"resident": app.resident is not None, "appointments": len(app.appointments)}
     ctx.idcard.remove()
 
@@ -393,24 +412,52 @@ def display(ctx: Context) -> Scenario:
     """The hall display shows a call within a second and speaks it (a WAV is written)."""
     app = ctx.app
     yield lambda: not app.status_text  # connected, snapshot in
-    yield 0.3
+    hall_now = datetime.now(ctx.config.hall.zone)
+    ctx.result["clock"] = {"shown": app.clock, "hall": [f"{hall_now:%H:%M}", f"{hall_now - timedelta(minutes=1):%H:%M}"],
+                           "machine": f"{datetime.now().astimezone():%H:%M}"}
+    yield laid_out(ctx)
     ctx.shot("display_idle")
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         for service in ("dibao", "yanglao", "yanglao", "shiye", "dibao"):
             console.request(TakeTicket(service_id=service))
         console.request(CallNext(window=3))
-        sent = time.monotonic()
     yield lambda: app.calls_shown >= 1
-    ctx.result["call_to_board"] = app.last_call_shown_at - sent
+    ctx.result["call_frames"] = app.last_call_frames
     ctx.result["shown"] = app.latest_number
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         console.request(CallNext(window=2))
         console.request(Recall(window=3))
-    yield lambda: app.calls_shown >= 3
-    yield 0.5
+        console.request(Pause(window=4))
+    yield lambda: app.calls_shown >= 3 and "暂停" in texts(app.board.ids.windows)
+    yield laid_out(ctx)
     ctx.result["texts"] = ctx.shot("display")["texts"]
     yield lambda: app.announcer.spoken >= 3 and len(list((ctx.work / "voice").glob("call-*.wav"))) >= 3
     ctx.result["wavs"] = sorted(str(p) for p in (ctx.work / "voice").glob("call-*.wav"))
+
+
+def paused_windows(ctx: Context) -> Scenario:
+    """A paused window says so on its tile; a service no open window serves says so, and a tap says why."""
+    yield from ready(ctx)
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(Pause(window=3))
+    yield lambda: "本窗口暂停服务" in find_text(screen(ctx, "home").ids.groups, "劳动保障").text
+    yield laid_out(ctx)
+    ctx.result["home_texts"] = ctx.shot("home_paused")["texts"]
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    ctx.result["served_elsewhere"] = texts(screen(ctx, "services"))  # window 1 still serves them
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(Pause(window=1))
+    yield lambda: any("暂停办理" in line for line in texts(screen(ctx, "services")))
+    yield laid_out(ctx)
+    ctx.result["services_texts"] = ctx.shot("services_paused")["texts"]
+    tap(find_text(screen(ctx, "services"), "失业登记"))
+    yield from arrive(ctx, "refused")
+    ctx.result["refused_texts"] = ctx.shot("refused_paused")["texts"]
+    ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        console.request(Resume(window=1))
+        console.request(Resume(window=3))
 
 
 SCENARIOS = {
@@ -422,5 +469,6 @@ SCENARIOS = {
     "idle_reset": (idle_reset, "kiosk"),
     "staff_and_guides": (staff_and_guides, "kiosk"),
     "appointment_check_in": (appointment_check_in, "kiosk"),
+    "paused_windows": (paused_windows, "kiosk"),
     "display": (display, "display"),
 }

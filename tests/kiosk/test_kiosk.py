@@ -17,13 +17,13 @@ def test_take_a_ticket_with_an_elderly_card(run_scenario):
     assert "请取走小票" in result["texts"]
     assert result["printed_large"] == [number]
     assert result["printed_qr"] and result["printed_qr"][0].endswith(result["public_id"])
-    assert result["tap_to_ticket"] < 2.0
     assert not result["resident_after_done"]
+    assert result["elder_by_card"] and not result["elder_after_done"]  # 长辈模式 for the visit only
 
 
 def test_elder_mode_has_larger_text_and_fewer_items(run_scenario):
     result = run_scenario("elder_mode")["result"]
-    assert result["font_ratio"] >= 1.25
+    assert result["font_ratio"] >= 1.5 and result["target_ratio"] >= 1.5
     assert result["elder_items"] == 3 and result["elder_pages"] == 2  # six services, three a page
     assert result["min_button_px"] >= 96
     assert "Back" in result["english_texts"] and "Page 1 of 2" not in result["english_texts"]
@@ -58,8 +58,9 @@ def test_unreadable_card_says_what_to_do(run_scenario):
 def test_idle_reset_drops_personal_data(run_scenario):
     result = run_scenario("idle_reset")["result"]
     assert result["before"] == {"resident": True, "service": "jiuye", "elder": True}
+    assert result["after_tapping"] == {"screen": "confirm", "resident": True}
+    assert result["just_before_idle"] == "confirm"
     assert result["after"] == {"resident": False, "service": "", "elder": False, "name_on_screen": False}
-    assert result["idle_after"] < 3
 
 
 def test_guides_staff_board_maintenance_and_agent_service(run_scenario):
@@ -87,9 +88,10 @@ def test_appointment_check_in_by_the_card(run_scenario):
     assert result["offers"] == [f"您预约的 城乡最低生活保障对象认定 {result['slot']}，点此签到", "办理其他事项"]
     assert any("长辈优先" in line and "您今天有预约" in line for line in result["home_texts"])
     assert result["offer_height"] >= 96
+    assert result["elder_by_card"]
     assert result["english_offers"] == [f"Your appointment: 城乡最低生活保障对象认定 {result['slot']}. Tap to check in",
                                         "Something else"]
-    assert result["elder_offer_height"] >= 96 * 1.3
+    assert result["elder_offer_height"] >= 96 * 1.5
     # "Something else": the tiles, and the booked service chosen there is still the check-in.
     assert any("社会救助" in line for line in result["others_texts"])
     assert "确认签到" in result["confirm_by_service"]
@@ -106,12 +108,24 @@ def test_appointment_check_in_by_the_card(run_scenario):
     assert result["after_reset"] == {"resident": False, "appointments": 0}
 
 
+def test_paused_windows_are_shown_and_their_services_refused_with_the_reason(run_scenario):
+    result = run_scenario("paused_windows")["result"]
+    assert any("劳动保障" in line and "本窗口暂停服务" in line for line in result["home_texts"])
+    assert not any("暂停办理" in line for line in result["served_elsewhere"])
+    assert any("失业登记" in line and "暂停办理" in line for line in result["services_texts"])
+    assert any("失业登记" in line and "暂无开放的窗口" in line for line in result["refused_texts"])
+    assert result["issued"] == 0
+
+
 def test_display_shows_calls_within_a_second_and_speaks_them(run_scenario):
     import wave
 
     result = run_scenario("display")["result"]
-    assert result["call_to_board"] < 1.0
+    clock = result["clock"]
+    assert clock["shown"] in clock["hall"] and clock["machine"] not in clock["hall"]  # the machine runs on other time
+    assert result["call_frames"] <= 1  # on the board at the frame after the event arrived
     assert result["shown"].startswith("C")  # window 3 serves the labour services
     assert "正在叫号" in result["texts"] or "再次呼叫" in result["texts"]
+    assert result["texts"][result["texts"].index("4号窗口") + 1] == "暂停"  # two characters: the column holds no more
     with wave.open(result["wavs"][0]) as wav:
         assert 4.0 < wav.getnframes() / wav.getframerate() < 20.0

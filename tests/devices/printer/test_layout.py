@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image, ImageOps
 
 from devices.printer.codec import (
     Align,
@@ -20,10 +21,12 @@ from devices.printer.layout import (
     COLUMNS,
     TicketComposer,
     TicketPrint,
+    TicketWindow,
     display_width,
     qr_url,
     wrap,
 )
+from devices.printer.render import LINE_DOTS, TicketRenderer
 from hallkit.config import TicketLayout
 from tests.devices.printer.conftest import LONG_SERVICE, issued, ticket_print
 
@@ -90,15 +93,53 @@ def test_exact_bytes_of_the_head_of_a_ticket(small_config):
     head = encode([
         Initialize(), ChineseMode(on=True), Align(align=Alignment.CENTER),
     ]) + bytes.fromhex("1b 45 01") + "测试村便民服务站".encode("gb18030") + bytes.fromhex("0a 1b 45 00 0a") \
-        + bytes.fromhex("1d 21 11") + b"A001\n" + bytes.fromhex("1d 21 00")
+        + bytes.fromhex("1d 21 44") + b"A001\n" + bytes.fromhex("1d 21 00")
     assert data.startswith(head)
     assert data.endswith(Cut(partial=True, feed=4).encode())
 
 
-def test_number_is_double_width_and_height(small_config):
+def test_number_is_five_times_width_and_height(small_config):
     commands = TicketComposer(TicketLayout()).commands(ticket_print(small_config))
     at = commands.index(Text(data=b"A001"))
-    assert commands[at - 1] == CharSize(width=2, height=2)
+    assert commands[at - 1] == CharSize(width=5, height=5)
+
+
+DOTS_PER_MM = 8
+"""203 dpi thermal heads: 8 dots a millimetre (384 dots on 58 mm paper's 48 mm print line)."""
+
+
+@pytest.mark.parametrize("paper", [58, 80])
+def test_the_number_prints_at_least_10_mm_tall(small_config, paper):
+    """Measured in the virtual printer's picture: the number's dark pixels, top to bottom."""
+    renderer = TicketRenderer(paper, "gb18030")
+    composer = TicketComposer(TicketLayout(paper_width_mm=paper))
+    pages = [page for c in composer.commands(ticket_print(small_config, number="A0001"))
+             if (page := renderer.feed(c)) is not None]
+    number_row = next(draw() for draw in pages[0].rows if draw().height > 3 * LINE_DOTS)
+    top, bottom = _ink_rows(number_row)
+    assert 10 <= (bottom - top) / DOTS_PER_MM <= 15
+    assert "A0001" in [line.text for line in pages[0].lines]  # on one line, even on 58 mm
+
+
+def _ink_rows(image: Image.Image) -> tuple[int, int]:
+    box = ImageOps.invert(image.convert("L")).getbbox()
+    assert box is not None
+    return box[1], box[3]
+
+
+def test_wrap_breaks_at_a_space_counting_columns_not_characters():
+    # Five Chinese characters are ten columns: the space is in the second half of a 20-column line.
+    assert wrap("一二三四五 ABCDEFGHIJKLMN", 20, "gb18030") == ["一二三四五", "ABCDEFGHIJKLMN"]
+
+
+def test_a_long_window_name_wraps_under_itself_on_58_mm(small_config):
+    window = TicketWindow(number=2, name="社会救助·民政·残联·退役军人事务联合服务窗口")
+    ticket = ticket_print(small_config, windows=[window])
+    lines = printed_text(TicketComposer(TicketLayout(paper_width_mm=58)).to_bytes(ticket), "gb18030")
+    at = next(i for i, line in enumerate(lines) if line.startswith("办理窗口："))
+    indent = " " * display_width("办理窗口：", "gb18030")
+    assert lines[at + 1].startswith(indent) and lines[at + 1].strip()
+    assert all(display_width(line, "gb18030") <= 32 for line in lines[at:at + 3])
 
 
 def test_qr_carries_only_the_configured_url(small_config):
