@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from hallkit.queue.models import EVENT, Event
+from hallkit.queue.models import EVENT, EVENT_CLASSES, Event
 
 SCHEMA_VERSION = 1
 
@@ -135,9 +135,11 @@ class EventStore:
         return self.replies_for([request_id]).get(request_id)
 
     def events(self, after_seq: int = 0) -> Iterator[tuple[int, Event]]:
-        cursor = self.conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
-        for seq, body in cursor:
-            yield seq, EVENT.validate_json(body)
+        """The log from ``after_seq`` on, streamed: one row in memory at a time."""
+        cursor = self.conn.execute("SELECT seq, type, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
+        classes = EVENT_CLASSES
+        for seq, kind, body in cursor:
+            yield seq, classes[kind].model_validate_json(body)  # type: ignore[misc]
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
