@@ -231,13 +231,6 @@ Event = Annotated[
 ]
 EVENT = TypeAdapter(Event)
 EVENTS = TypeAdapter(list[Event])
-EVENT_CLASSES: dict[str, type[_Event]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (DayOpened, TicketIssued, TicketCalled, TicketRecalled, TicketSkipped, TicketTransferred,
-                TicketCompleted, WindowPaused, WindowResumed, StaffChanged)
-}
-"""Each event class by its ``type``: where the type is known beforehand (the log's ``type`` column),
-its own validator parses the body, a third faster than the union that has to find it first."""
 
 
 # ---- views: what a command answers with ---------------------------------------------------------

@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from hallkit.queue.models import EVENT, EVENT_CLASSES, Event
+from hallkit.queue.models import EVENT, Event
 
 SCHEMA_VERSION = 1
 
@@ -136,10 +136,9 @@ class EventStore:
 
     def events(self, after_seq: int = 0) -> Iterator[tuple[int, Event]]:
         """The log from ``after_seq`` on, streamed: one row in memory at a time."""
-        cursor = self.conn.execute("SELECT seq, type, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
-        classes = EVENT_CLASSES
-        for seq, kind, body in cursor:
-            yield seq, classes[kind].model_validate_json(body)  # type: ignore[misc]
+        cursor = self.conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
+        for seq, body in cursor:
+            yield seq, EVENT.validate_json(body)
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
