@@ -131,6 +131,8 @@ class Hub:
         self.data_dir = data_dir
         self.broker = broker
         self.topics = Topics(config.hall.id)
+        # Requests come on command/<device>: a prefix test, not a topic matcher built per message.
+        self._command_prefix = self.topics.command("")
         self.devices = {d.id: d for d in config.devices}
         data_dir.mkdir(parents=True, exist_ok=True)
         self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
@@ -216,7 +218,7 @@ class Hub:
     # ---- requests ---------------------------------------------------------------------------
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        if mqtt.topic_matches_sub(self.topics.commands, message.topic):
+        if message.topic.startswith(self._command_prefix) and "/" not in message.topic[len(self._command_prefix):]:
             # Acknowledged to the broker only after the command is committed and answered
             # (see _serve): a hub killed before that gets the request again when it returns.
             self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
@@ -287,6 +289,17 @@ class Hub:
         sender = Topics.device_of(topic)
         own_reply = self.topics.reply(sender)
         try:
+            # The common case in one pass from bytes to the model; anything it refuses goes the
+            # slow way below, which says exactly what is wrong and answers whom it may.
+            request = CommandRequest.model_validate_json(payload)
+        except ValidationError:
+            return self._admit_slowly(topic, payload, sender, own_reply)
+        reply_to = own_reply if request.reply_to == own_reply else None
+        return self._check(topic, request, sender, own_reply, reply_to)
+
+    def _admit_slowly(self, topic: str, payload: bytes, sender: str, own_reply: str) -> _Admitted | None:
+        """:meth:`_admit` through a parsed object: says whether the bytes or the request are bad."""
+        try:
             raw = json.loads(payload)
         except (ValueError, RecursionError) as exc:  # bad bytes, bad JSON, absurd numbers or nesting
             self.refuse(topic, None, "hub.not_json", str(exc)[:200])
@@ -300,6 +313,11 @@ class Hub:
             where = ".".join(str(p) for p in first["loc"])
             self.refuse(topic, reply_to, "hub.invalid", f"{where}: {first['msg']}"[:300], _request_id(raw))
             return None
+        return self._check(topic, request, sender, own_reply, reply_to)
+
+    def _check(self, topic: str, request: CommandRequest, sender: str, own_reply: str,
+               reply_to: str | None) -> _Admitted | None:
+        """The request admitted, or None after refusing it: sender, reply topic, permission."""
         rid = request.command.request_id
         device = self.devices.get(sender)
         if request.device != sender:
@@ -491,8 +509,16 @@ def _next_session(path: Path) -> int:
     return session
 
 
+_UNLOGGED = frozenset({"id", "at", "request_id", "type", "ticket"})
+
+
 def _log_event(event: Event, number: str | None) -> None:
-    fields = {k: v for k, v in event.model_dump(exclude={"id", "at", "request_id", "type", "ticket"}).items()
-              if v not in (None, [], "")}
-    described = " ".join(f"{k}={v}" for k, v in fields.items())
-    log.info("%s %s %s", event.type, number or "", described)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    # The fields straight off the event (model_dump would copy all of it, once per event).
+    described = []
+    for name in type(event).model_fields:
+        value = getattr(event, name)
+        if name not in _UNLOGGED and value not in (None, [], ""):
+            described.append(f"{name}={value}")
+    log.info("%s %s %s", event.type, number or "", " ".join(described))

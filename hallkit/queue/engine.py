@@ -97,6 +97,12 @@ class QueueState:
     # normal), and one per window for tickets transferred to that window.
     lines: dict[tuple[str, int], list[tuple[int, str]]] = field(default_factory=dict)
     directed: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    # Per service, kept by the events so that the hall's snapshot never scans the waiting
+    # tickets: how many wait (directed ones included), and a heap of (taken at, ticket id) whose
+    # head, once entries of tickets no longer waiting there are dropped, is the longest wait.
+    # Entries leave lazily: at the head only, so each event costs O(log n) amortised.
+    waiting_by_service: dict[str, int] = field(default_factory=dict)
+    oldest: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
     windows: dict[int, WindowState] = field(default_factory=dict)
     next_order: int = 0
     events_applied: int = 0
@@ -318,6 +324,8 @@ class QueueEngine:
                 state.waiting.clear()
                 state.lines.clear()
                 state.directed.clear()
+                state.waiting_by_service.clear()
+                state.oldest.clear()
                 for window in state.windows.values():
                     window.current = None
                     window.priority_streak = 0
@@ -410,12 +418,19 @@ class QueueEngine:
         return self.state.lines.setdefault((record.service_id, rank(record.ticket.priority)), [])
 
     def _line_up(self, record: TicketRecord) -> None:
-        self.state.waiting[record.ticket.id] = record
+        state = self.state
+        state.waiting[record.ticket.id] = record
         heapq.heappush(self._line(record), (record.order, record.ticket.id))
+        service = record.service_id
+        state.waiting_by_service[service] = state.waiting_by_service.get(service, 0) + 1
+        heapq.heappush(state.oldest.setdefault(service, []), (record.ticket.taken_at, record.ticket.id))
 
     def _dequeue(self, record: TicketRecord) -> None:
-        if self.state.waiting.pop(record.ticket.id, None) is None:
+        state = self.state
+        if state.waiting.pop(record.ticket.id, None) is None:
             return
+        state.waiting_by_service[record.service_id] -= 1
+        self._oldest_waiting(record.service_id)
         line = self._line(record)
         entry = (record.order, record.ticket.id)
         if line[0] == entry:  # always so for calls this engine decided: it calls a line's head
@@ -423,6 +438,18 @@ class QueueEngine:
         else:  # a log written under other rules may call from the middle of a line
             line.remove(entry)
             heapq.heapify(line)
+
+    def _oldest_waiting(self, service_id: str) -> datetime | None:
+        """When the longest-waiting ticket of a service was taken; drops stale heads on the way."""
+        heap = self.state.oldest.get(service_id)
+        waiting = self.state.waiting
+        while heap:
+            taken_at, ticket_id = heap[0]
+            record = waiting.get(ticket_id)
+            if record is not None and record.service_id == service_id:
+                return taken_at
+            heapq.heappop(heap)
+        return None
 
     def execute(self, command: Command, now: datetime) -> list[Event]:
         """Decide and apply in one step (for callers that persist nothing)."""
@@ -448,6 +475,7 @@ class QueueEngine:
             "lines": {f"{service}/{cls}": sorted(line)
                       for (service, cls), line in sorted(state.lines.items()) if line},
             "directed": {n: sorted(line) for n, line in sorted(state.directed.items()) if line},
+            "waiting_by_service": {s: n for s, n in sorted(state.waiting_by_service.items()) if n},
             "windows": {n: asdict(w) for n, w in sorted(state.windows.items())},
             "next_order": state.next_order,
             "events_applied": state.events_applied,
@@ -521,21 +549,18 @@ class QueueEngine:
         )
 
     def service_queues(self, now: datetime) -> list[ServiceQueueView]:
-        per_service: dict[str, list[TicketRecord]] = {s: [] for s in self._services}
-        for record in self.state.waiting.values():
-            if record.service_id in per_service:  # not a service removed since
-                per_service[record.service_id].append(record)
+        """Each configured service's queue now: O(services), from the views the events keep."""
         views = []
         for service in self.config.services:
-            waiting = per_service[service.id]
-            oldest = min((r.ticket.taken_at for r in waiting), default=None)
+            waiting = self.state.waiting_by_service.get(service.id, 0)
+            oldest = self._oldest_waiting(service.id)
             views.append(ServiceQueueView(
                 service_id=service.id,
                 name=service.name,
                 prefix=service.prefix,
-                waiting=len(waiting),
+                waiting=waiting,
                 longest_wait_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
-                estimated_wait_minutes=round(self.estimated_wait_seconds(service.id, len(waiting)) / 60, 1),
+                estimated_wait_minutes=round(self.estimated_wait_seconds(service.id, waiting) / 60, 1),
             ))
         return views
 

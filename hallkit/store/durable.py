@@ -82,6 +82,7 @@ class DurableQueue:
         answered: dict[str, tuple[str, Outcome]] = {}
         with self.lock:
             try:
+                stored = self.store.replies_for([c.request_id for c in commands])
                 times = now if isinstance(now, Sequence) else [now] * len(commands)
                 for command, at in zip(commands, times, strict=True):
                     at = at or self.clock()
@@ -91,7 +92,7 @@ class DurableQueue:
                         self._commit(new_events, new_replies)
                         committed += new_events
                         new_events, new_replies = [], []
-                    results.append(self._run(command, at, answered, new_events, new_replies))
+                    results.append(self._run(command, at, stored, answered, new_events, new_replies))
                 if new_replies:
                     self._commit(new_events, new_replies)
                     committed += new_events
@@ -110,8 +111,7 @@ class DurableQueue:
     def _commit(self, events: list[Event], replies: list[tuple[str, str, str]]) -> None:
         with self.store.transaction() as conn:
             EventStore.append(conn, events)
-            for request_id, action, reply in replies:
-                EventStore.remember(conn, request_id, action, reply)
+            EventStore.remember(conn, replies)
             for project in self.projectors:
                 project(conn, events)
 
@@ -119,15 +119,14 @@ class DurableQueue:
         self,
         command: Command,
         now: datetime | None,
+        stored: dict[str, tuple[str, str]],
         answered: dict[str, tuple[str, Outcome]],
         new_events: list[Event],
         new_replies: list[tuple[str, str, str]],
     ) -> Outcome | Refused:
         known = answered.get(command.request_id)
-        if known is None:
-            stored = self.store.reply_for(command.request_id)
-            if stored is not None:
-                known = (stored[0], Outcome.model_validate_json(stored[1]))
+        if known is None and (before := stored.get(command.request_id)) is not None:
+            known = (before[0], Outcome.model_validate_json(before[1]))
         if known is not None:
             action, outcome = known
             if action != command.action:

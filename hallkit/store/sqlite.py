@@ -14,9 +14,10 @@ inside the same transaction through :meth:`EventStore.transaction`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -113,17 +114,28 @@ class EventStore:
         )
 
     @staticmethod
-    def remember(conn: sqlite3.Connection, request_id: str, action: str, reply: str) -> None:
-        conn.execute("INSERT INTO requests VALUES (?, ?, ?)", (request_id, action, reply))
+    def remember(conn: sqlite3.Connection, replies: list[tuple[str, str, str]]) -> None:
+        """Store (request id, action, reply JSON) of each request answered, in one statement."""
+        conn.executemany("INSERT INTO requests VALUES (?, ?, ?)", replies)
+
+    def replies_for(self, request_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(action, reply JSON) of each of ``request_ids`` already answered.
+
+        One statement for a whole burst: the ids go in as one JSON array, so the statement is
+        the same (and prepared once) whatever the burst's size.
+        """
+        rows = self.conn.execute(
+            "SELECT request_id, action, reply FROM requests WHERE request_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(request_ids)),),
+        )
+        return {request_id: (action, reply) for request_id, action, reply in rows}
 
     def reply_for(self, request_id: str) -> tuple[str, str] | None:
         """(action, reply JSON) of a request already answered, if any."""
-        row = self.conn.execute(
-            "SELECT action, reply FROM requests WHERE request_id = ?", (request_id,)
-        ).fetchone()
-        return (row[0], row[1]) if row else None
+        return self.replies_for([request_id]).get(request_id)
 
     def events(self, after_seq: int = 0) -> Iterator[tuple[int, Event]]:
+        """The log from ``after_seq`` on, streamed: one row in memory at a time."""
         cursor = self.conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
         for seq, body in cursor:
             yield seq, EVENT.validate_json(body)

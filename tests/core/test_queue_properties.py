@@ -226,6 +226,15 @@ class QueueMachine(RuleBasedStateMachine):
         for window in self.engine.state.windows.values():
             assert window.service_seconds >= 0
 
+    @invariant()
+    def queue_views_match_a_scan_of_the_waiting_tickets(self) -> None:
+        # The snapshot's per-service views are kept by the events; a scan is what they stand for.
+        for view in self.engine.service_queues(self.now):
+            waiting = [r for r in self.engine.state.waiting.values() if r.service_id == view.service_id]
+            oldest = min((r.ticket.taken_at for r in waiting), default=None)
+            assert view.waiting == len(waiting)
+            assert view.longest_wait_seconds == (max(0.0, (self.now - oldest).total_seconds()) if oldest else 0.0)
+
     def teardown(self) -> None:
         # The log as the store keeps it (JSON), replayed through a fresh engine.
         fresh = QueueEngine(CONFIG)
