@@ -7,8 +7,10 @@ queue projector (in the transaction of the event that opens the next day).
 Interval statistics and device telemetry are changes of their own and get
 their own transactions. The :class:`~broker.forwarder.Forwarder` sends the
 table to the county in ``seq`` order and deletes rows only once the county's
-broker acknowledged them, so nothing is lost to a dead link, a killed hub or
-a power cut (SQLite WAL; the hub's synchronous setting).
+receipt says they are stored (a broker's acknowledgement is not enough), so
+nothing is lost to a dead link, a killed hub or a power cut (SQLite WAL; the
+hub's synchronous setting), nor to a county broker that loses what it
+acknowledged.
 
 Disk cap: the outbox keeps its own size (items and bytes, by triggers, in the
 same transactions). From ``alarm_at`` of the cap it raises the alarm and thins
@@ -164,6 +166,9 @@ class Outbox:
         backlog = self.backlog()
         return {"uplink.connected": backlog.connected, "uplink.backlog": backlog.items,
                 "uplink.oldest_seconds": round(backlog.oldest_seconds, 1), "uplink.bytes": backlog.bytes,
+                "uplink.unsent": backlog.unsent, "uplink.oldest_unsent_seconds": round(backlog.oldest_unsent_seconds, 1),
+                "uplink.awaiting_receipt": backlog.awaiting,
+                "uplink.oldest_awaiting_seconds": round(backlog.oldest_awaiting_seconds, 1),
                 "uplink.alarm": self.alarm, "uplink.dropped": self.dropped}
 
     def close(self) -> None:

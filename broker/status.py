@@ -48,18 +48,32 @@ def render_status(status: HallStatus) -> str:
 
 
 def _uplink_lines(detail: dict[str, str | int | float | bool | None]) -> list[str]:
-    """The outbox's backlog (count, age of the oldest item) and its disk alarm, when it runs."""
+    """The outbox's backlog (count, age of the oldest item), split into not yet sent and sent but
+    awaiting the county's receipt (each with its oldest), and its disk alarm, when it runs."""
     backlog = detail.get("uplink.backlog")
     if backlog is None:
         return []
     oldest = float(detail.get("uplink.oldest_seconds") or 0)
     link = "upstream.link_up" if detail.get("uplink.connected") else "upstream.link_down"
+    unsent, awaiting = int(detail.get("uplink.unsent") or 0), int(detail.get("uplink.awaiting_receipt") or 0)
+
+    def minutes(key: str) -> float:
+        return round(float(detail.get(key) or 0) / 60, 1)
 
     def line(lang: Lang) -> str:
         since = text("upstream.status_oldest", lang, minutes=round(oldest / 60, 1)) if backlog else ""
         return text("upstream.status_line", lang, link=text(link, lang), backlog=backlog, oldest=since)
 
+    def split(lang: Lang) -> str:
+        return text("upstream.status_split", lang, unsent=unsent, awaiting=awaiting,
+                    unsent_oldest=text("upstream.status_unsent_oldest", lang,
+                                       minutes=minutes("uplink.oldest_unsent_seconds")) if unsent else "",
+                    awaiting_oldest=text("upstream.status_awaiting_oldest", lang,
+                                         minutes=minutes("uplink.oldest_awaiting_seconds")) if awaiting else "")
+
     lines = [f"{line('zh')} / {line('en')}"]
+    if backlog:
+        lines.append(f"  {split('zh')} / {split('en')}")
     if detail.get("uplink.alarm"):
         lines.append(bilingual("upstream.status_alarm", mb=round(float(detail.get("uplink.bytes") or 0) / 2**20, 1)))
     return lines

@@ -24,9 +24,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ingest.add_argument("--broker", default=DEFAULT_BROKER, help=f"county broker (default {DEFAULT_BROKER})")
     _add_db(ingest)
     ingest.add_argument("--worker", default="1",
-                        help="this worker's id, fixed across restarts (its broker session keeps its share); "
-                             "on a broker from `hall county broker-config` its login ingest-N is its client id")
-    ingest.add_argument("--group", default="ingest", help="shared-subscription group of the workers")
+                        help="this worker's id, one per worker; on a broker from `hall county broker-config` "
+                             "its login ingest-N is its client id")
+    sharing = ingest.add_mutually_exclusive_group()
+    sharing.add_argument("--group", default="ingest", help="shared-subscription group of the workers")
+    sharing.add_argument("--no-shared", action="store_true",
+                         help="subscribe without $share, for a broker that has no shared subscriptions "
+                              "(the embedded one): run exactly one worker then")
     ingest.add_argument("--ca-file", help="CA certificate of the county broker, for mqtts://")
     limits = QuarantineLimits()
     ingest.add_argument("--quarantine-per-minute", type=int, default=limits.messages_per_minute,
@@ -89,8 +93,8 @@ def run_ingest(args: argparse.Namespace) -> int:
 
     limits = QuarantineLimits(messages_per_minute=args.quarantine_per_minute,
                               bytes_per_hour=args.quarantine_bytes_per_hour, payload_cap=args.quarantine_payload_cap)
-    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker, group=args.group, ca_file=args.ca_file,
-                    limits=limits)
+    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker,
+                    group=None if args.no_shared else args.group, ca_file=args.ca_file, limits=limits)
     ingest.start()
     _wait_for_signal()
     ingest.stop()

@@ -3,15 +3,26 @@
 Several ingest processes split the load: each subscribes to
 ``$share/ingest/county/v1/+/hall/+/…`` (Mosquitto 2.0 serves shared
 subscriptions to MQTT 3.1.1 clients too; EMQX and HiveMQ do as well), so the
-broker hands each message to one of them.
+broker hands each message to one of them. A broker without shared
+subscriptions (the embedded amqtt) takes one worker subscribed to the plain
+filters (``group=None``, ``hall county ingest --no-shared``).
 
-At-least-once into the database: messages are acknowledged by hand (paho's
-manual ack), and only after the transaction that stored them committed. A
-crash before the commit leaves the message unacknowledged, so the broker
-delivers it again (persistent session, fixed client id per worker), and the
-idempotent writes absorb the repeat. The broker sends no more than its
-in-flight limit of unacknowledged messages, which bounds this process's
-memory while PostgreSQL is away.
+End to end: after the transaction that stored a group commits, the ingest
+publishes one :class:`~county.contract.Receipt` per hall and epoch of the
+group (QoS 1) and only then acknowledges the group's messages to the broker
+(paho's manual ack). The hall deletes its outbox rows on the receipt alone,
+and sends again what got none, so a message the broker acknowledged and then
+lost (a SIGKILL between two autosaves, a queue cap, a shared subscription not
+restored after a restart, a worker that never returns) is only late.
+
+Clean session, on purpose: since the receipt carries the guarantee, the
+broker need not keep anything for a worker that is away. A persistent session
+would not be safer and has traps of its own: Mosquitto 2.0 restores a
+worker's session but not its ``$share`` subscription, and a stray worker id
+keeps its share of the traffic in its session after it is gone
+(docs/upstream.md). The broker sends a worker no more than its in-flight
+limit of unacknowledged messages, which bounds this process's memory while
+PostgreSQL is away.
 
 Input never stops it: a bad message goes to ``quarantine`` with a reason. A
 PostgreSQL outage only delays it: the group is retried, with backoff, on a
@@ -31,6 +42,7 @@ import psycopg
 
 from broker.mqtt import BrokerAddress, make_client
 from county.contract import INGEST_FILTERS, INGEST_GROUP, shared
+from county.receipts import receipts
 from county.schema import migrate
 from county.quarantine import QuarantineLimits
 from county.store import Parsed, Rejected, parse, write
@@ -52,8 +64,10 @@ class _Message:
 
 
 class Ingest:
-    def __init__(self, broker: BrokerAddress, dsn: str, worker_id: str = "1", group: str = INGEST_GROUP,
+    def __init__(self, broker: BrokerAddress, dsn: str, worker_id: str = "1", group: str | None = INGEST_GROUP,
                  ca_file: str | None = None, limits: QuarantineLimits = QuarantineLimits()) -> None:
+        """``group``: the shared-subscription group of the workers; None subscribes without ``$share``
+        (a broker that has no shared subscriptions; then run exactly one worker)."""
         self.broker = broker
         self.limits = limits
         self.dsn = dsn
@@ -61,13 +75,14 @@ class Ingest:
         self.stored = 0
         self.messages = 0
         self.quarantined = 0
+        self.receipts = 0
+        self.receipts_failed = 0
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._stopping = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-        # A fixed client id and a persistent session: what the broker holds for this worker while
-        # it restarts is delivered to it afterwards, not lost.
-        self.client = make_client(broker, client_id=f"county-ingest-{worker_id}", clean_session=False,
+        # A clean session: a hall sends again whatever got no receipt (see the module's docstring).
+        self.client = make_client(broker, client_id=f"county-ingest-{worker_id}", clean_session=True,
                                   ca_file=ca_file)
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
@@ -96,8 +111,12 @@ class Ingest:
         if reason.is_failure:
             log.error(bilingual("county.ingest.refused", broker=self.broker.url, reason=str(reason)))
             return
-        client.subscribe([(shared(f, self.group), 1) for f in INGEST_FILTERS])
-        log.info(bilingual("county.ingest.connected", broker=self.broker.url, group=self.group))
+        group = self.group
+        client.subscribe([(shared(f, group) if group else f, 1) for f in INGEST_FILTERS])
+        if group:
+            log.info(bilingual("county.ingest.connected", broker=self.broker.url, group=group))
+        else:
+            log.info(bilingual("county.ingest.connected_unshared", broker=self.broker.url))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(_Message(message.mid, message.topic, message.payload, message.qos))
@@ -119,35 +138,58 @@ class Ingest:
                     group.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
+            kept: list[Rejected] = []  # what the quarantine kept, for the receipts
             try:
                 parsed = [parse(m.topic, m.payload) for m in group]
-                if not self._store(group, parsed):
-                    return  # stopping while PostgreSQL was away: unacknowledged, the broker keeps them
+                if not self._store(group, parsed, kept):
+                    return  # stopping while PostgreSQL was away: unacknowledged, the halls send again
             except Exception as exc:  # a bug must not stop the writer: keep the group, in quarantine
                 log.exception("unexpected failure ingesting %d messages", len(group))
                 rejects: list[Parsed] = [Rejected(m.topic, m.payload, "county.quarantine.internal",
                                                   f"{type(exc).__name__}: {exc}"[:300]) for m in group]
-                if not self._with_database(lambda conn: write(conn, rejects, self.limits)):
+
+                def quarantine(conn: psycopg.Connection) -> None:
+                    kept.clear()
+                    with conn.transaction():
+                        write(conn, rejects, self.limits, kept=kept)
+
+                if not self._with_database(quarantine):
                     return
                 self.quarantined += len(rejects)
+                parsed = rejects
+            self._send_receipts(parsed, kept)
             for message in group:
                 if message.qos > 0:  # QoS 0 has nothing to acknowledge
                     self.client.ack(message.mid, message.qos)
             self.messages += len(group)
 
-    def _store(self, group: list[_Message], parsed: list[Parsed]) -> bool:
-        """Commit ``parsed``, retrying until PostgreSQL takes it; False only when told to stop first."""
+    def _send_receipts(self, parsed: list[Parsed], kept: list[Rejected]) -> None:
+        """After the commit, before the broker's ack: a receipt that is lost costs only a resend."""
+        for topic, receipt in receipts(parsed, kept):
+            info = self.client.publish(topic, receipt.model_dump_json(), qos=1)
+            if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # NO_CONN: queued until reconnected
+                self.receipts += 1
+            else:
+                self.receipts_failed += 1
+                log.warning(bilingual("county.ingest.receipt_failed", hall=receipt.hall,
+                                      reason=mqtt.error_string(info.rc)))
+
+    def _store(self, group: list[_Message], parsed: list[Parsed], kept: list[Rejected]) -> bool:
+        """Commit ``parsed``, retrying until PostgreSQL takes it; False only when told to stop first.
+        ``kept`` gets the rejected messages the quarantine kept."""
 
         def store(conn: psycopg.Connection) -> None:
+            kept.clear()  # a try that rolled back kept nothing
             try:
                 with conn.transaction():
-                    added = write(conn, parsed, self.limits)
+                    added = write(conn, parsed, self.limits, kept=kept)
                 self.stored += added
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 # Valid by the contract, refused by the database (a NUL in a text, a value out of
                 # range): find which message, quarantine it, keep the rest.
                 log.warning(bilingual("county.ingest.db_rejected", detail=str(exc)[:200]))
-                self._store_one_by_one(conn, group, parsed)
+                kept.clear()
+                self._store_one_by_one(conn, group, parsed, kept)
             self.quarantined += sum(isinstance(p, Rejected) for p in parsed)
 
         return self._with_database(store)
@@ -166,16 +208,19 @@ class Ingest:
                 delay = min(MAX_BACKOFF, delay * 2)
         return False
 
-    def _store_one_by_one(self, conn: psycopg.Connection, group: list[_Message], parsed: list[Parsed]) -> None:
+    def _store_one_by_one(self, conn: psycopg.Connection, group: list[_Message], parsed: list[Parsed],
+                          kept: list[Rejected]) -> None:
         for index, (message, item) in enumerate(zip(group, parsed, strict=True)):
             try:
                 with conn.transaction():
-                    added = write(conn, [item], self.limits)
+                    kept_here: list[Rejected] = []
+                    added = write(conn, [item], self.limits, kept=kept_here)
                 self.stored += added
+                kept += kept_here
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 reject = Rejected(message.topic, message.payload, "county.quarantine.db_rejected", str(exc)[:300])
                 with conn.transaction():
-                    write(conn, [reject], self.limits)
+                    write(conn, [reject], self.limits, kept=kept)
                 parsed[index] = reject
 
     def _connection(self) -> psycopg.Connection:

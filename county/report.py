@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from county.contract import QueueStats
 from devices.printer.status import PaperLevel
-from hallkit.i18n import bilingual, text
+from hallkit.i18n import Lang, bilingual, text
 from hallkit.queue.numbering import ticket_id_prefix
 from hallkit.rating.cases import FINISHING_STEPS
 from hallkit.rating.models import CaseStep
@@ -73,6 +73,12 @@ class HallDay(BaseModel):
     silent: bool
     link_state: str | None
     backlog: int | None
+    unsent: int | None
+    unsent_oldest_minutes: float | None
+    awaiting_receipt: int | None
+    awaiting_oldest_minutes: float | None
+    link_at: datetime | None
+    """When the hall last reported its link and backlog (in the county's time zone)."""
 
 
 class HallQuarantine(BaseModel):
@@ -142,7 +148,8 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
                   sum(appeals), sum(upheld), sum(rejected)
            FROM ({DAY_CASES}) c GROUP BY hall""", day_params)}  # type: ignore[arg-type]
     halls = {row[0]: row[1:] for row in conn.execute(
-        "SELECT hall, county, last_seen, link_state, backlog FROM halls")}
+        """SELECT hall, county, last_seen, link_state, backlog, unsent, unsent_oldest_seconds, awaiting_receipt,
+                  awaiting_oldest_seconds, link_at FROM halls""")}
     quarantine = [HallQuarantine(hall=hall, kept=kept, kept_bytes=kept_bytes, dropped=dropped,
                                  dropped_bytes=dropped_bytes, truncated=truncated, last_dropped_at=last_dropped)
                   for hall, kept, kept_bytes, dropped, dropped_bytes, truncated, last_dropped in conn.execute(
@@ -155,7 +162,8 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
            ORDER BY hall""")]
     rows: list[HallDay] = []
     for hall in sorted(set(halls) | set(stats) | set(ratings)):
-        county, last_seen, link_state, backlog = halls.get(hall, ("", None, None, None))
+        county, last_seen, link_state, backlog, unsent, unsent_oldest, awaiting, awaiting_oldest, link_at = \
+            halls.get(hall, ("", None, None, None, None, None, None, None, None))
         day_stats = stats.get(hall)
         total = day_stats.total if day_stats else None
         count, bad, good, mean_score, given, voided = ratings.get(hall, (0, 0, 0, None, 0, 0))
@@ -174,7 +182,9 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
             coverage=round(given / total.served, 4) if total and total.served else None,
             cases_open=open_cases, cases_overdue=overdue, appeals=int(appeals), appeals_upheld=int(upheld),
             appeals_rejected=int(rejected), last_seen=last_seen, silent=silent,
-            link_state=link_state, backlog=backlog))
+            link_state=link_state, backlog=backlog, unsent=unsent, unsent_oldest_minutes=_minutes(unsent_oldest),
+            awaiting_receipt=awaiting, awaiting_oldest_minutes=_minutes(awaiting_oldest),
+            link_at=link_at.astimezone(zone) if link_at is not None else None))
     return CountyReport(day=day, generated_at=now, silent_hours=silent_hours, halls=rows,
                         silent_halls=[r.hall for r in rows if r.silent],
                         quarantined=sum(q.kept for q in quarantine), quarantine=quarantine)
@@ -239,6 +249,7 @@ def render_report(report: CountyReport) -> str:
              _percent(row.satisfaction), _percent(row.coverage), str(row.cases_open), str(row.cases_overdue)]
             for row in report.halls]
     lines += _table(REPORT_COLUMNS, rows, "county.report.col")
+    lines += [_held(row) for row in report.halls if row.unsent or row.awaiting_receipt]
     if report.silent_halls:
         lines.append(bilingual("county.report.silent", hours=report.silent_hours,
                                halls=", ".join(report.silent_halls)))
@@ -250,6 +261,21 @@ def render_report(report: CountyReport) -> str:
                                               _size(q.dropped_bytes), str(q.truncated)] for q in report.quarantine],
                         "county.report.quarantine.col")
     return "\n".join(lines)
+
+
+def _held(row: HallDay) -> str:
+    """What a hall still holds: not yet sent apart from sent and awaiting the county's receipt."""
+
+    def line(lang: Lang) -> str:
+        unsent = text("county.report.unsent_oldest", lang, minutes=_cell(row.unsent_oldest_minutes)) \
+            if row.unsent else ""
+        awaiting = text("county.report.awaiting_oldest", lang, minutes=_cell(row.awaiting_oldest_minutes)) \
+            if row.awaiting_receipt else ""
+        return text("county.report.held", lang, hall=row.hall, at=f"{row.link_at:%m-%d %H:%M}" if row.link_at else "-",
+                    unsent=row.unsent or 0, unsent_oldest=unsent, awaiting=row.awaiting_receipt or 0,
+                    awaiting_oldest=awaiting)
+
+    return f"{line('zh')} / {line('en')}"
 
 
 def render_fleet(result: Fleet) -> str:

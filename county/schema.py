@@ -136,6 +136,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             detail text NOT NULL
         )""",
     )),
+    Migration(2, "halls: what each hall has not yet sent and what awaits the county's receipt", (
+        """ALTER TABLE halls ADD COLUMN unsent integer, ADD COLUMN unsent_oldest_seconds double precision,
+               ADD COLUMN awaiting_receipt integer, ADD COLUMN awaiting_oldest_seconds double precision""",
+    )),
     # Ids are chosen by the halls, some predictably (``{hall}-{day}-final``): keyed alone, one hall
     # could take another's id first and have the real item dropped as a repeat. The hall is the
     # topic's, which the broker's ACL ties to the sender's login.

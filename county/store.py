@@ -100,8 +100,9 @@ def parse(topic: str, payload: bytes) -> Parsed:
 
 
 def write(conn: psycopg.Connection, parsed: list[Parsed], limits: QuarantineLimits = QuarantineLimits(),
-          now: datetime | None = None) -> int:
-    """Store a group in the open transaction; returns the number of new items."""
+          now: datetime | None = None, kept: list[Rejected] | None = None) -> int:
+    """Store a group in the open transaction; returns the number of new items. ``kept`` gets the
+    rejected messages the quarantine kept (a receipt may name only those: the rest were dropped)."""
     now = now or datetime.now(UTC)
     accepted = {(p.hall, p.batch.msg_id): p for p in parsed if isinstance(p, Accepted)}
     new: list[Accepted] = []
@@ -121,7 +122,9 @@ def write(conn: psycopg.Connection, parsed: list[Parsed], limits: QuarantineLimi
     added += _stats(conn, [(a.hall, a.batch) for a in new if isinstance(a.batch, StatsBatch)])
     added += _telemetry(conn, [(a.hall, a.batch) for a in new if isinstance(a.batch, TelemetryBatch)])
     _halls(conn, [a.batch for a in accepted.values()], [p.status for p in parsed if isinstance(p, LinkStatus)], now)
-    _quarantine(conn, [p for p in parsed if isinstance(p, Rejected)], limits, now)
+    quarantined = _quarantine(conn, [p for p in parsed if isinstance(p, Rejected)], limits, now)
+    if kept is not None:
+        kept.extend(quarantined)
     return added
 
 
@@ -217,7 +220,8 @@ def _telemetry(conn: psycopg.Connection, batches: list[tuple[str, TelemetryBatch
 
 def _halls(conn: psycopg.Connection, batches: list[UpBatchModel], statuses: list[UplinkStatus],
            now: datetime) -> None:
-    """Last heard of, per hall (silent halls in the report), and the link state each hall last reported."""
+    """Last heard of, per hall (silent halls in the report), and the link state each hall last reported:
+    its backlog, split into not yet sent and sent but awaiting the county's receipt."""
     counties = {b.hall: b.county for b in batches} | {s.hall: s.county for s in statuses}
     if not counties:
         return
@@ -236,18 +240,21 @@ def _halls(conn: psycopg.Connection, batches: list[UpBatchModel], statuses: list
         # A Will from an older session (the hall already reconnected) must not mark it offline.
         conn.execute(
             """UPDATE halls SET link_state = %s, link_session = %s, link_at = %s, backlog = %s,
-                   backlog_oldest_seconds = %s
+                   backlog_oldest_seconds = %s, unsent = %s, unsent_oldest_seconds = %s, awaiting_receipt = %s,
+                   awaiting_oldest_seconds = %s
                WHERE hall = %s AND (link_session IS NULL OR link_session < %s
                                     OR (link_session = %s AND link_at <= %s))""",
-            (status.state, status.session, status.ts, status.backlog, status.oldest_seconds, hall,
+            (status.state, status.session, status.ts, status.backlog, status.oldest_seconds, status.unsent,
+             status.oldest_unsent_seconds, status.awaiting_receipt, status.oldest_awaiting_seconds, hall,
              status.session, status.session, status.ts))
 
 
 def _quarantine(conn: psycopg.Connection, rejected: list[Rejected], limits: QuarantineLimits,
-                now: datetime) -> None:
-    """Keep what fits each hall's budget, truncated to the cap; count the rest against its hall."""
+                now: datetime) -> list[Rejected]:
+    """Keep what fits each hall's budget, truncated to the cap; count the rest against its hall.
+    Returns what it kept."""
     if not rejected:
-        return
+        return []
     by_hall: dict[str, list[Rejected]] = {}
     for reject in rejected:
         by_hall.setdefault(reject.hall, []).append(reject)
@@ -281,3 +288,4 @@ def _quarantine(conn: psycopg.Connection, rejected: list[Rejected], limits: Quar
             ([hall for hall, _ in kept], [r.topic.replace("\x00", "")[:TOPIC_CAP] for _, r in kept],
              [r.payload[:limits.payload_cap] for _, r in kept], [len(r.payload) for _, r in kept],
              [r.reason for _, r in kept], [r.detail.replace("\x00", "") for _, r in kept]))
+    return [r for _, r in kept]

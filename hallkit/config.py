@@ -279,7 +279,23 @@ class Upstream(_Strict):
     disk_cap_mb: float = Field(512, gt=0, description="outbox size the hub aims to stay under")
     alarm_at: float = Field(0.8, gt=0, le=1, description="share of the cap that raises the alarm and thins telemetry")
     batch_size: int = Field(200, ge=1, le=5000, description="items per message to the county")
-    max_inflight: int = Field(20, ge=1, le=500, description="messages sent and not yet acknowledged")
+    max_inflight: int = Field(20, ge=1, le=500, description="messages handed to the county broker and not yet "
+                                                            "acknowledged by it (PUBACK)")
+    receipt_window: int = Field(10_000, ge=1, le=1_000_000,
+                                description="items sent and awaiting the county's receipt at most: what a county "
+                                            "whose ingest is down gets again at each resend, and what its broker "
+                                            "holds for this hall")
+    receipt_timeout_seconds: float = Field(30.0, gt=0, le=3600,
+                                           description="a batch with no receipt this long after it was sent is "
+                                                       "sent again; the wait doubles at each try")
+    receipt_backoff_max_seconds: float = Field(300.0, gt=0, le=86_400,
+                                               description="the longest wait between two tries of one batch")
+
+    @model_validator(mode="after")
+    def _backoff_after_timeout(self) -> Self:
+        if self.receipt_backoff_max_seconds < self.receipt_timeout_seconds:
+            raise ValueError("receipt_backoff_max_seconds must not be shorter than receipt_timeout_seconds")
+        return self
 
     def secret(self) -> str | None:
         """The password, from password_file when given (its first line)."""

@@ -23,6 +23,7 @@ from county.contract import UpKind, UpTopics, encode_batch
 from county.ingest import Ingest
 from tests.broker.test_hub import wait_for
 from tests.upstream.records import hall_toml, rating
+from tests.upstream.waiting import wait_progress
 
 ROOT = Path(__file__).parents[2]
 COUNT = 10_000
@@ -82,7 +83,9 @@ def publish(broker, messages: list[tuple[str, bytes]]) -> None:
 
 def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broker, county_broker, county_db):
     config = tmp_path / "hall.toml"
-    config.write_text(hall_toml(county_broker.url, batch_size=250), "utf-8")
+    # A batch the county broker took while no ingest worker was subscribed yet is sent again soon.
+    config.write_text(hall_toml(county_broker.url, batch_size=250, receipt_timeout_seconds=5,
+                                receipt_backoff_max_seconds=20), "utf-8")
     data = tmp_path / "data"
     ingest = Ingest(county_broker.address, county_db).start()
     county_broker.stop()
@@ -105,8 +108,8 @@ def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broke
         assert county_count(county_db, "SELECT count(*) FROM ratings") == 0
 
         county_broker.start()
-        wait_for(lambda: county_count(county_db, "SELECT count(*) FROM ratings") == COUNT, timeout=60)
-        wait_for(lambda: backlog(hall_broker) == 0, timeout=20)
+        wait_progress(lambda: county_count(county_db, "SELECT count(*) FROM ratings"), COUNT, what="ratings stored")
+        wait_for(lambda: backlog(hall_broker) == 0, timeout=30)  # the hub's status, every 10 s
         with psycopg.connect(county_db) as conn:
             rows = conn.execute("SELECT rating_id FROM ratings WHERE hall = 'test-hall' ORDER BY epoch, seq").fetchall()
             assert [r[0] for r in rows] == [f"test-hall-r{i:06d}" for i in range(COUNT)]
