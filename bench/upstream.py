@@ -1,16 +1,19 @@
-"""Uplink benchmark: outbox drain to the county broker, county ingest with one and two workers.
+"""Uplink benchmark: outbox drain to the county with receipts, county ingest with one and two workers.
 
 Prints, in one run, each figure beside the raw QoS 1 publish rate of paho → Mosquitto measured
-in the same run on the same machine:
+in the same run on the same machine, and the machine's load average (other work on the same
+cores moves every figure):
 
 - drain: a hall outbox holding 1,000,000 ratings (``--backlog``) forwarded to a county Mosquitto
-  by the real :class:`~broker.forwarder.Forwarder`, rows deleted on PUBACK;
-- ingest: ``--ingest`` ratings queued at the county broker for the shared-subscription group,
-  then stored in PostgreSQL by one worker process, and again by two (items per second between
-  the first and the last commit);
+  by the real :class:`~broker.forwarder.Forwarder`, with ``--drain-workers`` real ingest worker
+  processes storing into PostgreSQL: rows are deleted only on the county's receipts, so the
+  figure is items from the hall's outbox into the county's database (items per second, counted
+  in items, never in messages), checked exactly once at the end;
+- ingest: ``--ingest`` ratings published to the county broker while one worker process runs,
+  then again with two (items per second between the first and the last commit);
 - county: ``--halls`` halls, each a real forwarder with its own outbox of ``--hall-backlog``
   ratings and ``--devices`` device states, all coming back at once to one county broker with one
-  ingest worker: seconds until the database has everything.
+  ingest worker: seconds until every hall's outbox is empty (every item receipted).
 
 Needs mosquitto and a PostgreSQL login that may create databases (``HALLKIT_TEST_PG``, default
 the one scripts/bootstrap.sh makes). Run: ``.venv/bin/python bench/upstream.py``.
@@ -19,6 +22,7 @@ the one scripts/bootstrap.sh makes). Run: ``.venv/bin/python bench/upstream.py``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -39,13 +43,20 @@ import psycopg  # noqa: E402
 from broker.forwarder import Forwarder  # noqa: E402
 from broker.mqtt import make_client  # noqa: E402
 from broker.outbox import SCHEMA  # noqa: E402
-from county.contract import INGEST_FILTERS, DeviceTelemetry, UpKind, UpTopics, encode_batch, shared  # noqa: E402
+from county.contract import DeviceTelemetry, UpKind, UpTopics, encode_batch  # noqa: E402
 from county.schema import migrate  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 from tests.upstream.records import hall_config, rating  # noqa: E402
 
 ADMIN_DSN = os.environ.get("HALLKIT_TEST_PG", "postgresql://hallkit:hallkit@127.0.0.1:5432/postgres")
 HALLS = 50
+DEADLINE = 900.0
+"""Seconds any phase may take before the bench gives up (a machine busy with something else)."""
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def raw_qos1_rate(broker: Mosquitto, count: int = 50_000) -> float:
@@ -77,6 +88,68 @@ def raw_qos1_rate(broker: Mosquitto, count: int = 50_000) -> float:
     return count / elapsed
 
 
+# ---- the county: a broker, a database, ingest worker processes ---------------------------------
+
+
+def worker(broker_url: str, dsn: str, worker_id: str) -> None:
+    """Child process: one ingest worker until killed; says ``ready`` once subscribed."""
+    from broker.mqtt import parse_broker_url
+    from county.ingest import Ingest
+
+    Ingest(parse_broker_url(broker_url), dsn, worker_id=worker_id).start(wait=60)
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+@contextlib.contextmanager
+def county(folder: Path, name: str) -> Iterator[tuple[Mosquitto, str]]:
+    """A county Mosquitto and a fresh, migrated database; dropped afterwards."""
+    database = f"hallkit_bench_{uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]  # a name we made
+    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{database}"
+    broker = Mosquitto(folder / name).start()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            migrate(conn)
+        yield broker, dsn
+    finally:
+        broker.stop()
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def workers(broker: Mosquitto, dsn: str, count: int) -> Iterator[None]:
+    """``count`` ingest worker processes, each subscribed (in the shared group) before this yields."""
+    processes = [subprocess.Popen([sys.executable, __file__, "--worker", str(n), "--broker", broker.url, "--db", dsn],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                 for n in range(1, count + 1)]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise RuntimeError("an ingest worker did not start")
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def wait_until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not finish in {DEADLINE:.0f} s")
+        time.sleep(0.1)  # a count(*) of a growing table costs PostgreSQL time the ingest would use
+
+
+def count_rows(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # type: ignore[arg-type]  # our constants
+    return int(row[0]) if row else 0
+
+
 # ---- drain -------------------------------------------------------------------------------------
 
 
@@ -102,54 +175,38 @@ def ratings_of(hall: str, count: int) -> Iterator[tuple[str, str, str]]:
         yield "rating", f"{hall}-r{i}", template.replace(f"{hall}-r000000", f"{hall}-r{i:07d}")
 
 
-def drain_rate(broker: Mosquitto, folder: Path, items: int) -> tuple[float, float]:
-    """Items per second from a full outbox to the county broker; and the seconds it took."""
+def outbox_items(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT items FROM outbox_size").fetchone()[0])
+
+
+def drain_rate(folder: Path, items: int, worker_count: int, batch_size: int) -> tuple[float, float, Forwarder]:
+    """Items per second from a full outbox into the county's database, rows deleted on receipts."""
     path = folder / "hall.sqlite3"
     fill_outbox(path, ratings_of("test-hall", items))
-    config = hall_config(broker.url, batch_size=500, max_inflight=20)
-    assert config.upstream is not None
-    forwarder = Forwarder(path, config.upstream, config.hall, "bench", synchronous=1)
-    conn = sqlite3.connect(path)
-    started = time.perf_counter()
-    forwarder.start()
-    while conn.execute("SELECT items FROM outbox_size").fetchone()[0] > 0:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    forwarder.stop()
-    conn.close()
-    return items / elapsed, elapsed
+    with county(folder, "county-drain") as (broker, dsn), workers(broker, dsn, worker_count):
+        config = hall_config(broker.url, batch_size=batch_size, max_inflight=20)
+        assert config.upstream is not None
+        forwarder = Forwarder(path, config.upstream, config.hall, "bench", synchronous=1)
+        started = time.perf_counter()
+        forwarder.start()
+        try:
+            wait_until(lambda: outbox_items(path) == 0, "the drain")
+            elapsed = time.perf_counter() - started
+        finally:
+            forwarder.stop()
+        with psycopg.connect(dsn) as conn:
+            stored = count_rows(conn, "ratings")
+        if stored != items:
+            raise RuntimeError(f"the outbox is empty but the county stored {stored:,} of {items:,}")
+    return items / elapsed, elapsed, forwarder
 
 
 # ---- ingest ------------------------------------------------------------------------------------
 
 
-def worker(broker_url: str, dsn: str, worker_id: str) -> None:
-    """Child process: one ingest worker until killed."""
-    from broker.mqtt import parse_broker_url
-    from county.ingest import Ingest
-
-    Ingest(parse_broker_url(broker_url), dsn, worker_id=worker_id).start()
-    threading.Event().wait()
-
-
-def spawn(broker: Mosquitto, dsn: str, worker_id: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, __file__, "--worker", worker_id, "--broker", broker.url, "--db", dsn],
-                            cwd=ROOT, stderr=subprocess.DEVNULL)
-
-
-def register_group(broker: Mosquitto, workers: int) -> None:
-    """Persistent sessions for the group's members, so the broker queues their shares while they are away."""
-    for n in range(1, workers + 1):
-        client = make_client(broker.address, f"county-ingest-{n}", clean_session=False)
-        client.connect(broker.address.host, broker.port)
-        client.loop_start()
-        client.subscribe([(shared(f), 1) for f in INGEST_FILTERS])
-        time.sleep(0.3)
-        client.disconnect()
-        client.loop_stop()
-
-
-def queue_ratings(broker: Mosquitto, items: int, per_batch: int) -> None:
+def publish_ratings(broker: Mosquitto, items: int, per_batch: int) -> None:
+    """``items`` ratings from ``HALLS`` halls, ``per_batch`` to a message, as fast as the broker takes them."""
     client = make_client(broker.address, f"bench-halls-{uuid4().hex[:6]}")
     client.connect(broker.address.host, broker.port)
     client.loop_start()
@@ -169,55 +226,27 @@ def queue_ratings(broker: Mosquitto, items: int, per_batch: int) -> None:
     client.loop_stop()
 
 
-def ingest_rate(folder: Path, items: int, workers: int, per_batch: int) -> float:
-    name = f"hallkit_bench_{uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-    broker = Mosquitto(folder / f"county-{workers}").start()
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            migrate(conn)
-            register_group(broker, workers)
-            queue_ratings(broker, items, per_batch)
-            processes = [spawn(broker, dsn, str(n)) for n in range(1, workers + 1)]
-            deadline = time.monotonic() + 600
-            while conn.execute("SELECT count(*) FROM ratings").fetchone()[0] < items:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("ingest did not finish in 10 minutes")
-                time.sleep(0.2)
-            first, last, txs = conn.execute(
-                "SELECT min(received_at), max(received_at), count(DISTINCT received_at) FROM ratings").fetchone()
-        # received_at is each transaction's start: add one transaction's share to the span.
-        span = (last - first).total_seconds() * txs / max(1, txs - 1)
-        return items / span
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
-        broker.stop()
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+def ingest_rate(folder: Path, items: int, worker_count: int, per_batch: int) -> float:
+    """Items per second stored by ``worker_count`` workers (each a clean session: they run first)."""
+    with county(folder, f"county-{worker_count}") as (broker, dsn), workers(broker, dsn, worker_count), \
+            psycopg.connect(dsn, autocommit=True) as conn:
+        publish_ratings(broker, items, per_batch)
+        wait_until(lambda: count_rows(conn, "ratings") >= items, "the ingest")
+        first, last, txs = conn.execute(
+            "SELECT min(received_at), max(received_at), count(DISTINCT received_at) FROM ratings").fetchone()
+    # received_at is each transaction's start: add one transaction's share to the span.
+    span = (last - first).total_seconds() * txs / max(1, txs - 1)
+    return items / span
 
 
 def county_scale(folder: Path, halls: int, devices: int, ratings: int) -> tuple[float, float, int]:
     """Every hall of a county back at once after an outage, each with a backlog of ratings and its
-    devices' states: seconds until the county database has it all, broker RSS, connections."""
-    name = f"hallkit_bench_{uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-    broker = Mosquitto(folder / "county-scale").start()
+    devices' states: seconds until every hall's outbox is empty, broker RSS, connections."""
     forwarders: list[Forwarder] = []
-    process = None
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            migrate(conn)
-            # The group's session must exist before halls send: a broker without a subscriber
-            # acknowledges and drops (docs/deployment.md).
-            register_group(broker, 1)
-            process = spawn(broker, dsn, "1")
+    paths: list[Path] = []
+    with county(folder, "county-scale") as (broker, dsn), workers(broker, dsn, 1), \
+            psycopg.connect(dsn, autocommit=True) as conn:
+        try:
             for h in range(halls):
                 config = hall_config(broker.url, hall_id=f"hall-{h:03d}")
                 assert config.upstream is not None
@@ -228,34 +257,27 @@ def county_scale(folder: Path, halls: int, devices: int, ratings: int) -> tuple[
                     .model_dump_json()) for d in range(devices)]
                 fill_outbox(path, [*telemetry, *ratings_of(config.hall.id, ratings)])
                 forwarders.append(Forwarder(path, config.upstream, config.hall, "bench", synchronous=1))
+                paths.append(path)
             started = time.perf_counter()
             for forwarder in forwarders:
                 forwarder.start()
-            deadline = time.monotonic() + 600
-            while (conn.execute("SELECT count(*) FROM ratings").fetchone()[0] < halls * ratings
-                   or conn.execute("SELECT count(*) FROM devices").fetchone()[0] < halls * devices):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the county did not catch up in 10 minutes")
-                time.sleep(0.2)
+            wait_until(lambda: all(outbox_items(p) == 0 for p in paths), "the county")
             elapsed = time.perf_counter() - started
-        assert broker.process is not None
-        status = Path(f"/proc/{broker.process.pid}/status").read_text()
-        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
-        return elapsed, rss, sum(f.connected for f in forwarders)
-    finally:
-        for forwarder in forwarders:
-            forwarder.stop()
-        if process is not None:
-            process.kill()
-            process.wait()
-        broker.stop()
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+            if (count_rows(conn, "ratings"), count_rows(conn, "devices")) != (halls * ratings, halls * devices):
+                raise RuntimeError("every outbox is empty but the county does not have everything")
+            assert broker.process is not None
+            status = Path(f"/proc/{broker.process.pid}/status").read_text()
+            rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+            return elapsed, rss, sum(f.connected for f in forwarders)
+        finally:
+            for forwarder in forwarders:
+                forwarder.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=1_000_000, help="outbox items to drain")
+    parser.add_argument("--drain-workers", type=int, default=2, help="ingest workers running during the drain")
     parser.add_argument("--ingest", type=int, default=300_000, help="items for each ingest run")
     parser.add_argument("--per-batch", type=int, default=500, help="items per message")
     # 500 forwarders in one Python process (1,000 threads on 2 cores) do not all get their CONNECT
@@ -270,29 +292,33 @@ def main() -> None:
     if args.worker:
         worker(args.broker, args.db, args.worker)
         return
-    print(f"uplink bench on {os.cpu_count()} cores: mosquitto, paho-mqtt, PostgreSQL all on this machine")
+    print(f"uplink bench on {os.cpu_count()} cores: mosquitto, paho-mqtt, PostgreSQL all on this machine; {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker = Mosquitto(folder / "county").start()
         try:
             raw = raw_qos1_rate(broker)
-            print(f"raw QoS 1 publish, paho → Mosquitto, 210 B each:   {raw:>10,.0f} msg/s")
-            rate, seconds = drain_rate(broker, folder, args.backlog)
-            print(f"drain of a {args.backlog:,}-item outbox backlog:      {rate:>10,.0f} items/s "
-                  f"({seconds:.1f} s; {rate / raw:.1f}× the raw rate; batches of 500, 20 in flight)")
         finally:
             broker.stop()
+        print(f"raw QoS 1 publish, paho → Mosquitto, 210 B each:   {raw:>10,.0f} msg/s")
+        rate, seconds, forwarder = drain_rate(folder, args.backlog, args.drain_workers, args.per_batch)
+        upstream = forwarder.upstream
+        print(f"drain of a {args.backlog:,}-item outbox into PostgreSQL, with receipts, {args.drain_workers} ingest "
+              f"worker(s): {rate:>10,.0f} items/s ({seconds:.1f} s; goal ≥ 20,000; batches of {upstream.batch_size}, "
+              f"{upstream.max_inflight} unacknowledged, {upstream.receipt_window:,} items awaiting receipts at most; "
+              f"{forwarder.receipts:,} receipts, {forwarder.resent:,} items sent again); {load()}")
         one = ingest_rate(folder, args.ingest, 1, args.per_batch)
-        print(f"county ingest, 1 worker, {args.ingest:,} ratings:        {one:>10,.0f} items/s ({one / raw:.1f}× raw)")
+        print(f"county ingest, 1 worker, {args.ingest:,} ratings:        {one:>10,.0f} items/s ({one / raw:.1f}× raw); "
+              f"{load()}")
         two = ingest_rate(folder, args.ingest, 2, args.per_batch)
         print(f"county ingest, 2 workers, {args.ingest:,} ratings:       {two:>10,.0f} items/s ({two / raw:.1f}× raw; "
-              f"{two / one:.2f}× one worker)")
+              f"{two / one:.2f}× one worker; goal ≥ 1.6×); {load()}")
         if args.halls:
             seconds, rss, connected = county_scale(folder, args.halls, args.devices, args.hall_backlog)
             items = args.halls * (args.devices + args.hall_backlog)
             print(f"county of {args.halls} halls × {args.devices} devices, all back at once with "
-                  f"{args.hall_backlog} ratings each: {items:,} items stored in {seconds:.1f} s "
-                  f"({connected} hall links up; county Mosquitto RSS {rss:.1f} MiB; 1 ingest worker)")
+                  f"{args.hall_backlog} ratings each: {items:,} items stored and receipted in {seconds:.1f} s "
+                  f"({connected} hall links up; county Mosquitto RSS {rss:.1f} MiB; 1 ingest worker); {load()}")
 
 
 if __name__ == "__main__":
