@@ -25,11 +25,13 @@ from broker.hub import Hub
 from broker.mqtt import BrokerAddress, make_client
 from broker.outbox import Outbox
 from broker.status import HallStatus, render_status
-from county.contract import INGEST_FILTERS, Receipt, UplinkStatus, UpTopics, shared
+from county.contract import INGEST_FILTERS, Receipt, UpKind, UplinkStatus, UpTopics, encode_batch, shared
 from county.ingest import Ingest
+from county.quarantine import QuarantineLimits
+from county.receipts import receipts
 from county.report import county_report, render_report
 from county.schema import migrate
-from county.store import parse, write
+from county.store import Rejected, parse, write
 from tests.broker.test_hub import wait_for
 from tests.brokers import Mosquitto, free_port
 from tests.upstream.records import hall_config, rating
@@ -262,3 +264,56 @@ def test_the_county_report_shows_unsent_apart_from_awaiting_receipt(county_db):
     assert "未发送 200 条，最早一条已等待 2.0 分钟；已发送、待县级回执 500 条，最早一批已等回执 10.0 分钟" in shown
     assert "sent, awaiting the county's receipt 500, the oldest waiting 10.0 min" in shown
     assert "11-23 12:00" in shown  # when the hall said so, in the county's time zone
+
+
+def batch(msg_id: str, seqs: range, resident_hash: bool = False) -> bytes:
+    return encode_batch(UpKind.RATING, msg_id, "test-hall", "test-county", "e1", False,
+                        [(seq, rating(seq).model_copy(update={} if resident_hash else {"resident_hash": None})
+                          .model_dump_json()) for seq in seqs])
+
+
+def test_the_ingest_receipts_every_batch_it_took_again_and_what_it_quarantined(county_broker, county_db):
+    received: list[Receipt] = []
+    subscribed: list[bool] = []
+    hall = make_client(county_broker.address, "hall-test-hall")
+    hall.on_message = lambda _c, _u, m: received.append(Receipt.model_validate_json(m.payload))
+    hall.on_subscribe = lambda *_: subscribed.append(True)
+    hall.connect(county_broker.address.host, county_broker.address.port)
+    hall.loop_start()
+    hall.subscribe(UP.receipt, qos=1)
+    wait_for(lambda: subscribed)
+    ingest = Ingest(county_broker.address, county_db).start()
+    try:
+        publish(county_broker, [(UP.up(UpKind.RATING), batch("m1", range(1, 4)))])
+        wait_for(lambda: len(received) == 1)
+        # The same message again (its receipt was lost, say): stored once, receipted again.
+        publish(county_broker, [(UP.up(UpKind.RATING), batch("m1", range(1, 4)))])
+        wait_for(lambda: len(received) == 2)
+        assert [(r.stored, r.quarantined, r.epoch) for r in received] == [([(1, 3)], [], "e1")] * 2
+        # Refused (a resident hash), header readable: named apart, as quarantined. Not JSON: nothing.
+        publish(county_broker, [(UP.up(UpKind.RATING), batch("m2", range(10, 12), resident_hash=True)),
+                                (UP.up(UpKind.RATING), b"\xff not json"),
+                                (UP.up(UpKind.RATING), batch("m3", range(12, 13)))])
+        wait_for(lambda: {seq for r in received for seq in r.seqs()} == {1, 2, 3, 10, 11, 12})
+        assert sorted(seq for r in received for first, last in r.quarantined for seq in range(first, last + 1)) == [10, 11]
+        assert county_count(county_db, "SELECT count(*) FROM ratings") == 4
+        assert county_count(county_db, "SELECT count(*) FROM quarantine") == 2
+        assert ingest.receipts == len(received) and ingest.receipts_failed == 0
+    finally:
+        ingest.stop()
+        hall.disconnect()
+        hall.loop_stop()
+
+
+def test_a_refused_message_the_quarantine_did_not_keep_is_not_receipted(county_db):
+    """Over its hall's quarantine budget a refused message is counted, not kept: the hall must keep it
+    (and send it again later) rather than delete what the county does not have."""
+    refused = [parse(UP.up(UpKind.RATING), batch("m1", range(5, 8), resident_hash=True))]
+    assert isinstance(refused[0], Rejected)
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        for limits, named in ((QuarantineLimits(messages_per_minute=0), []), (QuarantineLimits(), [(5, 7)])):
+            kept: list[Rejected] = []
+            with conn.transaction():
+                write(conn, refused, limits, kept=kept)
+            assert [r.quarantined for _, r in receipts(refused, kept)] == ([named] if named else [])
