@@ -180,12 +180,14 @@ def outbox_items(path: Path) -> int:
         return int(conn.execute("SELECT items FROM outbox_size").fetchone()[0])
 
 
-def drain_rate(folder: Path, items: int, worker_count: int, batch_size: int) -> tuple[float, float, Forwarder]:
+def drain_rate(folder: Path, items: int, worker_count: int, batch_size: int,
+               window: int | None) -> tuple[float, float, Forwarder]:
     """Items per second from a full outbox into the county's database, rows deleted on receipts."""
     path = folder / "hall.sqlite3"
     fill_outbox(path, ratings_of("test-hall", items))
     with county(folder, "county-drain") as (broker, dsn), workers(broker, dsn, worker_count):
-        config = hall_config(broker.url, batch_size=batch_size, max_inflight=20)
+        config = hall_config(broker.url, batch_size=batch_size, max_inflight=20,
+                             **({"receipt_window": window} if window else {}))
         assert config.upstream is not None
         forwarder = Forwarder(path, config.upstream, config.hall, "bench", synchronous=1)
         started = time.perf_counter()
@@ -278,6 +280,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=1_000_000, help="outbox items to drain")
     parser.add_argument("--drain-workers", type=int, default=2, help="ingest workers running during the drain")
+    parser.add_argument("--receipt-window", type=int, help="the hall's receipt_window (default: the configuration's)")
     parser.add_argument("--ingest", type=int, default=300_000, help="items for each ingest run")
     parser.add_argument("--per-batch", type=int, default=500, help="items per message")
     # 500 forwarders in one Python process (1,000 threads on 2 cores) do not all get their CONNECT
@@ -301,7 +304,8 @@ def main() -> None:
         finally:
             broker.stop()
         print(f"raw QoS 1 publish, paho → Mosquitto, 210 B each:   {raw:>10,.0f} msg/s")
-        rate, seconds, forwarder = drain_rate(folder, args.backlog, args.drain_workers, args.per_batch)
+        rate, seconds, forwarder = drain_rate(folder, args.backlog, args.drain_workers, args.per_batch,
+                                               args.receipt_window)
         upstream = forwarder.upstream
         print(f"drain of a {args.backlog:,}-item outbox into PostgreSQL, with receipts, {args.drain_workers} ingest "
               f"worker(s): {rate:>10,.0f} items/s ({seconds:.1f} s; goal ≥ 20,000; batches of {upstream.batch_size}, "
