@@ -180,6 +180,9 @@ class UplinkStatus(_Frozen):
 
     ``backlog`` counts every item the hall still holds; it splits into ``unsent`` (not yet handed to
     the county broker) and ``awaiting_receipt`` (sent, kept until the county's receipt names it).
+    ``oldest_unsent_seconds`` is the age of the oldest unsent item since it was made;
+    ``oldest_awaiting_seconds`` is how long the oldest batch awaiting a receipt has waited for it
+    since it was first sent (kept in the hub's memory: after a hub restart everything is unsent).
     """
 
     v: Literal[1] = SCHEMA_VERSION
