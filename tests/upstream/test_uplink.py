@@ -148,7 +148,7 @@ def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broke
 
 
 def test_rows_stay_until_the_county_broker_acknowledges(tmp_path, hall_broker):
-    """Deleted only after PUBACK: a broker that never answers leaves everything in the outbox."""
+    """A broker that never answers (no PUBACK, so no receipt either) leaves everything in the outbox."""
     silent = _SilentBroker()
     try:
         config = tmp_path / "hall.toml"
