@@ -186,10 +186,10 @@ def drain_rate(folder: Path, items: int, worker_count: int, batch_size: int,
     path = folder / "hall.sqlite3"
     fill_outbox(path, ratings_of("test-hall", items))
     with county(folder, "county-drain") as (broker, dsn), workers(broker, dsn, worker_count):
-        config = hall_config(broker.url, batch_size=batch_size, max_inflight=20,
-                             **({"receipt_window": window} if window else {}))
+        config = hall_config(broker.url, batch_size=batch_size, max_inflight=20)
         assert config.upstream is not None
-        forwarder = Forwarder(path, config.upstream, config.hall, "bench", synchronous=1)
+        upstream = config.upstream.model_copy(update={"receipt_window": window}) if window else config.upstream
+        forwarder = Forwarder(path, upstream, config.hall, "bench", synchronous=1)
         started = time.perf_counter()
         forwarder.start()
         try:
@@ -234,8 +234,10 @@ def ingest_rate(folder: Path, items: int, worker_count: int, per_batch: int) -> 
             psycopg.connect(dsn, autocommit=True) as conn:
         publish_ratings(broker, items, per_batch)
         wait_until(lambda: count_rows(conn, "ratings") >= items, "the ingest")
-        first, last, txs = conn.execute(
+        row = conn.execute(
             "SELECT min(received_at), max(received_at), count(DISTINCT received_at) FROM ratings").fetchone()
+        assert row is not None  # an aggregate always has a row
+        first, last, txs = row
     # received_at is each transaction's start: add one transaction's share to the span.
     span = (last - first).total_seconds() * txs / max(1, txs - 1)
     return items / span

@@ -38,6 +38,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
@@ -222,7 +223,7 @@ class Forwarder:
         self._receipts.put(receipt)
         self._wake.set()
 
-    def _status(self, state: str) -> UplinkStatus:
+    def _status(self, state: Literal["online", "offline"]) -> UplinkStatus:
         backlog = self._backlog
         return UplinkStatus(hall=self.hall, county=self.county, state=state, session=self.session,
                             backlog=backlog.items, oldest_seconds=round(backlog.oldest_seconds, 1),
