@@ -8,7 +8,10 @@ deletes nothing.
 
 from __future__ import annotations
 
+import getpass
+import secrets
 import signal
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +22,10 @@ import psycopg
 import pytest
 
 from broker.client import read_hall
-from broker.embedded import EmbeddedBroker
+from broker.embedded import BrokerAccess, EmbeddedBroker
 from broker.forwarder import Forwarder
 from broker.hub import Hub
+from broker.mosquitto import AclRules, password_line, read_passwords
 from broker.mqtt import BrokerAddress, make_client
 from broker.outbox import Outbox
 from broker.status import HallStatus, render_status
@@ -32,6 +36,7 @@ from county.receipts import receipts
 from county.report import county_report, render_report
 from county.schema import migrate
 from county.store import Rejected, parse, write
+from hallkit.cli import main
 from tests.broker.test_hub import wait_for
 from tests.brokers import Mosquitto, free_port
 from tests.upstream.records import hall_config, rating
@@ -43,11 +48,16 @@ UP = UpTopics("test-county", "test-hall")
 
 
 class CountyBroker:
-    """The county broker of a test: started, killed (everything it held unsaved is gone), started again."""
+    """The county broker of a test, with its logins: started, killed (what it held unsaved is gone),
+    started again."""
 
-    address: BrokerAddress
     url: str
     shared_subscriptions: bool
+    logins: dict[str, str]
+
+    def login(self, user: str) -> BrokerAddress:
+        host, port = self.url.removeprefix("mqtt://").split(":")
+        return BrokerAddress(host=host, port=int(port), username=user, password=self.logins[user])
 
     def start(self) -> None: ...
 
@@ -55,13 +65,21 @@ class CountyBroker:
 
 
 class MosquittoCounty(CountyBroker):
-    """Mosquitto with the project's configuration: persistence on, autosaved every 30 minutes."""
+    """Mosquitto as `hall county broker-config` writes it: persistence on (saved every 30 minutes),
+    a login per hall and per ingest worker; only ingest logins write receipts, a hall reads its own."""
 
     shared_subscriptions = True
 
     def __init__(self, folder: Path) -> None:
-        self.broker = Mosquitto(folder)
-        self.address, self.url = self.broker.address, self.broker.url
+        port = free_port()
+        out = folder / "config"
+        assert main(["county", "broker-config", "--county", "test-county", "--hall", "test-hall", "--out", str(out),
+                     "--port", str(port), "--bind", "127.0.0.1", "--workers", "2"]) == 0
+        conf = out / "mosquitto.conf"
+        conf.write_text(conf.read_text() + f"user {getpass.getuser()}\n")
+        self.broker = Mosquitto(folder / "run", port=port, conf=conf)
+        self.url = self.broker.url
+        self.logins = tomllib.loads((out / "credentials.toml").read_text())["credentials"]
 
     def start(self) -> None:
         self.broker.start()
@@ -74,19 +92,33 @@ class MosquittoCounty(CountyBroker):
         self.broker.process = None
 
 
+COUNTY_ACL = """user ingest-1
+topic read county/v1/+/hall/+/up/+
+topic read county/v1/+/hall/+/status
+topic write county/v1/+/hall/+/receipt
+user test-hall
+topic write county/v1/test-county/hall/test-hall/up/#
+topic write county/v1/test-county/hall/test-hall/status
+topic read county/v1/test-county/hall/test-hall/receipt
+"""
+"""The same rules as the county's Mosquitto, in the embedded broker's (acl_file) form."""
+
+
 class EmbeddedCounty(CountyBroker):
     """The embedded amqtt broker: no shared subscriptions, no persistence at all."""
 
     shared_subscriptions = False
 
     def __init__(self) -> None:
-        port = free_port()
-        self.address = BrokerAddress(host="127.0.0.1", port=port)
-        self.url = self.address.url
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.logins = {user: secrets.token_hex(8) for user in ("ingest-1", "test-hall")}
+        self.access = BrokerAccess(read_passwords("\n".join(password_line(u, p) for u, p in self.logins.items())),
+                                   AclRules.parse(COUNTY_ACL))
         self.broker: EmbeddedBroker | None = None
 
     def start(self) -> None:
-        self.broker = EmbeddedBroker("127.0.0.1", self.address.port)
+        self.broker = EmbeddedBroker(self.access, port=self.port)
         self.broker.start()
 
     def kill(self) -> None:
@@ -136,9 +168,9 @@ class HallHub:
 def start_hall(tmp_path, hall_broker) -> Iterator:
     hubs: list[Hub] = []
 
-    def start(county_url: str) -> HallHub:
+    def start(county_url: str, **upstream: object) -> HallHub:
         # Short receipt timeouts: the test waits on resends, not on a production-sized pause.
-        config = hall_config(county_url, receipt_timeout_seconds=1, receipt_backoff_max_seconds=4)
+        config = hall_config(county_url, receipt_timeout_seconds=1, receipt_backoff_max_seconds=4, **upstream)
         assert config.upstream is not None
         outbox = Outbox(config, config.upstream)
         hub = Hub(config, hall_broker.address, tmp_path / "hall", "normal", parts=[outbox])
@@ -154,7 +186,7 @@ def start_hall(tmp_path, hall_broker) -> Iterator:
 def old_style_worker_session(address: BrokerAddress) -> None:
     """What the county ran before receipts: a persistent ingest session, so the broker holds the
     halls' batches for it while the worker is down (and acknowledges them to the halls)."""
-    client = make_client(address, "county-ingest-old", clean_session=False)
+    client = make_client(address, "unused: the login is the client id", clean_session=False)
     subscribed: list[bool] = []
     client.on_subscribe = lambda *_: subscribed.append(True)
     client.connect(address.host, address.port)
@@ -171,8 +203,8 @@ def test_a_county_broker_killed_after_acknowledging_loses_nothing(county, start_
     with psycopg.connect(county_db, autocommit=True) as conn:
         migrate(conn)
     if county.shared_subscriptions:
-        old_style_worker_session(county.address)
-    hall = start_hall(county.url)
+        old_style_worker_session(county.login("ingest-2"))
+    hall = start_hall(county.url, password=county.logins["test-hall"])
     hall.record(COUNT)
     # Sent, every batch acknowledged by the county broker (PUBACK), and every row still held.
     wait_for(lambda: hall.forwarder.broker_acknowledged == COUNT, timeout=60)
@@ -182,7 +214,7 @@ def test_a_county_broker_killed_after_acknowledging_loses_nothing(county, start_
 
     county.kill()
     county.start()
-    ingest = Ingest(county.address, county_db, group="ingest" if county.shared_subscriptions else None).start()
+    ingest = Ingest(county.login("ingest-1"), county_db, group="ingest" if county.shared_subscriptions else None).start()
     stored: list[int] = []
     held: list[int] = []
 
