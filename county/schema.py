@@ -184,12 +184,14 @@ def migrate(conn: psycopg.Connection) -> int:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
             version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
-        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-        found = int(row[0]) if row else 0
+        applied = {int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        found = max(applied, default=0)
         if found > LATEST:
             raise SchemaTooNew(f"the database has schema {found}, this hallkit knows {LATEST}: upgrade hallkit")
         for migration in MIGRATIONS:
-            if migration.version > found:
+            # Every missing one, not only those above the newest: two branches of work may each
+            # have added one, and a database that got the later one must still get the earlier.
+            if migration.version not in applied:
                 for statement in migration.statements:
                     conn.execute(statement)  # type: ignore[arg-type]  # constant SQL, no parameters
                 conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",

@@ -287,3 +287,18 @@ def test_a_schema_1_database_migrates_to_hall_scoped_keys_with_its_data(county_d
             ("hall-a", "10"), ("hall-b", "20")]
         report = county_report(conn, DAY, ZONE, silent_hours=24, now=NOW)
     assert {q.hall: q.kept for q in report.quarantine} == {UNPARSED_HALL: 1, "hall-a": 1, "hall-b": 1}
+
+
+def test_a_missing_earlier_migration_is_applied_after_a_later_one(county_db):
+    """Work on two branches each added one: a database that got 3 first still gets 2."""
+    [second] = [m for m in MIGRATIONS if m.version == 2]
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        for column in ("unsent", "unsent_oldest_seconds", "awaiting_receipt", "awaiting_oldest_seconds"):
+            conn.execute(f"ALTER TABLE halls DROP COLUMN {column}")  # type: ignore[arg-type]  # our own names
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+        assert migrate(conn) == max(m.version for m in MIGRATIONS)
+        columns = {name for (name,) in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'halls'")}
+        assert {"unsent", "awaiting_receipt"} <= columns
+        assert conn.execute("SELECT name FROM schema_migrations WHERE version = 2").fetchone() == (second.name,)
