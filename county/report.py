@@ -26,6 +26,8 @@ from devices.printer.status import PaperLevel
 from hallkit.i18n import bilingual, text
 
 CLOSED_STEPS = ("closed", "appeal_upheld", "appeal_rejected")
+DEFINITIONS = tuple(f"county.definition.{name}" for name in ("tickets", "satisfaction", "coverage", "cases", "silent"))
+"""The definitions above as message keys: the console prints them on its reports, in both languages."""
 
 
 class HallDay(BaseModel):
