@@ -479,6 +479,15 @@ def fleet_view(conn: psycopg.Connection, scope: Scope, now: datetime) -> FleetVi
                      versions=_count_by(lines, "version"))
 
 
+def fleet_stamp(conn: psycopg.Connection, scope: Scope) -> str:
+    """Changes whenever a device the scope allows changes: an open devices page polls it to reload."""
+    row = conn.execute(f"""
+        SELECT count(*), md5(coalesce(string_agg(concat_ws('|', hall, device, state, state_since, paper, faults, version),
+                                                 ',' ORDER BY hall, device), ''))
+        FROM devices WHERE {_scoped()}""", {"halls": scope.param}).fetchone()
+    return f"{row[0]}-{row[1]}" if row else ""
+
+
 def per_hall(lines: list[DeviceLine], townships: dict[str, str]) -> list[HallDevices]:
     by_hall: dict[str, list[DeviceLine]] = {}
     for line in lines:

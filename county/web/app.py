@@ -91,6 +91,7 @@ class Console(SessionPages):
             Route("/halls/{hall}", self.hall_page),
             Route("/api/halls/{hall}/hours", self.hall_hours),
             Route("/devices", self.devices_page),
+            Route("/api/devices/stamp", self.devices_stamp),
             Route("/ratings", self.ratings_page),
             Route("/report", self.report_page),
             Route("/report.csv", self.report_download),
@@ -199,13 +200,20 @@ class Console(SessionPages):
         visit = request.query_params.get("visit") == "1"
         kind = request.query_params.get("kind", "")
         try:
-            fleet, account = await self._read(
-                request, lambda conn, scope, account: (console.fleet_view(conn, scope, now), account))
+            fleet, stamp, account = await self._read(request, lambda conn, scope, account: (
+                console.fleet_view(conn, scope, now), console.fleet_stamp(conn, scope), account))
         except AuthError:
             return self._no_account(request)
         shown = [d for d in fleet.devices if (not visit or d.needs_visit) and (not kind or d.kind == kind)]
         return self.render(request, "devices.html", account=account, fleet=fleet, shown=shown, visit=visit,
-                           kind=kind, now=now, visit_minutes=console.VISIT_OFFLINE_MINUTES)
+                           kind=kind, now=now, visit_minutes=console.VISIT_OFFLINE_MINUTES, stamp=stamp)
+
+    async def devices_stamp(self, request: Request) -> Response:
+        try:
+            stamp = await self._read(request, lambda conn, scope, _a: console.fleet_stamp(conn, scope))
+        except AuthError:
+            return JSONResponse({"error": "no console account"}, status_code=403)
+        return JSONResponse({"stamp": stamp}, headers={"Cache-Control": "no-store"})
 
     async def ratings_page(self, request: Request) -> Response:
         now = datetime.now(UTC)
