@@ -37,6 +37,7 @@ VISIT_OFFLINE_MINUTES = 30
 MIN_RANKED = 20
 """Fewer ratings than this in the period: shown, but not ranked (too few to compare)."""
 BAD_LIST_LIMIT = 200
+DEVICE_LIST_LIMIT = 1000
 MONTH_DEFINITIONS = tuple(f"county.definition.{name}" for name in ("month", "bad_rate", "ranking", "privacy"))
 """What the console adds to the daily report's definitions (:data:`county.report.DEFINITIONS`)."""
 OVERDUE_LIST_LIMIT = 500

@@ -198,14 +198,18 @@ class Console(SessionPages):
     async def devices_page(self, request: Request) -> Response:
         now = datetime.now(UTC)
         visit = request.query_params.get("visit") == "1"
+        every = request.query_params.get("all") == "1"
         kind = request.query_params.get("kind", "")
         try:
             fleet, stamp, account = await self._read(request, lambda conn, scope, account: (
                 console.fleet_view(conn, scope, now), console.fleet_stamp(conn, scope), account))
         except AuthError:
             return self._no_account(request)
-        shown = [d for d in fleet.devices if (not visit or d.needs_visit) and (not kind or d.kind == kind)]
-        return self.render(request, "devices.html", account=account, fleet=fleet, shown=shown, visit=visit,
+        # A county has thousands of devices: the list shows those that need someone unless asked for all.
+        shown = [d for d in fleet.devices if (not kind or d.kind == kind)
+                 and (d.needs_visit if visit else every or d.needs_visit or d.state == "offline")]
+        return self.render(request, "devices.html", account=account, fleet=fleet, shown=shown[:console.DEVICE_LIST_LIMIT], matching=len(shown),
+                           visit=visit, every=every,
                            kind=kind, now=now, visit_minutes=console.VISIT_OFFLINE_MINUTES, stamp=stamp)
 
     async def devices_stamp(self, request: Request) -> Response:

@@ -84,7 +84,7 @@ def test_a_printer_out_of_paper_appears_on_the_open_devices_page(browser, consol
     ingest = Ingest(county_broker.address, console.dsn, worker_id="web-test").start()
     page = login(browser, console, VIEWER)
     try:
-        page.goto(console.url + "devices")
+        page.goto(console.url + "devices?all=1")
         printer = page.locator("#devices tr[data-hall='dafeng'][data-device='printer-1'] td.paper")
         expect(printer).to_have_text("纸张正常")
         out = telemetry("dafeng", "printer-1", "printer", "online", paper="out")
@@ -102,6 +102,8 @@ def test_a_printer_out_of_paper_appears_on_the_open_devices_page(browser, consol
         expect(printer).to_have_text("无纸", timeout=2000)
         assert time.monotonic() - stored_at < 2.0
         expect(page.locator("#hall-alerts li[data-hall='dafeng']")).to_contain_text("1 台打印机无纸")
+        page.goto(console.url + "devices")  # by default the list shows what needs someone
+        expect(page.locator("#devices tbody tr")).to_have_count(1)
         page.check("input[name=visit]")
         page.click("form.pick button[type=submit]")
         expect(page.locator("#devices tbody tr[data-device='printer-1']")).to_have_count(1)

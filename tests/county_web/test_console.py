@@ -71,7 +71,7 @@ def test_a_township_leader_sees_only_their_halls(console):
         assert leader.get(f"/api/halls/{other}/hours").status_code == 404
         assert leader.get("/halls/xinghua").status_code == 200
         month = f"{console.month:%Y-%m}"
-        for path in ("/devices", f"/ratings?period=month&month={month}", f"/ratings?period=month&month={month}&by=staff",
+        for path in ("/devices?all=1", f"/ratings?period=month&month={month}", f"/ratings?period=month&month={month}&by=staff",
                      f"/report?month={month}"):
             page = leader.get(path)
             assert page.status_code == 200 and HALLS["xinghua"][0] in page.text, path
