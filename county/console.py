@@ -106,6 +106,16 @@ class HallRow(_View):
     devices_attention: int
 
 
+_OPEN_CASES = f"""SELECT hall, count(*) AS open, count(*) FILTER (WHERE deadline < %(today)s) AS overdue
+    FROM case_latest WHERE step = ANY(%(open)s) AND {_scoped()} GROUP BY hall"""
+
+
+def open_cases(conn: psycopg.Connection, scope: Scope, today: date) -> dict[str, tuple[int, int]]:
+    """Open and overdue cases per hall, now (the daily report's rule, read through the step index)."""
+    rows = conn.execute(_OPEN_CASES, {"today": today, "open": OPEN_STEPS, "halls": scope.param})  # type: ignore[arg-type]
+    return {hall: (open_count, overdue) for hall, open_count, overdue in rows}
+
+
 def halls_overview(conn: psycopg.Connection, scope: Scope, day: date, now: datetime,
                    silent_hours: float = 24.0) -> list[HallRow]:
     """Every hall the scope allows, with its link and ``day``'s figures (today: so far)."""
@@ -123,8 +133,7 @@ def halls_overview(conn: psycopg.Connection, scope: Scope, day: date, now: datet
         LEFT JOIN stats_latest s ON s.hall = k.hall AND s.day = %(day)s
         LEFT JOIN (SELECT hall, sum(ratings) AS ratings, sum(bad) AS bad, sum(satisfied) AS satisfied
                    FROM rating_daily WHERE day = %(day)s AND {_scoped()} GROUP BY hall) r ON r.hall = k.hall
-        LEFT JOIN (SELECT hall, count(*) AS open, count(*) FILTER (WHERE deadline < %(today)s) AS overdue
-                   FROM case_latest WHERE step = ANY(%(open)s) AND {_scoped()} GROUP BY hall) c ON c.hall = k.hall
+        LEFT JOIN ({_OPEN_CASES}) c ON c.hall = k.hall
         LEFT JOIN (SELECT hall, count(*) FILTER (WHERE state = 'offline') AS offline,
                           count(*) FILTER (WHERE (state = 'offline' AND state_since < %(visit)s)
                                            OR paper = ANY(%(paper)s) OR faults <> '[]'::jsonb) AS attention
@@ -559,26 +568,25 @@ def month_report(conn: psycopg.Connection, scope: Scope, month: date, now: datet
     rated = {row[0]: row[1:] for row in conn.execute(f"""
         SELECT hall, sum(ratings), sum(bad), sum(satisfied), sum(given), sum(score_sum)
         FROM rating_monthly WHERE month = %(month)s AND {_scoped()} GROUP BY hall""", params)}
-    cases = {row[0]: row[1:] for row in conn.execute(f"""
-        SELECT hall, count(*) FILTER (WHERE opened_at >= %(from)s AND opened_at < %(to)s),
-               count(*) FILTER (WHERE step = ANY(%(open)s)),
-               count(*) FILTER (WHERE step = ANY(%(open)s) AND deadline < %(today)s)
-        FROM case_latest WHERE (opened_at >= %(from)s AND opened_at < %(to)s OR step = ANY(%(open)s))
-              AND {_scoped()} GROUP BY hall""", params)}
+    opened = dict(conn.execute(f"""
+        SELECT hall, count(*) FROM case_latest WHERE opened_at >= %(from)s AND opened_at < %(to)s AND {_scoped()}
+        GROUP BY hall""", params).fetchall())
+    cases = open_cases(conn, scope, params["today"])
     names = {hall: (name, township) for hall, name, township in conn.execute(
         f"SELECT hall, name, township FROM hall_register WHERE {_scoped()}", params)}
     halls = []
-    for hall in sorted(set(queue) | set(rated) | set(names) | set(cases)):
+    for hall in sorted(set(queue) | set(rated) | set(names) | set(cases) | set(opened)):
         days, taken, served, abandoned, wait_weighted, wait_served = queue.get(hall, (0, None, None, None, None, None))
         count, bad, satisfied, given, score = (int(v) for v in rated.get(hall, (0, 0, 0, 0, 0)))
-        opened, open_cases, overdue = cases.get(hall, (0, 0, 0))
+        open_count, overdue = cases.get(hall, (0, 0))
         name, township = names.get(hall, (hall, ""))
         halls.append(HallMonth(
             hall=hall, name=name, township=township, days=days, taken=taken, served=served, abandoned=abandoned,
             mean_wait_minutes=_minutes(wait_weighted / wait_served) if wait_served else None,
             ratings=count, bad=bad, satisfaction=share(satisfied, count), bad_rate=share(bad, count),
             mean_score=round(score / count, 2) if count else None,
-            coverage=share(given, served), cases_opened=opened, cases_open=open_cases, cases_overdue=overdue))
+            coverage=share(given, served), cases_opened=opened.get(hall, 0), cases_open=open_count,
+            cases_overdue=overdue))
     return MonthReport(month=period.start, generated_at=now, halls=halls,
                        services=satisfaction(conn, scope, period, Grouping.SERVICE))
 

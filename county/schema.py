@@ -258,7 +258,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (hall, case_id)
         )""",
         "CREATE INDEX case_latest_step ON case_latest (step, deadline)",
-        "CREATE INDEX case_latest_opened ON case_latest (opened_at)",
+        "CREATE INDEX case_latest_opened ON case_latest (opened_at) INCLUDE (hall)",
         "CREATE INDEX case_latest_rating ON case_latest (hall, rating_id)",
         "CREATE INDEX ratings_bad_served ON ratings (served_at) WHERE level <= 2",
         # What is already stored, then the triggers that keep the summaries in step from now on.

@@ -42,6 +42,7 @@ PACKAGE = Path(str(resources.files("county.web")))
 ECHARTS = Path(str(resources.files("dashboard"))) / "static" / "echarts.min.js"
 PUBLIC_PATHS = ("/health", "/login", "/static/console.css")
 T = TypeVar("T")
+RANKING_ENDS = 100
 
 
 class Pool:
@@ -236,7 +237,11 @@ class Console(SessionPages):
             overdue, figures, bad, account = await self._read(request, load)
         except AuthError:
             return self._no_account(request)
-        return self.render(request, "ratings.html", account=account, overdue=overdue, figures=figures, bad=bad,
+        # 500 halls' staff are thousands of rows: the best and the worst of a long ranking are shown.
+        omitted = max(0, len(figures) - 2 * RANKING_ENDS)
+        shown = figures if not omitted else figures[:RANKING_ENDS] + figures[-RANKING_ENDS:]
+        return self.render(request, "ratings.html", account=account, overdue=overdue, figures=shown, bad=bad,
+                           omitted=omitted, split=RANKING_ENDS, ranked=len(figures),
                            period=period, mode=mode, by=by, groupings=list(Grouping), today=today,
                            min_ranked=console.MIN_RANKED, bad_limit=console.BAD_LIST_LIMIT)
 
