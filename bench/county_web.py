@@ -122,7 +122,9 @@ class Generator:
     def _case(self, out: io.StringIO, rating_id: str, served: datetime, day: date) -> None:
         deadline = day + timedelta(days=5)
         steps = [("opened", served)]
-        if deadline < self.today - timedelta(days=2) and self.random.random() < 0.97:
+        # Old cases were all worked; of the last three weeks', one in ten is still open.
+        recent = day > self.today - timedelta(days=21)
+        if deadline < self.today - timedelta(days=2) and (not recent or self.random.random() < 0.9):
             steps += [("verified", served + timedelta(days=1)), ("rectified", served + timedelta(days=2)),
                       ("closed", served + timedelta(days=3))]
         for step, when in steps:
@@ -140,16 +142,17 @@ class Generator:
                 snapshots = [(day_start(day) + timedelta(hours=h), False, (h - 8) / 9) for h in hours]
             else:
                 snapshots = [(day_start(day) + timedelta(hours=18), True, 1.0)]
+            busy = self.random.uniform(0.8, 1.2)  # one day's traffic: snapshots of it only grow
             for as_of, final, part in snapshots:
                 self.seq += 1
                 out.write("\t".join((f"{self.hall}-{day}-{as_of:%H}", self.hall, "e1", str(self.seq), day.isoformat(),
                                      _ts(as_of), "t" if final else "f",
-                                     self._body(day, as_of, final, part))) + "\n")
+                                     self._body(day, as_of, final, part * busy))) + "\n")
         return out
 
     def _body(self, day: date, as_of: datetime, final: bool, part: float) -> str:
         rnd = self.random
-        taken = int(TICKETS_PER_DAY * part * rnd.uniform(0.8, 1.2))
+        taken = int(TICKETS_PER_DAY * part)
         waiting = 0 if final else rnd.randrange(0, 15)
         abandoned = rnd.randrange(0, 6)
         served = max(0, taken - waiting - abandoned)
@@ -304,13 +307,15 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30, help="requests per page (default 30)")
     parser.add_argument("--screenshots", type=Path, help="also save a PNG of each page into this folder")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--reuse", metavar="DATABASE", help="measure a database an earlier --keep run left (no load)")
     args = parser.parse_args()
     halls = max(2, round(FULL_HALLS * args.scale))
     now = datetime.now(UTC)
     today = county_today(now)
-    name = f"hallkit_bench_web_{uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
+    name = args.reuse or f"hallkit_bench_web_{uuid4().hex[:8]}"
+    if not args.reuse:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
     dsn = database_dsn(name)
     data = Path(tempfile.mkdtemp(prefix="county-console-"))
     server: subprocess.Popen[bytes] | None = None
@@ -318,20 +323,29 @@ def main() -> int:
         print(f"county console bench: {halls} halls × {DAYS} days × {RATINGS_PER_DAY} ratings a day "
               f"(scale {args.scale}; the full size is {FULL_HALLS} halls), database {name}")
         started = time.perf_counter()
-        loaded = load(dsn, halls, now)
+        if args.reuse:
+            with psycopg.connect(dsn) as conn:
+                found = conn.execute("SELECT count(*) FROM hall_register").fetchone()
+            halls = int(found[0]) if found else halls
+            print(f"reusing {name}: {halls} halls")
+        else:
+            loaded = load(dsn, halls, now)
+            print(f"loaded in {time.perf_counter() - started:.0f} s: {int(loaded['ratings_total']):,} ratings by COPY "
+                  f"at {loaded['ratings_per_second']:,.0f}/s with the summary triggers")
         with psycopg.connect(dsn) as conn:
             sizes = dict(conn.execute("""SELECT relname, reltuples::bigint FROM pg_class WHERE relname IN
                 ('ratings', 'case_updates', 'queue_stats', 'rating_daily', 'rating_monthly', 'case_latest',
                  'stats_latest', 'stats_service_daily', 'devices')""").fetchall())
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()
-        print(f"loaded in {time.perf_counter() - started:.0f} s: {int(loaded['ratings_total']):,} ratings by COPY at "
-              f"{loaded['ratings_per_second']:,.0f}/s with the summary triggers; database {size[0] if size else '?'}")
+        print(f"database size {size[0] if size else '?'}")
         print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        add = subprocess.run([sys.executable, "-m", "hallkit.cli", "county", "web", "user", "add", USER[0], "--role",
-                              "admin", "--data", str(data), "--password-stdin"], input=(USER[1] + "\n").encode(),
-                             env=env, capture_output=True)
-        assert add.returncode == 0, add.stderr.decode()
+        for login_name, role in ((USER[0], ["admin"]), ("county-viewer", ["viewer"]),
+                                 ("xinghua-leader", ["leader", "--township", TOWNSHIPS[0]])):
+            add = subprocess.run([sys.executable, "-m", "hallkit.cli", "county", "web", "user", "add", login_name,
+                                  "--data", str(data), "--password-stdin", "--role", *role],
+                                 input=(USER[1] + "\n").encode(), env=env, capture_output=True)
+            assert add.returncode == 0, add.stderr.decode()
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "hallkit.cli", "county", "web", "--db", dsn, "--data",
                                    str(data), "--host", "127.0.0.1", "--port", str(port),
@@ -369,7 +383,7 @@ def main() -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
-        if not args.keep:
+        if not args.keep and not args.reuse:
             with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
     return 0

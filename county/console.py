@@ -41,6 +41,8 @@ DEVICE_LIST_LIMIT = 1000
 MONTH_DEFINITIONS = tuple(f"county.definition.{name}" for name in ("month", "bad_rate", "ranking", "privacy"))
 """What the console adds to the daily report's definitions (:data:`county.report.DEFINITIONS`)."""
 OVERDUE_LIST_LIMIT = 500
+OVERDUE_SHOWN = 50
+"""The 督办 list shows the longest overdue first, this many unless asked for all (up to the limit)."""
 
 
 class _View(BaseModel):
@@ -182,6 +184,7 @@ class HallDetail(_View):
     services: list[ServiceQueueRow]
     rated_services: list[RatingFigures]
     staff: list[RatingFigures]
+    service_names: dict[str, str]
 
 
 def hall_detail(conn: psycopg.Connection, scope: Scope, hall: str, day: date, now: datetime) -> HallDetail | None:
@@ -206,7 +209,10 @@ def hall_detail(conn: psycopg.Connection, scope: Scope, hall: str, day: date, no
                     (hall, day))]
     period = Period(start=day, end=day)
     scope_one = Scope(halls=(hall,))
-    return HallDetail(row=rows[0], day=day, hours=hourly(snapshots, rated), services=services,
+    # Statistics name a service by the hall's id; a hall whose ids are its catalogue codes gets names.
+    names = dict(conn.execute("SELECT DISTINCT ON (service_code) service_code, service_name FROM rating_monthly "
+                              "WHERE hall = %s ORDER BY service_code, month DESC", (hall,)).fetchall())
+    return HallDetail(row=rows[0], day=day, hours=hourly(snapshots, rated), services=services, service_names=names,
                       rated_services=satisfaction(conn, scope_one, period, Grouping.SERVICE),
                       staff=satisfaction(conn, scope_one, period, Grouping.STAFF))
 
@@ -225,8 +231,9 @@ def hourly(snapshots: Iterable[tuple[datetime, int, int]], rated: dict[int, tupl
     for hour in range(hours[0], hours[-1] + 1):
         taken, waiting = at_end.get(hour, (None, None))
         count, bad = rated.get(hour, (0, 0))
-        result.append(HourRow(hour=hour, taken=taken - previous if taken is not None else None, waiting=waiting,
-                              ratings=count, bad=bad))
+        # A cumulative count that went down (the hall started its day's figures again): that hour is unknown.
+        per_hour = taken - previous if taken is not None and taken >= previous else None
+        result.append(HourRow(hour=hour, taken=per_hour, waiting=waiting, ratings=count, bad=bad))
         if taken is not None:
             previous = taken
     return result
@@ -550,6 +557,7 @@ class MonthReport(_View):
     month: date
     generated_at: datetime
     halls: list[HallMonth]
+    total: HallMonth
     services: list[RatingFigures]
 
 
@@ -574,21 +582,33 @@ def month_report(conn: psycopg.Connection, scope: Scope, month: date, now: datet
     cases = open_cases(conn, scope, params["today"])
     names = {hall: (name, township) for hall, name, township in conn.execute(
         f"SELECT hall, name, township FROM hall_register WHERE {_scoped()}", params)}
-    halls = []
-    for hall in sorted(set(queue) | set(rated) | set(names) | set(cases) | set(opened)):
-        days, taken, served, abandoned, wait_weighted, wait_served = queue.get(hall, (0, None, None, None, None, None))
-        count, bad, satisfied, given, score = (int(v) for v in rated.get(hall, (0, 0, 0, 0, 0)))
-        open_count, overdue = cases.get(hall, (0, 0))
-        name, township = names.get(hall, (hall, ""))
-        halls.append(HallMonth(
-            hall=hall, name=name, township=township, days=days, taken=taken, served=served, abandoned=abandoned,
-            mean_wait_minutes=_minutes(wait_weighted / wait_served) if wait_served else None,
-            ratings=count, bad=bad, satisfaction=share(satisfied, count), bad_rate=share(bad, count),
-            mean_score=round(score / count, 2) if count else None,
-            coverage=share(given, served), cases_opened=opened.get(hall, 0), cases_open=open_count,
-            cases_overdue=overdue))
-    return MonthReport(month=period.start, generated_at=now, halls=halls,
+    halls = [_hall_month(hall, *names.get(hall, (hall, "")), queue.get(hall, (0, None, None, None, None, None)),
+                         rated.get(hall, (0, 0, 0, 0, 0)), opened.get(hall, 0), cases.get(hall, (0, 0)))
+             for hall in sorted(set(queue) | set(rated) | set(names) | set(cases) | set(opened))]
+    total = _hall_month("", "", "", _add(queue.values(), 6), _add(rated.values(), 5), sum(opened.values()),
+                        tuple(_add(cases.values(), 2)))
+    return MonthReport(month=period.start, generated_at=now, halls=halls, total=total,
                        services=satisfaction(conn, scope, period, Grouping.SERVICE))
+
+
+def _add(rows: Iterable[tuple[Any, ...]], width: int) -> list[Any]:
+    """Column sums; a column with no figure at all stays None."""
+    sums: list[Any] = [None] * width
+    for row in rows:
+        sums = [s if v is None else (v if s is None else s + v) for s, v in zip(sums, row, strict=True)]
+    return sums
+
+
+def _hall_month(hall: str, name: str, township: str, queue: Iterable[Any], rated: Iterable[Any], opened: int,
+                cases: tuple[int, int]) -> HallMonth:
+    days, taken, served, abandoned, wait_weighted, wait_served = queue
+    count, bad, satisfied, given, score = (int(v or 0) for v in rated)
+    return HallMonth(
+        hall=hall, name=name, township=township, days=days or 0, taken=taken, served=served, abandoned=abandoned,
+        mean_wait_minutes=_minutes(wait_weighted / wait_served) if wait_served else None,
+        ratings=count, bad=bad, satisfaction=share(satisfied, count), bad_rate=share(bad, count),
+        mean_score=round(score / count, 2) if count else None, coverage=share(given, served),
+        cases_opened=opened, cases_open=cases[0] or 0, cases_overdue=cases[1] or 0)
 
 
 def _minutes(seconds: float | None) -> float | None:

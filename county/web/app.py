@@ -229,19 +229,24 @@ class Console(SessionPages):
         except ValueError:
             by = Grouping.HALL
 
+        every = request.query_params.get("overdue") == "all"
+
         def load(conn: psycopg.Connection, scope: Scope, account: Account) -> tuple[object, ...]:
-            return (console.overdue_cases(conn, scope, today), console.satisfaction(conn, scope, period, by),
-                    console.bad_ratings(conn, scope, period), account)
+            limit = console.OVERDUE_LIST_LIMIT if every else console.OVERDUE_SHOWN
+            total = sum(overdue for _open, overdue in console.open_cases(conn, scope, today).values())
+            return (console.overdue_cases(conn, scope, today, limit), total,
+                    console.satisfaction(conn, scope, period, by), console.bad_ratings(conn, scope, period), account)
 
         try:
-            overdue, figures, bad, account = await self._read(request, load)
+            overdue, overdue_total, figures, bad, account = await self._read(request, load)
         except AuthError:
             return self._no_account(request)
         # 500 halls' staff are thousands of rows: the best and the worst of a long ranking are shown.
         omitted = max(0, len(figures) - 2 * RANKING_ENDS)
         shown = figures if not omitted else figures[:RANKING_ENDS] + figures[-RANKING_ENDS:]
         return self.render(request, "ratings.html", account=account, overdue=overdue, figures=shown, bad=bad,
-                           omitted=omitted, split=RANKING_ENDS, ranked=len(figures),
+                           omitted=omitted, split=RANKING_ENDS, ranked=len(figures), overdue_total=overdue_total,
+                           query_all=urlencode({**request.query_params, "overdue": "all"}),
                            period=period, mode=mode, by=by, groupings=list(Grouping), today=today,
                            min_ranked=console.MIN_RANKED, bad_limit=console.BAD_LIST_LIMIT)
 

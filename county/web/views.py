@@ -69,6 +69,8 @@ def month_csv(report: MonthReport, lang: Lang, definitions: list[str]) -> bytes:
     writer.writerow([text(f"county.web.col.{c}", lang) for c in HALL_COLUMNS])
     for row in report.halls:
         writer.writerow([_cell(c, getattr(row, c)) for c in HALL_COLUMNS])
+    total = report.total.model_copy(update={"hall": text("county.web.report.total", lang)})
+    writer.writerow([_cell(c, getattr(total, c)) if c != "days" else "" for c in HALL_COLUMNS])
     writer.writerow([])
     writer.writerow([text("county.web.report.by_service", lang)])
     writer.writerow([text(f"county.web.col.{c}", lang) for c in SERVICE_COLUMNS])

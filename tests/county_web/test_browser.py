@@ -132,7 +132,8 @@ def test_an_overdue_case_appears_under_duban(browser, console):  # noqa: F811
 def test_the_monthly_report_downloads_and_prints_with_its_definitions(browser, console):  # noqa: F811
     page = login(browser, console, ADMIN)
     page.goto(console.url + f"report?month={console.month:%Y-%m}")
-    expect(page.locator("#report-halls tbody tr")).to_have_count(3)
+    expect(page.locator("#report-halls tbody tr[data-hall]")).to_have_count(3)
+    expect(page.locator("#report-halls tr.total")).to_contain_text("合计")
     expect(page.locator("ol.definitions")).to_contain_text("满意率")
     with page.expect_download() as download:
         page.click("#csv")

@@ -140,7 +140,10 @@ def test_the_monthly_csv_agrees_with_the_daily_county_report(console, capsys):
     end = lines.index([], header)  # a blank line ends the halls' section
     rows = {line[0]: dict(zip(HALL_COLUMNS, line, strict=True)) for line in lines[header + 1:end]}
     days = _county_report_days(console.dsn, console.month, capsys)
+    total = rows.pop("合计")
     assert set(rows) == set(HALLS)
+    assert int(total["ratings"]) == sum(h["ratings"] for d in days for h in d["halls"])
+    assert int(total["taken"]) == sum(h["taken"] or 0 for d in days for h in d["halls"])
     for hall, row in rows.items():
         daily = [h for d in days for h in d["halls"] if h["hall"] == hall]
         stats_days = [h for h in daily if h["taken"] is not None]
