@@ -230,6 +230,45 @@ def load(dsn: str, halls: int, now: datetime) -> dict[str, float]:
     return timings
 
 
+def ingest_cost(ratings: int = 100_000, per_message: int = 500, group: int = 8) -> tuple[float, float]:
+    """Ratings a second through the ingest's own parse and write (groups of messages per
+    transaction, as ``county.ingest`` stores them), with and without the summary triggers."""
+    from county.contract import UpKind, UpTopics, encode_batch
+    from county.store import parse, write
+    from tests.county_web.county import rating
+    from hallkit.rating.models import Level
+
+    today = county_today()
+    rates = []
+    for triggers in (True, False):
+        name = f"hallkit_bench_ingest_{uuid4().hex[:8]}"
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
+        try:
+            with psycopg.connect(database_dsn(name), autocommit=True) as conn:
+                migrate(conn)
+                if not triggers:
+                    conn.execute("ALTER TABLE ratings DISABLE TRIGGER ratings_summary")
+                messages = []
+                for start in range(0, ratings, per_message):
+                    hall = hall_id(start // per_message % 50)
+                    items = [(n + 1, rating(hall, day_start(today - timedelta(days=n % 30)) + timedelta(hours=9, seconds=n),
+                                            n, Level.SATISFIED if n % 50 else Level.DISSATISFIED).model_dump_json())
+                             for n in range(start, min(ratings, start + per_message))]
+                    messages.append((UpTopics("bench", hall).up(UpKind.RATING),
+                                     encode_batch(UpKind.RATING, f"m{start}", hall, "bench", "e1", False, items)))
+                started = time.perf_counter()
+                for first in range(0, len(messages), group):
+                    parsed = [parse(topic, payload) for topic, payload in messages[first:first + group]]
+                    with conn.transaction():
+                        write(conn, parsed)
+                rates.append(ratings / (time.perf_counter() - started))
+        finally:
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+    return rates[0], rates[1]
+
+
 def pages(halls: int, today: date) -> list[tuple[str, str]]:
     month = today.replace(day=1) - timedelta(days=1)
     return [
@@ -307,6 +346,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30, help="requests per page (default 30)")
     parser.add_argument("--screenshots", type=Path, help="also save a PNG of each page into this folder")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--ingest-cost", action="store_true",
+                        help="first measure what the summary triggers cost the ingest (100,000 ratings twice)")
     parser.add_argument("--reuse", metavar="DATABASE", help="measure a database an earlier --keep run left (no load)")
     args = parser.parse_args()
     halls = max(2, round(FULL_HALLS * args.scale))
@@ -322,6 +363,11 @@ def main() -> int:
     try:
         print(f"county console bench: {halls} halls × {DAYS} days × {RATINGS_PER_DAY} ratings a day "
               f"(scale {args.scale}; the full size is {FULL_HALLS} halls), database {name}")
+        if args.ingest_cost:
+            with_triggers, without = ingest_cost()
+            print(f"ingest write path (county.store.write, 8 messages of 500 ratings per transaction, 1 writer): "
+                  f"{with_triggers:,.0f} ratings/s with the summary triggers, {without:,.0f}/s without "
+                  f"({with_triggers / without:.2f}×)")
         started = time.perf_counter()
         if args.reuse:
             with psycopg.connect(dsn) as conn:

@@ -180,7 +180,7 @@ class Console(SessionPages):
             return self._no_account(request)
         if detail is None:
             return self._not_found(request)
-        return self.render(request, "hall.html", account=account, detail=detail, day=day,
+        return self.render(request, "hall.html", account=account, detail=detail, day=day, today=console.county_today(now),
                            previous=day - timedelta(days=1), next=day + timedelta(days=1))
 
     async def hall_hours(self, request: Request) -> Response:
