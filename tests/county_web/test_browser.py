@@ -19,13 +19,12 @@ from hallkit.rating.models import CaseStep, Level
 from tests.broker.test_hub import wait_for
 from tests.county_web.conftest import ADMIN, LEADER, VIEWER
 from tests.county_web.county import COUNTY, HALLS, at, case, rating, store, telemetry
-from tests.dashboard.conftest import browser  # noqa: F401  # the session's Chromium
 from tests.upstream.test_uplink import publish
 
 PAGES = ("/", "/halls/xinghua", "/devices", "/ratings", "/report", "/logins")
 
 
-def login(browser, console, user: tuple[str, str]):  # noqa: ANN001, ANN201, F811
+def login(browser, console, user: tuple[str, str]):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": 1500, "height": 900}, locale="zh-CN")
     page = context.new_page()
     errors: list[str] = []
@@ -46,7 +45,7 @@ def close(page) -> None:  # noqa: ANN001
     assert not errors, errors
 
 
-def test_no_page_without_login(browser, console):  # noqa: F811
+def test_no_page_without_login(browser, console):
     context = browser.new_context()
     page = context.new_page()
     for path in PAGES:
@@ -56,7 +55,7 @@ def test_no_page_without_login(browser, console):  # noqa: F811
     context.close()
 
 
-def test_a_township_leader_cannot_see_another_townships_hall(browser, console):  # noqa: F811
+def test_a_township_leader_cannot_see_another_townships_hall(browser, console):
     page = login(browser, console, LEADER)
     expect(page.locator("#halls tbody tr")).to_have_count(2)
     expect(page.locator("#halls")).to_contain_text(HALLS["xinghua"][0])
@@ -71,7 +70,7 @@ def test_a_township_leader_cannot_see_another_townships_hall(browser, console): 
     close(page)
 
 
-def test_sorting_the_halls_by_satisfaction(browser, console):  # noqa: F811
+def test_sorting_the_halls_by_satisfaction(browser, console):
     page = login(browser, console, VIEWER)
     page.goto(console.url + f"?day={console.month.isoformat()}")
     page.click("#halls th:has-text('满意率')")
@@ -80,7 +79,7 @@ def test_sorting_the_halls_by_satisfaction(browser, console):  # noqa: F811
     close(page)
 
 
-def test_a_printer_out_of_paper_appears_on_the_open_devices_page(browser, console, county_broker):  # noqa: F811
+def test_a_printer_out_of_paper_appears_on_the_open_devices_page(browser, console, county_broker):
     ingest = Ingest(county_broker.address, console.dsn, worker_id="web-test").start()
     page = login(browser, console, VIEWER)
     try:
@@ -112,7 +111,7 @@ def test_a_printer_out_of_paper_appears_on_the_open_devices_page(browser, consol
         ingest.stop()
 
 
-def test_an_overdue_case_appears_under_duban(browser, console):  # noqa: F811
+def test_an_overdue_case_appears_under_duban(browser, console):
     today = county_today()
     served = at(today - timedelta(days=6), 15)
     late = rating("xinghua-shimen", served, 901, Level.VERY_DISSATISFIED)
@@ -129,7 +128,7 @@ def test_an_overdue_case_appears_under_duban(browser, console):  # noqa: F811
     close(page)
 
 
-def test_the_monthly_report_downloads_and_prints_with_its_definitions(browser, console):  # noqa: F811
+def test_the_monthly_report_downloads_and_prints_with_its_definitions(browser, console):
     page = login(browser, console, ADMIN)
     page.goto(console.url + f"report?month={console.month:%Y-%m}")
     expect(page.locator("#report-halls tbody tr[data-hall]")).to_have_count(3)
