@@ -11,7 +11,7 @@ import random
 import statistics
 import time
 
-from devices.idcard.codec import Reply, Status, decode, encode
+from devices.idcard.codec import IdCardDecoder, Reply, Status, encode
 from devices.idcard.problems import IdCardError
 from devices.idcard.reader import CardRead, CardWatcher, ReaderSettings, SerialIdCardReader
 from devices.idcard.simulator import IdCardSimulator
@@ -81,7 +81,7 @@ def codec_throughput(seconds: float = 2.0) -> tuple[float, float]:
     for batch, per_batch in ((small, 100), (large, 20)):
         frames, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            frames += len(decode(batch).payloads)
+            frames += len(IdCardDecoder().feed(batch))
         assert frames % per_batch == 0
         rates.append(frames / (time.perf_counter() - start))
     return rates[0], rates[1]

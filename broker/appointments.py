@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from broker.contract import AppointmentList, AppointmentQuery, AppointmentView, Topics, check_in_request_id
-from broker.hub import HUB_DEVICE, Hub
+from broker.hub import HUB_DEVICE, Hub, bad_reply_to
 from hallkit.config import DeviceKind, HallConfig
 from hallkit.privacy import id_hash
 
@@ -136,8 +136,8 @@ class AppointmentsPart:
         elif device.kind not in MAY_ASK:
             self.hub.refuse(topic, None, "hub.not_allowed", f"{device.kind.value} {device.id} may not look up "
                                                               "appointments")
-        elif query.reply_to != self.topics.appointment_reply(sender):
-            self.hub.refuse(topic, None, "hub.bad_reply_to", query.reply_to)
+        elif query.reply_to != (own := self.topics.appointment_reply(sender)):
+            self.hub.refuse(topic, None, "hub.bad_reply_to", bad_reply_to(query.reply_to, own))
         else:
             now = self.hub.queue.clock()
             with self.hub.queue.lock:

@@ -34,8 +34,8 @@ WINDOW_ACTIONS = {
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hub = commands.add_parser("hub", help="run the hall hub (queue, MQTT, durable state)")
     hub.add_argument("--config", required=True, type=Path, help="hall configuration file")
-    hub.add_argument("--broker", help="mqtt://HOST:PORT of the hall broker (default: start an embedded one "
-                                      "on 127.0.0.1:1883)")
+    hub.add_argument("--broker", help="mqtt://hub:PASSWORD@HOST:PORT of the hall broker (default: start an "
+                                      "embedded one on 127.0.0.1:1883, with logins in DATA/broker/credentials.toml)")
     hub.add_argument("--data", type=Path, help="folder for the hall's state (default: ./var/<hall id>)")
     hub.add_argument("--sync", choices=["full", "normal"], default="full",
                      help="SQLite synchronous mode: full survives power cuts, normal only process kills")
@@ -92,6 +92,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo = commands.add_parser("demo", help="run a whole sample hall on this machine, with simulated traffic")
     demo.add_argument("--broker", help="use this broker instead of starting an embedded one")
     demo.add_argument("--config", type=Path, help="hall configuration (default: the sample township hall)")
+    demo.add_argument("--logins", type=Path, metavar="FILE",
+                      help="with --broker: its credentials.toml (from hall broker config), one login per device")
     demo.add_argument("--data", type=Path, default=Path("var/demo"), help="folder for the demo's state")
     demo.add_argument("--headless", action="store_true", help="no windows (servers and CI)")
     demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
@@ -105,23 +107,33 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
                         help="hall id (default: the one hall whose hub runs on the broker)")
     parser.add_argument("--device", default="console", help="this terminal's device id (default: console)")
+    parser.add_argument("--logins", type=Path, metavar="FILE",
+                        help="credentials.toml holding the password of the login in --broker mqtt://LOGIN@HOST:PORT")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the hub")
 
 
-def _address(url: str):  # noqa: ANN202 - BrokerAddress, imported lazily to keep `hall --help` fast
+def _address(url: str, logins: Path | None = None):  # noqa: ANN202 - BrokerAddress, imported lazily (`hall --help`)
+    """The broker of ``url``; a login named there without a password takes its password from ``logins``."""
+    from broker.mosquitto import Logins
     from broker.mqtt import BrokerUrlError, parse_broker_url
 
     try:
-        return parse_broker_url(url)
-    except BrokerUrlError as exc:
+        address = parse_broker_url(url)
+        if logins is None or address.username is None or address.password is not None:
+            return address
+        password = Logins.read(logins).password(address.username)
+    except (BrokerUrlError, ValueError) as exc:
         raise CommandFailed(str(exc)) from None
+    if password is None:
+        raise CommandFailed(f"{logins} has no password for login {address.username!r}")
+    return address.as_login(address.username, password)
 
 
 def ask_hub(args: argparse.Namespace, ask: Callable[[HallClient], T]) -> T:
     """Connect as ``args.device`` to the hall on ``args.broker`` and ask; failures in plain words."""
     from broker.client import HallClient, HubError
 
-    address = _address(args.broker)
+    address = _address(args.broker, args.logins)
     hall_id = _hall_id(args, address)
     try:
         with HallClient(address, hall_id, args.device) as client:
@@ -151,29 +163,38 @@ def _hall_id(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    from broker.embedded import EmbeddedBroker
+    from broker.embedded import EmbeddedBroker, hall_logins
     from broker.hub import Hub
+    from broker.mosquitto import HUB_USER
     from broker.parts import hub_parts
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
+    data = args.data or Path("var") / config.hall.id
     embedded = None
     if args.broker:
         address = _address(args.broker)
     else:
-        embedded = EmbeddedBroker()
+        folder = data / "broker"
+        logins, access = hall_logins(config, folder, DEFAULT_EMBEDDED_PORT)
+        embedded = EmbeddedBroker(access, port=DEFAULT_EMBEDDED_PORT)
         try:
             embedded.start()
         except OSError as exc:
             raise CommandFailed(str(exc)) from None
-        address = _address(embedded.url)
-    hub = Hub(config, address, args.data or Path("var") / config.hall.id, args.sync, parts=hub_parts(config))
+        address = _address(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
+        print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
+              f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
+    hub = Hub(config, address, data, args.sync, parts=hub_parts(config))
     hub.start()
     _wait_for_signal()
     hub.stop()
     if embedded:
         embedded.stop()
     return 0
+
+
+DEFAULT_EMBEDDED_PORT = 1883
 
 
 def _wait_for_signal() -> None:
@@ -190,7 +211,7 @@ def show_status(args: argparse.Namespace) -> int:
     from broker.client import HubError, read_hall
     from broker.status import HallStatus, render_status
 
-    address = _address(args.broker)
+    address = _address(args.broker, args.logins)
     hall_id = _hall_id(args, address)
     try:
         view = read_hall(address, hall_id, timeout=args.timeout)
@@ -265,7 +286,8 @@ def run_demo(args: argparse.Namespace) -> int:
     # pads would bury it (they stay available with hall hub / hall pad bridge).
     for name in ("hallkit.hub", "hallkit.pad", "hallkit.ratings"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    options = DemoOptions(broker=args.broker, config=args.config, data=args.data, headless=args.headless,
+    options = DemoOptions(broker=args.broker, logins=args.logins, config=args.config, data=args.data,
+                          headless=args.headless,
                           duration=args.duration, speed=args.speed)
     try:
         demo = Demo(options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -29,7 +29,9 @@ from broker.contract import (
     RatingRequest,
     Topics,
 )
-from broker.mqtt import BrokerAddress, make_client
+from broker import link
+from broker.link import Tap
+from broker.mqtt import BrokerAddress
 from hallkit.i18n import Message
 from hallkit.queue.models import Command, new_id
 from hallkit.rating.models import CaseStepCommand, RatingSubmission
@@ -58,40 +60,47 @@ class HallClient:
         device_id: this device (the hub checks what it may do).
         will: a Last Will (topic, payload), for devices whose status the hall watches.
         extra: more topics to hear on the same connection, with their callbacks (a pad's screen).
+        on_ready: called whenever the connection is (back) up.
     """
 
     def __init__(self, broker: BrokerAddress, hall_id: str, device_id: str, *,
                  will: tuple[str, bytes] | None = None,
-                 extra: Sequence[tuple[str, mqtt.CallbackOnMessage]] = ()) -> None:
+                 extra: Sequence[tuple[str, mqtt.CallbackOnMessage]] = (),
+                 on_ready: Callable[[mqtt.Client], None] | None = None) -> None:
         self.broker = broker
         self.topics = Topics(hall_id)
         self.device_id = device_id
-        self.ready = threading.Event()
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
-        self._subscriptions = [self.topics.reply(device_id), self.topics.rating_reply(device_id),
-                               self.topics.appointment_reply(device_id), *(topic for topic, _ in extra)]
-        self.client = make_client(broker, client_id=f"{device_id}-{new_id()[:8]}", will=will)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *_: self.ready.clear()
-        self.client.on_subscribe = lambda *_: self.ready.set()
-        self.client.message_callback_add(self.topics.reply(device_id), self._on_reply(CommandReply))
-        self.client.message_callback_add(self.topics.rating_reply(device_id), self._on_reply(RatingReply))
-        self.client.message_callback_add(self.topics.appointment_reply(device_id), self._on_reply(AppointmentList))
-        for topic, callback in extra:
-            self.client.message_callback_add(topic, callback)
+        self._routes = [(self.topics.reply(device_id), self._on_reply(CommandReply)),
+                        (self.topics.rating_reply(device_id), self._on_reply(RatingReply)),
+                        (self.topics.appointment_reply(device_id), self._on_reply(AppointmentList)),
+                        *extra]
+        self._will = will
+        self._on_ready = on_ready
+        self._tap: Tap | None = None
+
+    @property
+    def client(self) -> mqtt.Client:
+        """The device's connection (shared with the process's other parts under the same login)."""
+        assert self._tap is not None, "connect() first"
+        return self._tap.client
+
+    @property
+    def ready(self) -> threading.Event:
+        """Set while the broker has this client's reply subscriptions."""
+        assert self._tap is not None, "connect() first"
+        return self._tap.ready
 
     def connect(self, timeout: float = 5.0, *, must: bool = True) -> HallClient:
         """Connect and wait for the subscriptions; with ``must=False`` keep trying in the background."""
         try:
-            if must:  # fail at once, in words, when nothing listens there
-                self.client.connect(self.broker.host, self.broker.port, keepalive=15)
-            else:
-                self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
+            # One connection per login: the process's other parts as this device share it.
+            self._tap = link.join(self.broker, self.device_id, self._routes, will=self._will, must=must,
+                                  on_up=self._on_ready)
         except OSError as exc:
             raise HubError("hub.unreachable", broker=self.broker.url, detail=str(exc)) from None
-        self.client.loop_start()
-        if not self.ready.wait(timeout) and must:
+        if not self._tap.ready.wait(timeout) and must:
             self.close()
             raise HubError("hub.unreachable", broker=self.broker.url, detail="no answer from the broker")
         return self
@@ -103,13 +112,8 @@ class HallClient:
         self.close()
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
-                    _p: object) -> None:
-        if not reason.is_failure:
-            client.subscribe([(topic, 1) for topic in self._subscriptions])
+        if self._tap is not None:
+            self._tap.leave()
 
     def _on_reply(self, model: type[CommandReply] | type[RatingReply] | type[AppointmentList]) -> mqtt.CallbackOnMessage:
         def on_reply(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
@@ -223,18 +227,13 @@ def discover_halls(broker: BrokerAddress, timeout: float = 2.0) -> dict[str, Dev
 
 def _collect(broker: BrokerAddress, patterns: list[str], on_message: mqtt.CallbackOnMessage,
              done: threading.Event, timeout: float) -> None:
-    client = make_client(broker, client_id=f"look-{new_id()[:8]}")
-    client.on_message = on_message
-    client.on_connect = lambda c, *_: [c.subscribe(p, qos=1) for p in patterns]
     try:
-        client.connect(broker.host, broker.port, keepalive=15)
+        tap = link.join(broker, f"look-{new_id()[:8]}", [(p, on_message) for p in patterns], must=True)
     except OSError as exc:
         raise HubError("hub.unreachable", broker=broker.url, detail=str(exc)) from None
-    client.loop_start()
     try:
         # Retained messages arrive right after SUBACK; after the first, give the rest a moment.
         if done.wait(timeout):
             time.sleep(0.3)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        tap.leave()

@@ -51,6 +51,16 @@ class CommandRequest(_Payload):
     command: Command
 
 
+def scoped_request_id(device: str, request_id: str) -> str:
+    """The hub's key for a device's request id: the same id from two devices names two requests.
+
+    Device ids never hold a ``/``, so the key is unambiguous. It may be longer than a request id
+    on the wire: the hub stores it (and its events carry it), and only the device itself sees it
+    again, in the events of its own replies.
+    """
+    return f"{device}/{request_id}"
+
+
 class Refusal(BaseModel):
     """Why a request was not carried out: a message key, its parameters, and both texts."""
 

@@ -6,8 +6,11 @@ simulator: residents arriving at the kiosk, and every window calling,
 serving and completing on a simulated pad (a network pad with the same bridge
 real pads use), where residents rate the service; windows without a pad work
 from the console. Everything goes over the same MQTT contract real devices
-use. Prints a live summary. Unless ``--headless``, it also opens the kiosk and the
-hall display with the virtual printer and the simulated ID-card reader (:mod:`kiosk.demo`).
+use, each device under its own login: the embedded broker refuses anonymous
+clients, so the demo keeps a login per device in ``DATA/broker/credentials.toml``
+and prints how to log in. Prints a live summary. Unless ``--headless``, it also opens
+the kiosk and the hall display with the virtual printer and the simulated ID-card
+reader (:mod:`kiosk.demo`).
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from collections.abc import Callable
+
 from pydantic import BaseModel
 
 from broker.client import HallClient, HubError, read_hall
-from broker.embedded import EmbeddedBroker
+from broker.embedded import EmbeddedBroker, hall_logins
 from broker.hub import Hub
+from broker.mosquitto import HUB_USER, Logins
 from broker.mqtt import BrokerAddress, parse_broker_url
 from broker.parts import hub_parts
 from devices.evaluator.script import PadScript, SimulatedPad, parse_script
 from dashboard.auth import Role
+from dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
 from dashboard.server import DashboardServer, free_port
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
@@ -47,8 +54,17 @@ DEMO_RESIDENTS = "5,5,4,5,3,5,4,walk,5,1:态度不好+效率低,5,4,2:多次跑�
 """How the demo's residents rate, in turn: mostly satisfied, some walk away, a few bad ratings."""
 
 
+Login = Callable[[str], BrokerAddress]
+"""The broker under one device's login."""
+
+CONSOLE = "console"
+"""The operator's login (``hall status``, ``hall call``) and that of windows without a pad."""
+
+
 class DemoOptions(BaseModel):
     broker: str | None = None
+    logins: Path | None = None
+    """With ``broker``: its ``credentials.toml``; without, the embedded broker's are made in ``data``."""
     config: Path | None = None
     data: Path = Path("var/demo")
     headless: bool = False
@@ -71,9 +87,9 @@ def demo_config(data: Path, path: Path | None) -> HallConfig:
 class Traffic:
     """Residents who arrive and windows that serve them, at ``speed`` times real life."""
 
-    def __init__(self, config: HallConfig, broker: BrokerAddress, speed: float, seed: int | None = None) -> None:
+    def __init__(self, config: HallConfig, login: Login, speed: float, seed: int | None = None) -> None:
         self.config = config
-        self.broker = broker
+        self.login = login
         self.speed = speed
         self.random = random.Random(seed)
         self.stop = threading.Event()
@@ -82,13 +98,13 @@ class Traffic:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        kiosk = next((d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), "console")
+        kiosk = next((d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
         self.threads.append(threading.Thread(target=self._arrivals, args=(kiosk,), name="demo-arrivals",
                                              daemon=True))
         pads = {d.window: d.id for d in self.config.devices if d.kind is DeviceKind.PAD and d.window}
         for window in self.config.windows:
             pad = pads.get(window.number)
-            work, device = (self._pad, pad) if pad else (self._window, "console")
+            work, device = (self._pad, pad) if pad else (self._window, CONSOLE)
             self.threads.append(threading.Thread(target=work, args=(window.number, device),
                                                  name=f"demo-window-{window.number}", daemon=True))
         for thread in self.threads:
@@ -103,7 +119,7 @@ class Traffic:
         services = self.config.services
         # A few services draw most residents, as in a real hall.
         weights = [1.0 / (rank + 1) for rank in range(len(services))]
-        with HallClient(self.broker, self.config.hall.id, device) as client:
+        with HallClient(self.login(device), self.config.hall.id, device) as client:
             while not self.stop.wait(self.random.expovariate(1 / ARRIVAL_MEAN_SECONDS) / self.speed):
                 service = self.random.choices(services, weights)[0]
                 priority = Priority.PRIORITY if self.random.random() < 0.1 else Priority.NORMAL
@@ -119,7 +135,7 @@ class Traffic:
 
     def _pad(self, number: int, device: str) -> None:
         """A window with a pad: its staff use the pad's keys and residents rate on it (a simulated tablet)."""
-        pad = SimulatedPad("network", self.broker, self.config.hall.id, device, number,
+        pad = SimulatedPad("network", self.login(device), self.config.hall.id, device, number,
                            self.config.rating.bad_reason_tags).start()
         script = PadScript(pad.hardware, parse_script(DEMO_RESIDENTS), service_seconds=self._service_seconds,
                            wait_seconds=2)
@@ -133,7 +149,7 @@ class Traffic:
             pad.stop()
 
     def _window(self, number: int, device: str) -> None:
-        with HallClient(self.broker, self.config.hall.id, device) as client:
+        with HallClient(self.login(device), self.config.hall.id, device) as client:
             while not self.stop.is_set():
                 try:
                     reply = client.request(CallNext(window=number))
@@ -156,20 +172,36 @@ class Demo:
         self.options = options
         self.config = demo_config(options.data, options.config)
         self.embedded: EmbeddedBroker | None = None
+        self.logins: Logins | None = None
+        self.logins_file: Path | None = options.logins
         if options.broker:
             self.address = parse_broker_url(options.broker)
+            if options.logins is not None:
+                self.logins = Logins.read(options.logins)
         else:
-            self.embedded = EmbeddedBroker(port=_free_port_from(1883))
+            port = _free_port_from(1883)
+            self.logins_file = options.data / "broker" / "credentials.toml"
+            self.logins, access = hall_logins(self.config, self.logins_file.parent, port)
+            self.embedded = EmbeddedBroker(access, port=port)
             self.address = parse_broker_url(self.embedded.url)
         self.hub: Hub | None = None
         self.screens: DemoScreens | None = None
         self.dashboard: DashboardServer | None = None
-        self.traffic = Traffic(self.config, self.address, options.speed)
+        self.traffic = Traffic(self.config, self.login, options.speed)
+
+    def login(self, user: str) -> BrokerAddress:
+        """The broker under ``user``'s login (as given, for a broker without logins)."""
+        if self.logins is None:
+            return self.address
+        password = self.logins.password(user)
+        if password is None:
+            raise OSError(f"{self.logins_file} has no login {user!r}")
+        return self.address.as_login(user, password)
 
     def start(self) -> None:
         if self.embedded is not None:
             self.embedded.start()
-        self.hub = Hub(self.config, self.address, self.options.data / self.config.hall.id,
+        self.hub = Hub(self.config, self.login(HUB_USER), self.options.data / self.config.hall.id,
                        parts=hub_parts(self.config))
         self.hub.start()
         self.dashboard = self._start_dashboard()
@@ -178,15 +210,22 @@ class Demo:
             from kiosk.demo import DemoScreens  # Kivy and the simulators only when there are windows
 
             config_path = self.options.config or self.options.data / "hall.toml"
-            self.screens = DemoScreens(config_path, self.address.url, self.options.data).start()
+            self.screens = DemoScreens(config_path, self.address.url, self.logins_file, self.options.data).start()
         print(f"hallkit demo: {self.config.hall.name} on {self.address.url}; "
               f"state in {self.options.data}; Ctrl-C to stop")
-        print(f"  try: hall status --broker {self.address.url}    hall call --window 1 --broker {self.address.url}")
+        if self.logins_file is None:
+            print(f"  try: hall status --broker {self.address.url}    hall call --window 1 --broker {self.address.url}")
+            return
+        console = f"mqtt://{CONSOLE}@{self.address.host}:{self.address.port} --logins {self.logins_file}"
+        print(f"  登录 logins: one per device in {self.logins_file}; the broker refuses anyone else")
+        print(f"  try: hall status --broker {console}")
+        print(f"       hall call --window 1 --broker {console}")
 
     def _start_dashboard(self) -> DashboardServer:
         """The manager's dashboard on the first free port from 8080, with a fresh demo login."""
         data = self.options.data / self.config.hall.id
-        dashboard = DashboardServer(self.config, self.address, data, port=free_port(self.config.dashboard.port))
+        dashboard = DashboardServer(self.config, self.login(DASHBOARD_DEVICE), data,
+                                    port=free_port(self.config.dashboard.port))
         password = secrets.token_urlsafe(9)
         dashboard.users.add_user("demo", Role.MANAGER, password)
         dashboard.start()
@@ -203,7 +242,7 @@ class Demo:
             pass
 
     def summary(self) -> str:
-        view = read_hall(self.address, self.config.hall.id, timeout=1.0)
+        view = read_hall(self.login(CONSOLE), self.config.hall.id, timeout=1.0)
         if view.queue is None:
             return "等待中心服务 / waiting for the hub"
         calling = " ".join(f"{w.number}:{w.ticket.number if w.ticket else '-'}" for w in view.queue.windows)

@@ -4,6 +4,13 @@ It speaks MQTT 3.1.1 only and is slower than Mosquitto (see
 ``/docs/deployment.md``); it is the zero-install default for ``hall demo``
 and ``hall hub`` without ``--broker``. Production halls run Mosquitto with the
 configuration ``hall broker config`` writes.
+
+It keeps the same rules as that Mosquitto, from the same files: every client logs in
+with a password from the ``passwords`` file (no anonymous clients), its client id must
+be its login's name, and the ``acl`` file says what it may publish and receive. The
+login is checked before amqtt sees the CONNECT, because amqtt 0.12.1 deletes or takes
+over the session of a client id before it authenticates the newcomer: a client that
+would be refused could otherwise still knock the hub off.
 """
 
 from __future__ import annotations
@@ -12,15 +19,113 @@ import asyncio
 import logging
 import socket
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
+from amqtt.contexts import Action, ListenerConfig
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket
 from amqtt.session import Session
+
+from broker.mosquitto import (
+    HALL_LOGINS_HEADER,
+    Access,
+    AclRules,
+    Logins,
+    hall_users,
+    password_matches,
+    read_passwords,
+    write_hall_access,
+    write_logins,
+)
+from hallkit.config import HallConfig
 
 log = logging.getLogger("hallkit.broker")
 
 
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Who may connect, under which client id, and publish or receive what: pure rules, no I/O."""
+
+    passwords: dict[str, str]
+    acl: AclRules
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> BrokerAccess:
+        """The ``passwords`` and ``acl`` files :func:`broker.mosquitto.write_hall_access` wrote there."""
+        return cls(read_passwords((folder / "passwords").read_text()), AclRules.parse((folder / "acl").read_text()))
+
+    def refusal(self, username: str | None, password: str | None, client_id: str | None) -> int | None:
+        """The CONNACK return code refusing this login, or None when it may connect."""
+        hashed = self.passwords.get(username or "")
+        if username is None or hashed is None or not password_matches(hashed, password or ""):
+            return BAD_USERNAME_PASSWORD if username else NOT_AUTHORIZED
+        if client_id != username:
+            return IDENTIFIER_REJECTED
+        return None
+
+    def allows(self, username: str | None, client_id: str | None, topic: str, action: Action) -> bool:
+        if username is None or client_id is None:
+            return False
+        if action is Action.SUBSCRIBE:
+            # Like Mosquitto's acl_file, reads are checked per message; amqtt has no shared subscriptions.
+            return not topic.startswith("$share/")
+        access = Access.WRITE if action is Action.PUBLISH else Access.READ
+        return self.acl.allows(username, client_id, topic, access)
+
+
+def hall_logins(config: HallConfig, folder: Path, port: int) -> tuple[Logins, BrokerAccess]:
+    """A login for the hub and every device of the hall, kept in ``folder`` across runs
+    (``credentials.toml``, 0600), and the rules the embedded broker applies with them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    logins = write_logins(folder, port, hall_users(config), HALL_LOGINS_HEADER)
+    write_hall_access(config, folder, logins)
+    return logins, BrokerAccess.from_folder(folder)
+
+
+class _Recorder(ReaderAdapter):
+    """Reads from ``inner`` and keeps what it read, to hand the CONNECT on to amqtt afterwards."""
+
+    def __init__(self, inner: ReaderAdapter) -> None:
+        self.inner = inner
+        self.data = bytearray()
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self.inner.read(n)
+        self.data += data
+        return data
+
+    def feed_eof(self) -> None:
+        self.inner.feed_eof()
+
+
+class _Replay(ReaderAdapter):
+    """First the bytes already read, then the connection."""
+
+    def __init__(self, head: bytes, inner: ReaderAdapter) -> None:
+        self.head = head
+        self.inner = inner
+
+    async def read(self, n: int = -1) -> bytes:
+        if not self.head:
+            return await self.inner.read(n)
+        if n == -1:
+            data, self.head = self.head + await self.inner.read(-1), b""
+            return data
+        data, self.head = self.head[:n], self.head[n:]
+        if len(data) < n:
+            data += await self.inner.read(n - len(data))
+        return data
+
+    def feed_eof(self) -> None:
+        self.inner.feed_eof()
+
+
 class _HallBroker(Broker):
-    """amqtt 0.12.1 with one fix.
+    """amqtt 0.12.1 with the hall's logins and ACL, and one fix.
 
     When a client connects, amqtt replays retained messages for every topic filter *any*
     client has subscribed to, not only the new client's own (so a kiosk receives retained
@@ -31,6 +136,35 @@ class _HallBroker(Broker):
     table cannot change under the loop.
     """
 
+    def __init__(self, config: dict[str, object], loop: asyncio.AbstractEventLoop, access: BrokerAccess) -> None:
+        super().__init__(config, loop=loop)
+        self.access = access
+
+    async def _client_connected(self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter) -> None:
+        recorder = _Recorder(reader)
+        try:
+            connect = await ConnectPacket.from_stream(recorder)
+        except (AMQTTError, MQTTError, NoDataError, ValueError) as exc:
+            log.debug("dropped a connection that sent no valid CONNECT: %s", exc)
+            await writer.close()
+            return
+        code = self.access.refusal(connect.username, connect.password, connect.client_id)
+        if code is not None:
+            log.warning("refused client id %r, login %r (CONNACK %d)", connect.client_id, connect.username, code)
+            await ConnackPacket.build(0, code).to_stream(writer)
+            await writer.close()
+            return
+        await super()._client_connected(listener_name, _Replay(bytes(recorder.data), reader), writer)
+
+    async def _authenticate(self, session: Session, _: ListenerConfig) -> bool:
+        return self.access.refusal(session.username, session.password, session.client_id) is None
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        allowed = self.access.allows(session.username, session.client_id, topic, action)
+        if not allowed:
+            log.info("refused %s %s for %s", action.value, topic, session.client_id)
+        return allowed
+
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Session) -> None:
         subscribers = self._subscriptions.get(subscription[0], [])
@@ -39,18 +173,16 @@ class _HallBroker(Broker):
 
 
 class EmbeddedBroker:
-    """An amqtt broker on its own event-loop thread."""
+    """An amqtt broker on its own event-loop thread, with the logins and ACL in ``access``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(self, access: BrokerAccess, host: str = "127.0.0.1", port: int = 1883) -> None:
         self.host = host
         self.port = port
         self._loop = asyncio.new_event_loop()
+        # No plugins: logins and topics are checked by _HallBroker itself (see there why).
         self._broker = _HallBroker(
-            {
-                "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-            },
-            loop=self._loop,
+            {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}}, "plugins": {}},
+            loop=self._loop, access=access,
         )
         self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
         self._started = threading.Event()

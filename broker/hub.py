@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
 from broker.contract import (
+    CHECK_IN_PREFIX,
     CommandReply,
     CommandRequest,
     DeviceState,
@@ -37,13 +38,23 @@ from broker.contract import (
     QueueSnapshot,
     Refusal,
     Topics,
+    scoped_request_id,
 )
 from broker.mqtt import BrokerAddress, make_client, say_offline
 from hallkit import __version__
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
 from hallkit.queue.engine import Refused
-from hallkit.queue.models import Channel, Command, Event, TakeTicket, TicketIssued
+from hallkit.queue.models import (
+    Channel,
+    Command,
+    Event,
+    Outcome,
+    TakeTicket,
+    TicketIssued,
+    TicketView,
+    WindowView,
+)
 from hallkit.queue.numbering import business_day
 from hallkit.store.durable import DurableQueue
 from hallkit.store.sqlite import Synchronous
@@ -86,6 +97,14 @@ class HubPart(Protocol):
     def status(self) -> dict[str, str | int | float | bool | None]: ...
 
     def close(self) -> None: ...
+
+
+class _Admitted(NamedTuple):
+    request: CommandRequest
+    device: Device
+    reply_to: str
+    keyed: Command
+    """The command as the queue runs it: its request id made the hub's idempotency key."""
 
 
 class _Inbound(NamedTuple):
@@ -252,27 +271,28 @@ class Hub:
         admitted = [a for topic, payload in messages if (a := self._admit(topic, payload)) is not None]
         if not admitted:
             return
-        results = self.queue.execute_batch([request.command for request, _ in admitted])
-        for (request, reply_to), result in zip(admitted, results, strict=True):
+        results = self.queue.execute_batch([a.keyed for a in admitted])
+        for a, result in zip(admitted, results, strict=True):
+            command = a.request.command
             if isinstance(result, Refused):
                 self.refusals[result.message.key] += 1
-                self.reply(reply_to, request.command.request_id, refusal=Refusal.of(result.message))
-                log.info("refused %s from %s: %s", request.command.action, request.device,
-                         result.message.bilingual())
+                self.reply(a.reply_to, command.request_id, refusal=Refusal.of(result.message))
+                log.info("refused %s from %s: %s", command.action, a.device.id, result.message.bilingual())
             else:
                 self.accepted += 1
-                self.reply(reply_to, request.command.request_id, outcome=result)
+                self.reply(a.reply_to, command.request_id, outcome=for_sender(result, a.device, command))
 
-    def _admit(self, topic: str, payload: bytes) -> tuple[CommandRequest, str] | None:
-        """The request and its reply topic, or None after refusing it."""
+    def _admit(self, topic: str, payload: bytes) -> _Admitted | None:
+        """The request, its sender and the command keyed for the queue, or None after refusing it."""
         sender = Topics.device_of(topic)
+        own_reply = self.topics.reply(sender)
         try:
             raw = json.loads(payload)
         except (ValueError, RecursionError) as exc:  # bad bytes, bad JSON, absurd numbers or nesting
             self.refuse(topic, None, "hub.not_json", str(exc)[:200])
             return None
-        reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
-        reply_to = reply_to if isinstance(reply_to, str) and self._may_reply_to(reply_to) else None
+        # Only ever answered on the sender's own reply topic: never on a topic another device reads.
+        reply_to = own_reply if isinstance(raw, dict) and raw.get("reply_to") == own_reply else None
         try:
             request = CommandRequest.model_validate(raw)
         except ValidationError as exc:
@@ -287,16 +307,13 @@ class Hub:
         elif device is None:
             self.refuse(topic, reply_to, "hub.unknown_device", sender, rid)
         elif reply_to is None:
-            self.refuse(topic, None, "hub.bad_reply_to", request.reply_to, rid)
+            self.refuse(topic, own_reply, "hub.bad_reply_to", bad_reply_to(request.reply_to, own_reply), rid)
         elif not_allowed := _permission(device, request.command):
             self.refuse(topic, reply_to, "hub.not_allowed", not_allowed, rid)
         else:
-            return request, reply_to
+            keyed = request.command.model_copy(update={"request_id": idempotency_key(device, request.command)})
+            return _Admitted(request, device, reply_to, keyed)
         return None
-
-    def _may_reply_to(self, topic: str) -> bool:
-        prefix = self.topics.reply("")
-        return topic.startswith(prefix) and "+" not in topic and "#" not in topic
 
     def record(self, conn: sqlite3.Connection, record: BaseModel) -> None:
         """Hand a record the county needs to every sink (the uplink outbox), in the caller's transaction."""
@@ -340,7 +357,7 @@ class Hub:
         with self.queue.lock:
             engine = self.queue.engine
             services = engine.service_queues(now)
-            windows = [engine.window_view(w.number) for w in self.config.windows]
+            windows = [_hide_window(engine.window_view(w.number)) for w in self.config.windows]
             day = engine.state.day
         today = business_day(now, self.config.hall.zone, self.config.queue.reset_hour)
         if day is not None and day < today:
@@ -401,6 +418,51 @@ def _permission(device: Device, command: Command) -> str:
     return ""
 
 
+WITHHELD = ""
+"""What a ticket's QR token reads as wherever it is withheld (it is a required field of the ticket)."""
+
+
+def idempotency_key(device: Device, command: Command) -> str:
+    """The key a command's answer is kept under: (device, request id), so a device that reuses
+    another's request id gets a new answer of its own, never the other device's ticket.
+
+    An appointment's check-in is the one exception: it is keyed by the appointment, so checking
+    in again (at another kiosk, or a retry) gives the same ticket, never a second one.
+    """
+    if (isinstance(command, TakeTicket) and command.channel is Channel.APPOINTMENT
+            and command.request_id.startswith(CHECK_IN_PREFIX)):
+        return command.request_id
+    return scoped_request_id(device.id, command.request_id)
+
+
+def bad_reply_to(given: str, own: str) -> str:
+    """The detail of a ``hub.bad_reply_to`` refusal."""
+    return f"{given[:200]} (this device's own: {own})"
+
+
+def for_sender(outcome: Outcome, device: Device, command: Command) -> Outcome:
+    """The outcome as the requesting device may see it.
+
+    Only the kiosk that issued a ticket gets its QR token (it prints it on the ticket); every
+    other device, staff counters included, could rate in the resident's place with it.
+    """
+    if isinstance(command, TakeTicket) and device.kind is DeviceKind.KIOSK:
+        return outcome
+    return outcome.model_copy(update={
+        "ticket": _hide_ticket(outcome.ticket),
+        "window": _hide_window(outcome.window) if outcome.window else None,
+        "events": [_public(e) for e in outcome.events],
+    })
+
+
+def _hide_ticket(view: TicketView | None) -> TicketView | None:
+    return view.model_copy(update={"public_id": WITHHELD}) if view else None
+
+
+def _hide_window(view: WindowView) -> WindowView:
+    return view.model_copy(update={"ticket": _hide_ticket(view.ticket)})
+
+
 def _public(event: Event) -> Event:
     """The event as every device on the LAN may see it: no QR token, no resident hash, no request id.
 
@@ -408,7 +470,7 @@ def _public(event: Event) -> Event:
     carries it; request ids are the keys to stored replies.
     """
     if isinstance(event, TicketIssued):
-        ticket = event.ticket.model_copy(update={"public_id": "", "id_hash": None})
+        ticket = event.ticket.model_copy(update={"public_id": WITHHELD, "id_hash": None})
         return event.model_copy(update={"ticket": ticket, "request_id": None})
     return event.model_copy(update={"request_id": None})
 

@@ -1,20 +1,37 @@
-"""Mosquitto configuration for a hall: listener, persistence, queue limits, per-device logins and ACLs.
+"""Mosquitto configuration for a hall and for the county: listener, persistence, queue limits, logins, ACLs.
 
 Mosquitto's defaults do not suit a hall: ``max_queued_messages 1000`` drops
 messages in a burst, even QoS 0 to an online client, and persistence is off.
 The limits below are set on purpose (see docs/deployment.md). Each device
 gets its own password and may publish only under its own id; the hub may
 read and write the whole hall.
+
+A second connection with a client id already in use displaces the first,
+whatever its login, so every login is tied to one client id, its own name:
+the hall broker replaces the client id by the username
+(``use_username_as_clientid``); the county broker, which must also refuse a
+hall's ``SUBSCRIBE $share/ingest/...`` (an ``acl_file`` cannot: Mosquitto 2.0
+grants every SUBSCRIBE and only drops the messages at the read check, after
+the publisher got its PUBACK), runs the dynamic-security plugin, whose clients
+have a fixed client id and whose roles grant subscriptions. The same
+password and ACL files also drive the embedded broker (:mod:`broker.embedded`).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import secrets
+import tomllib
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
+import paho.mqtt.client as mqtt
 import tomli_w
+from pydantic import BaseModel, Field, ValidationError
 
 from hallkit.config import HallConfig
 
@@ -23,13 +40,110 @@ PBKDF2_ITERATIONS = 101
 
 HUB_USER = "hub"
 CONSOLE_USERS = ("console",)
+INGEST_USER = "ingest-{n}"
+"""One login per county ingest worker: a login has one connection, so workers cannot share one."""
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+"""Where Debian's mosquitto package puts the plugin (``dpkg -L mosquitto``)."""
+
+
+def _pbkdf2(password: str, salt: bytes, iterations: int = PBKDF2_ITERATIONS) -> bytes:
+    return hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
 
 
 def password_line(user: str, password: str, salt: bytes | None = None) -> str:
     """One line of a Mosquitto password file in the ``$7$`` PBKDF2-SHA512 format."""
     salt = salt or secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    digest = _pbkdf2(password, salt)
     return f"{user}:$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def read_passwords(text: str) -> dict[str, str]:
+    """A Mosquitto password file: user → its ``$7$`` hash."""
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def password_matches(hashed: str, password: str) -> bool:
+    """Whether ``password`` is the one a ``$7$`` line of :func:`password_line` was made from."""
+    try:
+        _, kind, iterations, salt, digest = hashed.split("$")
+        if kind != "7":
+            return False
+        return hmac.compare_digest(_pbkdf2(password, base64.b64decode(salt), int(iterations)), base64.b64decode(digest))
+    except ValueError:  # not five fields, bad number or bad base64: no password matches a broken line
+        return False
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+class AclRule(BaseModel):
+    user: str | None
+    """The ``user`` section the rule is in; None for a ``pattern`` (every login, ``%u`` its name)."""
+    access: Literal["read", "write", "readwrite", "deny"]
+    topic: str
+
+
+class AclRules(BaseModel):
+    """A Mosquitto ``acl_file`` as Mosquitto 2.0 reads it, for the embedded broker to apply the same rules.
+
+    A topic is allowed when a rule of the login (its ``user`` lines, then every ``pattern``
+    with ``%u`` and ``%c`` replaced) grants the access; a matching ``deny`` refuses it.
+    """
+
+    rules: list[AclRule] = Field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> AclRules:
+        rules: list[AclRule] = []
+        user: str | None = None
+        for raw in text.splitlines():
+            words = raw.split(maxsplit=2)
+            if not words or words[0].startswith("#"):
+                continue
+            if words[0] == "user" and len(words) == 2:
+                user = words[1]
+            elif words[0] in ("topic", "pattern") and len(words) >= 2:
+                access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
+                if words[0] == "topic" and user is None:
+                    continue  # anonymous rules: the hall's brokers have no anonymous clients
+                rules.append(AclRule.model_validate({"user": user if words[0] == "topic" else None,
+                                                     "access": access, "topic": topic}))
+            else:
+                raise ValueError(f"ACL line not understood: {raw!r}")
+        return cls(rules=rules)
+
+    def allows(self, user: str, client_id: str, topic: str, access: Access) -> bool:
+        granted = False
+        for rule in self.rules:
+            if rule.user is not None and rule.user != user:
+                continue
+            pattern = rule.topic if rule.user is not None else rule.topic.replace("%u", user).replace("%c", client_id)
+            if not mqtt.topic_matches_sub(pattern, topic):
+                continue
+            if rule.access == "deny":
+                return False
+            granted = granted or access.value in rule.access
+        return granted
+
+
+class Logins(BaseModel):
+    """``credentials.toml``: the plain passwords of a broker's logins, for whoever hands them out."""
+
+    port: int
+    credentials: dict[str, str]
+
+    @classmethod
+    def read(cls, path: Path) -> Logins:
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+            return cls(port=data["broker"]["port"], credentials=data["credentials"])
+        except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValidationError) as exc:
+            raise ValueError(f"{path}: not a logins file written by hallkit ({exc})") from None
+
+    def password(self, user: str) -> str | None:
+        return self.credentials.get(user)
 
 
 HALL_QUEUE_LIMITS = (
@@ -67,7 +181,9 @@ def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None,
         "connection_messages true",
     ]
     if passwords is not None and acl is not None:
-        lines += ["allow_anonymous false", f"password_file {passwords}", f"acl_file {acl}"]
+        lines += ["allow_anonymous false", f"password_file {passwords}", f"acl_file {acl}",
+                  "# A login's client id is its name: nobody can displace another login's connection.",
+                  "use_username_as_clientid true"]
     else:
         lines += ["allow_anonymous true"]
     return "\n".join(lines) + "\n"
@@ -99,45 +215,147 @@ def acl_text(config: HallConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+HALL_LOGINS_HEADER = "# Device logins for the hall broker: give each device its own, then delete this file.\n"
+
+
+def hall_users(config: HallConfig) -> list[str]:
+    return [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
+
+
 def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0") -> list[Path]:
-    users = [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
-    return _write(out, port, bind, users, acl_text(config), HALL_QUEUE_LIMITS,
-                  "# Device logins for the hall broker: give each device its own, then delete this file.\n")
-
-
-def county_acl_text(county: str) -> str:
-    return "\n".join([
-        "# Written by `hall county broker-config`: a hall may write only its own uplink.",
-        "user ingest",
-        "topic read county/v1/#",
-        "",
-        f"pattern write county/v1/{county}/hall/%u/up/#",
-        f"pattern write county/v1/{county}/hall/%u/status",
-    ]) + "\n"
-
-
-def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883,
-                        bind: str = "0.0.0.0") -> list[Path]:
-    """The county broker: one login per hall (its id), one for the ingest workers, no queue caps."""
-    return _write(out, port, bind, ["ingest", *sorted(set(halls))], county_acl_text(county), COUNTY_QUEUE_LIMITS,
-                  "# Hall logins for the county broker ([upstream] username/password of each hall) and the\n"
-                  "# ingest workers' login: hand each out, then delete this file.\n")
-
-
-def _write(out: Path, port: int, bind: str, users: list[str], acl_body: str, queue_limits: tuple[str, ...],
-           header: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    credentials = {user: secrets.token_urlsafe(18) for user in users}
+    logins = write_logins(out, port, hall_users(config), HALL_LOGINS_HEADER)
+    passwords, acl = write_hall_access(config, out, logins)
+    conf = out / "mosquitto.conf"
+    conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
+    return [conf, passwords, acl, out / "credentials.toml"]
+
+
+def write_hall_access(config: HallConfig, out: Path, logins: Logins) -> tuple[Path, Path]:
+    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one)."""
     passwords = out / "passwords"
-    passwords.write_text("".join(password_line(u, p) + "\n" for u, p in credentials.items()))
+    passwords.write_text("".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
     passwords.chmod(0o600)
     acl = out / "acl"
-    acl.write_text(acl_body)
-    secrets_file = out / "credentials.toml"
-    secrets_file.write_text(header + tomli_w.dumps({"broker": {"port": port}, "credentials": credentials}))
-    secrets_file.chmod(0o600)
+    acl.write_text(acl_text(config))
+    return passwords, acl
+
+
+def write_logins(out: Path, port: int, users: list[str], header: str) -> Logins:
+    """``credentials.toml`` with a password for each of ``users``; passwords already in it are kept,
+    so running this again does not lock out a device that has its password."""
+    path = out / "credentials.toml"
+    known = Logins.read(path).credentials if path.exists() else {}
+    logins = Logins(port=port, credentials={u: known.get(u) or secrets.token_urlsafe(18) for u in users})
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # before the passwords go in
+    path.write_text(header + tomli_w.dumps({"broker": {"port": port}, "credentials": logins.credentials}))
+    return logins
+
+
+# ---- the county broker: the dynamic-security plugin ---------------------------------------------
+
+
+class DynsecAcl(BaseModel):
+    acltype: Literal["publishClientSend", "publishClientReceive", "subscribeLiteral", "subscribePattern"]
+    topic: str
+    priority: int = 0
+    allow: bool = True
+
+
+class DynsecRole(BaseModel):
+    rolename: str
+    acls: list[DynsecAcl]
+
+
+class DynsecRoleRef(BaseModel):
+    rolename: str
+
+
+class DynsecClient(BaseModel):
+    username: str
+    clientid: str
+    """The only client id this login may connect with (any other gets "not authorised")."""
+    password: str
+    salt: str
+    iterations: int
+    roles: list[DynsecRoleRef]
+
+
+class DynsecDefaults(BaseModel):
+    publishClientSend: bool = False  # noqa: N815 - the plugin's JSON names
+    publishClientReceive: bool = False  # noqa: N815
+    subscribe: bool = False
+    unsubscribe: bool = True
+
+
+class DynsecConfig(BaseModel):
+    """The dynamic-security plugin's JSON file (Mosquitto 2.0)."""
+
+    defaultACLAccess: DynsecDefaults = Field(default_factory=DynsecDefaults)  # noqa: N815
+    clients: list[DynsecClient]
+    groups: list[str] = Field(default_factory=list)
+    roles: list[DynsecRole]
+
+
+def ingest_users(workers: int) -> list[str]:
+    return [INGEST_USER.format(n=n) for n in range(1, workers + 1)]
+
+
+def county_dynsec(county: str, halls: list[str], logins: Logins) -> DynsecConfig:
+    """Ingest logins read the uplink and write receipts; each hall writes its uplink and reads its receipts.
+
+    Only ingest logins may subscribe to ``$share/...`` or to another hall's topics: the plugin
+    refuses any other SUBSCRIBE (SUBACK 0x80), so a hall cannot take a share of the county's
+    traffic. Mosquitto 2.0.11's plugin does not expand ``%u`` in ACLs, so each hall has its own role.
+    """
+    root = f"county/v1/{county}/hall"
+    ingest = DynsecRole(rolename="ingest", acls=[
+        DynsecAcl(acltype="subscribePattern", topic="$share/+/county/v1/#"),
+        DynsecAcl(acltype="publishClientReceive", topic=f"{root}/+/up/#"),
+        DynsecAcl(acltype="publishClientReceive", topic=f"{root}/+/status"),
+        DynsecAcl(acltype="publishClientSend", topic=f"{root}/+/receipt"),
+    ])
+    hall_roles = [DynsecRole(rolename=f"hall-{hall}", acls=[
+        DynsecAcl(acltype="publishClientSend", topic=f"{root}/{hall}/up/#"),
+        DynsecAcl(acltype="publishClientSend", topic=f"{root}/{hall}/status"),
+        DynsecAcl(acltype="subscribeLiteral", topic=f"{root}/{hall}/receipt"),
+        DynsecAcl(acltype="publishClientReceive", topic=f"{root}/{hall}/receipt"),
+    ]) for hall in halls]
+    clients = []
+    for user, password in logins.credentials.items():
+        salt = secrets.token_bytes(12)
+        clients.append(DynsecClient(
+            username=user, clientid=user, password=base64.b64encode(_pbkdf2(password, salt)).decode(),
+            salt=base64.b64encode(salt).decode(), iterations=PBKDF2_ITERATIONS,
+            roles=[DynsecRoleRef(rolename="ingest" if user not in halls else f"hall-{user}")]))
+    return DynsecConfig(clients=clients, roles=[ingest, *hall_roles])
+
+
+def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883, bind: str = "0.0.0.0",
+                        workers: int = 2, plugin: str = DYNSEC_PLUGIN) -> list[Path]:
+    """The county broker: one login per hall (its id), one per ingest worker, no queue caps."""
+    halls = sorted(set(halls))
+    if clash := set(halls) & set(ingest_users(workers)):
+        raise ValueError(f"hall ids {sorted(clash)} are the names of ingest logins")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(exist_ok=True)
+    logins = write_logins(out, port, [*ingest_users(workers), *halls],
+                          "# Hall logins for the county broker ([upstream] username/password of each hall) and\n"
+                          "# one login per ingest worker (hall county ingest --worker N): hand each out, then\n"
+                          "# delete this file.\n")
+    dynsec = out / "dynamic-security.json"
+    dynsec.touch(mode=0o600)
+    dynsec.chmod(0o600)
+    dynsec.write_text(json.dumps(county_dynsec(county, halls, logins).model_dump(), indent=1))
     conf = out / "mosquitto.conf"
-    conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve(),
-                                   queue_limits))
-    return [conf, passwords, acl, secrets_file]
+    text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS)
+    text = text.replace("allow_anonymous true\n", "\n".join([
+        "allow_anonymous false",
+        "# Logins, their fixed client ids and their rights; the plugin can refuse a SUBSCRIBE, an acl_file cannot.",
+        f"plugin {plugin}",
+        f"plugin_opt_config_file {dynsec.resolve()}",
+    ]) + "\n")
+    conf.write_text(text)
+    return [conf, dynsec, out / "credentials.toml"]

@@ -29,6 +29,10 @@ class BrokerAddress(BaseModel):
         scheme = "mqtts" if self.tls else "mqtt"
         return f"{scheme}://{self.host}:{self.port}"
 
+    def as_login(self, username: str, password: str) -> BrokerAddress:
+        """The same broker under another login."""
+        return self.model_copy(update={"username": username, "password": password})
+
 
 class BrokerUrlError(ValueError):
     pass
@@ -64,10 +68,15 @@ def make_client(
     will: tuple[str, bytes] | None = None,
     ca_file: str | None = None,
 ) -> mqtt.Client:
-    """A paho client for ``address``; call ``connect_async`` + ``loop_start`` to run it."""
+    """A paho client for ``address``; call ``connect_async`` + ``loop_start`` to run it.
+
+    With a login the client id is the login's name, whatever ``client_id`` says: the project's
+    brokers allow no other (see :mod:`broker.mosquitto`), so a process holds one connection per
+    login (:mod:`broker.link`). ``client_id`` names anonymous clients (a test's bare broker).
+    """
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
+        client_id=address.username or client_id,
         clean_session=clean_session,
         protocol=mqtt.MQTTv311,
         manual_ack=manual_ack,

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ValidationError
 
+from broker.backfill import backfill
 from broker.contract import DeviceStatus, Topics
 from broker.forwarder import Backlog, Forwarder
 from broker.hub import Hub
@@ -113,6 +114,8 @@ class Outbox:
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO outbox_meta VALUES ('epoch', ?)", (new_id(),))
             epoch = conn.execute("SELECT value FROM outbox_meta WHERE key = 'epoch'").fetchone()[0]
+        # What the hall held before this uplink (or this county) goes up once: broker/backfill.py.
+        backfill(store, self.config, self.upstream, hub.session)
         synchronous = int(store.conn.execute("PRAGMA synchronous").fetchone()[0])
         # Interval statistics and telemetry have a connection of their own: they are written from
         # the MQTT thread and a timer, and must not wait for (or hold) the queue's lock.

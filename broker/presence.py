@@ -1,9 +1,11 @@
 """A device's retained status on the hall broker, with a Last Will so a dead device reads offline.
 
 For devices that have no MQTT client of their own (a printer or card reader on a kiosk's
-USB or serial port), the process that drives them publishes for them, one connection per
-device, so each has its own Will: a kiosk that dies takes its printer's and reader's status
-to "offline" with it, which is the truth for the hall (nobody can print or read there).
+USB or serial port), the process that drives them publishes for them under each device's
+own login, one connection per device, so each has its own Will: a kiosk that dies takes its
+printer's and reader's status to "offline" with it, which is the truth for the hall (nobody
+can print or read there). The device's connection is its login's one connection in this
+process (:mod:`broker.link`); the presence joins it first, since the Will is the connection's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import time
 import paho.mqtt.client as mqtt
 
 from broker.contract import DeviceState, DeviceStatus, Refusal, Topics
-from broker.mqtt import BrokerAddress, make_client, say_offline
+from broker import link
+from broker.link import Tap
+from broker.mqtt import BrokerAddress, say_offline
 from hallkit import __version__
 
 log = logging.getLogger(__name__)
@@ -34,15 +38,18 @@ class DevicePresence:
         self._lock = threading.Lock()
         self._detail: Detail = {}
         self._problems: list[Refusal] = []
-        offline = self._status(DeviceState.OFFLINE)
-        self.client = make_client(broker, client_id=f"{device_id}-status-{self.session}",
-                                  will=(self.topic, offline.model_dump_json().encode()))
-        self.client.on_connect = self._on_connect
         self.broker = broker
+        self._tap: Tap | None = None
+
+    @property
+    def client(self) -> mqtt.Client:
+        assert self._tap is not None, "start() first"
+        return self._tap.client
 
     def start(self) -> DevicePresence:
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
-        self.client.loop_start()
+        offline = self._status(DeviceState.OFFLINE)
+        self._tap = link.join(self.broker, self.device_id, on_up=lambda client: self._publish_on(client, DeviceState.ONLINE),
+                              will=(self.topic, offline.model_dump_json().encode()))
         return self
 
     def update(self, detail: Detail, problems: list[Refusal]) -> None:
@@ -53,13 +60,10 @@ class DevicePresence:
         self._publish(DeviceState.ONLINE)
 
     def stop(self) -> None:
+        if self._tap is None:
+            return
         say_offline(self.client, self.topic, self._status(DeviceState.OFFLINE).model_dump_json())
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
-        if not reason.is_failure:
-            self._publish(DeviceState.ONLINE)
+        self._tap.leave()
 
     def _status(self, state: DeviceState) -> DeviceStatus:
         with self._lock:
@@ -68,5 +72,9 @@ class DevicePresence:
                                 problems=self._problems if state is DeviceState.ONLINE else [])
 
     def _publish(self, state: DeviceState) -> None:
-        if self.client.is_connected():  # else _on_connect publishes the latest figures when the link is back
-            self.client.publish(self.topic, self._status(state).model_dump_json(), qos=1, retain=True)
+        if self._tap is not None:  # else on_up publishes them when the link comes up
+            self._publish_on(self._tap.client, state)
+
+    def _publish_on(self, client: mqtt.Client, state: DeviceState) -> None:
+        if client.is_connected():  # else on_up publishes them when the link is back
+            client.publish(self.topic, self._status(state).model_dump_json(), qos=1, retain=True)

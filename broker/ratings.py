@@ -22,29 +22,75 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from pydantic import ValidationError
 
-from broker.contract import CaseStepRequest, PadScreen, RatingPrompt, RatingReply, RatingRequest, Refusal, Topics
-from broker.hub import HUB_DEVICE, Hub
+from broker.contract import (
+    CaseStepRequest,
+    PadScreen,
+    RatingPrompt,
+    RatingReply,
+    RatingRequest,
+    Refusal,
+    Topics,
+    scoped_request_id,
+)
+from broker.hub import HUB_DEVICE, Hub, bad_reply_to
+from dashboard.auth import manager_names
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
 from hallkit.queue.models import Event, TicketCompleted
 from hallkit.rating import store
 from hallkit.rating.cases import CaseRefused, open_case, take_step
-from hallkit.rating.models import CaseUpdate, Rating, RatingChannel, RatingReceipt
+from hallkit.rating.models import CaseUpdate, Rating, RatingChannel, RatingReceipt, RatingSubmission
 from hallkit.rating.rules import EventStatus, RatingRefused, ServiceEvent, accept, close_unrated, period_length
 
 log = logging.getLogger("hallkit.ratings")
 
-DEVICE_CHANNELS = {
-    DeviceKind.PAD: {RatingChannel.PAD},
-    DeviceKind.KIOSK: {RatingChannel.KIOSK, RatingChannel.QR},
+class NamedBy(StrEnum):
+    """How a rating names the service event it rates."""
+
+    OWN_WINDOW_EVENT = "service_event_id"  # the completion at the pad's own window, as its screen showed
+    TICKET_TOKEN = "ticket_public_id"  # the ticket's QR token, which only the resident holds
+
+
+RATING_RIGHTS: dict[DeviceKind, dict[RatingChannel, NamedBy]] = {
+    DeviceKind.PAD: {RatingChannel.PAD: NamedBy.OWN_WINDOW_EVENT},
+    DeviceKind.KIOSK: {RatingChannel.KIOSK: NamedBy.TICKET_TOKEN, RatingChannel.QR: NamedBy.TICKET_TOKEN},
 }
-"""Who may hand in a resident's rating, through which channel. Staff devices never rate (51号: no
-forcing or interfering), but counters record case steps."""
+"""Who may hand in a resident's rating, through which channel, naming the service how: the one
+place these rules live. Service event ids are on the event topic every device reads, so only a
+window's own pad may rate by one; anywhere else the rating goes by the QR token. Staff devices
+never rate (51号: no forcing or interfering), but counters record case steps."""
 
 CASE_KINDS = (DeviceKind.COUNTER,)
+
+CASE_ID_SHOWN = 8
+"""Characters of a case id that ``hall cases`` shows: the shortest prefix a case step may name."""
+
+
+def may_hand_in(device: Device, submission: RatingSubmission) -> Message | None:
+    """Why ``device`` may not hand in ``submission`` (before looking the service up), or None."""
+    named_by = RATING_RIGHTS.get(device.kind, {}).get(submission.channel)
+    if named_by is None:
+        return Message(key="rating.channel_not_allowed",
+                       params={"device": device.id, "channel": submission.channel.value})
+    if named_by is NamedBy.TICKET_TOKEN and submission.ticket_public_id is None:
+        return Message(key="rating.by_token_only", params={"channel": submission.channel.value})
+    if named_by is NamedBy.OWN_WINDOW_EVENT:
+        if submission.service_event_id is None:
+            return Message(key="rating.by_event_only")
+        if device.window is None:
+            return Message(key="rating.pad_without_window", params={"device": device.id})
+    return None
+
+
+def may_rate(device: Device, event: ServiceEvent) -> Message | None:
+    """Why ``device`` may not rate ``event``, once found, or None: a pad rates its own window only."""
+    if device.kind is DeviceKind.PAD and event.window != device.window:
+        return Message(key="rating.other_window", params={"device": device.id, "window": event.window})
+    return None
 
 
 def utcnow() -> datetime:
@@ -121,7 +167,7 @@ class RatingsPart:
         return ServiceEvent(
             service_event_id=done.id, ticket_id=done.ticket_id, ticket_number=ticket.number,
             ticket_public_id=ticket.public_id, service_id=service.id,
-            service_code=service.catalogue_no or service.id, service_name=service.name,
+            service_code=service.upstream_code, service_name=service.name,
             department=service.department, window=done.window, window_name=self.config.window(done.window).name,
             staff_id=done.staff_id, staff_name=staff.name if staff else None, called_at=done.called_at,
             served_at=done.at, resident_hash=ticket.id_hash,
@@ -182,8 +228,9 @@ class RatingsPart:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.hub.refuse(topic, None, "hub.not_json", str(exc)[:200])
             return
-        reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
-        reply_to = reply_to if isinstance(reply_to, str) and reply_to == self.topics.rating_reply(sender) else None
+        # Only ever answered on the sender's own reply topic: never on a topic another device reads.
+        own_reply = self.topics.rating_reply(sender)
+        reply_to = own_reply if isinstance(raw, dict) and raw.get("reply_to") == own_reply else None
         request_id = _request_id(raw)
         try:
             request = model.model_validate(raw)
@@ -200,7 +247,8 @@ class RatingsPart:
             self._refuse(topic, reply_to, request_id, "hub.unknown_device", sender)
             return
         if reply_to is None:
-            self._refuse(topic, None, request_id, "hub.bad_reply_to", request.reply_to)
+            own = self.topics.rating_reply(sender)
+            self._refuse(topic, own, request_id, "hub.bad_reply_to", bad_reply_to(request.reply_to, own))
             return
         if isinstance(request, RatingRequest):
             reply = self.rate(device, request)
@@ -224,13 +272,13 @@ class RatingsPart:
         """Check and store one rating (and the case it opens), or say why not."""
         submission = request.submission
         answer = _Answer(submission.request_id)
-        if submission.channel not in DEVICE_CHANNELS.get(device.kind, set()):
-            return answer(refusal=Message(key="rating.channel_not_allowed",
-                                          params={"device": device.id, "channel": submission.channel.value}))
+        if (refusal := may_hand_in(device, submission)) is not None:
+            return answer(refusal=refusal)
+        key = scoped_request_id(device.id, submission.request_id)
         now = now or self.clock()
         window = None
         with self.hub.queue.lock, self.hub.queue.store.transaction() as conn:
-            done = store.rating_by_request(conn, submission.request_id)
+            done = store.rating_by_request(conn, key)
             if done is not None:
                 case = store.case_of_rating(conn, done.rating_id)
                 return answer(receipt=_receipt(done, case.case_id if case else None))
@@ -240,14 +288,13 @@ class RatingsPart:
                 event = store.event_by_ticket(conn, submission.ticket_public_id or "")
             if event is None:
                 return answer(refusal=Message(key="rating.unknown_event"))
-            if device.kind is DeviceKind.PAD and device.window not in (None, event.window):
-                return answer(refusal=Message(key="rating.other_window",
-                                              params={"device": device.id, "window": event.window}))
+            if (refusal := may_rate(device, event)) is not None:
+                return answer(refusal=refusal)
             try:
                 rating = accept(event, submission, now, self.config)
             except RatingRefused as refused:
                 return answer(refusal=refused.message)
-            store.add_rating(conn, rating, submission.request_id)
+            store.add_rating(conn, rating, key)
             store.set_status(conn, event, EventStatus.RATED)
             self.hub.record(conn, rating)
             case_id = None
@@ -273,9 +320,15 @@ class RatingsPart:
         answer = _Answer(command.request_id)
         if device.kind not in CASE_KINDS:
             return answer(refusal=Message(key="case.device_not_allowed", params={"device": device.id}))
+        if len(command.case_id) < CASE_ID_SHOWN:
+            return answer(refusal=Message(key="case.id_too_short",
+                                          params={"case": command.case_id, "length": CASE_ID_SHOWN}))
+        if command.by not in self.case_workers():
+            return answer(refusal=Message(key="case.unknown_staff", params={"by": command.by}))
+        key = scoped_request_id(device.id, command.request_id)
         now = now or self.clock()
         with self.hub.queue.lock, self.hub.queue.store.transaction() as conn:
-            done = store.step_by_request(conn, command.request_id)
+            done = store.step_by_request(conn, key)
             if done is not None:
                 return answer(update=done)
             found = store.cases_by_prefix(conn, command.case_id)
@@ -288,10 +341,15 @@ class RatingsPart:
             except CaseRefused as refused:
                 return answer(refusal=refused.message)
             store.save_case(conn, case)
-            store.add_step(conn, update, command.request_id)
+            store.add_step(conn, update, key)
             self.hub.record(conn, update)
         log.info("case %s: %s by %s", case.case_id, update.step.value, update.by)
         return answer(update=update)
+
+    def case_workers(self) -> set[str]:
+        """Who may be named as taking a case step: the hall's staff, and the dashboard's managers
+        (the dashboard names its logged-in user; its accounts live in the hub's data folder)."""
+        return {s.id for s in self.config.staff} | manager_names(self.hub.data_dir)
 
     # ---- events nobody rated ----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from county.quarantine import QuarantineLimits
 from hallkit.cli import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
 
@@ -23,9 +24,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ingest.add_argument("--broker", default=DEFAULT_BROKER, help=f"county broker (default {DEFAULT_BROKER})")
     _add_db(ingest)
     ingest.add_argument("--worker", default="1",
-                        help="this worker's id, fixed across restarts (its broker session keeps its share)")
+                        help="this worker's id, fixed across restarts (its broker session keeps its share); "
+                             "on a broker from `hall county broker-config` its login ingest-N is its client id")
     ingest.add_argument("--group", default="ingest", help="shared-subscription group of the workers")
     ingest.add_argument("--ca-file", help="CA certificate of the county broker, for mqtts://")
+    limits = QuarantineLimits()
+    ingest.add_argument("--quarantine-per-minute", type=int, default=limits.messages_per_minute,
+                        help="rejected messages kept per hall and minute; the rest are counted, not kept "
+                             f"(default {limits.messages_per_minute})")
+    ingest.add_argument("--quarantine-bytes-per-hour", type=int, default=limits.bytes_per_hour,
+                        help=f"rejected payload bytes kept per hall and hour (default {limits.bytes_per_hour})")
+    ingest.add_argument("--quarantine-payload-cap", type=int, default=limits.payload_cap,
+                        help=f"bytes kept of each rejected payload (default {limits.payload_cap})")
     ingest.set_defaults(handler=run_ingest)
 
     report = actions.add_parser("report", help="per hall and day: tickets, waits, satisfaction, coverage, cases")
@@ -45,6 +55,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     broker.add_argument("--out", required=True, type=Path, help="folder to write into")
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="0.0.0.0")
+    broker.add_argument("--workers", type=int, default=2,
+                        help="ingest workers: one login each, ingest-1 … ingest-N (default 2)")
     broker.set_defaults(handler=write_broker_config)
 
     devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
@@ -60,7 +72,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def write_broker_config(args: argparse.Namespace) -> int:
     from broker.mosquitto import write_county_config
 
-    for path in write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind):
+    try:
+        paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
+                                    workers=args.workers)
+    except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
+        raise CommandFailed(str(exc)) from None
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -74,7 +91,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     from broker.cli import _address, _wait_for_signal
     from county.ingest import Ingest
 
-    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker, group=args.group, ca_file=args.ca_file)
+    limits = QuarantineLimits(messages_per_minute=args.quarantine_per_minute,
+                              bytes_per_hour=args.quarantine_bytes_per_hour, payload_cap=args.quarantine_payload_cap)
+    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker, group=args.group, ca_file=args.ca_file,
+                    limits=limits)
     ingest.start()
     _wait_for_signal()
     ingest.stop()

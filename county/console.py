@@ -24,14 +24,11 @@ from zoneinfo import ZoneInfo
 import psycopg
 from pydantic import BaseModel, ConfigDict
 
-from county.report import CLOSED_STEPS
 from county.schema import SUMMARY_ZONE
 from devices.printer.status import PaperLevel
-from hallkit.rating.models import CaseStep
+from hallkit.queue.numbering import ticket_id_prefix
 
 ZONE = ZoneInfo(SUMMARY_ZONE)
-OPEN_STEPS = [step.value for step in CaseStep if step.value not in CLOSED_STEPS]
-"""Open is "not closed" by the report's rule; listed so the (step, deadline) index answers."""
 VISIT_OFFLINE_MINUTES = 30
 """A device offline longer than this needs someone to go and look; a restart takes less."""
 MIN_RANKED = 20
@@ -109,19 +106,19 @@ class HallRow(_View):
 
 
 _OPEN_CASES = f"""SELECT hall, count(*) AS open, count(*) FILTER (WHERE deadline < %(today)s) AS overdue
-    FROM case_latest WHERE step = ANY(%(open)s) AND {_scoped()} GROUP BY hall"""
+    FROM case_latest WHERE NOT finished AND {_scoped()} GROUP BY hall"""
 
 
 def open_cases(conn: psycopg.Connection, scope: Scope, today: date) -> dict[str, tuple[int, int]]:
-    """Open and overdue cases per hall, now (the daily report's rule, read through the step index)."""
-    rows = conn.execute(_OPEN_CASES, {"today": today, "open": OPEN_STEPS, "halls": scope.param})  # type: ignore[arg-type]
+    """Every open case per hall and those overdue, now, whatever day their rating was (a partial index)."""
+    rows = conn.execute(_OPEN_CASES, {"today": today, "halls": scope.param})  # type: ignore[arg-type]
     return {hall: (open_count, overdue) for hall, open_count, overdue in rows}
 
 
 def halls_overview(conn: psycopg.Connection, scope: Scope, day: date, now: datetime,
                    silent_hours: float = 24.0) -> list[HallRow]:
     """Every hall the scope allows, with its link and ``day``'s figures (today: so far)."""
-    params: dict[str, Any] = {"halls": scope.param, "day": day, "open": OPEN_STEPS, "today": county_today(now),
+    params: dict[str, Any] = {"halls": scope.param, "day": day, "today": county_today(now),
                               "visit": now - timedelta(minutes=VISIT_OFFLINE_MINUTES),
                               "paper": [PaperLevel.NEAR_END.value, PaperLevel.OUT.value]}
     rows = conn.execute(f"""
@@ -197,10 +194,11 @@ def hall_detail(conn: psycopg.Connection, scope: Scope, hall: str, day: date, no
     snapshots = conn.execute(
         """SELECT as_of, (body -> 'total' ->> 'taken')::int, (body -> 'total' ->> 'waiting')::int
            FROM queue_stats WHERE hall = %s AND day = %s ORDER BY as_of""", (hall, day)).fetchall()
+    # The day's ratings are its tickets' (as in the report); a day's service can run past midnight.
     rated = {int(h): (n, b) for h, n, b in conn.execute(
         """SELECT extract(hour FROM served_at AT TIME ZONE %s), count(*), count(*) FILTER (WHERE level <= 2)
-           FROM ratings WHERE hall = %s AND served_at >= %s AND served_at < %s GROUP BY 1""",
-        (SUMMARY_ZONE, hall, start, start + timedelta(days=1)))}
+           FROM ratings WHERE hall = %s AND served_at >= %s AND served_at < %s AND ticket_id LIKE %s GROUP BY 1""",
+        (SUMMARY_ZONE, hall, start - timedelta(days=1), start + timedelta(days=2), ticket_id_prefix(day) + "%"))}
     services = [ServiceQueueRow(service_id=s, taken=t, served=v, abandoned=a, waiting=w,
                                 mean_wait_minutes=_minutes(m))
                 for s, t, v, a, w, m in conn.execute(
@@ -426,9 +424,9 @@ def overdue_cases(conn: psycopg.Connection, scope: Scope, today: date,
         FROM case_latest c
         LEFT JOIN ratings r ON r.hall = c.hall AND r.rating_id = c.rating_id
         LEFT JOIN hall_register g ON g.hall = c.hall
-        WHERE c.step = ANY(%(open)s) AND c.deadline < %(today)s AND {_scoped('c.hall')}
+        WHERE NOT c.finished AND c.deadline < %(today)s AND {_scoped('c.hall')}
         ORDER BY c.deadline, c.hall, c.case_id LIMIT %(limit)s""",
-        {"open": OPEN_STEPS, "today": today, "halls": scope.param, "limit": limit}).fetchall()
+        {"today": today, "halls": scope.param, "limit": limit}).fetchall()
     return [OverdueCase(hall=hall, hall_name=name, township=township, case_id=case_id, step=step, deadline=deadline,
                         days_over=(today - deadline).days, opened_at=opened, service=service, staff=staff,
                         level=level, tags=list(tags or []))
@@ -543,6 +541,7 @@ class HallMonth(_View):
     abandoned: int | None
     mean_wait_minutes: float | None
     ratings: int
+    voided: int
     bad: int
     satisfaction: float | None
     bad_rate: float | None
@@ -551,6 +550,9 @@ class HallMonth(_View):
     cases_opened: int
     cases_open: int
     cases_overdue: int
+    appeals: int
+    appeals_upheld: int
+    appeals_rejected: int
 
 
 class MonthReport(_View):
@@ -564,9 +566,8 @@ class MonthReport(_View):
 def month_report(conn: psycopg.Connection, scope: Scope, month: date, now: datetime) -> MonthReport:
     """Per hall and per service, the days of ``month`` added up under the daily report's definitions."""
     period = month_period(month)
-    params: dict[str, Any] = {"halls": scope.param, "start": period.start, "end": period.end, "open": OPEN_STEPS,
-                              "today": county_today(now), "month": period.start,
-                              "from": day_start(period.start), "to": day_start(period.end + timedelta(days=1))}
+    params: dict[str, Any] = {"halls": scope.param, "start": period.start, "end": period.end,
+                              "today": county_today(now), "month": period.start}
     queue = {row[0]: row[1:] for row in conn.execute(f"""
         SELECT hall, count(*), sum((body -> 'total' ->> 'taken')::int), sum((body -> 'total' ->> 'served')::int),
                sum((body -> 'total' ->> 'abandoned')::int),
@@ -574,19 +575,19 @@ def month_report(conn: psycopg.Connection, scope: Scope, month: date, now: datet
                sum((body -> 'total' ->> 'served')::int) FILTER (WHERE body -> 'total' ->> 'mean_wait_seconds' IS NOT NULL)
         FROM stats_latest WHERE day BETWEEN %(start)s AND %(end)s AND {_scoped()} GROUP BY hall""", params)}
     rated = {row[0]: row[1:] for row in conn.execute(f"""
-        SELECT hall, sum(ratings), sum(bad), sum(satisfied), sum(given), sum(score_sum)
+        SELECT hall, sum(ratings), sum(bad), sum(satisfied), sum(given), sum(score_sum), sum(voided)
         FROM rating_monthly WHERE month = %(month)s AND {_scoped()} GROUP BY hall""", params)}
-    opened = dict(conn.execute(f"""
-        SELECT hall, count(*) FROM case_latest WHERE opened_at >= %(from)s AND opened_at < %(to)s AND {_scoped()}
-        GROUP BY hall""", params).fetchall())
-    cases = open_cases(conn, scope, params["today"])
+    # The cases of the month's ratings, as the daily report counts the cases of a day's ratings.
+    cases = {row[0]: row[1:] for row in conn.execute(f"""
+        SELECT hall, count(*), count(*) FILTER (WHERE NOT finished),
+               count(*) FILTER (WHERE NOT finished AND deadline < %(today)s), sum(appeals), sum(upheld), sum(rejected)
+        FROM case_latest WHERE ticket_day BETWEEN %(start)s AND %(end)s AND {_scoped()} GROUP BY hall""", params)}
     names = {hall: (name, township) for hall, name, township in conn.execute(
         f"SELECT hall, name, township FROM hall_register WHERE {_scoped()}", params)}
     halls = [_hall_month(hall, *names.get(hall, (hall, "")), queue.get(hall, (0, None, None, None, None, None)),
-                         rated.get(hall, (0, 0, 0, 0, 0)), opened.get(hall, 0), cases.get(hall, (0, 0)))
-             for hall in sorted(set(queue) | set(rated) | set(names) | set(cases) | set(opened))]
-    total = _hall_month("", "", "", _add(queue.values(), 6), _add(rated.values(), 5), sum(opened.values()),
-                        tuple(_add(cases.values(), 2)))
+                         rated.get(hall, (0, 0, 0, 0, 0, 0)), cases.get(hall, (0, 0, 0, 0, 0, 0)))
+             for hall in sorted(set(queue) | set(rated) | set(names) | set(cases))]
+    total = _hall_month("", "", "", _add(queue.values(), 6), _add(rated.values(), 6), _add(cases.values(), 6))
     return MonthReport(month=period.start, generated_at=now, halls=halls, total=total,
                        services=satisfaction(conn, scope, period, Grouping.SERVICE))
 
@@ -599,16 +600,18 @@ def _add(rows: Iterable[tuple[Any, ...]], width: int) -> list[Any]:
     return sums
 
 
-def _hall_month(hall: str, name: str, township: str, queue: Iterable[Any], rated: Iterable[Any], opened: int,
-                cases: tuple[int, int]) -> HallMonth:
+def _hall_month(hall: str, name: str, township: str, queue: Iterable[Any], rated: Iterable[Any],
+                cases: Iterable[Any]) -> HallMonth:
     days, taken, served, abandoned, wait_weighted, wait_served = queue
-    count, bad, satisfied, given, score = (int(v or 0) for v in rated)
+    count, bad, satisfied, given, score, voided = (int(v or 0) for v in rated)
+    opened, open_count, overdue, appeals, upheld, rejected = (int(v or 0) for v in cases)
     return HallMonth(
         hall=hall, name=name, township=township, days=days or 0, taken=taken, served=served, abandoned=abandoned,
         mean_wait_minutes=_minutes(wait_weighted / wait_served) if wait_served else None,
-        ratings=count, bad=bad, satisfaction=share(satisfied, count), bad_rate=share(bad, count),
+        ratings=count, voided=voided, bad=bad, satisfaction=share(satisfied, count), bad_rate=share(bad, count),
         mean_score=round(score / count, 2) if count else None, coverage=share(given, served),
-        cases_opened=opened, cases_open=cases[0] or 0, cases_overdue=cases[1] or 0)
+        cases_opened=opened, cases_open=open_count, cases_overdue=overdue, appeals=appeals, appeals_upheld=upheld,
+        appeals_rejected=rejected)
 
 
 def _minutes(seconds: float | None) -> float | None:

@@ -32,6 +32,7 @@ import psycopg
 from broker.mqtt import BrokerAddress, make_client
 from county.contract import INGEST_FILTERS, INGEST_GROUP, shared
 from county.schema import migrate
+from county.quarantine import QuarantineLimits
 from county.store import Parsed, Rejected, parse, write
 from hallkit.i18n import bilingual
 
@@ -52,8 +53,9 @@ class _Message:
 
 class Ingest:
     def __init__(self, broker: BrokerAddress, dsn: str, worker_id: str = "1", group: str = INGEST_GROUP,
-                 ca_file: str | None = None) -> None:
+                 ca_file: str | None = None, limits: QuarantineLimits = QuarantineLimits()) -> None:
         self.broker = broker
+        self.limits = limits
         self.dsn = dsn
         self.group = group
         self.stored = 0
@@ -125,7 +127,7 @@ class Ingest:
                 log.exception("unexpected failure ingesting %d messages", len(group))
                 rejects: list[Parsed] = [Rejected(m.topic, m.payload, "county.quarantine.internal",
                                                   f"{type(exc).__name__}: {exc}"[:300]) for m in group]
-                if not self._with_database(lambda conn: write(conn, rejects)):
+                if not self._with_database(lambda conn: write(conn, rejects, self.limits)):
                     return
                 self.quarantined += len(rejects)
             for message in group:
@@ -139,7 +141,7 @@ class Ingest:
         def store(conn: psycopg.Connection) -> None:
             try:
                 with conn.transaction():
-                    added = write(conn, parsed)
+                    added = write(conn, parsed, self.limits)
                 self.stored += added
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 # Valid by the contract, refused by the database (a NUL in a text, a value out of
@@ -168,12 +170,12 @@ class Ingest:
         for index, (message, item) in enumerate(zip(group, parsed, strict=True)):
             try:
                 with conn.transaction():
-                    added = write(conn, [item])
+                    added = write(conn, [item], self.limits)
                 self.stored += added
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 reject = Rejected(message.topic, message.payload, "county.quarantine.db_rejected", str(exc)[:300])
                 with conn.transaction():
-                    write(conn, [reject])
+                    write(conn, [reject], self.limits)
                 parsed[index] = reject
 
     def _connection(self) -> psycopg.Connection:

@@ -1,32 +1,51 @@
 """What the county reads: per hall and day, and the device fleet. Queries and their plain-text form.
 
-Definitions (also in docs/upstream.md):
+The figures of a hall's day are the hall's own, defined once (docs/queue.md, "Daily figures"):
 
 - tickets and waits: the hall's latest statistics of that day (the final ones once the next day
-  opened); a wait runs from taking a ticket to its first call;
-- satisfaction (满意率): ratings at 基本满意 or better, over all ratings of services done that day;
-- coverage (应评尽评): ratings residents gave (not the province's default for a missing one) over
-  tickets served that day;
-- a case is open until its latest step is closed or an appeal decision; overdue when open past
-  its deadline;
+  opened), folded by the hall with ``hallkit.queue.figures``;
+- ratings, cases and appeals: computed here in SQL from the records the hall sent, to the
+  definitions of ``hallkit.rating.report`` exactly: a day's ratings are those whose ticket id
+  starts with the day (the queue's business day, not ``served_at``); a rating is voided when its
+  case has an ``appeal_upheld`` step and is then left out of every rate; a case is open until it
+  has a ``closed`` or ``appeal_upheld`` step (``appeal_rejected`` does not close it); overdue when
+  open and its deadline is before the day the report is made;
 - a hall is silent when nothing arrived from it for more than ``silent_hours``.
+- quarantine, per hall (the topic's, i.e. the sender's): messages kept, and those dropped over
+  its limits (``county.quarantine``), since the database began.
+
+Every figure is per hall: item ids are the sending hall's own, so joins between tables are on
+(hall, id).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from county.contract import QueueStats
 from devices.printer.status import PaperLevel
 from hallkit.i18n import bilingual, text
+from hallkit.queue.numbering import ticket_id_prefix
+from hallkit.rating.cases import FINISHING_STEPS
+from hallkit.rating.models import CaseStep
 
-CLOSED_STEPS = ("closed", "appeal_upheld", "appeal_rejected")
-DEFINITIONS = tuple(f"county.definition.{name}" for name in ("tickets", "satisfaction", "coverage", "cases", "silent"))
+DAY_CASES = """
+    SELECT u.hall, u.rating_id, bool_or(u.step = ANY(%(finishing)s)) AS finished,
+           bool_or(u.step = %(upheld)s) AS voided, max(u.deadline) AS deadline,
+           count(*) FILTER (WHERE u.step = %(appealed)s) AS appeals,
+           count(*) FILTER (WHERE u.step = %(upheld)s) AS upheld,
+           count(*) FILTER (WHERE u.step = %(rejected)s) AS rejected
+    FROM case_updates u JOIN ratings r ON r.hall = u.hall AND r.rating_id = u.rating_id
+    WHERE r.ticket_id LIKE %(day)s
+    GROUP BY u.hall, u.rating_id"""
+"""Per rating of the day, its case's outcome from all its steps (``hallkit.rating.cases.case_outcomes``)."""
+DEFINITIONS = tuple(f"county.definition.{name}" for name in ("tickets", "day", "satisfaction", "coverage", "cases",
+                                                             "silent"))
 """The definitions above as message keys: the console prints them on its reports, in both languages."""
 
 
@@ -41,17 +60,32 @@ class HallDay(BaseModel):
     mean_wait_minutes: float | None
     p90_wait_minutes: float | None
     stats_final: bool | None
-    ratings: int
+    ratings: int = Field(description="counted: given or defaulted, less voided (hallkit.rating.report)")
+    voided: int
     bad_ratings: int
     satisfaction: float | None
+    bad_rate: float | None
     mean_score: float | None
     coverage: float | None
     cases_open: int
     cases_overdue: int
+    appeals: int
+    appeals_upheld: int
+    appeals_rejected: int
     last_seen: datetime | None
     silent: bool
     link_state: str | None
     backlog: int | None
+
+
+class HallQuarantine(BaseModel):
+    hall: str
+    kept: int
+    kept_bytes: int
+    dropped: int
+    dropped_bytes: int
+    truncated: int
+    last_dropped_at: datetime | None
 
 
 class CountyReport(BaseModel):
@@ -61,6 +95,7 @@ class CountyReport(BaseModel):
     halls: list[HallDay]
     silent_halls: list[str]
     quarantined: int
+    quarantine: list[HallQuarantine]
 
 
 class DeviceRow(BaseModel):
@@ -89,32 +124,45 @@ class Fleet(BaseModel):
 def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_hours: float,
                   now: datetime | None = None) -> CountyReport:
     now = now or datetime.now(UTC)
-    start = datetime.combine(day, time(0), zone)
-    end = start + timedelta(days=1)
     today = now.astimezone(zone).date()
     stats = {hall: QueueStats.model_validate(body) for hall, body in conn.execute(
         "SELECT DISTINCT ON (hall) hall, body FROM queue_stats WHERE day = %s ORDER BY hall, final DESC, as_of DESC",
         (day,))}
+    day_params = {"day": ticket_id_prefix(day) + "%", "finishing": [str(s) for s in FINISHING_STEPS],
+                  "appealed": CaseStep.APPEALED.value, "upheld": CaseStep.APPEAL_UPHELD.value,
+                  "rejected": CaseStep.APPEAL_REJECTED.value, "today": today}
+    # Ratings and cases of the day by its ticket ids (the queue's business day), as the hall counts them.
     ratings = {row[0]: row[1:] for row in conn.execute(
-        """SELECT hall, count(*), count(*) FILTER (WHERE level <= 2), count(*) FILTER (WHERE level >= 3), avg(score),
-                  count(*) FILTER (WHERE channel <> 'default')
-           FROM ratings WHERE served_at >= %s AND served_at < %s GROUP BY hall""", (start, end))}
+        f"""SELECT r.hall, count(*) FILTER (WHERE NOT coalesce(c.voided, false)),
+                  count(*) FILTER (WHERE NOT coalesce(c.voided, false) AND r.level <= 2),
+                  count(*) FILTER (WHERE NOT coalesce(c.voided, false) AND r.level >= 3),
+                  avg(r.score) FILTER (WHERE NOT coalesce(c.voided, false)),
+                  count(*) FILTER (WHERE r.channel <> 'default'), count(*) FILTER (WHERE c.voided)
+           FROM ratings r LEFT JOIN ({DAY_CASES}) c ON c.hall = r.hall AND c.rating_id = r.rating_id
+           WHERE r.ticket_id LIKE %(day)s GROUP BY r.hall""", day_params)}  # type: ignore[arg-type]
     cases = {row[0]: row[1:] for row in conn.execute(
-        """SELECT hall, count(*) FILTER (WHERE step <> ALL(%s)),
-                  count(*) FILTER (WHERE step <> ALL(%s) AND deadline < %s)
-           FROM (SELECT DISTINCT ON (hall, case_id) hall, step, deadline FROM case_updates
-                 ORDER BY hall, case_id, at DESC, seq DESC) latest GROUP BY hall""",
-        (list(CLOSED_STEPS), list(CLOSED_STEPS), today))}
+        f"""SELECT hall, count(*) FILTER (WHERE NOT finished), count(*) FILTER (WHERE NOT finished AND deadline < %(today)s),
+                  sum(appeals), sum(upheld), sum(rejected)
+           FROM ({DAY_CASES}) c GROUP BY hall""", day_params)}  # type: ignore[arg-type]
     halls = {row[0]: row[1:] for row in conn.execute(
         "SELECT hall, county, last_seen, link_state, backlog FROM halls")}
-    quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
+    quarantine = [HallQuarantine(hall=hall, kept=kept, kept_bytes=kept_bytes, dropped=dropped,
+                                 dropped_bytes=dropped_bytes, truncated=truncated, last_dropped_at=last_dropped)
+                  for hall, kept, kept_bytes, dropped, dropped_bytes, truncated, last_dropped in conn.execute(
+        """SELECT hall, coalesce(k.kept, 0), coalesce(k.kept_bytes, 0), coalesce(d.dropped_messages, 0),
+                  coalesce(d.dropped_bytes, 0), coalesce(d.truncated_messages, 0), d.last_dropped_at
+           FROM (SELECT hall, count(*) AS kept, sum(octet_length(payload)) AS kept_bytes FROM quarantine
+                 GROUP BY hall) AS k
+               FULL JOIN quarantine_halls AS d USING (hall)
+           WHERE k.kept > 0 OR d.dropped_messages > 0
+           ORDER BY hall""")]
     rows: list[HallDay] = []
     for hall in sorted(set(halls) | set(stats) | set(ratings)):
         county, last_seen, link_state, backlog = halls.get(hall, ("", None, None, None))
         day_stats = stats.get(hall)
         total = day_stats.total if day_stats else None
-        count, bad, good, mean_score, given = ratings.get(hall, (0, 0, 0, None, 0))
-        open_cases, overdue = cases.get(hall, (0, 0))
+        count, bad, good, mean_score, given, voided = ratings.get(hall, (0, 0, 0, None, 0, 0))
+        open_cases, overdue, appeals, upheld, rejected = cases.get(hall, (0, 0, 0, 0, 0))
         silent = last_seen is None or now - last_seen > timedelta(hours=silent_hours)
         rows.append(HallDay(
             hall=hall, county=county, day=day,
@@ -123,14 +171,16 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
             mean_wait_minutes=_minutes(total.mean_wait_seconds) if total else None,
             p90_wait_minutes=_minutes(total.p90_wait_seconds) if total else None,
             stats_final=day_stats.final if day_stats else None,
-            ratings=count, bad_ratings=bad, satisfaction=round(good / count, 4) if count else None,
+            ratings=count, voided=voided, bad_ratings=bad, satisfaction=round(good / count, 4) if count else None,
+            bad_rate=round(bad / count, 4) if count else None,
             mean_score=round(float(mean_score), 2) if mean_score is not None else None,
             coverage=round(given / total.served, 4) if total and total.served else None,
-            cases_open=open_cases, cases_overdue=overdue, last_seen=last_seen, silent=silent,
+            cases_open=open_cases, cases_overdue=overdue, appeals=int(appeals), appeals_upheld=int(upheld),
+            appeals_rejected=int(rejected), last_seen=last_seen, silent=silent,
             link_state=link_state, backlog=backlog))
     return CountyReport(day=day, generated_at=now, silent_hours=silent_hours, halls=rows,
                         silent_halls=[r.hall for r in rows if r.silent],
-                        quarantined=int(quarantined[0]) if quarantined else 0)
+                        quarantined=sum(q.kept for q in quarantine), quarantine=quarantine)
 
 
 def fleet(conn: psycopg.Connection, now: datetime | None = None) -> Fleet:
@@ -165,6 +215,7 @@ def _cell(value: object) -> str:
 REPORT_COLUMNS = ("hall", "taken", "served", "abandoned", "waiting", "mean_wait", "p90_wait", "ratings", "bad",
                   "satisfaction", "coverage", "cases_open", "overdue")
 FLEET_COLUMNS = ("hall", "device", "kind", "state", "version", "problems")
+QUARANTINE_COLUMNS = ("hall", "kept", "kept_size", "dropped", "dropped_size", "truncated")
 
 
 def _table(columns: tuple[str, ...], rows: list[list[str]], prefix: str) -> list[str]:
@@ -196,6 +247,11 @@ def render_report(report: CountyReport) -> str:
                                halls=", ".join(report.silent_halls)))
     if report.quarantined:
         lines.append(bilingual("county.report.quarantined", count=report.quarantined))
+    if report.quarantine:
+        lines.append(bilingual("county.report.quarantine.title"))
+        lines += _table(QUARANTINE_COLUMNS, [[q.hall, str(q.kept), _size(q.kept_bytes), str(q.dropped),
+                                              _size(q.dropped_bytes), str(q.truncated)] for q in report.quarantine],
+                        "county.report.quarantine.col")
     return "\n".join(lines)
 
 
@@ -218,6 +274,12 @@ def render_fleet(result: Fleet) -> str:
         lines.append(bilingual("county.devices.versions", kind=kind,
                                versions=", ".join(f"{v or '-'} ×{n}" for v, n in sorted(versions.items()))))
     return "\n".join(lines)
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
 
 
 def _percent(share: float | None) -> str:

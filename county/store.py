@@ -5,13 +5,19 @@ or a rejection with a reason (never an exception). :func:`write` stores a
 group of them in the caller's transaction: a batch whose ``msg_id`` is known
 is skipped whole; every item is inserted ``ON CONFLICT DO NOTHING`` on its own
 id, so a batch sent again under a new message id (after a hall's reconnect)
-adds nothing either. One ``INSERT … SELECT FROM unnest(arrays)`` per table
-and group: the cost per row is PostgreSQL's, not a round trip's.
+adds nothing either. Every id is the sending hall's: keys are (hall, id), the
+hall taken from the topic, which the broker's ACL ties to the hall's login, so
+no hall can pre-empt another's ids. One ``INSERT … SELECT FROM unnest(arrays)``
+per table and group: the cost per row is PostgreSQL's, not a round trip's.
+
+What is rejected goes to ``quarantine`` within a per-hall budget
+(:class:`QuarantineLimits`); what is over it is dropped and counted per hall.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,6 +25,7 @@ import psycopg
 from pydantic import ValidationError
 
 from county.contract import (
+    ID,
     UP_BATCH,
     CaseBatch,
     RatingBatch,
@@ -28,13 +35,19 @@ from county.contract import (
     UplinkStatus,
     parse_topic,
 )
+from county.quarantine import UNPARSED_HALL, QuarantineLimits, QuarantineUse, admit
 
 UpBatchModel = RatingBatch | CaseBatch | StatsBatch | TelemetryBatch
+
+TOPIC_CAP = 512
+"""Characters kept of a quarantined message's topic (an uplink topic is far shorter; MQTT allows 64 KiB)."""
 
 
 @dataclass(frozen=True)
 class Accepted:
     batch: UpBatchModel
+    hall: str
+    """The topic's hall: the sender's login, by the broker's ACL. Every id it sent is scoped by it."""
     raw: bytes = field(repr=False)
 
 
@@ -49,6 +62,12 @@ class Rejected:
     payload: bytes
     reason: str
     detail: str
+
+    @property
+    def hall(self) -> str:
+        """Whose budget it counts against: the topic's hall (the sender), whatever the payload says."""
+        parts = parse_topic(self.topic)
+        return parts.hall if parts is not None and re.fullmatch(ID, parts.hall) else UNPARSED_HALL
 
 
 Parsed = Accepted | LinkStatus | Rejected
@@ -77,35 +96,32 @@ def parse(topic: str, payload: bytes) -> Parsed:
                 if said != topic_value]
     if mismatch:
         return Rejected(topic, payload, "county.quarantine.topic_mismatch", "; ".join(mismatch)[:300])
-    return LinkStatus(model) if isinstance(model, UplinkStatus) else Accepted(model, payload)
+    return LinkStatus(model) if isinstance(model, UplinkStatus) else Accepted(model, parts.hall, payload)
 
 
-def write(conn: psycopg.Connection, parsed: list[Parsed]) -> int:
+def write(conn: psycopg.Connection, parsed: list[Parsed], limits: QuarantineLimits = QuarantineLimits(),
+          now: datetime | None = None) -> int:
     """Store a group in the open transaction; returns the number of new items."""
-    now = datetime.now(UTC)
-    accepted = {p.batch.msg_id: p for p in parsed if isinstance(p, Accepted)}
+    now = now or datetime.now(UTC)
+    accepted = {(p.hall, p.batch.msg_id): p for p in parsed if isinstance(p, Accepted)}
     new: list[Accepted] = []
     if accepted:
-        ordered = [a.batch for a in accepted.values()]
+        ordered = list(accepted.values())
         known = conn.execute(
             """INSERT INTO messages (msg_id, hall, kind, items, historical, sent_at)
                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::bool[], %s::timestamptz[])
-               ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id""",
-            ([b.msg_id for b in ordered], [b.hall for b in ordered], [b.kind for b in ordered],
-             [len(b.items) for b in ordered], [b.historical for b in ordered], [b.sent_at for b in ordered]),
+               ON CONFLICT (hall, msg_id) DO NOTHING RETURNING hall, msg_id""",
+            ([a.batch.msg_id for a in ordered], [a.hall for a in ordered], [a.batch.kind for a in ordered],
+             [len(a.batch.items) for a in ordered], [a.batch.historical for a in ordered],
+             [a.batch.sent_at for a in ordered]),
         ).fetchall()
-        fresh = {row[0] for row in known}
-        new = [a for a in accepted.values() if a.batch.msg_id in fresh]
+        new = [accepted[(hall, msg_id)] for hall, msg_id in known]
     added = _ratings(conn, [a for a in new if isinstance(a.batch, RatingBatch)])
-    added += _cases(conn, [a.batch for a in new if isinstance(a.batch, CaseBatch)])
-    added += _stats(conn, [a.batch for a in new if isinstance(a.batch, StatsBatch)])
-    added += _telemetry(conn, [a.batch for a in new if isinstance(a.batch, TelemetryBatch)])
+    added += _cases(conn, [(a.hall, a.batch) for a in new if isinstance(a.batch, CaseBatch)])
+    added += _stats(conn, [(a.hall, a.batch) for a in new if isinstance(a.batch, StatsBatch)])
+    added += _telemetry(conn, [(a.hall, a.batch) for a in new if isinstance(a.batch, TelemetryBatch)])
     _halls(conn, [a.batch for a in accepted.values()], [p.status for p in parsed if isinstance(p, LinkStatus)], now)
-    rejected = [p for p in parsed if isinstance(p, Rejected)]
-    if rejected:
-        conn.cursor().executemany(
-            "INSERT INTO quarantine (topic, payload, reason, detail) VALUES (%s, %s, %s, %s)",
-            [(r.topic.replace("\x00", ""), r.payload, r.reason, r.detail.replace("\x00", "")) for r in rejected])
+    _quarantine(conn, [p for p in parsed if isinstance(p, Rejected)], limits, now)
     return added
 
 
@@ -118,63 +134,63 @@ def _ratings(conn: psycopg.Connection, batches: list[Accepted]) -> int:
         """INSERT INTO ratings (rating_id, hall, epoch, seq, region_code, service_event_id, ticket_id,
                ticket_number, service_code, service_name, department, window_no, staff_id, staff_name, channel,
                level, score, tags, comment, served_at, rated_at)
-           SELECT r.rating_id, m.payload ->> 'hall', m.payload ->> 'epoch', (item ->> 'seq')::bigint, r.region_code,
+           SELECT r.rating_id, (%s::text[])[m.n], m.payload ->> 'epoch', (item ->> 'seq')::bigint, r.region_code,
                r.service_event_id,
                r.ticket_id, r.ticket_number, r.service_code, r.service_name, r.department, r."window", r.staff_id,
                r.staff_name, r.channel, r.level, r.score, r.tags, r.text, r.served_at, r.rated_at
-           FROM jsonb_array_elements(%s::jsonb) AS m(payload),
+           FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS m(payload, n),
                jsonb_array_elements(m.payload -> 'items') AS item,
                jsonb_to_record(item -> 'body') AS r(rating_id text, region_code text, service_event_id text,
                    ticket_id text, ticket_number text, service_code text, service_name text, department text,
                    "window" integer, staff_id text, staff_name text, channel text, level smallint, score integer,
                    tags jsonb, text text, served_at timestamptz, rated_at timestamptz)
-           ON CONFLICT (rating_id) DO NOTHING""",
+           ON CONFLICT (hall, rating_id) DO NOTHING""",
         # One JSON array of the payloads as sent: a text array would escape every quote in Python.
-        ((b"[" + b",".join(a.raw for a in batches) + b"]").decode(),))
+        ([a.hall for a in batches], (b"[" + b",".join(a.raw for a in batches) + b"]").decode()))
     return cursor.rowcount
 
 
-def _cases(conn: psycopg.Connection, batches: list[CaseBatch]) -> int:
-    rows = [(u.update_id, b.hall, b.epoch, item.seq, u.case_id, u.rating_id, u.step.value, u.by, u.at, u.note,
-             u.deadline) for b in batches for item in b.items for u in (item.body,)]
+def _cases(conn: psycopg.Connection, batches: list[tuple[str, CaseBatch]]) -> int:
+    rows = [(u.update_id, hall, b.epoch, item.seq, u.case_id, u.rating_id, u.step.value, u.by, u.at, u.note,
+             u.deadline) for hall, b in batches for item in b.items for u in (item.body,)]
     if not rows:
         return 0
     cursor = conn.execute(
         """INSERT INTO case_updates (update_id, hall, epoch, seq, case_id, rating_id, step, by_staff, at, note, deadline)
            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],
                                 %s::text[], %s::timestamptz[], %s::text[], %s::date[])
-           ON CONFLICT (update_id) DO NOTHING""",
+           ON CONFLICT (hall, update_id) DO NOTHING""",
         [list(c) for c in zip(*rows, strict=True)])
     return cursor.rowcount
 
 
-def _stats(conn: psycopg.Connection, batches: list[StatsBatch]) -> int:
-    rows = [(s.stats_id, b.hall, b.epoch, item.seq, s.day, s.as_of, s.final, s.model_dump_json())
-            for b in batches for item in b.items for s in (item.body,)]
+def _stats(conn: psycopg.Connection, batches: list[tuple[str, StatsBatch]]) -> int:
+    rows = [(s.stats_id, hall, b.epoch, item.seq, s.day, s.as_of, s.final, s.model_dump_json())
+            for hall, b in batches for item in b.items for s in (item.body,)]
     if not rows:
         return 0
     cursor = conn.execute(
         """INSERT INTO queue_stats (stats_id, hall, epoch, seq, day, as_of, final, body)
            SELECT a, b, c, d, e, f, g, h::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[],
                %s::date[], %s::timestamptz[], %s::bool[], %s::text[]) AS x(a, b, c, d, e, f, g, h)
-           ON CONFLICT (stats_id) DO NOTHING""",
+           ON CONFLICT (hall, stats_id) DO NOTHING""",
         [list(c) for c in zip(*rows, strict=True)])
     return cursor.rowcount
 
 
-def _telemetry(conn: psycopg.Connection, batches: list[TelemetryBatch]) -> int:
-    items = [(b, item.seq, item.body) for b in batches for item in b.items]
+def _telemetry(conn: psycopg.Connection, batches: list[tuple[str, TelemetryBatch]]) -> int:
+    items = [(hall, b, item.seq, item.body) for hall, b in batches for item in b.items]
     if not items:
         return 0
-    rows = [(t.telemetry_id, b.hall, b.epoch, seq, t.device, t.kind, t.state, t.session, t.version, t.observed_at,
-             t.paper, json.dumps(t.faults, ensure_ascii=False)) for b, seq, t in items]
+    rows = [(t.telemetry_id, hall, b.epoch, seq, t.device, t.kind, t.state, t.session, t.version, t.observed_at,
+             t.paper, json.dumps(t.faults, ensure_ascii=False)) for hall, b, seq, t in items]
     cursor = conn.execute(
         """INSERT INTO telemetry (telemetry_id, hall, epoch, seq, device, kind, state, session, version, observed_at,
                paper, faults)
            SELECT a, b, c, d, e, f, g, h, i, j, k, l::jsonb FROM unnest(%s::text[], %s::text[], %s::text[],
                %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[],
                %s::text[], %s::text[]) AS x(a, b, c, d, e, f, g, h, i, j, k, l)
-           ON CONFLICT (telemetry_id) DO NOTHING""",
+           ON CONFLICT (hall, telemetry_id) DO NOTHING""",
         [list(c) for c in zip(*rows, strict=True)])
     # The fleet table keeps each device's newest state; one row per device per statement, in key
     # order, so two workers never wait on each other's rows in opposite orders (no deadlock).
@@ -225,3 +241,43 @@ def _halls(conn: psycopg.Connection, batches: list[UpBatchModel], statuses: list
                                     OR (link_session = %s AND link_at <= %s))""",
             (status.state, status.session, status.ts, status.backlog, status.oldest_seconds, hall,
              status.session, status.session, status.ts))
+
+
+def _quarantine(conn: psycopg.Connection, rejected: list[Rejected], limits: QuarantineLimits,
+                now: datetime) -> None:
+    """Keep what fits each hall's budget, truncated to the cap; count the rest against its hall."""
+    if not rejected:
+        return
+    by_hall: dict[str, list[Rejected]] = {}
+    for reject in rejected:
+        by_hall.setdefault(reject.hall, []).append(reject)
+    # One statement creates or locks every hall's budget row until the commit, in hall order as in
+    # every worker (no deadlock), so workers sharing a hall's budget take turns; it returns the use.
+    uses = {hall: QuarantineUse(*use) for hall, *use in conn.execute(
+        """INSERT INTO quarantine_halls AS q (hall, minute_start, hour_start)
+           SELECT h, %s, %s FROM unnest(%s::text[]) AS h ORDER BY h
+           ON CONFLICT (hall) DO UPDATE SET hall = q.hall
+           RETURNING hall, minute_start, minute_messages, hour_start, hour_bytes""",
+        (now, now, sorted(by_hall))).fetchall()}
+    admissions = {hall: admit(uses[hall], [len(r.payload) for r in rejects], limits, now)
+                  for hall, rejects in by_hall.items()}
+    rows = [(hall, a.use.minute_start, a.use.minute_messages, a.use.hour_start, a.use.hour_bytes, a.dropped_messages,
+             a.dropped_bytes, a.truncated_messages) for hall in sorted(admissions) for a in (admissions[hall],)]
+    conn.execute(
+        """UPDATE quarantine_halls AS q SET minute_start = x.ms, minute_messages = x.mm, hour_start = x.hs,
+               hour_bytes = x.hb, dropped_messages = q.dropped_messages + x.dm,
+               dropped_bytes = q.dropped_bytes + x.db, truncated_messages = q.truncated_messages + x.tm,
+               last_dropped_at = CASE WHEN x.dm > 0 THEN %s ELSE q.last_dropped_at END
+           FROM unnest(%s::text[], %s::timestamptz[], %s::int[], %s::timestamptz[], %s::bigint[], %s::bigint[],
+                       %s::bigint[], %s::bigint[]) AS x(hall, ms, mm, hs, hb, dm, db, tm)
+           WHERE q.hall = x.hall""",
+        [now, *[list(column) for column in zip(*rows, strict=True)]])
+    kept = [(hall, r) for hall, rejects in by_hall.items()
+            for r, fits in zip(rejects, admissions[hall].kept, strict=True) if fits]
+    if kept:
+        conn.execute(
+            """INSERT INTO quarantine (hall, topic, payload, size, reason, detail)
+               SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::text[], %s::text[])""",
+            ([hall for hall, _ in kept], [r.topic.replace("\x00", "")[:TOPIC_CAP] for _, r in kept],
+             [r.payload[:limits.payload_cap] for _, r in kept], [len(r.payload) for _, r in kept],
+             [r.reason for _, r in kept], [r.detail.replace("\x00", "") for _, r in kept]))

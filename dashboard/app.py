@@ -38,7 +38,7 @@ from hallkit.rating.models import CaseStep, CaseStepCommand
 
 from dashboard.auth import Role, Session, UserStore
 from dashboard.live import LiveHall
-from dashboard.report import charts, day_stats, performance, report_csv
+from dashboard.report import charts, day_stats, figures, performance, report_csv
 from dashboard.stats import current_day
 from dashboard.views import ReportRow
 from dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang
@@ -77,6 +77,7 @@ class Dashboard(SessionPages):
             Route("/report.csv", self.report_download),
             Route("/api/board", self.board_json),
             Route("/api/charts", self.charts_json),
+            Route("/api/figures", self.figures_json),
             Route("/api/devices", self.devices_json),
             Route("/api/stream", self.stream),
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
@@ -129,7 +130,7 @@ class Dashboard(SessionPages):
         return self.render(request, "charts.html", day=self._day(request))
 
     async def ratings_page(self, request: Request) -> HTMLResponse:
-        today = current_day(self.config, datetime.now(UTC))
+        today = self._today()
         day = self._day(request)
         book = self.live.ratings
 
@@ -173,9 +174,13 @@ class Dashboard(SessionPages):
         return self.render(request, "report.html", day=day, rows=rows, printed=datetime.now(self.config.hall.zone),
                            ratings=self.live.ratings.available)
 
+    def _today(self) -> date:
+        """The date cases are judged overdue on: the hall's local date, as ``hall figures`` and the county."""
+        return datetime.now(self.config.hall.zone).date()
+
     def _report_rows(self, day: date) -> list[ReportRow]:
         stats = day_stats(self.config, self.live.events, self.live.today, day)
-        today = current_day(self.config, datetime.now(UTC))
+        today = self._today()
         book = self.live.ratings
         return performance(self.config, stats, book.report(stats, today) if book.available else None)
 
@@ -200,7 +205,17 @@ class Dashboard(SessionPages):
         def build() -> str:
             now = datetime.now(UTC)
             stats = day_stats(self.config, self.live.events, self.live.today, day)
-            return charts(self.config, stats, self.live.ratings, current_day(self.config, now), now).model_dump_json()
+            return charts(self.config, stats, self.live.ratings, self._today(), now).model_dump_json()
+
+        return Response(await run_in_threadpool(build), media_type="application/json")
+
+    async def figures_json(self, request: Request) -> Response:
+        """Every figure of the day (``?day=``), defined in hallkit/queue/figures.py and hallkit/rating/report.py."""
+        day = self._day(request)
+
+        def build() -> str:
+            stats = day_stats(self.config, self.live.events, self.live.today, day)
+            return figures(self.config, stats, self.live.ratings, self._today()).model_dump_json()
 
         return Response(await run_in_threadpool(build), media_type="application/json")
 

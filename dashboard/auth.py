@@ -86,6 +86,27 @@ def _token_hash(token: str) -> str:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(12))
 
 
+ACCOUNTS_FILE = "dashboard.sqlite3"
+
+
+def manager_names(data: Path) -> set[str]:
+    """Names of the manager accounts in the data folder ``data`` (none when there is no dashboard).
+
+    The hub checks who records a case step against these, read-only: it never creates the file.
+    """
+    path = data / ACCOUNTS_FILE
+    if not path.exists():
+        return set()
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT name FROM users WHERE role = ?", (Role.MANAGER.value,)).fetchall()
+    except sqlite3.OperationalError:  # the file exists but the dashboard has not made its tables yet
+        return set()
+    finally:
+        conn.close()
+    return {name for (name,) in rows}
+
+
 class UserStore:
     def __init__(self, path: Path, session_hours: float = 8.0, max_failures: int = 5,
                  lockout_minutes: float = 15.0) -> None:

@@ -28,11 +28,12 @@ from broker.contract import (
     RatingReply,
     Topics,
 )
-from broker.mqtt import BrokerAddress, make_client, say_offline
+from broker import link
+from broker.link import Tap
+from broker.mqtt import BrokerAddress, say_offline
 from hallkit import __version__
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
-from hallkit.queue.models import new_id
 from hallkit.rating.models import CaseStepCommand
 
 from dashboard.alerts import AlertBook, conditions
@@ -111,27 +112,32 @@ class LiveHall:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dashboard-refresh", daemon=True)
-        self.client = make_client(
-            broker, client_id=f"{device}-dashboard-{new_id()[:6]}",
-            will=(self.topics.device_status(device), self._status(DeviceState.OFFLINE).model_dump_json().encode()))
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self._tap: Tap | None = None
+
+    @property
+    def client(self) -> mqtt.Client:
+        """The dashboard login's connection (see :mod:`broker.link`)."""
+        assert self._tap is not None, "start() first"
+        return self._tap.client
 
     # ---- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
-        self.client.loop_start()
+        topics = (self.topics.queue_state, self.topics.hub_status, self.topics.device_statuses,
+                  self.topics.rating_reply(self.device))
+        self._tap = link.join(
+            self.broker, self.device, [(topic, self._on_message) for topic in topics],
+            on_up=self._on_connect, on_down=self._on_disconnect,
+            will=(self.topics.device_status(self.device), self._status(DeviceState.OFFLINE).model_dump_json().encode()))
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
         self._dirty.set()
-        say_offline(self.client, self.topics.device_status(self.device),
-                    self._status(DeviceState.OFFLINE).model_dump_json())
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self._tap is not None:
+            say_offline(self.client, self.topics.device_status(self.device),
+                        self._status(DeviceState.OFFLINE).model_dump_json())
+            self._tap.leave()
         self._thread.join(timeout=5)
         self.events.close()
 
@@ -143,22 +149,14 @@ class LiveHall:
         return DeviceStatus(device=self.device, state=state, kind="dashboard", version=__version__,
                             session=int(time.time()))
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
-                    _p: object) -> None:
-        if reason.is_failure:
-            log.error("broker refused the dashboard: %s", reason)
-            return
-        # One SUBSCRIBE for all: the embedded broker (amqtt 0.12) iterates its subscriptions while a
-        # client connects and fails that connection if they change meanwhile; fewer changes, fewer failures.
-        client.subscribe([(topic, 1) for topic in (self.topics.queue_state, self.topics.hub_status,
-                                                   self.topics.device_statuses, self.topics.rating_reply(self.device))])
-        client.publish(self.topics.device_status(self.device), self._status(DeviceState.ONLINE).model_dump_json(),
-                       qos=1, retain=True)
+    def _on_connect(self, client: mqtt.Client) -> None:
+        client.publish(self.topics.device_status(self.device),
+                            self._status(DeviceState.ONLINE).model_dump_json(), qos=1, retain=True)
         self._connected.set()
         self._dirty.set()
         log.info("dashboard connected to %s", self.broker.url)
 
-    def _on_disconnect(self, *_: object) -> None:
+    def _on_disconnect(self, _client: mqtt.Client) -> None:
         self._connected.clear()
         self._dirty.set()
 
@@ -212,11 +210,11 @@ class LiveHall:
         day = current_day(self.config, now)
         if self.today is None or self.today.day != day:
             self.today = DayStats(self.config, day)
+            self.today.last_seq = self.events.before_day(day)
         stats = self.today
         for seq, event in self.events.since(stats.last_seq):
             stats.last_seq = seq
-            if stats.owns(event):
-                stats.apply(event)
+            stats.apply(event)
         return stats
 
     def _board(self, stats: DayStats, alerts: list[AlertView], now: datetime) -> BoardView:

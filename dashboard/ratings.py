@@ -10,7 +10,7 @@ Until the hub has run with ratings the tables do not exist and the pages say so.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date
+from datetime import date
 
 from hallkit.config import HallConfig
 from hallkit.rating import store
@@ -44,24 +44,13 @@ class RatingBook:
     def available(self) -> bool:
         return self._conn() is not None
 
-    def _range(self, day: DayStats) -> tuple[str, str]:
-        return day.start.astimezone(UTC).isoformat(), day.end.astimezone(UTC).isoformat()
-
     def events_of(self, day: DayStats) -> list[ServiceEvent]:
         conn = self._conn()
-        if conn is None:
-            return []
-        rows = conn.execute("SELECT body FROM rating_events WHERE served_at >= ? AND served_at < ? ORDER BY served_at",
-                            self._range(day)).fetchall()
-        return [ServiceEvent.model_validate_json(body) for (body,) in rows]
+        return [] if conn is None else store.events_of_day(conn, day.day)
 
     def ratings_of(self, day: DayStats) -> list[Rating]:
         conn = self._conn()
-        if conn is None:
-            return []
-        rows = conn.execute("SELECT body FROM ratings WHERE served_at >= ? AND served_at < ? ORDER BY served_at",
-                            self._range(day)).fetchall()
-        return [Rating.model_validate_json(body) for (body,) in rows]
+        return [] if conn is None else store.ratings_of_day(conn, day.day)
 
     def cases(self) -> list[Case]:
         conn = self._conn()
@@ -79,10 +68,10 @@ class RatingBook:
 
     def report(self, day: DayStats, today: date) -> RatingReport:
         """The rating figures of one day per window, staff and service (hallkit.rating.report)."""
-        cases = self.cases()
-        voided = {c.rating_id for c in cases if c.state is CaseState.VOIDED}
-        return build_report(self.config.hall.id, Period(start=day.day, end=day.day), today, self.config.hall.zone,
-                            self.events_of(day), self.ratings_of(day), cases, voided)
+        conn = self._conn()
+        steps = [] if conn is None else store.every_step(conn)
+        return build_report(self.config.hall.id, Period(start=day.day, end=day.day), today,
+                            self.events_of(day), self.ratings_of(day), steps)
 
     def lines(self, day: DayStats) -> list[RatingLine]:
         cases = {c.rating_id: c.case_id for c in self.cases()}

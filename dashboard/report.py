@@ -12,12 +12,13 @@ import io
 from datetime import date, datetime
 
 from hallkit.config import HallConfig
+from hallkit.queue.figures import DailyFigures, DeskFigures, daily_figures
 from hallkit.i18n import Lang, text
 from hallkit.rating.report import RatingReport
 from hallkit.rating.report import ReportRow as RatingRow
 
 from dashboard.ratings import RatingBook, slices
-from dashboard.stats import DayStats, EventLog, Tally, load_day
+from dashboard.stats import DayStats, EventLog, load_day
 from dashboard.views import ChartSeries, ChartsView, ReportRow
 
 
@@ -47,7 +48,7 @@ def performance(config: HallConfig, stats: DayStats, ratings: RatingReport | Non
     return rows
 
 
-def _row(kind: str, key: str, name: str, tally: Tally | None, rated: RatingRow | None) -> ReportRow:
+def _row(kind: str, key: str, name: str, tally: DeskFigures | None, rated: RatingRow | None) -> ReportRow:
     return ReportRow(
         kind=kind, key=key, name=name, served=tally.served if tally else 0,
         mean_service_minutes=_minutes(tally.mean_service_seconds) if tally else None,
@@ -55,6 +56,11 @@ def _row(kind: str, key: str, name: str, tally: Tally | None, rated: RatingRow |
         rated=rated.figures.rated if rated else 0,
         satisfaction=None if rated is None or rated.satisfaction_rate is None else round(rated.satisfaction_rate, 3),
         bad=rated.figures.bad if rated else 0, open_cases=rated.figures.open_cases if rated else 0)
+
+
+def figures(config: HallConfig, stats: DayStats, book: RatingBook, today: date) -> DailyFigures:
+    """Every figure of the day, as ``hall figures`` and the county compute them (hallkit.queue.figures)."""
+    return daily_figures(config.hall.id, stats.figures, book.report(stats, today))
 
 
 CSV_COLUMNS = ("kind", "key", "name", "served", "mean_service_minutes", "mean_wait_minutes", "rated",

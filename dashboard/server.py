@@ -17,7 +17,7 @@ from broker.mqtt import BrokerAddress
 from hallkit.config import HallConfig
 
 from dashboard.app import Dashboard
-from dashboard.auth import UserStore
+from dashboard.auth import ACCOUNTS_FILE, UserStore
 from dashboard.live import LiveHall
 from dashboard.stats import EventLog
 
@@ -29,7 +29,7 @@ DEFAULT_DEVICE = "dashboard"
 
 def users_at(config: HallConfig, data: Path) -> UserStore:
     settings = config.dashboard
-    return UserStore(data / "dashboard.sqlite3", settings.session_hours, settings.max_failed_logins,
+    return UserStore(data / ACCOUNTS_FILE, settings.session_hours, settings.max_failed_logins,
                      settings.lockout_minutes)
 
 

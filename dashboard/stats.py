@@ -1,30 +1,24 @@
-"""Figures of one business day, folded from the hub's event log.
+"""Figures of one business day, folded from the hub's event log by the core's fold.
 
 The hub writes the log (``<data>/hall.sqlite3``); the dashboard only reads it, from another
 process, through a read-only connection (WAL lets it read while the hub writes). Today's
 figures are folded incrementally from the last ``seq`` seen, so a refresh reads only the new
-events; a past day is folded once from the events in its time range.
+events; a past day is folded once from its ``day_opened`` to the next. What each figure counts
+is defined in ``hallkit/queue/figures.py``.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from hallkit.config import HallConfig
-from hallkit.queue.models import (
-    EVENT,
-    DayOpened,
-    Event,
-    TicketCalled,
-    TicketCompleted,
-    TicketIssued,
-    TicketSkipped,
-    TicketTransferred,
-)
+from hallkit.queue.figures import DayFold, QueueDay, ServiceFigures, StaffFigures, WindowFigures
+from hallkit.queue.models import EVENT, Event, TicketIssued
 from hallkit.queue.numbering import business_day
+from hallkit.store.sqlite import day_events, day_opened_seq
 
 BUCKET_MINUTES = 10
 """Charts show the day in ten-minute steps: fine enough to see the morning rush, few enough points."""
@@ -50,46 +44,26 @@ class EventLog:
         rows = conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
         return [(s, EVENT.validate_json(body)) for s, body in rows]
 
-    def between(self, start: datetime, end: datetime) -> list[Event]:
-        """Events with ``start <= at < end``; ``at`` is stored as ISO text in UTC, so text order is time order."""
+    def of_day(self, day: date) -> list[Event]:
+        """Business day ``day`` from its ``day_opened`` through the next one (log order, not the clock)."""
+        conn = self.connection()
+        return [] if conn is None else day_events(conn, day)
+
+    def before_day(self, day: date) -> int:
+        """The ``seq`` to fold ``day`` after: just before its ``day_opened``, or the log's end if it has none yet."""
         conn = self.connection()
         if conn is None:
-            return []
-        rows = conn.execute("SELECT body FROM events WHERE at >= ? AND at < ? ORDER BY seq",
-                            (start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat())).fetchall()
-        return [EVENT.validate_json(body) for (body,) in rows]
+            return 0
+        opened = day_opened_seq(conn, day)
+        if opened is not None:
+            return opened - 1
+        row = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-@dataclass(slots=True)
-class _Track:
-    """One ticket through the day: where it waits and when it was first called."""
-
-    service_id: str
-    taken_at: datetime
-    waiting: bool = True
-    called_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class Tally:
-    """Served count, service seconds and waits of a window, a staff member or a service."""
-
-    served: int = 0
-    service_seconds: float = 0.0
-    waits: list[float] = field(default_factory=list)
-
-    @property
-    def mean_service_seconds(self) -> float | None:
-        return self.service_seconds / self.served if self.served else None
-
-    @property
-    def mean_wait_seconds(self) -> float | None:
-        return sum(self.waits) / len(self.waits) if self.waits else None
 
 
 @dataclass(slots=True)
@@ -102,80 +76,73 @@ class Bucket:
 
 
 class DayStats:
-    """Fold of one business day's events into the figures the board, charts and report show."""
+    """One business day for the board, charts and report.
+
+    Every figure comes from the core's fold (:class:`hallkit.queue.figures.DayFold`, where each is
+    defined); this adds only what the charts draw: tickets per hour and ten-minute steps of each line.
+    """
 
     def __init__(self, config: HallConfig, day: date) -> None:
         self.config = config
         self.day = day
         self.zone = config.hall.zone
         self.start = datetime.combine(day, time(config.queue.reset_hour), self.zone)
-        self.tickets: dict[str, _Track] = {}
-        self.waiting: dict[str, int] = {}
-        self.issued: dict[str, int] = {}
-        self.by_service: dict[str, Tally] = {}
-        self.by_window: dict[int, Tally] = {}
-        self.by_staff: dict[str, Tally] = {}
+        self.fold = DayFold(day)
         self.hourly: dict[int, int] = {}
         self.buckets: dict[str, dict[int, Bucket]] = {}
         self.last_seq = 0
+        self._figures: QueueDay | None = None
 
     @property
     def end(self) -> datetime:
         return self.start + timedelta(days=1)
 
-    def owns(self, event: Event) -> bool:
-        return business_day(event.at, self.zone, self.config.queue.reset_hour) == self.day
-
     def apply(self, event: Event) -> None:
-        match event:
-            case TicketIssued(ticket=ticket):
-                self.tickets[ticket.id] = _Track(service_id=ticket.service_id, taken_at=ticket.taken_at)
-                self.issued[ticket.service_id] = self.issued.get(ticket.service_id, 0) + 1
-                hour = ticket.taken_at.astimezone(self.zone).hour
-                self.hourly[hour] = self.hourly.get(hour, 0) + 1
-                self._line(ticket.service_id, event.at, +1)
-            case TicketCalled(ticket_id=tid, window=window):
-                track = self.tickets.get(tid)
-                if track is None:
-                    return
-                if track.waiting:
-                    track.waiting = False
-                    self._line(track.service_id, event.at, -1)
-                if track.called_at is None:
-                    # The wait a resident feels ends at the first call, wherever they are sent after.
-                    track.called_at = event.at
-                    wait = (event.at - track.taken_at).total_seconds()
-                    self._tally_service(track.service_id).waits.append(wait)
-                    self._tally_window(window).waits.append(wait)
-                    if event.staff_id:
-                        self._tally_staff(event.staff_id).waits.append(wait)
-                    self._bucket(track.service_id, event.at).waits.append(wait)
-            case TicketSkipped(ticket_id=tid, requeued=True) | TicketTransferred(ticket_id=tid):
-                track = self.tickets.get(tid)
-                if track is None:
-                    return
-                if isinstance(event, TicketTransferred):
-                    track.service_id = event.to_service
-                track.waiting = True
-                self._line(track.service_id, event.at, +1)
-            case TicketCompleted(window=window, staff_id=staff, service_id=service, called_at=called_at):
-                seconds = max(0.0, (event.at - called_at).total_seconds())
-                tallies = [self._tally_window(window), self._tally_service(service)]
-                if staff:
-                    tallies.append(self._tally_staff(staff))
-                for tally in tallies:
-                    tally.served += 1
-                    tally.service_seconds += seconds
-            case DayOpened():
-                # Leftovers of the day before are not in this day's lines.
-                for tid in event.abandoned:
-                    self.tickets.pop(tid, None)
-            case _:
-                return
+        ticket_id: str | None = getattr(event, "ticket_id", None)
+        waited = self.fold.wait_of(ticket_id) if ticket_id else None
+        self.fold.apply(event)
+        self._figures = None
+        if not self.fold.inside:
+            return
+        if isinstance(event, TicketIssued):
+            hour = event.ticket.taken_at.astimezone(self.zone).hour
+            self.hourly[hour] = self.hourly.get(hour, 0) + 1
+            self._line(event.ticket.service_id, event.at)
+            return
+        service = self.fold.service_of(ticket_id) if ticket_id else None
+        if service is None:
+            return
+        self._line(service, event.at)
+        wait = self.fold.wait_of(ticket_id) if ticket_id else None
+        if waited is None and wait is not None:
+            # The wait a resident feels ends at the first call: drawn at that moment, once.
+            self._bucket(service, event.at).waits.append(wait)
 
-    def _line(self, service_id: str, at: datetime, change: int) -> None:
-        now = max(0, self.waiting.get(service_id, 0) + change)
-        self.waiting[service_id] = now
+    @property
+    def figures(self) -> QueueDay:
+        """The fold's figures, made once per change."""
+        if self._figures is None:
+            self._figures = self.fold.figures()
+        return self._figures
+
+    @property
+    def issued(self) -> dict[str, int]:
+        return {s.service_id: s.taken for s in self.figures.services if s.taken}
+
+    @property
+    def by_service(self) -> dict[str, ServiceFigures]:
+        return {s.service_id: s for s in self.figures.services}
+
+    @property
+    def by_window(self) -> dict[int, WindowFigures]:
+        return {w.window: w for w in self.figures.windows}
+
+    @property
+    def by_staff(self) -> dict[str, StaffFigures]:
+        return {s.staff_id: s for s in self.figures.staff}
+
+    def _line(self, service_id: str, at: datetime) -> None:
+        now = self.fold.waiting.get(service_id, 0)
         bucket = self._bucket(service_id, at)
         bucket.max_waiting = max(bucket.max_waiting, now)
         bucket.end_waiting = now
@@ -183,15 +150,6 @@ class DayStats:
     def _bucket(self, service_id: str, at: datetime) -> Bucket:
         index = int((at - self.start).total_seconds() // (BUCKET_MINUTES * 60))
         return self.buckets.setdefault(service_id, {}).setdefault(index, Bucket())
-
-    def _tally_service(self, service_id: str) -> Tally:
-        return self.by_service.setdefault(service_id, Tally())
-
-    def _tally_window(self, window: int) -> Tally:
-        return self.by_window.setdefault(window, Tally())
-
-    def _tally_staff(self, staff_id: str) -> Tally:
-        return self.by_staff.setdefault(staff_id, Tally())
 
     def bucket_time(self, index: int) -> datetime:
         return (self.start + timedelta(minutes=BUCKET_MINUTES * index)).astimezone(self.zone)
@@ -215,9 +173,8 @@ class DayStats:
 def load_day(config: HallConfig, log: EventLog, day: date) -> DayStats:
     """Fold every event of ``day`` (a past day for the report, or today from scratch)."""
     stats = DayStats(config, day)
-    for event in log.between(stats.start, stats.end):
-        if stats.owns(event):
-            stats.apply(event)
+    for event in log.of_day(day):
+        stats.apply(event)
     return stats
 
 

@@ -9,6 +9,13 @@ Known quirks of the Hutubi catalogue (see the seeds' README): ``source_no``
 keeps the document's own numbering, which skips 64 and repeats 65, so the
 row's ``seq`` is the id; blank window and department cells were already
 filled from the row above.
+
+The source number is the code a service's ratings carry to the county
+(``Service.upstream_code``), and two services under one code would merge
+there. A repeated number is two different services (the document's typo, not
+a duplicate row), so both are kept: the first keeps the number, each later
+one gets ``<no>-2``, ``<no>-3`` …, a code no source number has (they are
+digits only), and the import notes every such row for the county to confirm.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ def import_catalog(path: Path | str, level: HallLevel) -> CatalogImport:
     skipped: list[SkippedRow] = []
     notes: list[SkippedRow] = []
     prefixes: dict[str, str] = {}
-    seen_numbers: set[str] = set()
+    codes: set[str] = set()
     # Row numbers as a person sees them in a spreadsheet: the header is row 1.
     for line, row in enumerate(reader, start=2):
         name = (row.get("name") or "").strip()
@@ -85,10 +92,12 @@ def import_catalog(path: Path | str, level: HallLevel) -> CatalogImport:
                 key="catalog.skip_level", params={"row": line, "name": name, "level": level.value})))
             continue
         number = (row.get("source_no") or "").strip()
-        if number and number in seen_numbers:
+        code = _distinct_code(number, codes)
+        if code != number:
             notes.append(SkippedRow(row=line, name=name, reason=Message(
-                key="catalog.skip_duplicate_no", params={"row": line, "name": name, "no": number})))
-        seen_numbers.add(number)
+                key="catalog.duplicate_no", params={"row": line, "name": name, "no": number, "code": code})))
+        if code:
+            codes.add(code)
         group = (row.get("window") or "").strip() or (row.get("department") or "").strip()
         if group not in prefixes:
             prefixes[group] = string.ascii_uppercase[len(prefixes) % 26]
@@ -101,9 +110,19 @@ def import_catalog(path: Path | str, level: HallLevel) -> CatalogImport:
             department=(row.get("department") or "").strip(),
             counter_group=group,
             handling=HANDLING_WORDS[word],
-            catalogue_no=number,
+            catalogue_no=code,
         ))
     return CatalogImport(level=level, services=services, skipped=skipped, notes=notes)
+
+
+def _distinct_code(number: str, taken: set[str]) -> str:
+    """``number`` itself, or for a repeat the first of ``number-2``, ``number-3`` … not yet taken."""
+    if not number or number not in taken:
+        return number
+    suffix = 2
+    while f"{number}-{suffix}" in taken:
+        suffix += 1
+    return f"{number}-{suffix}"
 
 
 def _decode(raw: bytes) -> str:

@@ -91,9 +91,14 @@ class Service(_Strict):
     department: str = ""
     counter_group: str = Field("", description="the window group named in the county catalogue")
     handling: Handling = Handling.ACCEPT
-    catalogue_no: str = ""
+    catalogue_no: str = Field("", description="the county's code for it (事项编码); two services never share one")
     default_service_minutes: float = Field(5.0, gt=0, le=240)
     guide: Guide = Guide()
+
+    @property
+    def upstream_code(self) -> str:
+        """The code its ratings carry to the county: the catalogue number, or the id when it has none."""
+        return self.catalogue_no or self.id
 
 
 ALL_SERVICES = "*"
@@ -351,6 +356,7 @@ class HallConfig(_Strict):
         _unique("windows", [w.number for w in self.windows])
         _unique("staff", [s.id for s in self.staff])
         _unique("devices", [d.id for d in self.devices])
+        _distinct_codes(self.services)
         service_ids = {s.id for s in self.services}
         staff_ids = {s.id for s in self.staff}
         for window in self.windows:
@@ -407,6 +413,18 @@ def _unique(section: str, keys: list[object]) -> None:
         if key in seen:
             raise ValueError(f"{section}: {key!r} appears twice")
         seen.add(key)
+
+
+def _distinct_codes(services: list[Service]) -> None:
+    """The county files ratings by service code: two services under one code would merge there."""
+    owner: dict[str, str] = {}
+    for service in services:
+        first = owner.setdefault(service.upstream_code, service.id)
+        if first != service.id:
+            raise ValueError(
+                f"services {first!r} and {service.id!r} would both go up to the county as code "
+                f"{service.upstream_code!r}: give one a catalogue_no of its own (e.g. "
+                f"catalogue_no = \"{service.upstream_code}-2\", as 'hall catalog import' does)")
 
 
 class ConfigError(Exception):

@@ -42,6 +42,7 @@ from broker.contract import (
     Refusal,
     check_in_request_id,
 )
+from broker.mosquitto import Logins
 from broker.mqtt import BrokerAddress
 from devices.idcard.problems import IdCardError
 from devices.idcard.records import ResidentRecord
@@ -112,7 +113,8 @@ class KioskApp(App):
     pin_purpose = OptionProperty("maintenance", options=["agent", "maintenance"])
 
     def __init__(self, config: HallConfig, config_path: Path | None, broker: BrokerAddress, device_id: str,
-                 printer_url: str | None = None, idcard_url: str | None = None) -> None:
+                 printer_url: str | None = None, idcard_url: str | None = None,
+                 logins: Logins | None = None) -> None:
         super().__init__()
         self.hall = config
         self.config_path = config_path
@@ -127,7 +129,7 @@ class KioskApp(App):
         self.feed = HallFeed(broker, config.hall.id, device_id, on_snapshot=self._snapshot_arrived,
                              on_hub=lambda online: deliver(lambda: setattr(self, "hub_online", online)))
         self.devices = KioskDevices(config, device_id, deliver, self, printer_url=printer_url,
-                                    idcard_url=idcard_url, broker=broker)
+                                    idcard_url=idcard_url, broker=broker, logins=logins)
         self.elder = config.kiosk.elder_mode
         self._pending: TakeTicket | None = None
         self._staff_taps: list[float] = []
@@ -156,9 +158,9 @@ class KioskApp(App):
         return self.manager
 
     def on_start(self) -> None:
+        self.devices.start()  # first: the kiosk's status sets its login's Will (see broker.link)
         self.hub.start()
         self.feed.start()
-        self.devices.start()
         self.idle_timer()
 
     def on_stop(self) -> None:

@@ -30,6 +30,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     kiosk.add_argument("--device", help="this kiosk's device id (default: the first kiosk in the configuration)")
     kiosk.add_argument("--printer", metavar="URL", help="ticket printer URL instead of the configured one")
     kiosk.add_argument("--idcard", metavar="URL", help="ID card reader URL (serial:///dev/ttyUSB0) instead of the configured one")
+    kiosk.add_argument("--logins", type=Path, metavar="FILE",
+                       help="credentials.toml with the logins of this kiosk (--broker mqtt://kiosk-1@HOST:PORT), "
+                            "its printer and its card reader (each publishes its status under its own login)")
     kiosk.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor (for a desk, not the hall)")
     kiosk.add_argument("--hash-pin", metavar="PIN", help="print the staff_pin_hash line for this PIN and exit")
     kiosk.set_defaults(handler=run_kiosk)
@@ -37,19 +40,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     display = commands.add_parser("display", help="the hall display (叫号大屏) with Mandarin voice calling")
     display.add_argument("--config", type=Path, required=True, help="hall configuration")
     display.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    display.add_argument("--logins", type=Path, metavar="FILE",
+                         help="credentials.toml with the password of the login in --broker mqtt://LOGIN@HOST:PORT")
     display.add_argument("--device", default="display", help="device id for the MQTT client name")
     display.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor")
     display.add_argument("--no-voice", action="store_true", help="show calls without speaking them")
     display.set_defaults(handler=run_display)
 
 
-def _broker(url: str) -> BrokerAddress:
-    from broker.mqtt import BrokerUrlError, parse_broker_url
+def _broker(url: str, logins: Path | None) -> BrokerAddress:
+    from broker.cli import _address
 
-    try:
-        return parse_broker_url(url)
-    except BrokerUrlError as exc:
-        raise CommandFailed(str(exc)) from None
+    return _address(url, logins)
 
 
 def _kiosk_id(config: HallConfig, asked: str | None) -> str:
@@ -74,14 +76,23 @@ def run_kiosk(args: argparse.Namespace) -> int:
 
     config = load_or_fail(args.config)
     device = _kiosk_id(config, args.device)
-    address = _broker(args.broker)
+    address = _broker(args.broker, args.logins)
     from kiosk import boot
 
     mode = "windowed" if args.windowed else config.kiosk.window_mode
     boot.prepare(config.kiosk.size, mode, kiosk=not args.windowed)
     from kiosk.app import KioskApp
 
-    KioskApp(config, args.config, address, device, printer_url=args.printer, idcard_url=args.idcard).run()
+    logins = None
+    if args.logins is not None:
+        from broker.mosquitto import Logins
+
+        try:
+            logins = Logins.read(args.logins)
+        except ValueError as exc:
+            raise CommandFailed(str(exc)) from None
+    KioskApp(config, args.config, address, device, printer_url=args.printer, idcard_url=args.idcard,
+             logins=logins).run()
     return 0
 
 
@@ -89,7 +100,7 @@ def run_display(args: argparse.Namespace) -> int:
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    address = _broker(args.broker)
+    address = _broker(args.broker, args.logins)
     settings = config.kiosk.display
     from kiosk import boot
 

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class DemoScreens:
-    def __init__(self, config_path: Path, broker_url: str, data: Path) -> None:
+    def __init__(self, config_path: Path, broker_url: str, logins: Path | None, data: Path) -> None:
         self.config_path = config_path
         self.broker_url = broker_url
+        self.logins = logins
         self.printer = PrinterSimulator(out_dir=data / "printed-tickets")
         self.idcard = IdCardSimulator()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -33,14 +34,22 @@ class DemoScreens:
         self.printer.start()
         self.idcard.start()
         hall = [sys.executable, "-m", "hallkit.cli"]
-        common = ["--config", str(self.config_path), "--broker", self.broker_url, "--windowed"]
+        common = ["--config", str(self.config_path), "--windowed"]
+        # Each screen logs in as its own device; its password comes from the logins file, not the
+        # command line (which every user of the machine can read).
+        kiosk, display = self._as("kiosk-1"), self._as("display-1")
         self.processes.append(subprocess.Popen(
-            [*hall, "kiosk", *common, "--printer", self.printer.url, "--idcard", f"serial://{self.idcard.port}"]))
-        self.processes.append(subprocess.Popen([*hall, "display", *common]))
+            [*hall, "kiosk", *common, *kiosk, "--printer", self.printer.url, "--idcard", f"serial://{self.idcard.port}"]))
+        self.processes.append(subprocess.Popen([*hall, "display", *common, *display, "--device", "display-1"]))
         threading.Thread(target=self._card_orders, name="demo-cards", daemon=True).start()
         print(f"  kiosk and hall display opened; virtual printer draws tickets into {self.printer.out_dir}")
         print(f"  ID card: type 'place NAME' ({', '.join(self.idcard.card_names)}) or 'remove', then Enter")
         return self
+
+    def _as(self, device: str) -> list[str]:
+        if self.logins is None:
+            return ["--broker", self.broker_url]
+        return ["--broker", self.broker_url.replace("://", f"://{device}@", 1), "--logins", str(self.logins)]
 
     def _card_orders(self) -> None:
         for line in sys.stdin:

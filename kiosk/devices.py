@@ -19,6 +19,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from broker.contract import Refusal
+from broker.mosquitto import Logins
 from broker.mqtt import BrokerAddress
 from broker.presence import DevicePresence
 from devices.idcard.problems import IdCardError
@@ -80,13 +81,16 @@ class KioskDevices:
         events: who hears about prints and cards.
         printer_url: overrides the configured printer URL (the demo's virtual printer).
         idcard_url: overrides the configured reader URL (the demo's simulated reader).
+        broker: the hall broker, under the kiosk's login, for the devices' status.
+        logins: the printer's and reader's logins: each device's status goes out under its own.
     """
 
     def __init__(self, config: HallConfig, device_id: str, deliver: Deliver, events: DeviceEvents,
                  printer_url: str | None = None, idcard_url: str | None = None,
-                 broker: BrokerAddress | None = None) -> None:
+                 broker: BrokerAddress | None = None, logins: Logins | None = None) -> None:
         self.config = config
         self._broker = broker
+        self._logins = logins
         self._deliver = deliver
         self._events = events
         attached = [d for d in config.devices if d.kiosk == device_id]
@@ -101,12 +105,16 @@ class KioskDevices:
         self.scanner_state: Usability | None = None
         """Why the card reader could not be opened (shown on the maintenance screen)."""
         self._presences: list[DevicePresence] = []
+        self._kiosk_presence: DevicePresence | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="kiosk-devices")
         self._test_prints = 0
 
     # ---- life cycle: all opening happens on the worker --------------------------------------
 
     def start(self) -> None:
+        # The kiosk's status owns the kiosk login's Will, so it joins that connection before the
+        # kiosk's other parts (its feed, its hub requests) do.
+        self._kiosk_presence = self._presence(self.kiosk_device) if self.kiosk_device is not None else None
         self._worker.submit(self._open)
 
     def stop(self) -> None:
@@ -121,15 +129,22 @@ class KioskDevices:
             presence.stop()
 
     def _presence(self, device: Device) -> DevicePresence | None:
-        """The device's status on the hall broker, so the manager sees it (None without a broker)."""
+        """The device's status on the hall broker, so the manager sees it (None without a broker or login)."""
         if self._broker is None:
             return None
-        presence = DevicePresence(self._broker, self.config.hall.id, device.id, device.kind.value).start()
+        broker = self._broker
+        if broker.username is not None and device.id != broker.username:
+            password = self._logins.password(device.id) if self._logins is not None else None
+            if password is None:
+                log.warning("no login for %s (hall kiosk --logins FILE): its status is not published", device.id)
+                return None
+            broker = broker.as_login(device.id, password)
+        presence = DevicePresence(broker, self.config.hall.id, device.id, device.kind.value).start()
         self._presences.append(presence)
         return presence
 
     def _open(self) -> None:
-        if self.kiosk_device is not None and (presence := self._presence(self.kiosk_device)) is not None:
+        if (presence := self._kiosk_presence) is not None:
             presence.update({"printer": self.printer_device.id if self.printer_device else None,
                              "idcard": self.idcard_device.id if self.idcard_device else None}, [])
         if self.printer_device is not None and self.printer_device.url:

@@ -1,7 +1,8 @@
 """What the hall's screens watch: the retained queue snapshot, the hub's status and the calls.
 
-A :class:`HallFeed` is one paho client that subscribes and reconnects by itself
-(``connect_async``: starting it never blocks, even with the broker down). Its
+A :class:`HallFeed` listens on the device's connection (:mod:`broker.link`: one per
+login per process, shared with the kiosk's hub requests and status), which subscribes and
+reconnects by itself (starting it never blocks, even with the broker down). Its
 callbacks run in paho's thread; screens hand them to the UI thread.
 """
 
@@ -16,8 +17,10 @@ import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from broker.contract import DeviceState, DeviceStatus, QueueEventNotice, QueueSnapshot, Topics
-from broker.mqtt import BrokerAddress, make_client
-from hallkit.queue.models import TicketCalled, TicketRecalled, new_id
+from broker import link
+from broker.link import Tap
+from broker.mqtt import BrokerAddress
+from hallkit.queue.models import TicketCalled, TicketRecalled
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class HallFeed:
     Args:
         broker: the hall's broker.
         hall_id: the hall.
-        name: prefix of the MQTT client id (the device id).
+        name: the device id (the MQTT client id when the broker has no logins).
         on_snapshot: a new queue snapshot.
         on_call: a ticket called or recalled (each event once).
         on_hub: whether the hub is online (its retained status, or the broker link lost).
@@ -59,28 +62,20 @@ class HallFeed:
         self._on_hub = on_hub
         self._seen: deque[str] = deque(maxlen=SEEN_EVENTS)
         self._call_topics = frozenset(self.topics.event(kind) for kind in CALL_EVENTS)
-        self.client = make_client(broker, client_id=f"{name}-feed-{new_id()[:8]}")
-        self.client.on_connect = self._connected
-        self.client.on_disconnect = self._disconnected
-        self.client.on_message = self._message
+        self.name = name
+        self._tap: Tap | None = None
 
     def start(self) -> HallFeed:
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
-        self.client.loop_start()
+        topics = [self.topics.queue_state, self.topics.hub_status, *sorted(self._call_topics)]
+        self._tap = link.join(self.broker, self.name, [(topic, self._message) for topic in topics],
+                              on_down=self._disconnected)
         return self
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self._tap is not None:
+            self._tap.leave()
 
-    def _connected(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
-                   _p: object) -> None:
-        if reason.is_failure:
-            return
-        client.subscribe([(self.topics.queue_state, 1), (self.topics.hub_status, 1)]
-                         + [(topic, 1) for topic in sorted(self._call_topics)])
-
-    def _disconnected(self, *_: object) -> None:
+    def _disconnected(self) -> None:
         if self._on_hub is not None:
             self._on_hub(False)
 
@@ -95,8 +90,6 @@ class HallFeed:
                     self._on_hub(status.state is DeviceState.ONLINE)
             elif message.topic in self._call_topics:
                 self._call(QueueEventNotice.model_validate_json(message.payload))
-            # Anything else is not ours: the embedded broker (amqtt) also hands new
-            # subscribers retained messages of topics they did not subscribe to.
         except ValidationError as exc:
             log.warning("ignored a malformed message on %s: %s", message.topic, exc.errors()[:1])
 

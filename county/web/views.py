@@ -54,8 +54,8 @@ def _cell(column: str, value: object) -> str:
 
 
 HALL_COLUMNS = ("hall", "name", "township", "days", "taken", "served", "abandoned", "mean_wait_minutes", "ratings",
-                "bad", "satisfaction", "bad_rate", "mean_score", "coverage", "cases_opened", "cases_open",
-                "cases_overdue")
+                "voided", "bad", "satisfaction", "bad_rate", "mean_score", "coverage", "cases_opened", "cases_open",
+                "cases_overdue", "appeals", "appeals_upheld", "appeals_rejected")
 SERVICE_COLUMNS = ("key", "name", "ratings", "bad", "satisfaction", "bad_rate", "mean_score", "rank")
 
 

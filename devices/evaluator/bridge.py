@@ -26,6 +26,7 @@ from broker.contract import DeviceState, DeviceStatus, PadScreen, Refusal, Topic
 from broker.mqtt import BrokerAddress, say_offline
 from broker.client import HallClient
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, RatingPad, StaffKey
+from devices.evaluator.screen import PadDisplay, PadPrompt
 from hallkit import __version__
 from hallkit.i18n import Message
 from hallkit.queue.models import CallNext, Command, Complete, Pause, Recall, Resume, Skip
@@ -35,6 +36,18 @@ log = logging.getLogger("hallkit.pad")
 
 REOPEN_SECONDS = 1.0
 READ_SECONDS = 0.1
+
+
+def pad_display(screen: PadScreen) -> PadDisplay:
+    """What the driver shows, from the hub's message (which also carries what only the hub needs)."""
+    prompt = screen.prompt
+    return PadDisplay(
+        window=screen.window, window_name=screen.window_name, open=screen.open, paused=screen.paused,
+        staff_name=screen.staff_name, staff_title=screen.staff_title, ticket_number=screen.ticket_number,
+        service_name=screen.service_name,
+        prompt=None if prompt is None else PadPrompt(
+            ticket_number=prompt.ticket_number, service_name=prompt.service_name, staff_name=prompt.staff_name,
+            until=prompt.until, reasons=tuple(prompt.tags)))
 
 
 class PadLink:
@@ -50,8 +63,8 @@ class PadLink:
                                version=__version__)
         self.hub = HallClient(broker, hall_id, device_id,
                                 will=(self.topics.device_status(device_id), offline.model_dump_json().encode()),
-                                extra=[(self.topics.pad_screen(device_id), self._on_screen)])
-        self.hub.client.on_subscribe = self._on_subscribe
+                                extra=[(self.topics.pad_screen(device_id), self._on_screen)],
+                                on_ready=lambda _client: self.screen_changed.set())  # the bridge republishes its status then
 
     def connect(self) -> None:
         self.hub.connect(must=False)
@@ -61,10 +74,6 @@ class PadLink:
     def close(self, status: DeviceStatus) -> None:
         say_offline(self.hub.client, self.topics.device_status(self.device_id), status.model_dump_json())
         self.hub.close()
-
-    def _on_subscribe(self, *_: object) -> None:
-        self.hub.ready.set()
-        self.screen_changed.set()  # the bridge republishes its status on every (re)connection
 
     def _on_screen(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         try:
@@ -115,7 +124,7 @@ class PadBridge:
                     self.link.screen_changed.clear()
                     self._publish_status(force=True)
                     if self.link.screen is not None:
-                        self.pad.show(self.link.screen, datetime.now(UTC))
+                        self.pad.show(pad_display(self.link.screen), datetime.now(UTC))
                 found = self.pad.read(READ_SECONDS)
                 self._publish_status()
                 if found is not None:

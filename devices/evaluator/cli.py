@@ -137,14 +137,14 @@ def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event, say: Ca
     garbage = 0
     while not stop.is_set():
         if passive:
-            for frame in pad.reader.feed(pad.receive()):
+            for frame in pad.decoder.feed(pad.receive()):
                 said(frame)
             stop.wait(0.02)
         else:
             pad.read(0.1)  # polls, and acknowledges what the pad sends so it does not repeat it
-        if pad.reader.skipped > garbage:
-            say(Message(key="pad.listen.garbage", params={"bytes": pad.reader.skipped - garbage}))
-            garbage = pad.reader.skipped
+        if pad.decoder.discarded > garbage:
+            say(Message(key="pad.listen.garbage", params={"bytes": pad.decoder.discarded - garbage}))
+            garbage = pad.decoder.discarded
 
 
 def _listen_keypad(pad: KeypadPad, stop: threading.Event, say: Callable[[Message], None]) -> None:

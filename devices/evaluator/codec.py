@@ -11,11 +11,12 @@ No common serial protocol for rating pads exists, so hallkit defines one
 
 The host (the pad bridge) polls one address at a time, as on an RS-485 bus; a
 pad speaks only when polled. A pad repeats its key press or rating, under the
-same sequence number, until the host acknowledges it. :class:`FrameReader`
-finds frames in any byte stream: it skips bytes that cannot start a frame, a
-length over :data:`MAX_PAYLOAD`, an unknown command or a bad checksum (and
-counts them), and keeps an incomplete frame until the rest arrives or the line
-goes quiet (:meth:`FrameReader.idle`).
+same sequence number, until the host acknowledges it. :class:`PadDecoder`
+finds frames in any byte stream (the shape of every device decoder,
+:mod:`devices.framing`): it skips bytes that cannot start a frame, a length
+over :data:`MAX_PAYLOAD`, an unknown command or a bad checksum (and counts
+them), and keeps an incomplete frame until the rest arrives or the line goes
+quiet (:meth:`PadDecoder.flush`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from devices.framing import BufferedDecoder, Scan
 from hallkit.i18n import Message
 
 PREAMBLE = b"\xaa\x55"
@@ -79,58 +81,57 @@ def encode(frame: PadFrame) -> bytes:
     return PREAMBLE + body + struct.pack("<H", crc16(body))
 
 
-class FrameReader:
-    """Frames out of a byte stream, resynchronising on garbage. Feed it bytes as they come."""
+class PadDecoder(BufferedDecoder[PadFrame]):
+    """Pad frames out of a byte stream, either end of the line; see :mod:`devices.framing`.
 
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.skipped = 0  # bytes thrown away since the reader was made: garbage on the line
+    It skips, one byte at a time and counted, whatever cannot start a frame: bytes
+    before a preamble, a length over :data:`MAX_PAYLOAD`, an unknown command, a bad
+    address or checksum. A frame still incomplete when the line goes quiet
+    (:meth:`flush`, after the polled pad had its time) is a false preamble or a
+    corrupted length: it is dropped a byte at a time and the rest looked at again,
+    as Modbus RTU does after a silence.
+    """
 
-    def feed(self, data: bytes) -> list[PadFrame]:
-        self.buffer += data
+    def scan(self, buffer: bytes, final: bool) -> Scan[PadFrame]:
         frames: list[PadFrame] = []
+        pos = 0
+        discarded = 0
         while True:
-            start = self.buffer.find(PREAMBLE)
+            start = buffer.find(PREAMBLE, pos)
             if start < 0:
                 # Keep a last 0xAA: it may be the first half of a preamble.
-                keep = 1 if self.buffer.endswith(PREAMBLE[:1]) else 0
-                self._drop(len(self.buffer) - keep)
-                return frames
-            self._drop(start)
-            if len(self.buffer) < HEADER:
-                return frames
-            length = self.buffer[3]
-            if length > MAX_PAYLOAD or not self._known(self.buffer[4]):
-                self._drop(1)
+                keep = 1 if not final and buffer.endswith(PREAMBLE[:1]) and len(buffer) > pos else 0
+                return Scan(frames, len(buffer) - keep, discarded + len(buffer) - keep - pos)
+            discarded += start - pos
+            end = _frame_end(buffer, start)
+            if end is None:
+                if not final:
+                    return Scan(frames, start, discarded)
+                end = -1  # it never came whole: not a frame
+            if end < 0:
+                pos = start + 1
+                discarded += 1
                 continue
-            end = HEADER + length + 2
-            if len(self.buffer) < end:
-                return frames
-            body = bytes(self.buffer[2:HEADER + length])
-            (crc,) = struct.unpack_from("<H", self.buffer, HEADER + length)
-            if crc != crc16(body) or not MIN_ADDRESS <= body[0] <= MAX_ADDRESS:
-                self._drop(1)
-                continue
+            body = buffer[start + 2 : end - 2]
             frames.append(PadFrame(body[0], PadCommand(body[2]), body[3:]))
-            del self.buffer[:end]
+            pos = end
 
-    def idle(self) -> list[PadFrame]:
-        """The line went quiet: bytes still waiting to complete a frame never will (a false preamble,
-        a corrupted length). Drop them a byte at a time and look again, as Modbus RTU does after a
-        silence; returns the frames found behind them."""
-        frames: list[PadFrame] = []
-        while self.buffer:
-            self._drop(1)
-            frames += self.feed(b"")
-        return frames
 
-    def _drop(self, count: int) -> None:
-        self.skipped += count
-        del self.buffer[:count]
-
-    @staticmethod
-    def _known(command: int) -> bool:
-        return command in PadCommand._value2member_map_
+def _frame_end(buffer: bytes, start: int) -> int | None:
+    """Where the valid frame at ``start`` ends; None while it is incomplete, -1 when it is no frame."""
+    if len(buffer) - start < HEADER:
+        return None
+    length = buffer[start + 3]
+    if length > MAX_PAYLOAD or buffer[start + 4] not in PadCommand._value2member_map_:
+        return -1
+    end = start + HEADER + length + 2
+    if len(buffer) < end:
+        return None
+    body = buffer[start + 2 : start + HEADER + length]
+    (crc,) = struct.unpack_from("<H", buffer, start + HEADER + length)
+    if crc != crc16(body) or not MIN_ADDRESS <= body[0] <= MAX_ADDRESS:
+        return -1
+    return end
 
 
 # ---- frames of each command --------------------------------------------------------------------------

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from broker.contract import PadScreen
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
+from devices.evaluator.screen import PadDisplay
 from hallkit.i18n import Message, text
 from hallkit.rating.models import Level
 
@@ -183,9 +183,9 @@ class KeypadPad:
         self.level, self.picked = None, []
         return rated
 
-    def show(self, screen: PadScreen, now: datetime) -> None:
-        prompt = screen.prompt
-        self.reasons = list(prompt.tags) if prompt is not None and prompt.until > now else []
+    def show(self, screen: PadDisplay, now: datetime) -> None:
+        prompt = screen.prompt_at(now)
+        self.reasons = list(prompt.reasons) if prompt is not None else []
         self.lines = screen_lines(screen, now)
         self._write_display()
 

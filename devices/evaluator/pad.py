@@ -2,7 +2,7 @@
 
 A :class:`RatingPad` is the device-facing half of a pad: it reads what the
 resident and the staff press (:class:`KeyPress`, :class:`Rated`) and shows a
-:class:`~broker.contract.PadScreen`. The hub-facing half, the same for every
+:class:`~devices.evaluator.screen.PadDisplay`. The hub-facing half, the same for every
 kind, is :class:`devices.evaluator.bridge.PadBridge`. Kinds, chosen by URL:
 
 - ``serial:///dev/ttyUSB0?address=3&baud=9600``: a button pad with a display on a serial or RS-485
@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from pydantic import BaseModel, ConfigDict
 
-from broker.contract import PadScreen
+from devices.evaluator.screen import PadDisplay
 from hallkit.i18n import Lang, Message, text
 from hallkit.rating.models import Level
 
@@ -70,7 +70,7 @@ class RatingPad(Protocol):
     def read(self, timeout: float) -> PadInput | None:
         """The next key press or rating, or None after ``timeout``; raises :class:`PadUnplugged`."""
 
-    def show(self, screen: PadScreen, now: datetime) -> None:
+    def show(self, screen: PadDisplay, now: datetime) -> None:
         """Show the window's staff, ticket and any rating prompt; raises :class:`PadUnplugged`."""
 
     def problems(self) -> list[Message]:
@@ -108,7 +108,7 @@ def open_pad(url: str) -> RatingPad:
     return pad
 
 
-def screen_lines(screen: PadScreen, now: datetime, lang: Lang = "zh") -> list[str]:
+def screen_lines(screen: PadDisplay, now: datetime, lang: Lang = "zh") -> list[str]:
     """The screen as text lines: window and staff; ticket served; the rating prompt and its reasons.
 
     Every text display of a pad shows these lines, and the simulators read them back, so their
@@ -125,10 +125,10 @@ def screen_lines(screen: PadScreen, now: datetime, lang: Lang = "zh") -> list[st
                           service=screen.service_name or ""))
     else:
         lines.append(text("pad.screen.idle", lang))
-    prompt = screen.prompt
-    if prompt is not None and prompt.until > now:
+    prompt = screen.prompt_at(now)
+    if prompt is not None:
         lines.append(text("pad.screen.prompt", lang, number=prompt.ticket_number))
-        lines.append(" ".join(text(f"rating.level.{level}", lang) + f"={level}" for level in range(5, 0, -1)))
+        lines.append(" ".join(text(f"rating.level.{level}", lang) + f"={level}" for level in prompt.levels))
     return lines
 
 

@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-import serial
-
-from broker.contract import PadScreen
 from devices.evaluator import codec
-from devices.evaluator.codec import FrameReader, KeyCode, PadCommand, PadFrame
+from devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame
 from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
+from devices.evaluator.screen import PadDisplay
+from devices.transport import LinkSettings, Transport, TransportError, device_url, open_transport
 from hallkit.i18n import Message
 from hallkit.rating.models import Level
 
@@ -48,8 +47,8 @@ class SerialPad:
             raise ValueError(f"address {self.address} outside {codec.MIN_ADDRESS}..{codec.MAX_ADDRESS}")
         self.baud = int(baud)
         self.url = f"serial://{path}?address={self.address}&baud={self.baud}"
-        self.port: serial.Serial | None = None
-        self.reader = FrameReader()
+        self.port: Transport | None = None
+        self.decoder = PadDecoder()
         self.misses = 0
         self.garbage_at = -GARBAGE_SECONDS
         self.garbage_seen = 0
@@ -59,18 +58,15 @@ class SerialPad:
 
     def open(self) -> None:
         try:
-            self.port = serial.Serial(self.path, self.baud, timeout=0)
-        except (serial.SerialException, OSError) as exc:
+            self.port = open_transport(device_url(self.path), LinkSettings(baudrate=self.baud))
+        except TransportError as exc:
             raise PadUnplugged(str(exc)) from None
-        self.reader = FrameReader()
+        self.decoder = PadDecoder()
         self.misses = 0
 
     def close(self) -> None:
         if self.port is not None:
-            try:
-                self.port.close()
-            except (serial.SerialException, OSError):
-                pass
+            self.port.close()
         self.port = None
 
     # ---- polling ------------------------------------------------------------------------------------
@@ -110,10 +106,10 @@ class SerialPad:
         deadline = time.monotonic() + ANSWER_SECONDS
         while time.monotonic() < deadline:
             data = self.receive()
-            skipped = self.reader.skipped
-            frames = self.reader.feed(data) if data else []
-            if self.reader.skipped != skipped:
-                self.garbage_seen += self.reader.skipped - skipped
+            discarded = self.decoder.discarded
+            frames = self.decoder.feed(data) if data else []
+            if self.decoder.discarded != discarded:
+                self.garbage_seen += self.decoder.discarded - discarded
                 self.garbage_at = time.monotonic()
             for frame in frames:
                 for listener in self.listeners:
@@ -122,7 +118,7 @@ class SerialPad:
                     return frame
             if not data:
                 time.sleep(0.005)
-        for frame in self.reader.idle():  # the pad had its time: what is pending is not its answer
+        for frame in self.decoder.flush():  # the pad had its time: what is pending is not its answer
             for listener in self.listeners:
                 listener(frame)
         return None
@@ -132,24 +128,24 @@ class SerialPad:
             raise PadUnplugged("not open")
         try:
             self.port.write(codec.encode(frame))
-        except (serial.SerialException, OSError) as exc:
+        except TransportError as exc:
             raise PadUnplugged(str(exc)) from None
 
     def receive(self) -> bytes:
         if self.port is None:
             raise PadUnplugged("not open")
         try:
-            return bytes(self.port.read(512))
-        except (serial.SerialException, OSError) as exc:
+            return self.port.read(512, 0)
+        except TransportError as exc:
             raise PadUnplugged(str(exc)) from None
 
     # ---- display -------------------------------------------------------------------------------------
 
-    def show(self, screen: PadScreen, now: datetime) -> None:
+    def show(self, screen: PadDisplay, now: datetime) -> None:
         self._send(codec.show(self.address, screen_lines(screen, now)))
-        prompt = screen.prompt
-        if prompt is not None and prompt.until > now:
-            self.reasons = list(prompt.tags)
+        prompt = screen.prompt_at(now)
+        if prompt is not None:
+            self.reasons = list(prompt.reasons)
             self._send(codec.ask(self.address, int((prompt.until - now).total_seconds()), self.reasons))
 
     def problems(self) -> list[Message]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from devices.evaluator import codec
-from devices.evaluator.codec import FrameReader, KeyCode, PadCommand, PadFrame
+from devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame
 from devices.evaluator.keypad import DIGITS, ENTER, STAFF_KEYS, key_events
 from devices.evaluator.pad import KeyPress, Rated, StaffKey
 from devices.evaluator.touch import TouchPad
@@ -47,7 +47,7 @@ class SerialPadSimulator:
         self.link = link
         self.address = address
         self.master: int | None = None
-        self.reader = FrameReader()
+        self.decoder = PadDecoder()
         self.outbox: deque[PadFrame] = deque()  # presses not yet acknowledged, oldest first
         self.seq = 0
         self.lines: list[str] = []
@@ -86,7 +86,7 @@ class SerialPadSimulator:
         temp.replace(self.link)
         with self._lock:
             self.master = master
-            self.reader = FrameReader()
+            self.decoder = PadDecoder()
 
     def unplug(self) -> None:
         with self._lock:
@@ -135,7 +135,7 @@ class SerialPadSimulator:
                 # No host has the terminal open (EIO), or we were unplugged meanwhile.
                 time.sleep(0.02)
                 continue
-            for frame in self.reader.feed(data):
+            for frame in self.decoder.feed(data):
                 self.frames_seen += 1
                 if frame.address == self.address:
                     self._answer(master, frame)

@@ -12,8 +12,8 @@ import queue
 import threading
 from datetime import datetime
 
-from broker.contract import PadScreen
 from devices.evaluator.pad import PadInput, screen_lines
+from devices.evaluator.screen import PadDisplay
 from hallkit.i18n import Message
 
 
@@ -23,7 +23,7 @@ class TouchPad:
     def __init__(self, name: str = "touch") -> None:
         self.url = f"network://{name}"
         self.touches: queue.Queue[PadInput] = queue.Queue()
-        self.screen: PadScreen | None = None
+        self.screen: PadDisplay | None = None
         self.lines: list[str] = []
         self.changed = threading.Condition()
 
@@ -42,7 +42,7 @@ class TouchPad:
         except queue.Empty:
             return None
 
-    def show(self, screen: PadScreen, now: datetime) -> None:
+    def show(self, screen: PadDisplay, now: datetime) -> None:
         with self.changed:
             self.screen = screen
             self.lines = screen_lines(screen, now)

@@ -15,9 +15,9 @@ The length counts the payload and the checksum byte. SW1 SW2 pass the card's
 APDU status through; SW3 is the reader module's own status (see
 :class:`Status`).
 
-The codec is pure: no I/O, threads or clock. :func:`decode` takes a buffer and
-returns the frames in it plus how many bytes were used; the caller keeps the
-rest and appends the next read. It resynchronises on the next preamble after
+The codec is pure: no I/O, threads or clock. :class:`IdCardDecoder` finds the
+frames in a byte stream fed to it read by read (the shape of every device
+decoder, :mod:`devices.framing`). It resynchronises on the next preamble after
 noise, a bad length, a bad checksum, or a frame cut short by a lost read.
 """
 
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+
+from devices.framing import BufferedDecoder, Scan
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 HEADER_SIZE = len(PREAMBLE) + 2
@@ -150,21 +152,6 @@ def encode(message: Command | Reply) -> bytes:
     return encode_payload(message.payload())
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """What :func:`decode` found in a buffer.
-
-    Attributes:
-        payloads: the payloads of the valid frames, in order.
-        consumed: bytes at the front of the buffer that are done with; keep the rest.
-        discarded: how many of the consumed bytes were noise or broken frames.
-    """
-
-    payloads: tuple[bytes, ...]
-    consumed: int
-    discarded: int
-
-
 class _At(IntEnum):
     VALID = 0
     INCOMPLETE = 1
@@ -210,63 +197,40 @@ def _kept_tail(buffer: bytes, pos: int) -> int:
     return len(buffer)
 
 
-def decode(buffer: bytes) -> Decoded:
-    """Find the frames in ``buffer``.
+class IdCardDecoder(BufferedDecoder[bytes]):
+    """Frame payloads out of the reader's byte stream, either direction; see :mod:`devices.framing`.
 
-    Never raises on bad input: noise and broken frames are skipped and counted.
-
-    Args:
-        buffer: bytes read so far, starting with whatever was kept last time.
-
-    Returns:
-        The valid payloads and how far the buffer is used up.
+    It resynchronises on the next preamble after noise, a bad length, a bad
+    checksum, or a frame cut short by a lost read, and counts what it skipped.
+    :meth:`flush` (the reply's time ran out) gives up a frame still waiting for
+    its rest, looking for a whole frame behind its start first.
     """
-    payloads: list[bytes] = []
-    pos = 0
-    discarded = 0
-    while True:
-        start = buffer.find(PREAMBLE, pos)
-        if start < 0:
-            tail = _kept_tail(buffer, pos)
-            return Decoded(tuple(payloads), tail, discarded + tail - pos)
-        discarded += start - pos
-        state, end = _frame_at(buffer, start)
-        if state is _At.BROKEN:
-            pos = start + 1
-            discarded += 1
-            continue
-        inner = _valid_frame_within(buffer, start, end if state is _At.VALID else len(buffer))
-        if inner >= 0:
-            discarded += inner - start
-            pos = inner
-            continue
-        if state is _At.INCOMPLETE:
-            return Decoded(tuple(payloads), start, discarded)
-        payloads.append(bytes(buffer[start + HEADER_SIZE : end - 1]))
-        pos = end
 
-
-class FrameBuffer:
-    """Bytes kept between reads, decoded as they arrive. Still pure: the caller does the reading."""
-
-    def __init__(self) -> None:
-        self._pending = bytearray()
-        self.discarded = 0
-        """Noise and broken-frame bytes skipped since the buffer was made (for field diagnostics)."""
-
-    def feed(self, chunk: bytes) -> tuple[bytes, ...]:
-        """Add a read and return the payloads of the frames it completed."""
-        self._pending += chunk
-        result = decode(bytes(self._pending))
-        del self._pending[: result.consumed]
-        self.discarded += result.discarded
-        return result.payloads
-
-    def clear(self) -> None:
-        """Forget a partial frame, e.g. after the reply it belonged to timed out."""
-        self._pending.clear()
-
-    @property
-    def pending(self) -> int:
-        """Bytes waiting for the rest of their frame."""
-        return len(self._pending)
+    def scan(self, buffer: bytes, final: bool) -> Scan[bytes]:
+        payloads: list[bytes] = []
+        pos = 0
+        discarded = 0
+        while True:
+            start = buffer.find(PREAMBLE, pos)
+            if start < 0:
+                tail = len(buffer) if final else _kept_tail(buffer, pos)
+                return Scan(payloads, tail, discarded + tail - pos)
+            discarded += start - pos
+            state, end = _frame_at(buffer, start)
+            if state is _At.BROKEN:
+                pos = start + 1
+                discarded += 1
+                continue
+            inner = _valid_frame_within(buffer, start, end if state is _At.VALID else len(buffer))
+            if inner >= 0:
+                discarded += inner - start
+                pos = inner
+                continue
+            if state is _At.INCOMPLETE:
+                if not final:
+                    return Scan(payloads, start, discarded)
+                pos = start + 1  # never completed: look behind its first byte
+                discarded += 1
+                continue
+            payloads.append(bytes(buffer[start + HEADER_SIZE : end - 1]))
+            pos = end

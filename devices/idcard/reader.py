@@ -1,10 +1,11 @@
 """The ID card reader: one interface, the serial driver, and a watcher thread for the kiosk.
 
 Reading a card is always find → select → read (the reader forgets a card it
-has read, so all three run each time). The driver composes a serial port and
-the pure codec; it blocks, so the kiosk never calls it directly:
-:class:`CardWatcher` polls in its own thread and tells listeners about each
-card placed, and the kiosk hands those calls to its UI loop.
+has read, so all three run each time). The driver composes a transport
+(:mod:`devices.transport`, usually a serial port) and the pure codec; it
+blocks, so the kiosk never calls it directly: :class:`CardWatcher` polls in
+its own thread and tells listeners about each card placed, and the kiosk hands
+those calls to its UI loop.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from datetime import date, datetime
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-import serial
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.idcard.codec import Cmd, Command, FrameBuffer, Reply, Status, encode
+from devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode
 from devices.idcard.photo import CardPhoto
 from devices.idcard.problems import IdCardError, Problem
 from devices.idcard.records import CardHolder, CardRules, ResidentRecord, parse_text_block
+from devices.transport import LinkSettings, Transport, TransportError, device_url, open_transport
 from hallkit.config import Device, HallConfig
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class ReaderSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    port: str = Field(description="a device path such as /dev/ttyUSB0, or a pyserial URL (spy://, socket://)")
+    port: str = Field(description="a device path such as /dev/ttyUSB0, or a device URL (sim://idcard, spy://, "
+                                  "socket://; see devices.transport)")
     baud: int = Field(115200, description="115200 8N1 unless the reader was set otherwise")
     reply_timeout: float = Field(1.0, gt=0, description="seconds to wait for one reply")
     retries: int = Field(2, ge=0, le=10, description="repeats of a command whose reply timed out or was garbled")
@@ -51,8 +53,9 @@ class ReaderSettings(BaseModel):
     def from_device(cls, device: Device, **overrides: object) -> ReaderSettings:
         """Settings from a ``[[devices]]`` entry, e.g. ``serial:///dev/ttyUSB0?baudrate=115200``.
 
-        ``serial://`` is the hall's name for a local port; any other URL goes to
-        pyserial as is, so ``spy:///dev/ttyUSB0`` logs the traffic in hex for field work.
+        ``serial://`` is the hall's name for a local port; any other URL is opened as it is
+        (:mod:`devices.transport`), so ``spy:///dev/ttyUSB0`` logs the traffic in hex for
+        field work and ``sim://idcard`` reads from a simulated reader.
         """
         parts = urlsplit(device.url)
         query = parse_qs(parts.query)
@@ -112,15 +115,19 @@ def status_error(status: int) -> IdCardError:
     return IdCardError(problem)
 
 
-def open_port(settings: ReaderSettings) -> serial.SerialBase:
-    """Open the reader's port, 8N1.
+READ_SECONDS = 0.05
+"""The longest one read waits for bytes, so a reply's deadline is kept to within this."""
+
+
+def open_port(settings: ReaderSettings) -> Transport:
+    """Open the reader's link, 8N1 at the settings' speed.
 
     Raises:
         IdCardError: PORT_UNAVAILABLE with the system's reason.
     """
     try:
-        return serial.serial_for_url(settings.port, baudrate=settings.baud, timeout=0.05, write_timeout=2.0)
-    except (serial.SerialException, OSError, ValueError) as exc:
+        return open_transport(device_url(settings.port), LinkSettings(timeout=2.0, baudrate=settings.baud))
+    except TransportError as exc:
         raise IdCardError(Problem.PORT_UNAVAILABLE, port=settings.port, reason=str(exc)) from None
 
 
@@ -147,7 +154,7 @@ class SerialIdCardReader:
         self._elderly_age = elderly_age
         self._today = today
         self._port = open_port(settings)
-        self._frames = FrameBuffer()
+        self._frames = IdCardDecoder()
         self._lock = threading.Lock()
 
     @classmethod
@@ -189,20 +196,20 @@ class SerialIdCardReader:
     def _exchange(self, command: Command) -> Reply:
         try:
             # Whatever is still in the line belongs to an earlier, abandoned exchange.
-            self._port.reset_input_buffer()
-            self._frames.clear()
+            self._port.discard_input()
+            self._frames.reset()
             noise_before = self._frames.discarded
             self._port.write(encode(command))
             deadline = time.monotonic() + self.settings.reply_timeout
-            while time.monotonic() < deadline:
-                chunk = self._port.read(max(1, self._port.in_waiting))
-                for payload in self._frames.feed(chunk):
+            while (left := deadline - time.monotonic()) > 0:
+                for payload in self._frames.feed(self._port.read(4096, min(left, READ_SECONDS))):
                     reply = Reply.parse(payload)
                     if reply is not None:
                         return reply
-        except (serial.SerialException, OSError) as exc:
+        except TransportError as exc:
             raise IdCardError(Problem.PORT_UNAVAILABLE, port=self.settings.port, reason=str(exc)) from None
-        if self._frames.pending or self._frames.discarded > noise_before:
+        self._frames.flush()  # the time is up: a frame still waiting for its rest is broken
+        if self._frames.discarded > noise_before:
             raise IdCardError(Problem.GARBLED)
         raise IdCardError(Problem.TIMEOUT)
 

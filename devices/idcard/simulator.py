@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from devices.idcard import idnumber
-from devices.idcard.codec import PREAMBLE, Cmd, Command, FrameBuffer, Reply, Status, encode
+from devices.idcard.codec import PREAMBLE, Cmd, Command, IdCardDecoder, Reply, Status, encode
 from devices.idcard.photo import CardPhoto
 from devices.idcard.records import CardHolder, CardKind, Gender, encode_text_block
 
@@ -153,7 +153,7 @@ class IdCardSimulator:
         self._selected = False
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._frames = FrameBuffer()
+        self._frames = IdCardDecoder()
         self._wake_read, self._wake_write = os.pipe()
         self._thread: threading.Thread | None = None
         self.placed_at: float | None = None
@@ -166,6 +166,11 @@ class IdCardSimulator:
             if card.name == name:
                 return card
         raise KeyError(name)
+
+    @property
+    def url(self) -> str:
+        """The port as a device URL (:mod:`devices.transport`)."""
+        return f"serial://{self.port}"
 
     @property
     def card_names(self) -> tuple[str, ...]:

@@ -11,7 +11,6 @@ import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from devices.sim_cli import sim_commands
 from hallkit.cli import CommandFailed, add_json_flag, emit
@@ -84,11 +83,12 @@ def _target(args: argparse.Namespace) -> tuple[str, TicketLayout, HallConfig | N
 
 def _open(url: str, layout: TicketLayout, timeout: float) -> EscposTicketPrinter:
     from devices.printer.printer import EscposTicketPrinter
-    from devices.printer.transport import TRANSPORTS
+    from devices.transport import TransportError, transport_class
 
-    if urlsplit(url).scheme not in TRANSPORTS:
-        valid = ", ".join(f"{name}://" for name in TRANSPORTS)
-        raise CommandFailed(bilingual("printer.cli.bad_url", reason=f"{url} ({valid})"))
+    try:
+        transport_class(url)
+    except TransportError as exc:
+        raise CommandFailed(bilingual("printer.cli.bad_url", reason=str(exc))) from None
     return EscposTicketPrinter(url, layout, status_timeout=timeout)
 
 

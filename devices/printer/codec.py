@@ -18,9 +18,9 @@ Byte forms (hex; ``n`` one byte, ``pL pH`` a little-endian length)::
     DLE EOT n      10 04 n               real-time status query (see ``status``)
     text           bytes >= 0x20         characters in the printer's encoding
 
-Everything else is decoded as :class:`Unknown` so a stream with foreign commands
-still parses: known fixed-length commands are skipped whole, any other control
-byte is skipped alone.
+:class:`EscposDecoder` reads them back. Everything else is decoded as :class:`Unknown`
+so a stream with foreign commands still parses: known fixed-length commands are
+skipped whole, any other control byte is skipped alone.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from enum import IntEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from devices.framing import BufferedDecoder, Scan
 
 ESC = 0x1B
 GS = 0x1D
@@ -245,38 +247,43 @@ _FIXED_LENGTHS: dict[tuple[int, int], int] = {
 }
 
 
-def decode(buffer: bytes, final: bool = False) -> tuple[list[EscposCommand], int]:
-    """Decode as many whole commands as ``buffer`` holds.
+class EscposDecoder(BufferedDecoder[EscposCommand]):
+    """ESC/POS commands out of a byte stream (the virtual printer's side); see :mod:`devices.framing`.
 
-    Args:
-        buffer: bytes received so far.
-        final: the stream has ended, so trailing text is complete.
-
-    Returns:
-        The commands and how many bytes they used; the caller keeps the rest and
-        calls again when more bytes arrive.
+    ESC/POS has no envelope to resynchronise on: every byte is text or starts a command. Bytes
+    outside the ticket's subset come out as :class:`Unknown` so nothing is silently lost, and
+    count as :attr:`discarded`. Text is held back until a control byte or :meth:`flush` ends it,
+    since a multi-byte character may be split across reads; a command cut short by the end of
+    the stream comes out of :meth:`flush` as :class:`Unknown`.
     """
-    commands: list[EscposCommand] = []
-    pos = 0
-    size = len(buffer)
-    while pos < size:
-        byte = buffer[pos]
-        if byte >= 0x20:
-            end = pos
-            while end < size and buffer[end] >= 0x20:
-                end += 1
-            if end == size and not final:
-                break  # a multi-byte character may be split across reads
-            commands.append(Text(data=buffer[pos:end]))
-            pos = end
-            continue
-        decoded = _decode_control(buffer, pos)
-        if decoded is None:
-            break
-        command, length = decoded
-        commands.append(command)
-        pos += length
-    return commands, pos
+
+    def scan(self, buffer: bytes, final: bool) -> Scan[EscposCommand]:
+        commands: list[EscposCommand] = []
+        pos = 0
+        unknown = 0
+        size = len(buffer)
+        while pos < size:
+            byte = buffer[pos]
+            if byte >= 0x20:
+                end = pos
+                while end < size and buffer[end] >= 0x20:
+                    end += 1
+                if end == size and not final:
+                    break  # a multi-byte character may be split across reads
+                commands.append(Text(data=buffer[pos:end]))
+                pos = end
+                continue
+            decoded = _decode_control(buffer, pos)
+            if decoded is None:
+                if not final:
+                    break
+                decoded = Unknown(data=buffer[pos:]), size - pos
+            command, length = decoded
+            if isinstance(command, Unknown):
+                unknown += length
+            commands.append(command)
+            pos += length
+        return Scan(commands, pos, unknown)
 
 
 def _decode_control(buffer: bytes, pos: int) -> tuple[EscposCommand, int] | None:

@@ -14,7 +14,7 @@ from typing import Protocol
 from devices.printer.codec import StatusQuery, encode
 from devices.printer.layout import TicketComposer, TicketPrint
 from devices.printer.status import QUERIES, PrinterStatus, decode_status, no_reply, one_way_link
-from devices.printer.transport import DEFAULT_TIMEOUT, Transport, TransportError, open_transport
+from devices.transport import DEFAULT_TIMEOUT, LinkSettings, Transport, TransportError, open_transport
 from hallkit.config import TicketLayout
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class EscposTicketPrinter:
     is switched off and on again comes back without restarting the kiosk.
 
     Args:
-        url: where the printer is, e.g. ``tcp://10.0.0.5:9100`` (see ``transport``).
+        url: where the printer is, e.g. ``tcp://10.0.0.5:9100`` (see :mod:`devices.transport`).
         layout: paper width, encoding and Chinese mode from the hall config.
         status_timeout: seconds to wait for the status reply; silence means offline.
         write_timeout: seconds a ticket may take to leave (a jammed printer stops taking bytes).
@@ -99,7 +99,7 @@ class EscposTicketPrinter:
     def _query_status(self) -> PrinterStatus:
         try:
             transport = self._link()
-            if not transport.reads_status:
+            if not transport.can_read:
                 return one_way_link()
             stale = transport.discard_input()
             if stale:
@@ -117,7 +117,7 @@ class EscposTicketPrinter:
 
     def _link(self) -> Transport:
         if self._transport is None:
-            self._transport = open_transport(self.url, self.status_timeout)
+            self._transport = open_transport(self.url, LinkSettings(timeout=self.status_timeout))
         return self._transport
 
     def _drop_link(self) -> None:

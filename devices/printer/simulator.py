@@ -33,7 +33,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from devices.printer.codec import EscposCommand, StatusQuery, decode
+from devices.printer.codec import EscposCommand, EscposDecoder, StatusQuery
 from devices.printer.render import Page, PrintedLine, TicketRenderer
 from devices.printer.status import PaperLevel, status_reply
 
@@ -218,7 +218,7 @@ class PrinterSimulator:
             self._connections.add(connection)
         # Each connection draws its own page, so two clients never mix their tickets.
         renderer = TicketRenderer(self.paper_width_mm, self.encoding, self.chinese_mode)
-        buffer = b""
+        decoder = EscposDecoder()
         try:
             while True:
                 try:
@@ -227,13 +227,9 @@ class PrinterSimulator:
                     break
                 if not data:
                     break
-                buffer += data
-                commands, used = decode(buffer)
-                buffer = buffer[used:]
-                for command in commands:
+                for command in decoder.feed(data):
                     self._apply(command, connection, renderer)
-            commands, _ = decode(buffer, final=True)
-            for command in commands:
+            for command in decoder.flush():
                 self._apply(command, connection, renderer)
         finally:
             with self._changed:

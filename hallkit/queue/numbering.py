@@ -26,7 +26,22 @@ def ticket_number(prefix: str, seq: int) -> str:
 
 
 def ticket_id(day: date, number: str) -> str:
-    return f"{day:%Y%m%d}-{number}"
+    return f"{ticket_id_prefix(day)}{number}"
+
+
+def ticket_day(ticket_id: str) -> date:
+    """The business day a ticket was issued on: the date its id starts with (see :func:`ticket_id`).
+
+    It is the day of the queue's ``day_opened`` the ticket was issued under, whatever the clock
+    said later; a ticket never outlives its day (the next ``day_opened`` abandons it), so this is
+    also the business day of the ticket's service and of its rating.
+    """
+    return datetime.strptime(ticket_id.split("-", 1)[0], "%Y%m%d").date()
+
+
+def ticket_id_prefix(day: date) -> str:
+    """What every ticket id of ``day`` starts with (the county selects a day's ratings by it)."""
+    return f"{day:%Y%m%d}-"
 
 
 def public_id(length: int = 10) -> str:

@@ -14,10 +14,11 @@ Pure: no clock, no storage.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hallkit.config import RatingRules
 from hallkit.i18n import Message
@@ -136,6 +137,45 @@ def take_step(case: Case, step: CaseStep, by: str, at: datetime, note: str, hall
     update = CaseUpdate(update_id=new_id(), case_id=case.case_id, rating_id=case.rating_id, hall_id=hall_id,
                         step=step, by=by, at=at, note=note.strip(), deadline=case.deadline)
     return case.model_copy(update={"state": to, "updated_at": at}), update
+
+
+FINISHING_STEPS = (CaseStep.CLOSED, CaseStep.APPEAL_UPHELD)
+"""A case is finished (closed, or voided with its rating) once it has one of these steps.
+``appeal_rejected`` is not one: the case goes back to verified and handling goes on."""
+
+
+class CaseOutcome(BaseModel):
+    """What the steps of one case add up to, for the figures (docs/ratings.md).
+
+    Order-free on purpose: the county gets the steps from several ingest workers, and a hall clock
+    stepped back can make a later step read earlier, but both finishing steps end the workflow, so
+    having one of them is the same as it being the latest.
+    """
+
+    rating_id: str
+    deadline: date
+    finished: bool = False
+    voided: bool = Field(False, description="the appeal was upheld: the rating is left out of the figures")
+    appealed: int = Field(0, description="appeals made (申诉复核), each decided or pending")
+    upheld: int = 0
+    rejected: int = 0
+
+    def overdue(self, as_of: date) -> bool:
+        """Still being handled after its last working day."""
+        return not self.finished and as_of > self.deadline
+
+
+def case_outcomes(steps: Iterable[CaseUpdate]) -> dict[str, CaseOutcome]:
+    """Per rating id, the outcome of its case (one case per bad rating) from its recorded steps."""
+    found: dict[str, CaseOutcome] = {}
+    for step in steps:
+        outcome = found.setdefault(step.rating_id, CaseOutcome(rating_id=step.rating_id, deadline=step.deadline))
+        outcome.finished |= step.step in FINISHING_STEPS
+        outcome.voided |= step.step is CaseStep.APPEAL_UPHELD
+        outcome.appealed += step.step is CaseStep.APPEALED
+        outcome.upheld += step.step is CaseStep.APPEAL_UPHELD
+        outcome.rejected += step.step is CaseStep.APPEAL_REJECTED
+    return found
 
 
 def next_steps(state: CaseState) -> list[CaseStep]:

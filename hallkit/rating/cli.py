@@ -1,4 +1,4 @@
-"""Rating commands: ``hall cases`` (list, record a step) and ``hall ratings report``.
+"""Rating commands: ``hall cases`` (list, record a step), ``hall ratings report`` and ``hall figures``.
 
 Lists and reports read the hub's SQLite file directly (read-only; they work while the hub runs
 and when it does not). Recording a case step goes to the hub over MQTT, because the hub stores
@@ -11,6 +11,7 @@ import argparse
 import os
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -18,6 +19,9 @@ from hallkit.cli import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual, text
 from hallkit.rating.cases import Case
 from hallkit.rating.report import RatingReport, ReportRow
+
+if TYPE_CHECKING:
+    from hallkit.queue.figures import DailyFigures
 
 STEP_COMMANDS = {
     "verify": ("verified", "核实: the complaint was checked with the staff member and the record"),
@@ -51,6 +55,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         cmd.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
                          help="hall id (default: the one hall whose hub runs on the broker)")
         cmd.add_argument("--device", default="console", help="this terminal's device id (a counter)")
+        cmd.add_argument("--logins", type=Path, metavar="FILE",
+                         help="credentials.toml holding the password of the login in --broker mqtt://LOGIN@HOST:PORT")
         cmd.add_argument("--timeout", type=float, default=5.0)
         add_json_flag(cmd)
         cmd.set_defaults(handler=record_step, step=step)
@@ -66,6 +72,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_data(report)
     add_json_flag(report)
     report.set_defaults(handler=show_report)
+
+    figures = commands.add_parser(
+        "figures", help="every figure of one business day: tickets, waits, 满意率, 差评率, cases, appeals",
+        description="The day's queue, rating, case and appeal figures, read from the hub's SQLite file, as the "
+                    "dashboard and the county compute them. Definitions: docs/queue.md (Daily figures).")
+    figures.add_argument("--day", type=date.fromisoformat, help="YYYY-MM-DD (default: the business day now)")
+    _add_data(figures)
+    add_json_flag(figures)
+    figures.set_defaults(handler=show_figures)
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +166,6 @@ def record_step(args: argparse.Namespace) -> int:
 
 def show_report(args: argparse.Namespace) -> int:
     from hallkit.rating import store
-    from hallkit.rating.cases import CaseState
     from hallkit.rating.report import Period, build_report
 
     try:
@@ -159,14 +173,48 @@ def show_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
     config, conn = _open(args)
-    zone = config.hall.zone
-    cases = store.cases(conn)
-    report = build_report(config.hall.id, period, datetime.now(zone).date(), zone, list(store.events(conn)),
-                          list(store.ratings(conn)), cases,
-                          voided={c.rating_id for c in cases if c.state is CaseState.VOIDED})
+    report = build_report(config.hall.id, period, datetime.now(config.hall.zone).date(), list(store.events(conn)),
+                          list(store.ratings(conn)), store.every_step(conn))
     conn.close()
     emit(args, report, render_report(report, config.hall.name))
     return 0
+
+
+def show_figures(args: argparse.Namespace) -> int:
+    from hallkit.queue.figures import daily_figures, fold_day
+    from hallkit.queue.numbering import business_day
+    from hallkit.rating import store
+    from hallkit.rating.report import Period, build_report
+    from hallkit.store.sqlite import day_events
+
+    config, conn = _open(args)
+    now = datetime.now(config.hall.zone)
+    day = args.day or business_day(now, config.hall.zone, config.queue.reset_hour)
+    queue = fold_day(day, day_events(conn, day)).figures()
+    ratings = build_report(config.hall.id, Period(start=day, end=day), now.date(), store.events_of_day(conn, day),
+                           store.ratings_of_day(conn, day), store.every_step(conn))
+    conn.close()
+    figures = daily_figures(config.hall.id, queue, ratings)
+    emit(args, figures, render_figures(figures, config.hall.name))
+    return 0
+
+
+def render_figures(figures: DailyFigures, hall_name: str) -> str:
+    total, rated = figures.queue.total, figures.ratings
+    return "\n".join([
+        bilingual("figures.title_final" if figures.queue.final else "figures.title_running", hall=hall_name,
+                  day=figures.day.isoformat()),
+        text("figures.queue", taken=total.taken, served=total.served, waiting=total.waiting, abandoned=total.abandoned,
+             mean=_minutes(total.mean_wait_seconds), p90=_minutes(total.p90_wait_seconds)),
+        text("figures.ratings", counted=rated.counted, voided=rated.voided, coverage=_percent(rated.coverage),
+             satisfaction=_percent(rated.satisfaction_rate), bad_rate=_percent(rated.bad_rate), bad=rated.bad),
+        text("figures.cases", open=rated.open_cases, overdue=rated.overdue_cases, appeals=rated.appeals,
+             upheld=rated.appeals_upheld, rejected=rated.appeals_rejected),
+    ])
+
+
+def _minutes(seconds: float | None) -> str:
+    return text("rating.report.none") if seconds is None else f"{seconds / 60:.1f}"
 
 
 def render_report(report: RatingReport, hall_name: str) -> str:

@@ -1,16 +1,25 @@
-"""The rating figures of a period, per window, staff member and service.
+"""The rating figures of a period, per window, staff member and service: each defined once here.
 
-Definitions (also in docs/ratings.md):
+The hall's reports and the dashboard compute them with :func:`build_report`; the county computes
+the same definitions in SQL from the same records (``county/report.py``). Also in docs/ratings.md.
 
-- **served**: service events (completed tickets) whose service ended in the period (local dates).
+- **period**: business days, both ends included. A service belongs to the business day of its
+  ticket (:func:`hallkit.queue.numbering.ticket_day`: the queue's ``day_opened``, not the clock),
+  and so do its rating and the rating's case.
+- **served**: service events (completed tickets) of the period.
 - **rated**: of those, the ones a resident rated (pad, QR, kiosk). **coverage** = rated / served: the
-  应评尽评 rate.
+  应评尽评 rate. Voided ratings stay rated: the resident did rate.
 - **defaulted**: the ones the province's missing-rating rule counted at a default level.
-- **counted**: rated + defaulted, less ratings voided on appeal (申诉复核成立).
-- **satisfaction rate** = counted ratings that are not bad / counted (bad = 不满意, 非常不满意).
-- **bad**: counted bad ratings. **mean score**: under the province's score mapping, over counted.
-- **open cases** / **overdue cases**: cases of the period's bad ratings not yet closed or voided, as of
-  the day the report is made; overdue ones are past their working-day deadline.
+- **voided**: ratings whose case has an ``appeal_upheld`` step (申诉复核成立).
+- **counted**: rated + defaulted − voided: the ratings every rate below is over.
+- **satisfaction rate** (满意率) = counted ratings at 基本满意 or better / counted.
+- **bad** (差评): counted ratings at 不满意 or 非常不满意; **bad rate** (差评率) = bad / counted.
+- **mean score**: under the province's score mapping, over counted.
+- **open cases**: cases of the period's ratings with neither a ``closed`` nor an ``appeal_upheld``
+  step (``appeal_rejected`` sends a case back to verified: still open); **overdue cases**: open ones
+  whose deadline is before the report's ``as_of`` date.
+- **appeals**: ``appealed`` steps of those cases; **upheld** / **rejected**: their decisions
+  (appeals − upheld − rejected are pending).
 
 Pure: the caller loads the rows and names the day.
 """
@@ -20,12 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Literal
-from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from hallkit.rating.cases import Case
-from hallkit.rating.models import Rating, RatingChannel
+from hallkit.queue.numbering import ticket_day
+from hallkit.rating.cases import CaseOutcome, case_outcomes
+from hallkit.rating.models import CaseUpdate, Rating, RatingChannel
 from hallkit.rating.rules import ServiceEvent
 
 Dimension = Literal["window", "staff", "service"]
@@ -55,15 +64,26 @@ class Figures(BaseModel):
     score_total: int = 0
     open_cases: int = 0
     overdue_cases: int = 0
+    appeals: int = 0
+    appeals_upheld: int = 0
+    appeals_rejected: int = 0
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def coverage(self) -> float | None:
         return self.rated / self.served if self.served else None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def satisfaction_rate(self) -> float | None:
         return self.satisfied / self.counted if self.counted else None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def bad_rate(self) -> float | None:
+        return self.bad / self.counted if self.counted else None
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def mean_score(self) -> float | None:
         return self.score_total / self.counted if self.counted else None
@@ -113,11 +133,11 @@ def _row(dimension: Dimension | Literal["hall"], key: str, name: str, figures: F
 NO_STAFF = "-"
 
 
-def build_report(hall: str, period: Period, as_of: date, zone: ZoneInfo, events: Iterable[ServiceEvent],
-                 ratings: Iterable[Rating], cases: Iterable[Case], voided: set[str]) -> RatingReport:
-    """The figures of ``period`` from every event, rating and case the hall holds."""
+def build_report(hall: str, period: Period, as_of: date, events: Iterable[ServiceEvent],
+                 ratings: Iterable[Rating], steps: Iterable[CaseUpdate]) -> RatingReport:
+    """The figures of ``period`` from the events, ratings and case steps the hall holds."""
     by_event = {r.service_event_id: r for r in ratings}
-    cases_by_event = {c.service_event_id: c for c in cases}
+    outcomes = case_outcomes(steps)
     tallies = [
         _Tally("hall", lambda e: (hall, hall)),
         _Tally("window", lambda e: (f"{e.window:03d}", f"{e.window} {e.window_name}")),
@@ -125,19 +145,19 @@ def build_report(hall: str, period: Period, as_of: date, zone: ZoneInfo, events:
         _Tally("service", lambda e: (e.service_id, e.service_name)),
     ]
     for event in events:
-        if not period.start <= event.served_at.astimezone(zone).date() <= period.end:
+        if not period.start <= ticket_day(event.ticket_id) <= period.end:
             continue
         rating = by_event.get(event.service_event_id)
-        case = cases_by_event.get(event.service_event_id)
+        outcome = outcomes.get(rating.rating_id) if rating else None
         for tally in tallies:
-            _count(tally.of(event), rating, case, voided, as_of)
+            _count(tally.of(event), rating, outcome, as_of)
     total = tallies[0].rows()
     return RatingReport(hall=hall, period=period, as_of=as_of,
                         total=total[0] if total else _row("hall", hall, hall, Figures()),
                         rows=[row for tally in tallies[1:] for row in tally.rows()])
 
 
-def _count(figures: Figures, rating: Rating | None, case: Case | None, voided: set[str], as_of: date) -> None:
+def _count(figures: Figures, rating: Rating | None, outcome: CaseOutcome | None, as_of: date) -> None:
     figures.served += 1
     if rating is None:
         return
@@ -145,7 +165,7 @@ def _count(figures: Figures, rating: Rating | None, case: Case | None, voided: s
         figures.defaulted += 1
     else:
         figures.rated += 1
-    if rating.rating_id in voided:
+    if outcome is not None and outcome.voided:
         figures.voided += 1
     else:
         figures.counted += 1
@@ -154,6 +174,11 @@ def _count(figures: Figures, rating: Rating | None, case: Case | None, voided: s
             figures.bad += 1
         else:
             figures.satisfied += 1
-    if case is not None and not case.state.finished:
+    if outcome is None:
+        return
+    figures.appeals += outcome.appealed
+    figures.appeals_upheld += outcome.upheld
+    figures.appeals_rejected += outcome.rejected
+    if not outcome.finished:
         figures.open_cases += 1
-        figures.overdue_cases += case.overdue(as_of)
+        figures.overdue_cases += outcome.overdue(as_of)

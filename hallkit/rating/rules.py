@@ -43,7 +43,7 @@ class ServiceEvent(BaseModel):
     ticket_number: str
     ticket_public_id: str
     service_id: str
-    service_code: str = Field(description="the catalogue number (事项编码) when known, else the service id")
+    service_code: str = Field(description="Service.upstream_code: the catalogue number (事项编码) when known, else the service id")
     service_name: str
     department: str
     window: int

@@ -17,8 +17,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+
+from hallkit.queue.numbering import ticket_id_prefix
 
 from hallkit.rating.cases import Case
 from hallkit.rating.models import CaseUpdate, Rating
@@ -162,6 +164,31 @@ def cases(conn: sqlite3.Connection) -> list[Case]:
 def steps(conn: sqlite3.Connection, case_id: str) -> list[CaseUpdate]:
     """The steps of one case in the order they were taken (the dashboard shows who did what, when)."""
     rows = conn.execute("SELECT body FROM case_steps WHERE case_id = ? ORDER BY at, rowid", (case_id,))
+    return [CaseUpdate.model_validate_json(body) for (body,) in rows]
+
+
+def events_of_day(conn: sqlite3.Connection, day: date) -> list[ServiceEvent]:
+    """Service events of business day ``day``: those whose ticket id starts with the day."""
+    rows = conn.execute("SELECT body FROM rating_events WHERE json_extract(body, '$.ticket_id') LIKE ? "
+                        "ORDER BY served_at", (_day_pattern(day),))
+    return [ServiceEvent.model_validate_json(body) for (body,) in rows]
+
+
+def ratings_of_day(conn: sqlite3.Connection, day: date) -> list[Rating]:
+    """Ratings of the service events of business day ``day``."""
+    rows = conn.execute("SELECT body FROM ratings WHERE json_extract(body, '$.ticket_id') LIKE ? ORDER BY served_at",
+                        (_day_pattern(day),))
+    return [Rating.model_validate_json(body) for (body,) in rows]
+
+
+def _day_pattern(day: date) -> str:
+    return ticket_id_prefix(day) + "%"
+
+
+def every_step(conn: sqlite3.Connection) -> list[CaseUpdate]:
+    """Every step of every case, oldest first: what the figures' case outcomes are made of, and what
+    the uplink's backfill sends."""
+    rows = conn.execute("SELECT body FROM case_steps ORDER BY at, rowid")
     return [CaseUpdate.model_validate_json(body) for (body,) in rows]
 
 

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -134,3 +135,24 @@ class EventStore:
         self._closing.set()
         self._checkpointer.join(timeout=5)
         self.conn.close()
+
+
+def day_opened_seq(conn: sqlite3.Connection, day: date) -> int | None:
+    """``seq`` of the ``day_opened`` event that opened business day ``day``, if the log has it."""
+    row = conn.execute("SELECT seq FROM events WHERE type = 'day_opened' AND json_extract(body, '$.day') = ? "
+                       "ORDER BY seq LIMIT 1", (day.isoformat(),)).fetchone()
+    return int(row[0]) if row else None
+
+
+def day_events(conn: sqlite3.Connection, day: date) -> list[Event]:
+    """Business day ``day`` as the figures fold it: from its ``day_opened`` through the next one.
+
+    The next ``day_opened`` is included because it names the tickets the day left behind.
+    """
+    first = day_opened_seq(conn, day)
+    if first is None:
+        return []
+    row = conn.execute("SELECT min(seq) FROM events WHERE type = 'day_opened' AND seq > ?", (first,)).fetchone()
+    last = row[0] if row and row[0] is not None else 2**62
+    rows = conn.execute("SELECT body FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last))
+    return [EVENT.validate_json(body) for (body,) in rows]

@@ -56,6 +56,13 @@ def test_a_card_finds_today_s_appointment_and_checks_in_once(hall, mosquitto, ca
         again = kiosk.request(check_in.model_copy(update={}))
         assert first.ok and first.outcome.ticket.priority == "appointment"
         assert again.outcome.ticket.number == first.outcome.ticket.number  # one ticket per appointment
+    # Keyed by the appointment, not the device: checked in again at a counter, still the same ticket,
+    # but without the QR token, which only the kiosk that printed the ticket is given.
+    with HallClient(mosquitto.address, "test-hall", "console") as console:
+        at_counter = console.request(check_in)
+    assert at_counter.outcome.ticket.number == first.outcome.ticket.number
+    assert first.outcome.ticket.public_id and at_counter.outcome.ticket.public_id == ""
+    with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
         assert kiosk.appointments(hashed).appointments == []  # checked in: no longer offered
         assert kiosk.appointments("0" * 64).appointments == []
     assert main(["appointments", "list", "--config", str(config_file), "--data", str(data), "--json"]) == 0

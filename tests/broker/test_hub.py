@@ -6,18 +6,35 @@ import json
 import threading
 import time
 from collections import defaultdict
+from datetime import UTC, date, datetime
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from broker.client import HallClient, HubError, read_hall
 from broker.contract import ErrorNotice, QueueEventNotice, Topics
-from broker.hub import Hub
+from broker.hub import Hub, _public, for_sender, idempotency_key
 from broker.mqtt import make_client
 from hallkit.cli import main
 from hallkit.config import parse_config
-from hallkit.queue.models import CallNext, Complete, Pause, TakeTicket
+from hallkit.queue.models import (
+    CallNext,
+    Channel,
+    Complete,
+    Outcome,
+    Pause,
+    Priority,
+    TakeTicket,
+    Ticket,
+    TicketCalled,
+    TicketIssued,
+    TicketView,
+    WindowView,
+)
+from hallkit.store.durable import DurableQueue
 from tests.conftest import SMALL_HALL
+
+AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 HALL_WITH_DEVICES = SMALL_HALL.replace("[queue]", "[queue]\naccept_outside_hours = true") + """
 [[devices]]
@@ -163,7 +180,77 @@ def test_events_and_snapshot_are_published(hub, mosquitto):
     listener.loop_stop()
     assert [n.event.type for n in notices][-3:] == ["ticket_issued", "ticket_called", "ticket_completed"]
     assert notices[-2].number == "C001"
-    assert "id_hash" not in notices[-3].model_dump_json() or notices[-3].event.ticket.id_hash is None
+    issued = notices[-3].event
+    assert isinstance(issued, TicketIssued) and issued.ticket.number == "C001"
+    # What every device reads: no QR token, no resident hash, no request id (the key to stored replies).
+    with hub.queue.lock:
+        (stored,) = [e for _, e in hub.queue.store.events() if isinstance(e, TicketIssued) and e.id == issued.id]
+    assert stored.ticket.public_id and stored.request_id
+    assert issued.ticket.public_id == "" and issued.ticket.id_hash is None and issued.request_id is None
+    assert all(n.event.request_id is None for n in notices)
+
+
+def test_public_strips_what_only_the_resident_and_the_sender_may_hold():
+    ticket = Ticket(id="20261123-A001", public_id="K7P2M9X4QA", number="A001", prefix="A", seq=1,
+                    day=date(2026, 11, 23), service_id="social", channel=Channel.KIOSK, priority=Priority.NORMAL,
+                    taken_at=AT, id_hash="ab" * 32)
+    issued = TicketIssued(at=AT, request_id="kiosk-1/r1", ticket=ticket)
+    public = _public(issued)
+    assert public.ticket.public_id == "" and public.ticket.id_hash is None and public.request_id is None
+    assert public.ticket.model_dump(exclude={"public_id", "id_hash"}) == ticket.model_dump(exclude={"public_id", "id_hash"})
+    called = TicketCalled(at=AT, request_id="console/r2", ticket_id=ticket.id, window=1, staff_id="a1")
+    assert _public(called) == called.model_copy(update={"request_id": None})
+    assert "K7P2M9X4QA" not in public.model_dump_json() and "kiosk-1/r1" not in public.model_dump_json()
+
+
+def test_only_the_issuing_kiosk_is_given_the_qr_token(hall_config):
+    devices = {d.id: d for d in hall_config.devices}
+    view = TicketView(ticket_id="20261123-A001", public_id="K7P2M9X4QA", number="A001", service_id="social",
+                      service_name="低保申请", state="called", priority="normal", channel="kiosk", taken_at=AT, ahead=0,
+                      estimated_wait_minutes=0, windows=[1], window=1)
+    window = WindowView(number=1, name="1号窗口", open=True, paused=False, staff_id="a1", ticket=view,
+                        served_today=0, mean_service_seconds=None)
+    issued = TicketIssued(at=AT, request_id="kiosk-1/r1", ticket=Ticket(
+        id=view.ticket_id, public_id=view.public_id, number="A001", prefix="A", seq=1, day=date(2026, 11, 23),
+        service_id="social", channel=Channel.KIOSK, priority=Priority.NORMAL, taken_at=AT))
+    outcome = Outcome(action="take", events=[issued], ticket=view, window=window)
+    take = TakeTicket(service_id="social")
+    assert for_sender(outcome, devices["kiosk-1"], take) == outcome  # it prints the ticket
+    for device, command in ((devices["console"], take), (devices["console"], CallNext(window=1)),
+                            (devices["pad-2"], CallNext(window=2)), (devices["kiosk-1"], CallNext(window=1))):
+        hidden = for_sender(outcome, device, command)
+        assert "K7P2M9X4QA" not in hidden.model_dump_json(), (device.id, command.action)
+        assert hidden.ticket.number == "A001" and hidden.window.ticket.number == "A001"
+
+
+def test_request_ids_are_keyed_per_device_except_an_appointments_check_in(hall_config):
+    devices = {d.id: d for d in hall_config.devices}
+    take = TakeTicket(service_id="social", request_id="r1")
+    assert idempotency_key(devices["kiosk-1"], take) != idempotency_key(devices["console"], take)
+    assert idempotency_key(devices["kiosk-1"], take) == idempotency_key(devices["kiosk-1"], take)
+    check_in = TakeTicket(service_id="social", channel=Channel.APPOINTMENT, request_id="appt-0123")
+    assert idempotency_key(devices["kiosk-1"], check_in) == idempotency_key(devices["console"], check_in) == "appt-0123"
+    # The appointment prefix on any other command is an ordinary, per-device id.
+    assert idempotency_key(devices["kiosk-1"], take.model_copy(update={"request_id": "appt-0123"})) != "appt-0123"
+
+
+def test_a_log_written_before_request_ids_were_keyed_per_device_replays(hall_config, mosquitto, tmp_path):
+    old = DurableQueue(hall_config, tmp_path / "data" / "hall.sqlite3", "normal")
+    old.execute(TakeTicket(service_id="social", request_id="r1"))  # stored under the bare request id
+    old.execute(CallNext(window=1, request_id="r2"))
+    old.close()
+    hub = Hub(hall_config, mosquitto.address, tmp_path / "data", synchronous="normal")
+    hub.start()
+    try:
+        assert hub.queue.engine.state.counters == {"A": 1}
+        with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
+            taken = kiosk.request(TakeTicket(service_id="social", request_id="r3"))
+            again = kiosk.request(TakeTicket(service_id="social", request_id="r3"))
+        assert taken.outcome.ticket.number == "A002" and again.outcome == taken.outcome
+        with HallClient(mosquitto.address, "test-hall", "console") as console:
+            assert console.request(Complete(window=1)).outcome.events[0].ticket_id.endswith("A001")
+    finally:
+        hub.stop()
 
 
 def _raw_client(mosquitto, errors: list[ErrorNotice], replies: list[dict]) -> mqtt.Client:
@@ -206,14 +293,17 @@ def test_bad_input_is_refused_with_a_reason(hub, mosquitto):
          "hub.not_allowed"),
         (topics.command("kiosk-1"), request("kiosk-1", {"action": "take", "service_id": "social",
                                                          "request_id": "r7"}, "elsewhere/x"), "hub.bad_reply_to"),
+        (topics.command("kiosk-1"), request("kiosk-1", {"action": "take", "service_id": "social",
+                                                         "request_id": "r8"}, topics.reply("pad-2")), "hub.bad_reply_to"),
     ]
     for topic, payload, _ in cases:
         client.publish(topic, payload, qos=1)
     wait_for(lambda: len(errors) >= len(cases))
     assert [e.reason for e in errors] == [reason for _, _, reason in cases]
     assert all(e.zh and e.en for e in errors)
-    # Refusals that named a usable reply topic were also answered, so the sender does not hang.
-    wait_for(lambda: {r["request_id"] for r in replies} >= {"r1", "r4"})
+    # Refusals are answered on the sender's own reply topic, so the sender does not hang; a
+    # reply topic that is not its own is refused, and answered on its own.
+    wait_for(lambda: {r["request_id"] for r in replies} >= {"r1", "r4", "r7", "r8"})
     assert all(not r["ok"] for r in replies)
     assert sum(hub.refusals.values()) == len(cases)
     # A queue refusal (nothing waiting) is an answer, not an error notice.

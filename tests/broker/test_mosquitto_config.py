@@ -6,6 +6,7 @@ import getpass
 import time
 import tomllib
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from broker.client import HallClient, HubError
@@ -15,7 +16,7 @@ from broker.mqtt import BrokerAddress, make_client
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
-from tests.broker.test_hub import HALL_WITH_DEVICES
+from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
 from tests.brokers import Mosquitto, free_port
 
 
@@ -73,3 +74,31 @@ def test_password_file_format():
     user, rest = line.split(":", 1)
     assert user == "kiosk-1" and rest.startswith("$7$101$")
     assert len(rest.split("$")) == 5
+
+
+def test_a_device_using_the_hubs_client_id_cannot_knock_it_off(secured, tmp_path):
+    broker, credentials = secured
+    assert "use_username_as_clientid true" in broker.conf.read_text()
+    hub = Hub(parse_config(HALL_WITH_DEVICES), login(broker, credentials, "hub"), tmp_path / "data", "normal")
+    hub.start()
+    lost: list[object] = []
+    on_disconnect = hub.client.on_disconnect
+    hub.client.on_disconnect = lambda *a: (lost.append(a), on_disconnect(*a))
+    try:
+        with HallClient(login(broker, credentials, "console"), "test-hall", "console") as console:
+            for client_id in ("hub", "hub-test-hall"):
+                # Hand-made: paho through make_client would send the login's own name.
+                intruder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+                address = login(broker, credentials, "kiosk-1")
+                intruder.username_pw_set(address.username, address.password)
+                intruder.connect("127.0.0.1", broker.port)
+                intruder.loop_start()
+                wait_for(intruder.is_connected, timeout=5)  # it may log in, as kiosk-1 only
+                # The hub is still there and answers every request while the intruder is connected.
+                answers = [console.request(TakeTicket(service_id="social")) for _ in range(10)]
+                assert all(a.ok for a in answers)
+                intruder.disconnect()
+                intruder.loop_stop()
+        assert hub.connected and lost == []
+    finally:
+        hub.stop()

@@ -44,6 +44,24 @@ def test_config_errors_name_the_key(change, expected):
     assert any(expected in p for p in err.value.problems), err.value.problems
 
 
+def test_two_services_under_one_upstream_code_are_refused(tmp_path: Path, capsys):
+    coded = SMALL_HALL.replace('prefix = "A"', 'prefix = "A"\ncatalogue_no = "65"', 1)
+    both = coded.replace('prefix = "B"', 'prefix = "B"\ncatalogue_no = "65"', 1)
+    with pytest.raises(ConfigError) as err:
+        parse_config(both)
+    assert err.value.problems == [
+        "services 'social' and 'pension' would both go up to the county as code '65': give one a catalogue_no "
+        "of its own (e.g. catalogue_no = \"65-2\", as 'hall catalog import' does)"]
+    # A catalogue number equal to another service's id collides with that id going up.
+    with pytest.raises(ConfigError, match="'social' and 'permit' would both go up to the county as code 'permit'"):
+        parse_config(SMALL_HALL.replace('prefix = "A"', 'prefix = "A"\ncatalogue_no = "permit"', 1))
+    assert parse_config(coded.replace('prefix = "B"', 'prefix = "B"\ncatalogue_no = "65-2"', 1))
+    path = tmp_path / "hall.toml"
+    path.write_text(both, "utf-8")
+    assert main(["config", "check", str(path)]) == 1
+    assert "'social' and 'pension'" in capsys.readouterr().out
+
+
 def test_toml_syntax_error_is_reported_with_line():
     with pytest.raises(ConfigError) as err:
         parse_config("[hall\nid = 1")

@@ -25,6 +25,7 @@ from county.contract import (
     encode_batch,
 )
 from county.store import parse, write
+from hallkit.queue.numbering import ticket_id_prefix
 from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel
 
 COUNTY = "test-county"
@@ -62,8 +63,9 @@ def link(conn: psycopg.Connection, hall: str, state: str = "online", backlog: in
 def rating(hall: str, served: datetime, n: int, level: Level, channel: RatingChannel = RatingChannel.PAD) -> Rating:
     code, name, department = SERVICES[n % len(SERVICES)]
     staff_id, staff_name = STAFF[n % len(STAFF)]
-    return Rating(rating_id=f"{hall}-{served:%Y%m%d}-r{n:04d}", hall_id=hall, region_code="652323100201",
-                  service_event_id=f"ev-{hall}-{served:%Y%m%d}-{n}", ticket_id=f"{served:%Y%m%d}-A{n:03d}",
+    day = served.astimezone(ZONE).date()  # the ticket's day is the hall's business day
+    return Rating(rating_id=f"{hall}-{day:%Y%m%d}-r{n:04d}", hall_id=hall, region_code="652323100201",
+                  service_event_id=f"ev-{hall}-{day:%Y%m%d}-{n}", ticket_id=f"{ticket_id_prefix(day)}A{n:03d}",
                   ticket_number=f"A{n:03d}", service_code=code, service_name=name, department=department,
                   window=1 + n % 3, staff_id=staff_id, staff_name=staff_name, channel=channel, level=level,
                   score=int(level), tags=["等候时间长"] if level.bad else [],
@@ -109,6 +111,12 @@ def seed(conn: psycopg.Connection, now: datetime | None = None) -> date:
             store(conn, UpKind.CASE, hall, [case(r, CaseStep.CLOSED, r.served_at + timedelta(days=1),
                                                  day + timedelta(days=5)).model_dump_json()
                                             for r in bad[1:]])  # the first bad rating of each day stays open
+            if day == days[1]:  # appeals: one upheld (the rating is voided), one rejected (handling goes on)
+                store(conn, UpKind.CASE, hall, [
+                    *(case(bad[1], step, bad[1].served_at + timedelta(hours=h), day + timedelta(days=5))
+                      .model_dump_json() for step, h in ((CaseStep.APPEALED, 2), (CaseStep.APPEAL_UPHELD, 3))),
+                    *(case(bad[0], step, bad[0].served_at + timedelta(hours=h), day + timedelta(days=5))
+                      .model_dump_json() for step, h in ((CaseStep.APPEALED, 2), (CaseStep.APPEAL_REJECTED, 3)))])
         for hour, taken, waiting in ((9, 4, 2), (10, 9, 3), (11, 15, 5)):
             store(conn, UpKind.STATS, hall, [stats(hall, today, at(today, hour, 30), False, taken, waiting)
                                              .model_dump_json()])

@@ -18,9 +18,10 @@ import pytest
 from county.cli import register
 from county.console import county_today
 from county.contract import UpKind
-from county.schema import MIGRATIONS, migrate
+from county.schema import FINISHING, MIGRATIONS, migrate
 from county.web.views import HALL_COLUMNS
 from hallkit.cli import CommandFailed
+from hallkit.rating.cases import FINISHING_STEPS
 from hallkit.rating.models import CaseStep, Level
 from tests.county_web.conftest import ADMIN, LEADER, VIEWER
 from tests.county_web.county import HALLS, at, case, rating, store
@@ -148,7 +149,10 @@ def test_the_monthly_csv_agrees_with_the_daily_county_report(console, capsys):
         daily = [h for d in days for h in d["halls"] if h["hall"] == hall]
         stats_days = [h for h in daily if h["taken"] is not None]
         for column, field in (("taken", "taken"), ("served", "served"), ("abandoned", "abandoned"),
-                              ("ratings", "ratings"), ("bad", "bad_ratings")):
+                              ("ratings", "ratings"), ("voided", "voided"), ("bad", "bad_ratings"),
+                              ("cases_open", "cases_open"), ("cases_overdue", "cases_overdue"),
+                              ("appeals", "appeals"), ("appeals_upheld", "appeals_upheld"),
+                              ("appeals_rejected", "appeals_rejected")):
             assert int(row[column]) == sum(h[field] or 0 for h in daily), (hall, column)
         assert int(row["days"]) == len(stats_days)
         ratings = sum(h["ratings"] for h in daily)
@@ -160,16 +164,17 @@ def test_the_monthly_csv_agrees_with_the_daily_county_report(console, capsys):
         assert row["coverage"] == _percent(given / served)
         weighted = sum(h["mean_wait_minutes"] * h["served"] for h in stats_days) / served
         assert abs(float(row["mean_wait_minutes"]) - weighted) <= 0.1
-        # Open and overdue cases are the state now, as on every daily report.
-        assert (int(row["cases_open"]), int(row["cases_overdue"])) == (daily[-1]["cases_open"], daily[-1]["cases_overdue"])
+        assert int(row["voided"]) == 1 and int(row["appeals_rejected"]) == 1  # the seed's two appeals
     assert any("满意率" in line[0] for line in lines if line)  # the definitions are written on it
 
 
 def test_summaries_count_a_resent_rating_once(console):
     with psycopg.connect(console.dsn, autocommit=True) as conn:
         before = conn.execute("SELECT sum(ratings), sum(bad) FROM rating_daily").fetchone()
-        raw = conn.execute("SELECT count(*), count(*) FILTER (WHERE level <= 2) FROM ratings").fetchone()
-        assert before == raw
+        raw = conn.execute("""SELECT count(*), count(*) FILTER (WHERE level <= 2) FROM ratings r WHERE NOT EXISTS (
+            SELECT 1 FROM case_updates u WHERE u.hall = r.hall AND u.rating_id = r.rating_id
+                                           AND u.step = 'appeal_upheld')""").fetchone()
+        assert before == raw  # every rating counted once, the voided ones not at all
         # Ratings the seed stored on the month's first day (ids are hall, day and number).
         repeats = [rating("xinghua", at(console.month, 9, n), n, Level.SATISFIED) for n in range(3)]
         fresh = rating("xinghua", at(county_today() - timedelta(days=1), 10), 700, Level.BASIC)
@@ -207,12 +212,14 @@ def test_logins_from_the_command_line(county_db, tmp_path, capsys, monkeypatch):
 def test_migration_4_summarises_what_an_older_database_already_holds(county_db):
     """A county that ran an earlier hallkit: its rows are folded into the summaries once, then kept."""
     with psycopg.connect(county_db, autocommit=True) as conn:
-        with conn.transaction():  # the schema as the first hallkit left it
+        with conn.transaction():  # the schema as the hallkit before the console left it
             conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
                          "applied_at timestamptz NOT NULL DEFAULT now())")
-            for statement in MIGRATIONS[0].statements:
-                conn.execute(statement)  # type: ignore[arg-type]  # constant SQL
-            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (1, 'v1')")
+            for migration in (m for m in MIGRATIONS if m.version < 4):
+                for statement in migration.statements:
+                    conn.execute(statement)  # type: ignore[arg-type]  # constant SQL
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                             (migration.version, migration.name))
         day = county_today() - timedelta(days=3)
         old = [rating("xinghua", at(day, 10, n), n, Level.DISSATISFIED if n < 2 else Level.SATISFIED) for n in range(6)]
         store(conn, UpKind.RATING, "xinghua", [r.model_dump_json() for r in old])
@@ -224,3 +231,23 @@ def test_migration_4_summarises_what_an_older_database_already_holds(county_db):
         assert conn.execute("SELECT step FROM case_latest").fetchall() == [("opened",)]
         store(conn, UpKind.RATING, "xinghua", [rating("xinghua", at(day, 11), 50, Level.BASIC).model_dump_json()])
         assert conn.execute("SELECT sum(ratings) FROM rating_daily").fetchone() == (7,)
+
+
+def test_the_summaries_finish_cases_as_the_core_does():
+    assert FINISHING == "(" + ", ".join(f"'{step.value}'" for step in FINISHING_STEPS) + ")"
+
+
+def test_an_upheld_appeal_voids_its_rating_whichever_arrives_first(county_db):
+    day = county_today() - timedelta(days=2)
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        first, late = (rating("xinghua", at(day, 10, n), n, Level.VERY_DISSATISFIED) for n in (1, 2))
+        store(conn, UpKind.RATING, "xinghua", [first.model_dump_json()])
+        store(conn, UpKind.CASE, "xinghua", [case(r, CaseStep.APPEAL_UPHELD, r.served_at, day).model_dump_json()
+                                             for r in (first, late)])
+        store(conn, UpKind.RATING, "xinghua", [late.model_dump_json()])  # its case was voided before it came
+        assert conn.execute("SELECT sum(ratings), sum(bad), sum(voided), sum(given) FROM rating_daily").fetchone() == (
+            0, 0, 2, 2)
+        assert conn.execute("SELECT sum(ratings), sum(voided) FROM rating_monthly").fetchone() == (0, 2)
+        assert conn.execute("SELECT count(*) FROM case_latest WHERE finished AND voided AND ticket_day = %s",
+                            (day,)).fetchone() == (2,)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hallkit.rating.cases import Case, CaseState
-from hallkit.rating.models import Level, Rating, RatingChannel
+from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel
 from hallkit.rating.report import Figures, Period, build_report
 from hallkit.rating.rules import ServiceEvent
 
@@ -17,7 +16,8 @@ STAFF = {"a1": "张三", "b1": "李四", None: None}
 
 
 def event(eid: str, window: int, staff: str | None, service: str, served: datetime) -> ServiceEvent:
-    return ServiceEvent(service_event_id=eid, ticket_id=f"t-{eid}", ticket_number=f"A{eid[1:]:0>3}",
+    # Ticket ids start with the business day (reset_hour 0 here: the local date).
+    return ServiceEvent(service_event_id=eid, ticket_id=f"{served.astimezone(ZONE):%Y%m%d}-{eid}", ticket_number=f"A{eid[1:]:0>3}",
                         ticket_public_id=f"q-{eid}", service_id=service, service_code=service,
                         service_name=SERVICES[service], department="", window=window, window_name=f"窗口{window}",
                         staff_id=staff, staff_name=STAFF[staff], called_at=served, served_at=served)
@@ -31,10 +31,11 @@ def rating(e: ServiceEvent, level: int, channel: RatingChannel = RatingChannel.P
                   served_at=e.served_at, rated_at=e.served_at)
 
 
-def case(r: Rating, state: CaseState, deadline: date) -> Case:
-    return Case(case_id=f"c-{r.rating_id}", rating_id=r.rating_id, service_event_id=r.service_event_id,
-                ticket_number=r.ticket_number, window=r.window, staff_id=r.staff_id, service_id="x",
-                level=r.level, opened_at=r.rated_at, deadline=deadline, state=state, updated_at=r.rated_at)
+def case(r: Rating, steps: list[CaseStep], deadline: date) -> list[CaseUpdate]:
+    """The recorded steps of the rating's case, from ``opened``."""
+    return [CaseUpdate(update_id=f"u-{r.rating_id}-{i}", case_id=f"c-{r.rating_id}", rating_id=r.rating_id,
+                       hall_id="h", step=step, by="manager", at=r.rated_at + timedelta(hours=i), deadline=deadline)
+            for i, step in enumerate([CaseStep.OPENED, *steps])]
 
 
 # event  window staff  service  served               rating            case
@@ -63,13 +64,16 @@ R = {
     "e5": rating(E["e5"], 5, RatingChannel.DEFAULT), "e6": rating(E["e6"], 2),
     "e7": rating(E["e7"], 2, RatingChannel.KIOSK), "e9": rating(E["e9"], 3), "e8": rating(E["e8"], 1),
 }
-CASES = [case(R["e2"], CaseState.OPEN, date(2026, 11, 30)), case(R["e6"], CaseState.VOIDED, date(2026, 12, 1)),
-         case(R["e7"], CaseState.CLOSED, date(2026, 12, 1)), case(R["e8"], CaseState.OPEN, date(2026, 12, 2))]
+STEPS = [*case(R["e2"], [CaseStep.APPEALED, CaseStep.APPEAL_REJECTED], date(2026, 11, 30)),
+         *case(R["e6"], [CaseStep.APPEALED, CaseStep.APPEAL_UPHELD], date(2026, 12, 1)),
+         *case(R["e7"], [CaseStep.VERIFIED, CaseStep.RECTIFIED, CaseStep.CALLED_BACK, CaseStep.CLOSED],
+               date(2026, 12, 1)),
+         *case(R["e8"], [], date(2026, 12, 2))]
 
 
 def report(as_of: date = date(2026, 12, 1)):
-    return build_report("h", Period(start=date(2026, 11, 23), end=date(2026, 11, 24)), as_of, ZONE, E.values(),
-                        R.values(), CASES, voided={"r-e6"})
+    return build_report("h", Period(start=date(2026, 11, 23), end=date(2026, 11, 24)), as_of, E.values(),
+                        R.values(), STEPS)
 
 
 def row(rep, dimension: str, key: str):
@@ -78,20 +82,23 @@ def row(rep, dimension: str, key: str):
 
 def test_hall_totals():
     total = report().total
+    # e2's appeal was rejected: its case goes on (open) and its rating counts; e6's was upheld.
     assert total.figures == Figures(served=8, rated=6, defaulted=1, voided=1, counted=6, satisfied=4, bad=2,
-                                    score_total=20, open_cases=1, overdue_cases=1)
+                                    score_total=20, open_cases=1, overdue_cases=1, appeals=2, appeals_upheld=1,
+                                    appeals_rejected=1)
     assert total.coverage == 6 / 8
-    assert total.satisfaction_rate == 4 / 6
+    assert total.satisfaction_rate == 4 / 6 and total.figures.bad_rate == 2 / 6
     assert total.mean_score == 20 / 6
 
 
 def test_per_window():
     rep = report()
     assert row(rep, "window", "001").figures == Figures(served=3, rated=2, counted=2, satisfied=1, bad=1,
-                                                        score_total=6, open_cases=1, overdue_cases=1)
+                                                        score_total=6, open_cases=1, overdue_cases=1, appeals=1,
+                                                        appeals_rejected=1)
     assert row(rep, "window", "001").coverage == 2 / 3
     assert row(rep, "window", "002").figures == Figures(served=3, rated=2, defaulted=1, voided=1, counted=2,
-                                                        satisfied=2, score_total=9)
+                                                        satisfied=2, score_total=9, appeals=1, appeals_upheld=1)
     assert row(rep, "window", "003").figures == Figures(served=2, rated=2, counted=2, satisfied=1, bad=1,
                                                         score_total=5)
     assert row(rep, "window", "003").name == "3 窗口3"
@@ -100,7 +107,8 @@ def test_per_window():
 def test_per_staff_and_service():
     rep = report()
     assert row(rep, "staff", "a1").figures == Figures(served=2, rated=2, counted=2, satisfied=1, bad=1,
-                                                      score_total=6, open_cases=1, overdue_cases=1)
+                                                      score_total=6, open_cases=1, overdue_cases=1, appeals=1,
+                                                      appeals_rejected=1)
     assert row(rep, "staff", "b1").figures.served == 4 and row(rep, "staff", "b1").coverage == 0.5
     assert row(rep, "staff", "-").figures.served == 2
     assert row(rep, "service", "pension").figures == row(rep, "staff", "b1").figures
@@ -109,6 +117,6 @@ def test_per_staff_and_service():
 
 def test_not_overdue_before_the_deadline_passes_and_empty_periods():
     assert report(as_of=date(2026, 11, 30)).total.figures.overdue_cases == 0
-    empty = build_report("h", Period(start=date(2027, 1, 1), end=date(2027, 1, 2)), date(2027, 1, 3), ZONE,
-                         E.values(), R.values(), CASES, set())
+    empty = build_report("h", Period(start=date(2027, 1, 1), end=date(2027, 1, 2)), date(2027, 1, 3),
+                         E.values(), R.values(), STEPS)
     assert empty.total.figures == Figures() and empty.total.coverage is None and empty.rows == []

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devices.evaluator import codec
-from devices.evaluator.codec import FrameReader, KeyCode, PadCommand, PadFrame, crc16, describe, encode
+from devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame, crc16, describe, encode
 
 
 def test_golden_bytes():
@@ -15,7 +15,7 @@ def test_golden_bytes():
     assert encode(codec.poll(1)) == bytes.fromhex("aa55 01 00 01") + crc16(bytes.fromhex("010001")).to_bytes(2, "little")
     frame = encode(codec.key(3, 7, KeyCode.DONE))
     assert frame[:7] == bytes.fromhex("aa55 03 02 82 07 14")
-    assert FrameReader().feed(frame) == [PadFrame(3, PadCommand.KEY, b"\x07\x14")]
+    assert PadDecoder().feed(frame) == [PadFrame(3, PadCommand.KEY, b"\x07\x14")]
 
 
 def test_text_travels_as_gb18030_and_is_cut_whole():
@@ -45,11 +45,11 @@ frames = st.builds(
 def test_any_split_gives_the_same_frames(sent, data):
     stream = b"".join(encode(f) for f in sent)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
-    reader = FrameReader()
+    decoder = PadDecoder()
     got = []
     for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-        got += reader.feed(stream[start:end])
-    assert got == sent and reader.skipped == 0
+        got += decoder.feed(stream[start:end])
+    assert got == sent and decoder.discarded == 0
 
 
 @given(st.lists(st.tuples(st.binary(max_size=30), frames), min_size=1, max_size=6))
@@ -57,10 +57,10 @@ def test_any_split_gives_the_same_frames(sent, data):
 def test_noise_between_frames_is_skipped(chunks):
     # One poll cycle per chunk: noise, the answer, then the host's wait runs out. Noise may by
     # chance hold a valid frame; what the pad sent must still come out, in order.
-    reader = FrameReader()
+    decoder = PadDecoder()
     got = []
     for noise, frame in chunks:
-        got += reader.feed(noise + encode(frame)) + reader.idle()
+        got += decoder.feed(noise + encode(frame)) + decoder.flush()
     it = iter(got)
     assert all(any(g == frame for g in it) for _, frame in chunks)
 
@@ -72,9 +72,9 @@ def test_a_truncated_frame_does_not_hide_the_next(first, second, cut):
     # runs out) before the next answer. Without that silence the cut frame's length could swallow
     # the start of the next one, and the CRC would catch it only with odds of 1 in 65536.
     broken = encode(first)[: cut % (len(encode(first)) - 1) + 1]  # at least the first byte, never all
-    reader = FrameReader()
-    assert reader.feed(broken) + reader.idle() == []
-    assert reader.feed(encode(second)) == [second]
+    decoder = PadDecoder()
+    assert decoder.feed(broken) + decoder.flush() == []
+    assert decoder.feed(encode(second)) == [second]
 
 
 @given(frames, st.integers(min_value=2), st.integers(1, 255))
@@ -83,8 +83,8 @@ def test_a_corrupted_byte_never_gives_a_wrong_frame(frame, where, flip):
     raw = bytearray(encode(frame))
     where = where % (len(raw) - 2) + 2  # not the preamble
     raw[where] ^= flip
-    reader = FrameReader()
-    damaged = reader.feed(bytes(raw)) + reader.idle()
+    decoder = PadDecoder()
+    damaged = decoder.feed(bytes(raw)) + decoder.flush()
     assert frame not in damaged  # CRC-16 catches every error within 16 bits
-    assert reader.skipped > 0
-    assert reader.feed(encode(codec.poll(1))) == [codec.poll(1)]
+    assert decoder.discarded > 0
+    assert decoder.feed(encode(codec.poll(1))) == [codec.poll(1)]

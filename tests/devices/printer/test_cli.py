@@ -72,7 +72,7 @@ def test_unreachable_printer_is_a_plain_message_and_exit_1(command, capsys):
 
 def test_unknown_scheme_lists_the_valid_ones(capsys):
     assert main(["printer", "status", "--printer", "lpt://1"]) == 1
-    assert "tcp://, serial://, usb://, file://" in capsys.readouterr().err
+    assert "serial://, tcp://, file://, usb://, sim://" in capsys.readouterr().err
 
 
 def test_sim_state_command(simulator: PrinterSimulator, capsys):

@@ -13,6 +13,7 @@ from devices.printer.codec import (
     CharSize,
     ChineseMode,
     Cut,
+    EscposDecoder,
     Feed,
     Initialize,
     LineFeed,
@@ -22,7 +23,6 @@ from devices.printer.codec import (
     StatusQuery,
     Text,
     Unknown,
-    decode,
     encode,
     qr_code,
 )
@@ -50,9 +50,9 @@ GOLDEN = [
 def test_golden_bytes(command, hex_bytes):
     """GIVEN a command WHEN encoded THEN it is the documented ESC/POS byte string, and decodes back."""
     assert command.encode() == bytes.fromhex(hex_bytes)
-    commands, used = decode(bytes.fromhex(hex_bytes), final=True)
-    assert commands == [command]
-    assert used == len(hex_bytes.split())
+    decoder = EscposDecoder()
+    assert decoder.feed(bytes.fromhex(hex_bytes)) + decoder.flush() == [command]
+    assert decoder.pending == 0 and decoder.discarded == 0
 
 
 def test_native_qr_matches_python_escpos():
@@ -74,30 +74,24 @@ def _stream() -> tuple[list, bytes]:
 def test_stream_fed_byte_by_byte_decodes_the_same():
     """A TCP stream may split anywhere, even inside a Chinese character or a QR block."""
     commands, data = _stream()
-    got = []
-    buffer = b""
-    for byte in data:
-        buffer += bytes((byte,))
-        decoded, used = decode(buffer)
-        got += decoded
-        buffer = buffer[used:]
-    decoded, used = decode(buffer, final=True)
-    got += decoded
-    assert used == len(buffer)
-    # Text split across reads may come out as several runs: compare the joined bytes.
-    assert encode(got) == data
-    assert [type(c) for c in got if not isinstance(c, Text)] == [type(c) for c in commands if not isinstance(c, Text)]
+    decoder = EscposDecoder()
+    got = [command for byte in data for command in decoder.feed(bytes((byte,)))] + decoder.flush()
+    assert got == commands  # text is held until it ends, so it is not cut into runs
+    assert decoder.pending == 0 and decoder.discarded == 0
 
 
 def test_foreign_commands_are_kept_as_unknown_and_do_not_become_text():
     data = bytes.fromhex("1b 21 08") + bytes.fromhex("07") + "中".encode("gb18030") + bytes.fromhex("1b 7a")
-    commands, used = decode(data, final=True)
-    assert commands == [Unknown(data=bytes.fromhex("1b 21 08")), Unknown(data=b"\x07"),
-                        Text(data="中".encode("gb18030")), Unknown(data=b"\x1b"), Text(data=b"z")]
-    assert used == len(data)
+    decoder = EscposDecoder()
+    assert decoder.feed(data) + decoder.flush() == [
+        Unknown(data=bytes.fromhex("1b 21 08")), Unknown(data=b"\x07"), Text(data="中".encode("gb18030")),
+        Unknown(data=b"\x1b"), Text(data=b"z")]
+    assert decoder.discarded == 5  # the bytes outside the subset, handed on as Unknown
 
 
-def test_incomplete_command_waits_for_more_bytes():
-    commands, used = decode(bytes.fromhex("1b 40 1d 28 6b 05 00 31"))
-    assert commands == [Initialize()]
-    assert used == 2
+def test_incomplete_command_waits_for_more_bytes_and_ends_as_unknown():
+    decoder = EscposDecoder()
+    assert decoder.feed(bytes.fromhex("1b 40 1d 28 6b 05 00 31")) == [Initialize()]
+    assert decoder.pending == 6
+    assert decoder.flush() == [Unknown(data=bytes.fromhex("1d 28 6b 05 00 31"))]
+    assert decoder.pending == 0 and decoder.discarded == 6

@@ -10,10 +10,10 @@ from devices.printer.codec import (
     CharSize,
     ChineseMode,
     Cut,
+    EscposDecoder,
     Initialize,
     QrStore,
     Text,
-    decode,
     encode,
 )
 from devices.printer.layout import (
@@ -30,8 +30,9 @@ from tests.devices.printer.conftest import LONG_SERVICE, issued, ticket_print
 
 def printed_text(data: bytes, encoding: str) -> list[str]:
     """The text lines in ``data``, decoded the way the printer reads them."""
-    commands, used = decode(data, final=True)
-    assert used == len(data)
+    decoder = EscposDecoder()
+    commands = decoder.feed(data) + decoder.flush()
+    assert decoder.discarded == 0
     lines, current = [], b""
     for command in commands:
         if isinstance(command, Text):

@@ -1,4 +1,4 @@
-"""Printer URLs to connections."""
+"""Printer URLs to connections (the registry itself: tests/devices/test_transport.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from devices.printer.layout import TicketComposer
 from devices.printer.printer import EscposTicketPrinter
 from devices.printer.status import PrinterCondition
-from devices.printer.transport import TcpTransport, TransportError, open_transport
+from devices.transport import LinkSettings, TcpTransport, TransportError, open_transport
 from hallkit.config import TicketLayout
 from tests.devices.printer.conftest import ticket_print
 
 
 @pytest.mark.parametrize("url", ["lpt://1", "http://printer", "/dev/usb/lp0"])
 def test_unknown_scheme_names_the_valid_ones(url):
-    with pytest.raises(TransportError, match=r"use one of tcp://, serial://, usb://, file://"):
+    with pytest.raises(TransportError, match=r"use one of serial://, tcp://, file://, usb://, sim://"):
         open_transport(url)
 
 
@@ -28,7 +28,7 @@ def test_unknown_scheme_names_the_valid_ones(url):
 ])
 def test_bad_addresses_say_what_is_wrong(url, message):
     with pytest.raises(TransportError, match=message):
-        open_transport(url, timeout=1)
+        open_transport(url, LinkSettings(timeout=1))
 
 
 def test_tcp_transport_talks_to_the_simulator(simulator):
