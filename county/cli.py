@@ -68,6 +68,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(devices)
     devices.set_defaults(handler=show_devices)
 
+    from county.web.cli import register as register_web
+
+    register_web(actions, _add_db)
+
 
 def write_broker_config(args: argparse.Namespace) -> int:
     from broker.mosquitto import write_county_config

@@ -44,6 +44,9 @@ DAY_CASES = """
     WHERE r.ticket_id LIKE %(day)s
     GROUP BY u.hall, u.rating_id"""
 """Per rating of the day, its case's outcome from all its steps (``hallkit.rating.cases.case_outcomes``)."""
+DEFINITIONS = tuple(f"county.definition.{name}" for name in ("tickets", "day", "satisfaction", "coverage", "cases",
+                                                             "silent"))
+"""The definitions above as message keys: the console prints them on its reports, in both languages."""
 
 
 class HallDay(BaseModel):

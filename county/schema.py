@@ -16,6 +16,122 @@ import psycopg
 MIGRATION_LOCK = 0x6861_6C6C  # "hall": any fixed number shared by every worker
 
 
+SUMMARY_ZONE = "Asia/Shanghai"
+"""The county's zone: "today" of the console and the hours of a hall's day are read in it."""
+
+FINISHING = "('closed', 'appeal_upheld')"
+"""hallkit.rating.cases.FINISHING_STEPS as SQL (tests/county_web checks they agree)."""
+
+# The summaries of migration 4. One text serves the backfill (over the whole tables, once) and the
+# triggers (over each statement's new rows, its transition table ``new_rows``), so they cannot
+# disagree. Rows are only added: ``ON CONFLICT DO NOTHING`` keeps a repeat out of the transition
+# table, so counts are added, never recounted. Upserts go in key order, so two ingest workers
+# updating the same summary rows wait for each other instead of deadlocking. The figures are
+# county/report.py's (docs/queue.md, "Daily figures"): a rating's day is its ticket's day (the
+# ticket id's date prefix); a rating whose case has an ``appeal_upheld`` step is voided: out of
+# every count but coverage's "given"; a case (one per bad rating, keyed by its rating) is
+# finished once it has a ``closed`` or ``appeal_upheld`` step, its deadline the latest it was given.
+
+TICKET_DAY = r"""CREATE FUNCTION ticket_day(ticket_id text) RETURNS date LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN ticket_id ~ '^[1-9][0-9]{3}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])-' THEN
+        CASE WHEN to_char(make_date(left(ticket_id, 4)::int, substr(ticket_id, 5, 2)::int, 1)
+                          + (substr(ticket_id, 7, 2)::int - 1), 'YYYYMMDD') = left(ticket_id, 8)
+             THEN make_date(left(ticket_id, 4)::int, substr(ticket_id, 5, 2)::int, 1)
+                  + (substr(ticket_id, 7, 2)::int - 1) END END $$"""
+"""The day a ticket id names (``hallkit.queue.numbering.ticket_id_prefix``), NULL for an id that
+names none: such a rating is in no day of the report either. CASE, not AND: PostgreSQL does not
+promise to test the pattern before building the date, and a bad date would fail the ingest."""
+
+_RATING_KEY = "hall, {period}, service_code, department, coalesce(staff_id, '')"
+_PERIODS = (("daily", "day", "ticket_day(ticket_id)"),
+            ("monthly", "month", "date_trunc('month', ticket_day(ticket_id))::date"))
+
+
+def _rating_rollups(ratings: str) -> tuple[str, ...]:
+    """Ratings into ``rating_daily`` and ``rating_monthly``, less those whose case is already voided
+    (an appeal can arrive before its rating through another worker), and the case rows told their day."""
+    statements = tuple(f"""INSERT INTO rating_{period} AS r (hall, {column}, service_code, department, staff,
+                service_name, staff_name, ratings, bad, satisfied, given, voided, score_sum)
+            SELECT n.hall, {key}, n.service_code, n.department, coalesce(n.staff_id, ''), max(n.service_name),
+                max(coalesce(n.staff_name, '')),
+                count(*) FILTER (WHERE NOT coalesce(c.voided, false)),
+                count(*) FILTER (WHERE NOT coalesce(c.voided, false) AND n.level <= 2),
+                count(*) FILTER (WHERE NOT coalesce(c.voided, false) AND n.level >= 3),
+                count(*) FILTER (WHERE n.channel <> 'default'), count(*) FILTER (WHERE c.voided),
+                coalesce(sum(n.score) FILTER (WHERE NOT coalesce(c.voided, false)), 0)
+            FROM {ratings} n LEFT JOIN case_latest c ON c.hall = n.hall AND c.rating_id = n.rating_id
+            WHERE ticket_day(n.ticket_id) IS NOT NULL
+            GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (hall, {column}, service_code, department, staff) DO UPDATE SET
+                ratings = r.ratings + excluded.ratings, bad = r.bad + excluded.bad,
+                satisfied = r.satisfied + excluded.satisfied, given = r.given + excluded.given,
+                voided = r.voided + excluded.voided, score_sum = r.score_sum + excluded.score_sum,
+                service_name = excluded.service_name, staff_name = excluded.staff_name"""
+                       for period, column, key in ((p, c, k.replace("ticket_id", "n.ticket_id"))
+                                                   for p, c, k in _PERIODS))
+    return (*statements,
+            f"""UPDATE case_latest c SET ticket_day = ticket_day(n.ticket_id) FROM {ratings} n
+            WHERE c.hall = n.hall AND c.rating_id = n.rating_id AND c.ticket_day IS NULL""")
+
+
+def _stats_rollups(stats: str) -> tuple[str, ...]:
+    touched = f"(SELECT DISTINCT hall, day FROM {stats})"
+    return (f"""INSERT INTO stats_latest AS s (hall, day, as_of, final, body)
+            SELECT DISTINCT ON (hall, day) hall, day, as_of, final, body FROM {stats}
+            ORDER BY hall, day, final DESC, as_of DESC
+            ON CONFLICT (hall, day) DO UPDATE SET as_of = excluded.as_of, final = excluded.final, body = excluded.body
+                WHERE (excluded.final, excluded.as_of) > (s.final, s.as_of)""",
+            f"""DELETE FROM stats_service_daily d USING {touched} t WHERE d.hall = t.hall AND d.day = t.day""",
+            f"""INSERT INTO stats_service_daily (hall, day, service_id, taken, served, abandoned, waiting,
+                mean_wait_seconds)
+            SELECT s.hall, s.day, x.service_id, x.taken, x.served, x.abandoned, x.waiting, x.mean_wait_seconds
+            FROM stats_latest s JOIN {touched} t ON t.hall = s.hall AND t.day = s.day,
+                jsonb_to_recordset(s.body -> 'services') AS x(service_id text, taken integer, served integer,
+                    abandoned integer, waiting integer, mean_wait_seconds double precision)""")
+
+
+def _case_rollup(cases: str) -> str:
+    """Steps into ``case_latest``; a case voided by these steps takes its rating out of the rating
+    summaries (one statement: every part sees the case rows as they were before it)."""
+    folded = f"""SELECT u.hall, u.rating_id, max(u.case_id) AS case_id,
+                bool_or(u.step IN {FINISHING}) AS finished, bool_or(u.step = 'appeal_upheld') AS voided,
+                max(u.deadline) AS deadline, count(*) FILTER (WHERE u.step = 'appealed') AS appeals,
+                count(*) FILTER (WHERE u.step = 'appeal_upheld') AS upheld,
+                count(*) FILTER (WHERE u.step = 'appeal_rejected') AS rejected, min(u.at) AS opened_at,
+                (array_agg(u.step ORDER BY u.at DESC, u.seq DESC))[1] AS step, max(u.at) AS at,
+                (array_agg(u.seq ORDER BY u.at DESC, u.seq DESC))[1] AS seq
+            FROM {cases} u GROUP BY u.hall, u.rating_id"""
+    voided = """SELECT r.hall, {key}, r.service_code, r.department, coalesce(r.staff_id, '') AS staff, count(*) AS n,
+                count(*) FILTER (WHERE r.level <= 2) AS bad, count(*) FILTER (WHERE r.level >= 3) AS satisfied,
+                sum(r.score) AS score
+            FROM ratings r JOIN newly USING (hall, rating_id) WHERE ticket_day(r.ticket_id) IS NOT NULL
+            GROUP BY 1, 2, 3, 4, 5"""
+    unrated = ", ".join(f"""{period} AS (UPDATE rating_{period} d SET ratings = d.ratings - v.n, bad = d.bad - v.bad,
+                satisfied = d.satisfied - v.satisfied, score_sum = d.score_sum - v.score, voided = d.voided + v.n
+            FROM ({voided.format(key=key.replace("ticket_id", "r.ticket_id") + " AS k")}) v
+            WHERE d.hall = v.hall AND d.{column} = v.k AND d.service_code = v.service_code
+                AND d.department = v.department AND d.staff = v.staff)"""
+                        for period, column, key in _PERIODS)
+    return f"""WITH s AS ({folded}),
+            newly AS (SELECT s.hall, s.rating_id FROM s LEFT JOIN case_latest c USING (hall, rating_id)
+                      WHERE s.voided AND NOT coalesce(c.voided, false)),
+            {unrated},
+            days AS (SELECT s.*, ticket_day(r.ticket_id) AS ticket_day FROM s
+                     LEFT JOIN ratings r ON r.hall = s.hall AND r.rating_id = s.rating_id)
+        INSERT INTO case_latest AS c (hall, rating_id, case_id, finished, voided, deadline, appeals, upheld, rejected,
+            opened_at, step, at, seq, ticket_day)
+        SELECT hall, rating_id, case_id, finished, voided, deadline, appeals, upheld, rejected, opened_at, step, at,
+            seq, ticket_day FROM days ORDER BY hall, rating_id
+        ON CONFLICT (hall, rating_id) DO UPDATE SET
+            finished = c.finished OR excluded.finished, voided = c.voided OR excluded.voided,
+            deadline = greatest(c.deadline, excluded.deadline), appeals = c.appeals + excluded.appeals,
+            upheld = c.upheld + excluded.upheld, rejected = c.rejected + excluded.rejected,
+            opened_at = least(c.opened_at, excluded.opened_at),
+            step = CASE WHEN (excluded.at, excluded.seq) > (c.at, c.seq) THEN excluded.step ELSE c.step END,
+            seq = CASE WHEN (excluded.at, excluded.seq) > (c.at, c.seq) THEN excluded.seq ELSE c.seq END,
+            at = greatest(c.at, excluded.at), ticket_day = coalesce(c.ticket_day, excluded.ticket_day)"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -168,6 +284,85 @@ MIGRATIONS: tuple[Migration, ...] = (
             truncated_messages bigint NOT NULL DEFAULT 0,
             last_dropped_at timestamptz
         )""",
+    )),
+    Migration(4, "console: hall register; rating, statistics and case summaries kept by triggers", (
+        """CREATE TABLE hall_register (
+            hall text PRIMARY KEY,
+            name text NOT NULL,
+            township text NOT NULL
+        )""",
+        TICKET_DAY,
+        *(f"""CREATE TABLE rating_{period} (
+            hall text NOT NULL,
+            {column} date NOT NULL,
+            service_code text NOT NULL,
+            department text NOT NULL,
+            staff text NOT NULL,
+            service_name text NOT NULL,
+            staff_name text NOT NULL,
+            ratings integer NOT NULL,
+            bad integer NOT NULL,
+            satisfied integer NOT NULL,
+            given integer NOT NULL,
+            voided integer NOT NULL,
+            score_sum bigint NOT NULL,
+            PRIMARY KEY (hall, {column}, service_code, department, staff)
+        )""" for period, column, _key in _PERIODS),
+        "CREATE INDEX rating_daily_day ON rating_daily (day)",
+        "CREATE INDEX rating_monthly_month ON rating_monthly (month)",
+        """CREATE TABLE stats_latest (
+            hall text NOT NULL,
+            day date NOT NULL,
+            as_of timestamptz NOT NULL,
+            final boolean NOT NULL,
+            body jsonb NOT NULL,
+            PRIMARY KEY (hall, day)
+        )""",
+        "CREATE INDEX stats_latest_day ON stats_latest (day)",
+        """CREATE TABLE stats_service_daily (
+            hall text NOT NULL,
+            day date NOT NULL,
+            service_id text NOT NULL,
+            taken integer NOT NULL,
+            served integer NOT NULL,
+            abandoned integer NOT NULL,
+            waiting integer NOT NULL,
+            mean_wait_seconds double precision,
+            PRIMARY KEY (hall, day, service_id)
+        )""",
+        "CREATE INDEX stats_service_daily_day ON stats_service_daily (day)",
+        """CREATE TABLE case_latest (
+            hall text NOT NULL,
+            rating_id text NOT NULL,
+            case_id text NOT NULL,
+            finished boolean NOT NULL,
+            voided boolean NOT NULL,
+            deadline date NOT NULL,
+            appeals integer NOT NULL,
+            upheld integer NOT NULL,
+            rejected integer NOT NULL,
+            opened_at timestamptz NOT NULL,
+            step text NOT NULL,
+            at timestamptz NOT NULL,
+            seq bigint NOT NULL,
+            ticket_day date,
+            PRIMARY KEY (hall, rating_id)
+        )""",
+        "CREATE INDEX case_latest_open ON case_latest (deadline) INCLUDE (hall) WHERE NOT finished",
+        "CREATE INDEX case_latest_day ON case_latest (ticket_day) INCLUDE (hall)",
+        "CREATE INDEX ratings_bad_served ON ratings (served_at) WHERE level <= 2",
+        # What is already stored (cases first: a voided case keeps its rating out), then the triggers.
+        _case_rollup("case_updates"), *_rating_rollups("ratings"), *_stats_rollups("queue_stats"),
+        *(f"""CREATE FUNCTION summarise_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN {"; ".join(statements)}; RETURN NULL; END $$"""
+          for name, statements in (("ratings", _rating_rollups("new_rows")), ("stats", _stats_rollups("new_rows")),
+                                   ("cases", (_case_rollup("new_rows"),)))),
+        """CREATE TRIGGER ratings_summary AFTER INSERT ON ratings REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION summarise_ratings()""",
+        """CREATE TRIGGER queue_stats_summary AFTER INSERT ON queue_stats REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION summarise_stats()""",
+        """CREATE TRIGGER case_updates_summary AFTER INSERT ON case_updates REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION summarise_cases()""",
     )),
 )
 

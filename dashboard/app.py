@@ -1,20 +1,18 @@
 """The dashboard's web app (Starlette): pages, JSON, the live stream, login and CSRF.
 
-Every request passes :class:`LoginRequired` first: without a valid session nothing answers
-but ``/health``, the login page and its stylesheet. Pages that change something (logout, a
-case step) are POST forms carrying the session's CSRF token; a viewer may post only logout.
+Every request passes :class:`dashboard.web.LoginRequired` first: without a valid session nothing
+answers but ``/health``, the login page and its stylesheet. Pages that change something (logout, a
+case step) are POST forms carrying the session's CSRF token; a viewer may post only logout. The
+login, session and header rules live in :mod:`dashboard.web`, shared with the county console.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from http.cookies import SimpleCookie
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode
@@ -27,30 +25,26 @@ from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
-    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hallkit.config import HallConfig
-from hallkit.i18n import Lang, text
+from hallkit.i18n import text
 from hallkit.rating.models import CaseStep, CaseStepCommand
 
-from dashboard.auth import AuthError, Role, Session, UserStore
+from dashboard.auth import Role, Session, UserStore
 from dashboard.live import LiveHall
 from dashboard.report import charts, day_stats, figures, performance, report_csv
 from dashboard.stats import current_day
 from dashboard.views import ReportRow
+from dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang
 
 log = logging.getLogger("hallkit.dashboard.web")
 
-SESSION_COOKIE = "hallkit_session"
-LOGIN_CSRF_COOKIE = "hallkit_login_csrf"
-LANG_COOKIE = "hallkit_lang"
 PUBLIC_PATHS = ("/health", "/login", "/static/dashboard.css")
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment this often: a page whose connection died is noticed and dropped."""
@@ -58,47 +52,7 @@ HEARTBEAT_SECONDS = 15.0
 PACKAGE = Path(str(resources.files("dashboard")))
 
 
-class LoginRequired:
-    """ASGI middleware: finds the session; sends everyone without one to the login page."""
-
-    def __init__(self, app: ASGIApp, users: UserStore) -> None:
-        self.app = app
-        self.users = users
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        cookie = SimpleCookie()
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookie.load(value.decode("latin-1"))
-        token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
-        session = await run_in_threadpool(self.users.session, token) if token else None
-        scope.setdefault("state", {})["session"] = session
-        if session is None and path not in PUBLIC_PATHS:
-            if path.startswith("/api/") or scope["method"] != "GET":
-                response: Response = JSONResponse({"error": "login required"}, status_code=401)
-            else:
-                response = RedirectResponse("/login", status_code=303)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def _lang(request: Request) -> Lang:
-    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-    return "en" if chosen == "en" else "zh"
-
-
-def _session(request: Request) -> Session:
-    session: Session | None = request.state.session
-    assert session is not None  # LoginRequired let the request through
-    return session
-
-
-class Dashboard:
+class Dashboard(SessionPages):
     """The pages, bound to one hall's live state and account store."""
 
     def __init__(self, config: HallConfig, live: LiveHall, users: UserStore) -> None:
@@ -129,7 +83,8 @@ class Dashboard:
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ]
         app = Starlette(routes=routes, lifespan=self._lifespan)
-        app.add_middleware(LoginRequired, users=self.users)
+        app.add_middleware(LoginRequired, users=self.users, public=PUBLIC_PATHS)
+        app.add_middleware(SecurityHeaders)
         return app
 
     @asynccontextmanager
@@ -140,7 +95,7 @@ class Dashboard:
     # ---- rendering ---------------------------------------------------------------------------
 
     def render(self, request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
-        lang = _lang(request)
+        lang = chosen_lang(request)
         session: Session | None = request.state.session
 
         def t(key: str, **params: object) -> str:
@@ -150,8 +105,7 @@ class Dashboard:
             t=t, lang=lang, session=session, manager=session is not None and session.user.role is Role.MANAGER,
             hall=self.config.hall, board=self.live.board, path=request.url.path, **context)
         response = HTMLResponse(html, status_code=status_code)
-        if "lang" in request.query_params:
-            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True)
+        remember_lang(request, response)
         # Pages show who is on duty and case details: never cache them on a shared screen.
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -166,58 +120,6 @@ class Dashboard:
 
     async def health(self, _request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "mqtt": self.live.connected})
-
-    async def login_page(self, request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
-        # Keep the token a browser already holds: its favicon request also lands here, and a new
-        # token would then no longer match the form on screen.
-        held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        token = held if len(held) >= 32 else secrets.token_urlsafe(24)
-        response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error)
-        # Double-submit: the form's token must match this cookie, which another site cannot read or set.
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
-        return response
-
-    async def login(self, request: Request) -> Response:
-        form = await request.form()
-        sent = str(form.get("csrf", ""))
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not expected or not hmac.compare_digest(sent, expected):
-            return await self.login_page(request, text("dashboard.login.expired", _lang(request)), 400)
-        address = request.client.host if request.client else "-"
-        name = str(form.get("name", "")).strip().lower()[:64]
-        try:
-            token, session = await run_in_threadpool(self.users.login, name, str(form.get("password", "")), address)
-        except AuthError as exc:
-            key = "dashboard.login.locked" if str(exc) == "locked" else "dashboard.login.failed"
-            return await self.login_page(request, text(key, _lang(request)), 429 if str(exc) == "locked" else 401)
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
-                            max_age=int((session.expires - datetime.now(UTC)).total_seconds()),
-                            secure=request.url.scheme == "https")
-        response.delete_cookie(LOGIN_CSRF_COOKIE)
-        return response
-
-    async def _checked_form(self, request: Request, manager: bool) -> tuple[Session, dict[str, str]] | Response:
-        """The posted form when its CSRF token is the session's (and the user may change things)."""
-        session = _session(request)
-        form = await request.form()
-        if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
-            log.warning("CSRF token mismatch from %s on %s", session.user.name, request.url.path)
-            return PlainTextResponse(text("dashboard.csrf_failed", _lang(request)), status_code=403)
-        if manager and session.user.role is not Role.MANAGER:
-            log.warning("viewer %s tried to post %s", session.user.name, request.url.path)
-            return PlainTextResponse(text("dashboard.read_only", _lang(request)), status_code=403)
-        return session, {k: str(v) for k, v in form.items()}
-
-    async def logout(self, request: Request) -> Response:
-        checked = await self._checked_form(request, manager=False)
-        if isinstance(checked, Response):
-            return checked
-        token = request.cookies.get(SESSION_COOKIE, "")
-        await run_in_threadpool(self.users.logout, token)
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
-        return response
 
     # ---- pages -------------------------------------------------------------------------------
 
@@ -241,7 +143,7 @@ class Dashboard:
                            message=request.query_params.get("msg", ""), ok=request.query_params.get("ok") == "1")
 
     async def case_step(self, request: Request) -> Response:
-        checked = await self._checked_form(request, manager=True)
+        checked = await self.checked_form(request, manager=True)
         if isinstance(checked, Response):
             return checked
         session, form = checked
@@ -249,10 +151,10 @@ class Dashboard:
             command = CaseStepCommand(case_id=request.path_params["case_id"], step=CaseStep(form.get("step", "")),
                                       by=session.user.name, note=form.get("note", ""))
         except (ValueError, ValidationError):
-            query = urlencode({"msg": text("dashboard.case.bad_step", _lang(request)), "ok": 0})
+            query = urlencode({"msg": text("dashboard.case.bad_step", chosen_lang(request)), "ok": 0})
             return RedirectResponse(f"/ratings?{query}", status_code=303)
         reply = await run_in_threadpool(self.live.case_step, command)
-        lang = _lang(request)
+        lang = chosen_lang(request)
         if reply is None:
             message, ok = text("dashboard.case.no_answer", lang), False
         elif not reply.ok and reply.refusal is not None:
@@ -264,7 +166,7 @@ class Dashboard:
         return RedirectResponse("/ratings?" + urlencode({"msg": message, "ok": int(ok)}), status_code=303)
 
     async def devices_page(self, request: Request) -> HTMLResponse:
-        return self.render(request, "devices.html", devices=self.live.device_rows(_lang(request)))
+        return self.render(request, "devices.html", devices=self.live.device_rows(chosen_lang(request)))
 
     async def report_page(self, request: Request) -> HTMLResponse:
         day = self._day(request)
@@ -285,7 +187,7 @@ class Dashboard:
     async def report_download(self, request: Request) -> Response:
         day = self._day(request)
         rows = await run_in_threadpool(self._report_rows, day)
-        body = report_csv(rows, _lang(request))
+        body = report_csv(rows, chosen_lang(request))
         filename = f"{self.config.hall.id}-report-{day.isoformat()}.csv"
         return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
@@ -318,7 +220,7 @@ class Dashboard:
         return Response(await run_in_threadpool(build), media_type="application/json")
 
     async def devices_json(self, request: Request) -> Response:
-        rows = self.live.device_rows(_lang(request))
+        rows = self.live.device_rows(chosen_lang(request))
         return Response("[" + ",".join(r.model_dump_json() for r in rows) + "]", media_type="application/json")
 
     async def stream(self, request: Request) -> StreamingResponse:

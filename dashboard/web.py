@@ -1,0 +1,170 @@
+"""Login, session, CSRF and header rules shared by the hall dashboard and the county console.
+
+Every request passes :class:`LoginRequired` first: without a valid session nothing answers but
+the public paths (health, the login page, its stylesheet). Forms that change something post the
+session's CSRF token; the login form uses a double-submit cookie. :class:`SessionPages` holds the
+login, logout and form checks; an app mixes it in and supplies ``users`` and ``render``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from http.cookies import SimpleCookie
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hallkit.i18n import Lang, text
+
+from dashboard.auth import AuthError, Role, Session, UserStore
+
+log = logging.getLogger("hallkit.dashboard.web")
+
+SESSION_COOKIE = "hallkit_session"
+LOGIN_CSRF_COOKIE = "hallkit_login_csrf"
+LANG_COOKIE = "hallkit_lang"
+
+SECURITY_HEADERS = {
+    # Scripts come from the app itself, never inline; ECharts sets element styles, hence style-src.
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class LoginRequired:
+    """ASGI middleware: finds the session; sends everyone without one to the login page."""
+
+    def __init__(self, app: ASGIApp, users: UserStore, public: Iterable[str]) -> None:
+        self.app = app
+        self.users = users
+        self.public = frozenset(public)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        cookie = SimpleCookie()
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie.load(value.decode("latin-1"))
+        token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
+        session = await run_in_threadpool(self.users.session, token) if token else None
+        scope.setdefault("state", {})["session"] = session
+        if session is None and path not in self.public:
+            if path.startswith("/api/") or scope["method"] != "GET":
+                response: Response = JSONResponse({"error": "login required"}, status_code=401)
+            else:
+                response = RedirectResponse("/login", status_code=303)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers of :data:`SECURITY_HEADERS` on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def chosen_lang(request: Request) -> Lang:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if chosen == "en" else "zh"
+
+
+def session_of(request: Request) -> Session:
+    session: Session | None = request.state.session
+    assert session is not None  # LoginRequired let the request through
+    return session
+
+
+def remember_lang(request: Request, response: Response) -> None:
+    """A ``?lang=`` choice sticks for later pages."""
+    if "lang" in request.query_params:
+        response.set_cookie(LANG_COOKIE, chosen_lang(request), max_age=365 * 86400, samesite="strict",
+                            httponly=True)
+
+
+class SessionPages:
+    """Login, logout and the CSRF check of posted forms; the app supplies ``users`` and ``render``."""
+
+    users: UserStore
+
+    def render(self, request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+        raise NotImplementedError
+
+    async def login_page(self, request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
+        # Keep the token a browser already holds: its favicon request also lands here, and a new
+        # token would then no longer match the form on screen.
+        held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        token = held if len(held) >= 32 else secrets.token_urlsafe(24)
+        response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error)
+        # Double-submit: the form's token must match this cookie, which another site cannot read or set.
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            return await self.login_page(request, text("dashboard.login.expired", chosen_lang(request)), 400)
+        address = request.client.host if request.client else "-"
+        name = str(form.get("name", "")).strip().lower()[:64]
+        try:
+            token, session = await run_in_threadpool(self.users.login, name, str(form.get("password", "")), address)
+        except AuthError as exc:
+            key = "dashboard.login.locked" if str(exc) == "locked" else "dashboard.login.failed"
+            return await self.login_page(request, text(key, chosen_lang(request)), 429 if str(exc) == "locked" else 401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                            max_age=int((session.expires - datetime.now(UTC)).total_seconds()),
+                            secure=request.url.scheme == "https")
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        return response
+
+    async def checked_form(self, request: Request, manager: bool) -> tuple[Session, dict[str, str]] | Response:
+        """The posted form when its CSRF token is the session's (and the user may change things)."""
+        session = session_of(request)
+        form = await request.form()
+        if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
+            log.warning("CSRF token mismatch from %s on %s", session.user.name, request.url.path)
+            return PlainTextResponse(text("dashboard.csrf_failed", chosen_lang(request)), status_code=403)
+        if manager and session.user.role is not Role.MANAGER:
+            log.warning("viewer %s tried to post %s", session.user.name, request.url.path)
+            return PlainTextResponse(text("dashboard.read_only", chosen_lang(request)), status_code=403)
+        return session, {k: str(v) for k, v in form.items()}
+
+    async def logout(self, request: Request) -> Response:
+        checked = await self.checked_form(request, manager=False)
+        if isinstance(checked, Response):
+            return checked
+        await run_in_threadpool(self.users.logout, request.cookies.get(SESSION_COOKIE, ""))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
