@@ -21,13 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from broker.backfill import backfill  # noqa: E402
-from broker.contract import CaseStepRequest, RatingRequest, Topics  # noqa: E402
-from broker.hub import Hub  # noqa: E402
-from broker.mqtt import parse_broker_url  # noqa: E402
-from broker.outbox import SCHEMA  # noqa: E402
-from broker.parts import hub_parts  # noqa: E402
-from broker.ratings import RatingsPart  # noqa: E402
+from hallkit.broker.hub import Hub  # noqa: E402
+from hallkit.broker.parts import hub_parts  # noqa: E402
+from hallkit.broker.ratings import RatingsPart  # noqa: E402
+from hallkit.contracts.hall import CaseStepRequest, RatingRequest, Topics  # noqa: E402
+from hallkit.contracts.mqtt import parse_broker_url  # noqa: E402
+from hallkit.uplink.backfill import backfill  # noqa: E402
+from hallkit.uplink.outbox import SCHEMA  # noqa: E402
+
 from hallkit.config import HallConfig  # noqa: E402
 from hallkit.queue.models import CallNext, Command, Complete, TakeTicket, TicketCompleted  # noqa: E402
 from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission  # noqa: E402

@@ -62,12 +62,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-
-from broker.contract import DeviceState, DeviceStatus, Refusal, Topics  # noqa: E402
-from broker.forwarder import Forwarder  # noqa: E402
-from broker.mqtt import make_client  # noqa: E402
-from broker.outbox import SCHEMA, Outbox, add_item  # noqa: E402
-from county.contract import (  # noqa: E402
+from hallkit.contracts.hall import DeviceState, DeviceStatus, Refusal, Topics  # noqa: E402
+from hallkit.contracts.mqtt import make_client  # noqa: E402
+from hallkit.contracts.uplink import (  # noqa: E402
     INGEST_FILTERS,
     QueueFigures,
     QueueStats,
@@ -76,7 +73,10 @@ from county.contract import (  # noqa: E402
     WindowStats,
     shared,
 )
-from county.schema import migrate  # noqa: E402
+from hallkit.county.schema import migrate  # noqa: E402
+from hallkit.uplink.forwarder import Forwarder  # noqa: E402
+from hallkit.uplink.outbox import SCHEMA, Outbox, add_item  # noqa: E402
+
 from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 from tests.upstream.records import hall_config  # noqa: E402

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
+from hallkit.county.console import county_today, day_start  # noqa: E402
+from hallkit.county.schema import migrate  # noqa: E402
 
-from county.console import county_today, day_start  # noqa: E402
-from county.schema import migrate  # noqa: E402
 from tests.brokers import free_port  # noqa: E402
 from tests.upstream.conftest import ADMIN_DSN, database_dsn  # noqa: E402
 
@@ -234,10 +234,11 @@ def ingest_cost(ratings: int = 50_000, per_message: int = 500, group: int = 8, r
     """Ratings a second through the ingest's own parse and write (groups of messages per
     transaction, as ``county.ingest`` stores them), with and without the summary triggers:
     the median of ``rounds`` runs each, alternating, so a shared machine's load hits both alike."""
-    from county.contract import UpKind, UpTopics, encode_batch
-    from county.store import parse, write
-    from tests.county_web.county import rating
+    from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
+    from hallkit.county.store import parse, write
+
     from hallkit.rating.models import Level
+    from tests.county_web.county import rating
 
     today = county_today()
     rates: dict[bool, list[float]] = {True: [], False: []}

@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
+from hallkit.broker.client import HallClient, read_hall  # noqa: E402
+from hallkit.contracts.mqtt import parse_broker_url  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from broker.client import HallClient, read_hall  # noqa: E402
-from broker.mqtt import parse_broker_url  # noqa: E402
 from hallkit.config import parse_config  # noqa: E402
 from hallkit.queue.models import CallNext, Complete, TakeTicket  # noqa: E402
 from tests.brokers import Mosquitto, free_port  # noqa: E402
@@ -49,10 +49,11 @@ WATCH = """() => {
 
 def serve(role: str, config_path: Path, broker: str, data: Path, port: int) -> None:
     """Run the hub or the dashboard in this process until killed (the bench's child processes)."""
-    from broker.hub import Hub
-    from broker.parts import hub_parts
-    from dashboard.auth import Role
-    from dashboard.server import DashboardServer
+    from hallkit.broker.hub import Hub
+    from hallkit.broker.parts import hub_parts
+    from hallkit.dashboard.server import DashboardServer
+
+    from hallkit.accounts import Role
 
     config = parse_config(config_path.read_text("utf-8"))
     address = parse_broker_url(broker)

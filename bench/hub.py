@@ -42,9 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from broker.client import HallClient  # noqa: E402
-from broker.contract import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics  # noqa: E402
-from broker.mqtt import make_client  # noqa: E402
+from hallkit.broker.client import HallClient  # noqa: E402
+from hallkit.contracts.hall import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics  # noqa: E402
+from hallkit.contracts.mqtt import make_client  # noqa: E402
+
 from hallkit.queue.models import TakeTicket  # noqa: E402
 from tests.broker.test_hub import HALL_WITH_DEVICES  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402

@@ -11,10 +11,10 @@ import random
 import statistics
 import time
 
-from devices.idcard.codec import IdCardDecoder, Reply, Status, encode
-from devices.idcard.problems import IdCardError
-from devices.idcard.reader import CardRead, CardWatcher, ReaderSettings, SerialIdCardReader
-from devices.idcard.simulator import IdCardSimulator
+from hallkit.devices.idcard.codec import IdCardDecoder, Reply, Status, encode
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.reader import CardRead, CardWatcher, ReaderSettings, SerialIdCardReader
+from hallkit.devices.idcard.simulator import IdCardSimulator
 
 HASH_KEY = "bench-secret-0123456789"
 

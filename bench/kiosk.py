@@ -60,16 +60,16 @@ def where_stalled(frame: FrameType | None) -> str:
 
 def child(work: Path, broker_url: str, tickets: int, spawned: float) -> None:
     """The kiosk process: run the app with a scripted resident and write the figures."""
-    from kiosk import boot
+    from hallkit.kiosk import boot
 
     boot.prepare((1280, 800), "windowed")
+    from hallkit.contracts.mqtt import parse_broker_url
+    from hallkit.kiosk.app import KioskApp
+    from hallkit.kiosk.testing import Scenario, Script, find_text, settled, tap
     from kivy.clock import Clock
     from kivy.core.window import Window
 
-    from broker.mqtt import parse_broker_url
     from hallkit.config import load_config
-    from kiosk.app import KioskApp
-    from kiosk.testing import Scenario, Script, find_text, settled, tap
 
     def on(name: str):
         def check() -> bool:
@@ -162,9 +162,10 @@ def main() -> None:
         child(Path(args.child[0]), args.child[1], args.tickets, float(args.child[2]))
         return
 
-    from broker.hub import Hub
-    from devices.idcard.simulator import IdCardSimulator
-    from devices.printer.simulator import PrinterSimulator
+    from hallkit.broker.hub import Hub
+    from hallkit.devices.idcard.simulator import IdCardSimulator
+    from hallkit.devices.printer.simulator import PrinterSimulator
+
     from hallkit.config import load_config
     from tests.brokers import Mosquitto
     from tests.kiosk.harness import write_config

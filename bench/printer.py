@@ -15,9 +15,10 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from devices.printer.layout import TicketPrint
-from devices.printer.printer import EscposTicketPrinter
-from devices.printer.simulator import PrinterSimulator
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.printer import EscposTicketPrinter
+from hallkit.devices.printer.simulator import PrinterSimulator
+
 from hallkit.commands import example_config
 from hallkit.config import parse_config
 from hallkit.queue.models import Channel, Priority, TicketState, TicketView

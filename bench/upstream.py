@@ -39,12 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from hallkit.contracts.mqtt import make_client  # noqa: E402
+from hallkit.contracts.uplink import DeviceTelemetry, UpKind, UpTopics, encode_batch  # noqa: E402
+from hallkit.county.schema import migrate  # noqa: E402
+from hallkit.uplink.forwarder import Forwarder  # noqa: E402
+from hallkit.uplink.outbox import SCHEMA  # noqa: E402
 
-from broker.forwarder import Forwarder  # noqa: E402
-from broker.mqtt import make_client  # noqa: E402
-from broker.outbox import SCHEMA  # noqa: E402
-from county.contract import DeviceTelemetry, UpKind, UpTopics, encode_batch  # noqa: E402
-from county.schema import migrate  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 from tests.upstream.records import hall_config, rating  # noqa: E402
 
@@ -93,8 +93,8 @@ def raw_qos1_rate(broker: Mosquitto, count: int = 50_000) -> float:
 
 def worker(broker_url: str, dsn: str, worker_id: str) -> None:
     """Child process: one ingest worker until killed; says ``ready`` once subscribed."""
-    from broker.mqtt import parse_broker_url
-    from county.ingest import Ingest
+    from hallkit.contracts.mqtt import parse_broker_url
+    from hallkit.county.ingest import Ingest
 
     Ingest(parse_broker_url(broker_url), dsn, worker_id=worker_id).start(wait=60)
     print("ready", flush=True)

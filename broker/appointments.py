@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from hallkit.broker.hub import HUB_DEVICE, Hub, bad_reply_to
+from hallkit.contracts.hall import AppointmentList, AppointmentQuery, AppointmentView, Topics, check_in_request_id
 from pydantic import BaseModel, ValidationError
 
-from broker.contract import AppointmentList, AppointmentQuery, AppointmentView, Topics, check_in_request_id
-from broker.hub import HUB_DEVICE, Hub, bad_reply_to
 from hallkit.config import DeviceKind, HallConfig
 from hallkit.privacy import id_hash
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +34,8 @@ def _add_place(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, sqlite3.Connection)
-    from broker.appointments import create_table
+    from hallkit.broker.appointments import create_table
+
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
@@ -53,7 +54,7 @@ class ImportReport(BaseModel):
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from broker.appointments import import_appointments
+    from hallkit.broker.appointments import import_appointments
 
     config, conn = _open(args)
     try:
@@ -82,7 +83,7 @@ class AppointmentLine(BaseModel):
 
 
 def list_command(args: argparse.Namespace) -> int:
-    from broker.appointments import check_in_request_id
+    from hallkit.broker.appointments import check_in_request_id
 
     config, conn = _open(args)
     day = args.day or datetime.now(config.hall.zone).date().isoformat()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import threading
@@ -12,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
-    from broker.client import HallClient
+    from hallkit.broker.client import HallClient
 
 T = TypeVar("T")
 
@@ -89,17 +88,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (the hall LAN)")
     conf.set_defaults(handler=write_broker_config)
 
-    demo = commands.add_parser("demo", help="run a whole sample hall on this machine, with simulated traffic")
-    demo.add_argument("--broker", help="use this broker instead of starting an embedded one")
-    demo.add_argument("--config", type=Path, help="hall configuration (default: the sample township hall)")
-    demo.add_argument("--logins", type=Path, metavar="FILE",
-                      help="with --broker: its credentials.toml (from hall broker config), one login per device")
-    demo.add_argument("--data", type=Path, default=Path("var/demo"), help="folder for the demo's state")
-    demo.add_argument("--headless", action="store_true", help="no windows (servers and CI)")
-    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
-    demo.add_argument("--speed", type=float, default=20.0,
-                      help="how many times faster than real life residents arrive and are served")
-    demo.set_defaults(handler=run_demo)
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
@@ -112,10 +100,10 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the hub")
 
 
-def _address(url: str, logins: Path | None = None):  # noqa: ANN202 - BrokerAddress, imported lazily (`hall --help`)
+def broker_address(url: str, logins: Path | None = None):  # noqa: ANN202 - BrokerAddress, imported lazily (`hall --help`)
     """The broker of ``url``; a login named there without a password takes its password from ``logins``."""
-    from broker.mosquitto import Logins
-    from broker.mqtt import BrokerUrlError, parse_broker_url
+    from hallkit.broker.mosquitto import Logins
+    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
 
     try:
         address = parse_broker_url(url)
@@ -131,10 +119,10 @@ def _address(url: str, logins: Path | None = None):  # noqa: ANN202 - BrokerAddr
 
 def ask_hub(args: argparse.Namespace, ask: Callable[[HallClient], T]) -> T:
     """Connect as ``args.device`` to the hall on ``args.broker`` and ask; failures in plain words."""
-    from broker.client import HallClient, HubError
+    from hallkit.broker.client import HallClient, HubError
 
-    address = _address(args.broker, args.logins)
-    hall_id = _hall_id(args, address)
+    address = broker_address(args.broker, args.logins)
+    hall_id = hall_id_of(args, address)
     try:
         with HallClient(address, hall_id, args.device) as client:
             return ask(client)
@@ -142,8 +130,8 @@ def ask_hub(args: argparse.Namespace, ask: Callable[[HallClient], T]) -> T:
         raise CommandFailed(str(exc), code=2) from None
 
 
-def _hall_id(args: argparse.Namespace, address) -> str:  # noqa: ANN001
-    from broker.client import HubError, discover_halls
+def hall_id_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001
+    from hallkit.broker.client import HubError, discover_halls
 
     if args.hall:
         return str(args.hall)
@@ -163,17 +151,18 @@ def _hall_id(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    from broker.embedded import EmbeddedBroker, hall_logins
-    from broker.hub import Hub
-    from broker.mosquitto import HUB_USER
-    from broker.parts import hub_parts
+    from hallkit.broker.embedded import EmbeddedBroker, hall_logins
+    from hallkit.broker.hub import Hub
+    from hallkit.broker.mosquitto import HUB_USER
+    from hallkit.broker.parts import hub_parts
+
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
     data = args.data or Path("var") / config.hall.id
     embedded = None
     if args.broker:
-        address = _address(args.broker)
+        address = broker_address(args.broker)
     else:
         folder = data / "broker"
         logins, access = hall_logins(config, folder, DEFAULT_EMBEDDED_PORT)
@@ -182,12 +171,12 @@ def run_hub(args: argparse.Namespace) -> int:
             embedded.start()
         except OSError as exc:
             raise CommandFailed(str(exc)) from None
-        address = _address(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
+        address = broker_address(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
         print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
     hub = Hub(config, address, data, args.sync, parts=hub_parts(config))
     hub.start()
-    _wait_for_signal()
+    wait_for_signal()
     hub.stop()
     if embedded:
         embedded.stop()
@@ -197,7 +186,7 @@ def run_hub(args: argparse.Namespace) -> int:
 DEFAULT_EMBEDDED_PORT = 1883
 
 
-def _wait_for_signal() -> None:
+def wait_for_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -208,11 +197,11 @@ def _wait_for_signal() -> None:
 
 
 def show_status(args: argparse.Namespace) -> int:
-    from broker.client import HubError, read_hall
-    from broker.status import HallStatus, render_status
+    from hallkit.broker.client import HubError, read_hall
+    from hallkit.broker.status import HallStatus, render_status
 
-    address = _address(args.broker, args.logins)
-    hall_id = _hall_id(args, address)
+    address = broker_address(args.broker, args.logins)
+    hall_id = hall_id_of(args, address)
     try:
         view = read_hall(address, hall_id, timeout=args.timeout)
     except HubError as exc:
@@ -226,7 +215,8 @@ def show_status(args: argparse.Namespace) -> int:
 
 
 def counter_command(args: argparse.Namespace) -> int:
-    from broker.status import describe_reply
+    from hallkit.broker.status import describe_reply
+
     from hallkit.queue import models
 
     commands = {
@@ -254,7 +244,7 @@ def counter_command(args: argparse.Namespace) -> int:
 
 
 def write_schemas(args: argparse.Namespace) -> int:
-    from broker.contract import PAYLOADS
+    from hallkit.contracts.hall import PAYLOADS
 
     args.out.mkdir(parents=True, exist_ok=True)
     for name, model in PAYLOADS.items():
@@ -265,7 +255,8 @@ def write_schemas(args: argparse.Namespace) -> int:
 
 
 def write_broker_config(args: argparse.Namespace) -> int:
-    from broker.mosquitto import write_mosquitto_config
+    from hallkit.broker.mosquitto import write_mosquitto_config
+
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
@@ -273,29 +264,4 @@ def write_broker_config(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     print(bilingual("broker.config_next", out=args.out))
-    return 0
-
-
-# ---- demo ---------------------------------------------------------------------------------------
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from broker.demo import Demo, DemoOptions
-
-    # The live summary is what a newcomer reads; per-event logs of the hub and the simulated
-    # pads would bury it (they stay available with hall hub / hall pad bridge).
-    for name in ("hallkit.hub", "hallkit.pad", "hallkit.ratings"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    options = DemoOptions(broker=args.broker, logins=args.logins, config=args.config, data=args.data,
-                          headless=args.headless,
-                          duration=args.duration, speed=args.speed)
-    try:
-        demo = Demo(options)
-        demo.start()
-    except OSError as exc:
-        raise CommandFailed(str(exc)) from None
-    try:
-        demo.run()
-    finally:
-        demo.stop()
     return 0

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ValidationError
-
-from broker.contract import (
+from hallkit.broker import link
+from hallkit.broker.link import Tap
+from hallkit.contracts.hall import (
     AppointmentList,
     AppointmentQuery,
     CaseStepRequest,
@@ -29,9 +29,9 @@ from broker.contract import (
     RatingRequest,
     Topics,
 )
-from broker import link
-from broker.link import Tap
-from broker.mqtt import BrokerAddress
+from hallkit.contracts.mqtt import BrokerAddress
+from pydantic import BaseModel, ValidationError
+
 from hallkit.i18n import Message
 from hallkit.queue.models import Command, new_id
 from hallkit.rating.models import CaseStepCommand, RatingSubmission

@@ -29,8 +29,7 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.session import Session
-
-from broker.mosquitto import (
+from hallkit.broker.mosquitto import (
     HALL_LOGINS_HEADER,
     Access,
     AclRules,
@@ -41,6 +40,7 @@ from broker.mosquitto import (
     write_hall_access,
     write_logins,
 )
+
 from hallkit.config import HallConfig
 
 log = logging.getLogger("hallkit.broker")

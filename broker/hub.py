@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ValidationError
-
-from broker.contract import (
+from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
     CommandReply,
     CommandRequest,
@@ -40,7 +38,9 @@ from broker.contract import (
     Topics,
     scoped_request_id,
 )
-from broker.mqtt import BrokerAddress, make_client, say_offline
+from hallkit.contracts.mqtt import BrokerAddress, make_client, say_offline
+from pydantic import BaseModel, ValidationError
+
 from hallkit import __version__
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message

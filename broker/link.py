@@ -21,8 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-
-from broker.mqtt import BrokerAddress, make_client
+from hallkit.contracts.mqtt import BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from hallkit.config import HallConfig
+from hallkit.broker.appointments import AppointmentsPart
+from hallkit.broker.hub import HubPart
+from hallkit.broker.ratings import RatingsPart
+from hallkit.uplink.outbox import Outbox
 
-from broker.appointments import AppointmentsPart
-from broker.hub import HubPart
-from broker.outbox import Outbox
-from broker.ratings import RatingsPart
+from hallkit.config import HallConfig
 
 
 def hub_parts(config: HallConfig) -> list[HubPart]:

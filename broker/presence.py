@@ -15,11 +15,11 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from hallkit.broker import link
+from hallkit.broker.link import Tap
+from hallkit.contracts.hall import DeviceState, DeviceStatus, Refusal, Topics
+from hallkit.contracts.mqtt import BrokerAddress, say_offline
 
-from broker.contract import DeviceState, DeviceStatus, Refusal, Topics
-from broker import link
-from broker.link import Tap
-from broker.mqtt import BrokerAddress, say_offline
 from hallkit import __version__
 
 log = logging.getLogger(__name__)

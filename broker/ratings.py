@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import ValidationError
-
-from broker.contract import (
+from hallkit.broker.hub import HUB_DEVICE, Hub, bad_reply_to
+from hallkit.contracts.hall import (
     CaseStepRequest,
     PadScreen,
     RatingPrompt,
@@ -36,8 +35,9 @@ from broker.contract import (
     Topics,
     scoped_request_id,
 )
-from broker.hub import HUB_DEVICE, Hub, bad_reply_to
-from dashboard.auth import manager_names
+from pydantic import ValidationError
+
+from hallkit.accounts import manager_names
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
 from hallkit.queue.models import Event, TicketCompleted

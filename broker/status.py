@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from hallkit.contracts.hall import CommandReply, DeviceStatus, QueueSnapshot
 from pydantic import BaseModel
 
-from broker.contract import CommandReply, DeviceStatus, QueueSnapshot
 from hallkit.i18n import Lang, bilingual, text
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import os
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from county.quarantine import QuarantineLimits
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.county.quarantine import QuarantineLimits
+
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
 
 DEFAULT_DB = os.environ.get("HALLKIT_COUNTY_DB", "postgresql:///hallkit_county")
@@ -68,13 +69,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(devices)
     devices.set_defaults(handler=show_devices)
 
-    from county.web.cli import register as register_web
+    from hallkit.county.web.cli import register as register_web
 
     register_web(actions, _add_db)
 
 
 def write_broker_config(args: argparse.Namespace) -> int:
-    from broker.mosquitto import write_county_config
+    from hallkit.broker.mosquitto import write_county_config
 
     try:
         paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
@@ -92,23 +93,22 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from broker.cli import _address, _wait_for_signal
-    from county.ingest import Ingest
+    from hallkit.broker.cli import broker_address, wait_for_signal
+    from hallkit.county.ingest import Ingest
 
     limits = QuarantineLimits(messages_per_minute=args.quarantine_per_minute,
                               bytes_per_hour=args.quarantine_bytes_per_hour, payload_cap=args.quarantine_payload_cap)
-    ingest = Ingest(_address(args.broker), args.db, worker_id=args.worker,
+    ingest = Ingest(broker_address(args.broker), args.db, worker_id=args.worker,
                     group=None if args.no_shared else args.group, ca_file=args.ca_file, limits=limits)
     ingest.start()
-    _wait_for_signal()
+    wait_for_signal()
     ingest.stop()
     return 0
 
 
 def _connect(dsn: str):  # noqa: ANN202 - psycopg.Connection, imported lazily to keep `hall --help` fast
     import psycopg
-
-    from county.schema import SchemaTooNew, migrate
+    from hallkit.county.schema import SchemaTooNew, migrate
 
     try:
         conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
@@ -119,7 +119,7 @@ def _connect(dsn: str):  # noqa: ANN202 - psycopg.Connection, imported lazily to
 
 
 def show_report(args: argparse.Namespace) -> int:
-    from county.report import county_report, render_report
+    from hallkit.county.report import county_report, render_report
 
     zone = ZoneInfo(args.timezone)
     day = args.day or datetime.now(zone).date()
@@ -130,7 +130,7 @@ def show_report(args: argparse.Namespace) -> int:
 
 
 def show_devices(args: argparse.Namespace) -> int:
-    from county.report import fleet, render_fleet
+    from hallkit.county.report import fleet, render_fleet
 
     with _connect(args.db) as conn:
         result = fleet(conn)

@@ -22,10 +22,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from hallkit.county.schema import SUMMARY_ZONE
+from hallkit.devices.printer.status import PaperLevel
 from pydantic import BaseModel, ConfigDict
 
-from county.schema import SUMMARY_ZONE
-from devices.printer.status import PaperLevel
 from hallkit.queue.numbering import ticket_id_prefix
 
 ZONE = ZoneInfo(SUMMARY_ZONE)

@@ -39,13 +39,13 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import psycopg
+from hallkit.contracts.mqtt import BrokerAddress, make_client
+from hallkit.contracts.uplink import INGEST_FILTERS, INGEST_GROUP, shared
+from hallkit.county.quarantine import QuarantineLimits
+from hallkit.county.receipts import receipts
+from hallkit.county.schema import migrate
+from hallkit.county.store import Parsed, Rejected, parse, write
 
-from broker.mqtt import BrokerAddress, make_client
-from county.contract import INGEST_FILTERS, INGEST_GROUP, shared
-from county.receipts import receipts
-from county.schema import migrate
-from county.quarantine import QuarantineLimits
-from county.store import Parsed, Rejected, parse, write
 from hallkit.i18n import bilingual
 
 log = logging.getLogger("hallkit.county.ingest")

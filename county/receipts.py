@@ -15,10 +15,9 @@ the one holding them.
 
 from __future__ import annotations
 
+from hallkit.contracts.uplink import Receipt, UpTopics, parse_topic, seq_ranges
+from hallkit.county.store import Accepted, Parsed, Rejected
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from county.contract import Receipt, UpTopics, parse_topic, seq_ranges
-from county.store import Accepted, Parsed, Rejected
 
 HallEpoch = tuple[str, str, str]
 """``(county, hall, epoch)``: one receipt each."""

@@ -25,10 +25,10 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
+from hallkit.contracts.uplink import QueueStats
+from hallkit.devices.printer.status import PaperLevel
 from pydantic import BaseModel, Field
 
-from county.contract import QueueStats
-from devices.printer.status import PaperLevel
 from hallkit.i18n import Lang, bilingual, text
 from hallkit.queue.numbering import ticket_id_prefix
 from hallkit.rating.cases import FINISHING_STEPS

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-from pydantic import ValidationError
-
-from county.contract import (
+from hallkit.contracts.uplink import (
     ID,
     UP_BATCH,
     CaseBatch,
@@ -35,7 +33,8 @@ from county.contract import (
     UplinkStatus,
     parse_topic,
 )
-from county.quarantine import UNPARSED_HALL, QuarantineLimits, QuarantineUse, admit
+from hallkit.county.quarantine import UNPARSED_HALL, QuarantineLimits, QuarantineUse, admit
+from pydantic import ValidationError
 
 UpBatchModel = RatingBatch | CaseBatch | StatsBatch | TelemetryBatch
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from hallkit.contracts.hall import DeviceState, DeviceStatus, QueueSnapshot
+from hallkit.dashboard.views import AlertKind, AlertView, Severity
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.contract import DeviceState, DeviceStatus, QueueSnapshot
 from hallkit.config import DashboardSettings, HallConfig
 from hallkit.i18n import text
-
-from dashboard.views import AlertKind, AlertView, Severity
 
 LOW_PAPER = ("near_end", "out")
 """Printer ``detail.paper`` values that need a new roll (devices/printer/status.py PaperLevel)."""

@@ -17,6 +17,11 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode
 
+from hallkit.dashboard.live import LiveHall
+from hallkit.dashboard.report import charts, day_stats, figures, performance, report_csv
+from hallkit.dashboard.stats import current_day
+from hallkit.dashboard.views import ReportRow
+from hallkit.dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -32,16 +37,10 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hallkit.accounts import Role, Session, UserStore
 from hallkit.config import HallConfig
 from hallkit.i18n import text
 from hallkit.rating.models import CaseStep, CaseStepCommand
-
-from dashboard.auth import Role, Session, UserStore
-from dashboard.live import LiveHall
-from dashboard.report import charts, day_stats, figures, performance, report_csv
-from dashboard.stats import current_day
-from dashboard.views import ReportRow
-from dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang
 
 log = logging.getLogger("hallkit.dashboard.web")
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 
@@ -62,8 +62,8 @@ def _place(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, Path); impo
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
-    from broker.mqtt import BrokerUrlError, parse_broker_url
-    from dashboard.server import DashboardServer
+    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
+    from hallkit.dashboard.server import DashboardServer
 
     config, data = _place(args)
     try:
@@ -80,10 +80,10 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
 
 def user_add(args: argparse.Namespace) -> int:
+    from hallkit.dashboard.server import users_at
     from pydantic import ValidationError
 
-    from dashboard.auth import AuthError, Role
-    from dashboard.server import users_at
+    from hallkit.accounts import AuthError, Role
 
     config, data = _place(args)
     if args.password_stdin:
@@ -104,7 +104,7 @@ def user_add(args: argparse.Namespace) -> int:
 
 
 def user_list(args: argparse.Namespace) -> int:
-    from dashboard.server import users_at
+    from hallkit.dashboard.server import users_at
 
     config, data = _place(args)
     store = users_at(config, data)
@@ -115,7 +115,7 @@ def user_list(args: argparse.Namespace) -> int:
 
 
 def user_remove(args: argparse.Namespace) -> int:
-    from dashboard.server import users_at
+    from hallkit.dashboard.server import users_at
 
     config, data = _place(args)
     store = users_at(config, data)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from pydantic import ValidationError
-
-from broker.contract import (
+from hallkit.broker import link
+from hallkit.broker.link import Tap
+from hallkit.contracts.hall import (
     AlertNotice,
     CaseStepRequest,
     DeviceState,
@@ -28,18 +28,17 @@ from broker.contract import (
     RatingReply,
     Topics,
 )
-from broker import link
-from broker.link import Tap
-from broker.mqtt import BrokerAddress, say_offline
+from hallkit.contracts.mqtt import BrokerAddress, say_offline
+from hallkit.dashboard.alerts import AlertBook, conditions
+from hallkit.dashboard.ratings import RatingBook
+from hallkit.dashboard.stats import DayStats, EventLog, current_day
+from hallkit.dashboard.views import AlertView, BoardView, DeviceRow, ServiceRow, WindowRow
+from pydantic import ValidationError
+
 from hallkit import __version__
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
 from hallkit.rating.models import CaseStepCommand
-
-from dashboard.alerts import AlertBook, conditions
-from dashboard.ratings import RatingBook
-from dashboard.stats import DayStats, EventLog, current_day
-from dashboard.views import AlertView, BoardView, DeviceRow, ServiceRow, WindowRow
 
 log = logging.getLogger("hallkit.dashboard")
 

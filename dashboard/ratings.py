@@ -12,16 +12,16 @@ from __future__ import annotations
 import sqlite3
 from datetime import date
 
+from hallkit.dashboard.alerts import CaseDue
+from hallkit.dashboard.stats import DayStats, EventLog
+from hallkit.dashboard.views import CaseStepView, CaseView, RatingLine, RatingSlice
+
 from hallkit.config import HallConfig
 from hallkit.rating import store
 from hallkit.rating.cases import Case, CaseState, next_steps
 from hallkit.rating.models import Level, Rating
 from hallkit.rating.report import Period, RatingReport, build_report
 from hallkit.rating.rules import ServiceEvent
-
-from dashboard.alerts import CaseDue
-from dashboard.stats import DayStats, EventLog
-from dashboard.views import CaseStepView, CaseView, RatingLine, RatingSlice
 
 FINISHED = (CaseState.CLOSED.value, CaseState.VOIDED.value)
 

@@ -11,15 +11,15 @@ import csv
 import io
 from datetime import date, datetime
 
+from hallkit.dashboard.ratings import RatingBook, slices
+from hallkit.dashboard.stats import DayStats, EventLog, load_day
+from hallkit.dashboard.views import ChartSeries, ChartsView, ReportRow
+
 from hallkit.config import HallConfig
-from hallkit.queue.figures import DailyFigures, DeskFigures, daily_figures
 from hallkit.i18n import Lang, text
+from hallkit.queue.figures import DailyFigures, DeskFigures, daily_figures
 from hallkit.rating.report import RatingReport
 from hallkit.rating.report import ReportRow as RatingRow
-
-from dashboard.ratings import RatingBook, slices
-from dashboard.stats import DayStats, EventLog, load_day
-from dashboard.views import ChartSeries, ChartsView, ReportRow
 
 
 def _minutes(seconds: float | None) -> float | None:

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import uvicorn
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.dashboard.app import Dashboard
+from hallkit.dashboard.live import LiveHall
+from hallkit.dashboard.stats import EventLog
 
-from broker.mqtt import BrokerAddress
+from hallkit.accounts import ACCOUNTS_FILE, UserStore
 from hallkit.config import HallConfig
-
-from dashboard.app import Dashboard
-from dashboard.auth import ACCOUNTS_FILE, UserStore
-from dashboard.live import LiveHall
-from dashboard.stats import EventLog
 
 log = logging.getLogger("hallkit.dashboard")
 

@@ -21,9 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hallkit.accounts import AuthError, Role, Session, UserStore
 from hallkit.i18n import Lang, text
-
-from dashboard.auth import AuthError, Role, Session, UserStore
 
 log = logging.getLogger("hallkit.dashboard.web")
 

@@ -330,8 +330,8 @@ class SimulatedDevice(Protocol):
 
 
 SIMULATORS: dict[str, tuple[str, str]] = {
-    "printer": ("devices.printer.simulator", "PrinterSimulator"),
-    "idcard": ("devices.idcard.simulator", "IdCardSimulator"),
+    "printer": ("hallkit.devices.printer.simulator", "PrinterSimulator"),
+    "idcard": ("hallkit.devices.idcard.simulator", "IdCardSimulator"),
 }
 """``sim://KIND`` to the (module, class) of a simulator that runs in process."""
 

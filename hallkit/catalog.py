@@ -28,7 +28,7 @@ from pathlib import Path
 import tomli_w
 from pydantic import BaseModel
 
-from hallkit.config import Handling, HallLevel, Service
+from hallkit.config import HallLevel, Handling, Service
 from hallkit.i18n import Message
 
 HANDLING_WORDS = {"受理": Handling.ACCEPT, "办理": Handling.COMPLETE}

@@ -10,53 +10,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-
-from pydantic import BaseModel
+from collections.abc import Sequence
 
 from hallkit import __version__
+from hallkit.commandline import CommandFailed, Handler
 
 PARTS = (
     "hallkit.commands",
-    "broker.cli",
-    "broker.appointments_cli",
-    "devices.idcard.cli",
-    "devices.printer.cli",
-    "county.cli",
-    "dashboard.cli",
-    "devices.evaluator.cli",
-    "hallkit.rating.cli",
-    "kiosk.cli",
+    "hallkit.broker.cli",
+    "hallkit.broker.appointments_cli",
+    "hallkit.devices.idcard.cli",
+    "hallkit.devices.printer.cli",
+    "hallkit.county.cli",
+    "hallkit.dashboard.cli",
+    "hallkit.broker.pad_cli",
+    "hallkit.broker.rating_cli",
+    "hallkit.kiosk.cli",
+    "hallkit.demo.cli",
 )
 """Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-class CommandFailed(Exception):
-    """An expected failure: the message is shown as is, the exit code returned."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        self.code = code
-        super().__init__(message)
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the result as JSON, for scripts")
-
-
-def emit(args: argparse.Namespace, result: BaseModel | list[BaseModel], human: str) -> None:
-    """Print ``human`` for a person, or the model(s) as JSON with --json."""
-    if getattr(args, "json", False):
-        if isinstance(result, list):
-            print(json.dumps([r.model_dump(mode="json") for r in result], ensure_ascii=False, indent=2))
-        else:
-            print(result.model_dump_json(indent=2))
-    else:
-        print(human)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from hallkit.catalog import CatalogError, import_catalog
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.config import ConfigError, HallConfig, HallLevel, load_config
 
 

@@ -16,6 +16,24 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from hallkit.broker.mosquitto import Logins
+from hallkit.contracts.hall import AppointmentView, QueueSnapshot, Refusal
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.records import ResidentRecord
+from hallkit.devices.printer.status import PrinterStatus
+from hallkit.kiosk import theme, widgets  # noqa: F401 - widgets registers the classes the kv files use
+from hallkit.kiosk.catalog import ServiceGroup, group_services, service_open
+from hallkit.kiosk.devices import KioskDevices
+from hallkit.kiosk.feed import HallFeed
+from hallkit.kiosk.hub import HubLink
+from hallkit.kiosk.screens import screen_class
+from hallkit.kiosk.screens.appointment_flow import AppointmentFlow
+from hallkit.kiosk.screens.card_flow import CardFlow
+from hallkit.kiosk.screens.idle_flow import IdleFlow
+from hallkit.kiosk.screens.pin_flow import PinFlow
+from hallkit.kiosk.screens.ticket_flow import TicketFlow, ticket_texts
+from hallkit.kiosk.timers import Timer, Timers
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
@@ -31,26 +49,9 @@ from kivy.properties import (
 )
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from broker.contract import AppointmentView, QueueSnapshot, Refusal
-from broker.mosquitto import Logins
-from broker.mqtt import BrokerAddress
-from devices.idcard.problems import IdCardError
-from devices.idcard.records import ResidentRecord
-from devices.printer.status import PrinterStatus
 from hallkit.config import HallConfig, load_config
 from hallkit.i18n import Lang, Message, text
-from kiosk import theme, widgets  # noqa: F401 - widgets registers the classes the kv files use
-from kiosk.catalog import ServiceGroup, group_services, service_open
-from kiosk.devices import KioskDevices
-from kiosk.feed import HallFeed
-from kiosk.hub import HubLink
-from kiosk.screens import screen_class
-from kiosk.screens.appointment_flow import AppointmentFlow
-from kiosk.screens.card_flow import CardFlow
-from kiosk.screens.idle_flow import IdleFlow
-from kiosk.screens.pin_flow import PinFlow
-from kiosk.screens.ticket_flow import TicketFlow, ticket_texts
-from kiosk.timers import Timer, Timers
+
 
 def deliver(call: Callable[[], None]) -> None:
     """Run ``call`` on the UI thread at the next frame (Kivy widgets are not thread-safe)."""

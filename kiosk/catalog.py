@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from broker.contract import QueueSnapshot
+from hallkit.contracts.hall import QueueSnapshot
+
 from hallkit.config import HallConfig, Service
 
 T = TypeVar("T")

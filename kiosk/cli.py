@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hallkit.cli import CommandFailed
+from hallkit.commandline import CommandFailed
 from hallkit.config import DeviceKind, HallConfig
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
-    from broker.mqtt import BrokerAddress
+    from hallkit.contracts.mqtt import BrokerAddress
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 
@@ -49,9 +49,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _broker(url: str, logins: Path | None) -> BrokerAddress:
-    from broker.cli import _address
+    from hallkit.broker.cli import broker_address
 
-    return _address(url, logins)
+    return broker_address(url, logins)
 
 
 def _kiosk_id(config: HallConfig, asked: str | None) -> str:
@@ -77,15 +77,15 @@ def run_kiosk(args: argparse.Namespace) -> int:
     config = load_or_fail(args.config)
     device = _kiosk_id(config, args.device)
     address = _broker(args.broker, args.logins)
-    from kiosk import boot
+    from hallkit.kiosk import boot
 
     mode = "windowed" if args.windowed else config.kiosk.window_mode
     boot.prepare(config.kiosk.size, mode, kiosk=not args.windowed)
-    from kiosk.app import KioskApp
+    from hallkit.kiosk.app import KioskApp
 
     logins = None
     if args.logins is not None:
-        from broker.mosquitto import Logins
+        from hallkit.broker.mosquitto import Logins
 
         try:
             logins = Logins.read(args.logins)
@@ -102,11 +102,11 @@ def run_display(args: argparse.Namespace) -> int:
     config = load_or_fail(args.config)
     address = _broker(args.broker, args.logins)
     settings = config.kiosk.display
-    from kiosk import boot
+    from hallkit.kiosk import boot
 
     boot.prepare(settings.size, "windowed" if args.windowed else settings.window_mode, kiosk=not args.windowed)
-    from kiosk.display.app import DisplayApp
-    from kiosk.display.voice import Announcer, Voice, find_player
+    from hallkit.kiosk.display.app import DisplayApp
+    from hallkit.kiosk.display.voice import Announcer, Voice, find_player
 
     announcer = None if args.no_voice else Announcer(
         settings.voice_template, Voice(settings.voice, settings.voice_repeat), find_player(settings.player))

@@ -18,25 +18,26 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from broker.contract import Refusal
-from broker.mosquitto import Logins
-from broker.mqtt import BrokerAddress
-from broker.presence import DevicePresence
-from devices.idcard.problems import IdCardError
-from devices.idcard.reader import CardRead, CardWatcher, SerialIdCardReader
-from devices.idcard.records import ResidentRecord
-from devices.printer.layout import TicketPrint, sample_ticket
-from devices.printer.printer import EscposTicketPrinter
-from devices.printer.spooler import TicketSpooler
-from devices.printer.status import PrinterCondition, PrinterStatus
-from devices.scanner.camera import DocCamera, DocumentCaptured, ScannerError, Usability
-from devices.scanner.folder import WatchedFolder
-from devices.scanner.hooks import DocumentScanner, SaveToFolder, ScanHooks
-from devices.scanner.simulator import SimulatedDocCamera
-from devices.scanner.uvc import UvcCamera
+from hallkit.broker.mosquitto import Logins
+from hallkit.broker.presence import DevicePresence
+from hallkit.contracts.hall import Refusal
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.reader import CardRead, CardWatcher, SerialIdCardReader
+from hallkit.devices.idcard.records import ResidentRecord
+from hallkit.devices.printer.layout import TicketPrint, sample_ticket
+from hallkit.devices.printer.printer import EscposTicketPrinter
+from hallkit.devices.printer.spooler import TicketSpooler
+from hallkit.devices.printer.status import PrinterCondition, PrinterStatus
+from hallkit.devices.scanner.camera import DocCamera, DocumentCaptured, ScannerError, Usability
+from hallkit.devices.scanner.folder import WatchedFolder
+from hallkit.devices.scanner.hooks import DocumentScanner, SaveToFolder, ScanHooks
+from hallkit.devices.scanner.simulator import SimulatedDocCamera
+from hallkit.devices.scanner.uvc import UvcCamera
+from hallkit.kiosk.hub import Deliver
+
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
-from kiosk.hub import Deliver
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from hallkit.broker import link
+from hallkit.broker.link import Tap
+from hallkit.contracts.hall import DeviceState, DeviceStatus, QueueEventNotice, QueueSnapshot, Topics
+from hallkit.contracts.mqtt import BrokerAddress
 from pydantic import ValidationError
 
-from broker.contract import DeviceState, DeviceStatus, QueueEventNotice, QueueSnapshot, Topics
-from broker import link
-from broker.link import Tap
-from broker.mqtt import BrokerAddress
 from hallkit.queue.models import TicketCalled, TicketRecalled
 
 log = logging.getLogger(__name__)

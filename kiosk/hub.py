@@ -17,9 +17,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from broker.client import HallClient, HubError
-from broker.contract import AppointmentList, CommandReply
-from broker.mqtt import BrokerAddress
+from hallkit.broker.client import HallClient, HubError
+from hallkit.contracts.hall import AppointmentList, CommandReply
+from hallkit.contracts.mqtt import BrokerAddress
+
 from hallkit.queue.models import Command
 
 log = logging.getLogger(__name__)

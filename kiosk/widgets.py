@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 
 import qrcode
+from hallkit.kiosk import theme
 from kivy.core.image import Image as CoreImage
 from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, OptionProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
-
-from kiosk import theme
 
 
 class Body(Label):

@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from broker.mosquitto import mosquitto_conf
-from broker.mqtt import BrokerAddress
+from hallkit.broker.mosquitto import mosquitto_conf
+from hallkit.contracts.mqtt import BrokerAddress
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

@@ -13,16 +13,16 @@ import logging
 import threading
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.client import HallClient
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.contracts.mqtt import make_client
+from hallkit.devices.idcard.simulator import IdCardSimulator
+from hallkit.kiosk.devices import KioskDevices
 
-from broker.hub import Hub
-from broker.mqtt import make_client
-from broker.parts import hub_parts
-from broker.client import HallClient
-from devices.idcard.simulator import IdCardSimulator
 from hallkit.config import parse_config
 from hallkit.queue.models import CallNext, Channel, Complete, Priority, TakeTicket
 from hallkit.rating.models import Level, RatingChannel, RatingSubmission
-from kiosk.devices import KioskDevices
 from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
 from tests.brokers import Mosquitto
 

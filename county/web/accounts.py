@@ -19,10 +19,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import psycopg
+from hallkit.county.console import WHOLE_COUNTY, Scope
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from county.console import WHOLE_COUNTY, Scope
-from dashboard.auth import NAME_PATTERN, AuthError, Role, UserStore
+from hallkit.accounts import NAME_PATTERN, AuthError, Role, UserStore
 
 
 class ConsoleRole(StrEnum):

@@ -19,6 +19,12 @@ from typing import TypeVar
 from urllib.parse import urlencode
 
 import psycopg
+from hallkit.county import console
+from hallkit.county.console import Grouping, Scope
+from hallkit.county.report import DEFINITIONS
+from hallkit.county.web.accounts import Account, Accounts, ConsoleRole, scope_of
+from hallkit.county.web.views import format_month, month_csv, parse_month, parse_period
+from hallkit.dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang, session_of
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -27,18 +33,12 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from county import console
-from county.console import Grouping, Scope
-from county.report import DEFINITIONS
-from county.web.accounts import Account, Accounts, ConsoleRole, scope_of
-from county.web.views import format_month, month_csv, parse_month, parse_period
-from dashboard.auth import AuthError, UserStore
-from dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang, session_of
+from hallkit.accounts import AuthError, UserStore
 from hallkit.i18n import text
 
 log = logging.getLogger("hallkit.county.web")
 
-PACKAGE = Path(str(resources.files("county.web")))
+PACKAGE = Path(str(resources.files("hallkit.county.web")))
 ECHARTS = Path(str(resources.files("dashboard"))) / "static" / "echarts.min.js"
 PUBLIC_PATHS = ("/health", "/login", "/static/console.css")
 T = TypeVar("T")

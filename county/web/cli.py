@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 
 DEFAULT_DATA = Path(os.environ.get("HALLKIT_COUNTY_CONSOLE_DATA", "var/county-console"))
 
@@ -64,9 +64,9 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
 
 def run_console(args: argparse.Namespace) -> int:
     import psycopg
+    from hallkit.county.schema import SchemaTooNew
+    from hallkit.county.web.server import ConsoleServer
 
-    from county.schema import SchemaTooNew
-    from county.web.server import ConsoleServer
     from hallkit.i18n import bilingual
 
     try:
@@ -82,10 +82,10 @@ def run_console(args: argparse.Namespace) -> int:
 
 
 def user_add(args: argparse.Namespace) -> int:
+    from hallkit.county.web.accounts import Account, Accounts, ConsoleRole, open_users
     from pydantic import ValidationError
 
-    from county.web.accounts import Account, Accounts, ConsoleRole, open_users
-    from dashboard.auth import AuthError
+    from hallkit.accounts import AuthError
 
     try:
         account = Account(name=args.name, role=ConsoleRole(args.role), townships=tuple(args.township),
@@ -111,7 +111,7 @@ def user_add(args: argparse.Namespace) -> int:
 
 
 def user_list(args: argparse.Namespace) -> int:
-    from county.web.accounts import Accounts, open_users
+    from hallkit.county.web.accounts import Accounts, open_users
 
     users = open_users(args.data)
     accounts = Accounts(users).all()
@@ -122,7 +122,7 @@ def user_list(args: argparse.Namespace) -> int:
 
 
 def user_remove(args: argparse.Namespace) -> int:
-    from county.web.accounts import Accounts, open_users
+    from hallkit.county.web.accounts import Accounts, open_users
 
     users = open_users(args.data)
     try:
@@ -135,7 +135,7 @@ def user_remove(args: argparse.Namespace) -> int:
 
 
 def hall_set(args: argparse.Namespace) -> int:
-    from county.cli import _connect
+    from hallkit.county.cli import _connect
 
     with _connect(args.db) as conn:
         conn.execute("""INSERT INTO hall_register (hall, name, township) VALUES (%s, %s, %s)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import psycopg
 import uvicorn
-
-from county.schema import migrate
-from county.web.accounts import open_users
-from county.web.app import Console, Pool
+from hallkit.county.schema import migrate
+from hallkit.county.web.accounts import open_users
+from hallkit.county.web.app import Console, Pool
 
 
 class ConsoleServer:

@@ -7,7 +7,8 @@ import io
 from collections.abc import Mapping
 from datetime import date, timedelta
 
-from county.console import MonthReport, Period, month_period
+from hallkit.county.console import MonthReport, Period, month_period
+
 from hallkit.i18n import Lang, text
 
 MAX_RANGE_DAYS = 366

@@ -25,7 +25,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from devices.framing import BufferedDecoder, Scan
+from hallkit.devices.framing import BufferedDecoder, Scan
+
 from hallkit.i18n import Message
 
 PREAMBLE = b"\xaa\x55"

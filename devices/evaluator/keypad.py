@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
-from devices.evaluator.screen import PadDisplay
+from hallkit.devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
+from hallkit.devices.evaluator.screen import PadDisplay
+
 from hallkit.i18n import Message, text
 from hallkit.rating.models import Level
 

@@ -21,9 +21,9 @@ from enum import StrEnum
 from typing import Protocol
 from urllib.parse import parse_qs, urlparse
 
+from hallkit.devices.evaluator.screen import PadDisplay
 from pydantic import BaseModel, ConfigDict
 
-from devices.evaluator.screen import PadDisplay
 from hallkit.i18n import Lang, Message, text
 from hallkit.rating.models import Level
 
@@ -80,8 +80,8 @@ class RatingPad(Protocol):
 
 
 PAD_KINDS = {
-    "serial": ("devices.evaluator.serial_pad", "SerialPad"),
-    "keypad": ("devices.evaluator.keypad", "KeypadPad"),
+    "serial": ("hallkit.devices.evaluator.serial_pad", "SerialPad"),
+    "keypad": ("hallkit.devices.evaluator.keypad", "KeypadPad"),
 }
 """URL scheme → (module, class), imported when used."""
 

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from devices.evaluator import codec
-from devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame
-from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
-from devices.evaluator.screen import PadDisplay
-from devices.transport import LinkSettings, Transport, TransportError, device_url, open_transport
+from hallkit.devices.evaluator import codec
+from hallkit.devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame
+from hallkit.devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, StaffKey, screen_lines
+from hallkit.devices.evaluator.screen import PadDisplay
+from hallkit.devices.transport import LinkSettings, Transport, TransportError, device_url, open_transport
+
 from hallkit.i18n import Message
 from hallkit.rating.models import Level
 

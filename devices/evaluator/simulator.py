@@ -21,11 +21,12 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from devices.evaluator import codec
-from devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame
-from devices.evaluator.keypad import DIGITS, ENTER, STAFF_KEYS, key_events
-from devices.evaluator.pad import KeyPress, Rated, StaffKey
-from devices.evaluator.touch import TouchPad
+from hallkit.devices.evaluator import codec
+from hallkit.devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame
+from hallkit.devices.evaluator.keypad import DIGITS, ENTER, STAFF_KEYS, key_events
+from hallkit.devices.evaluator.pad import KeyPress, Rated, StaffKey
+from hallkit.devices.evaluator.touch import TouchPad
+
 from hallkit.rating.models import Level
 
 KEY_CODES = {StaffKey.CALL: KeyCode.CALL, StaffKey.RECALL: KeyCode.RECALL, StaffKey.SKIP: KeyCode.SKIP,

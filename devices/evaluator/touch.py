@@ -12,8 +12,9 @@ import queue
 import threading
 from datetime import datetime
 
-from devices.evaluator.pad import PadInput, screen_lines
-from devices.evaluator.screen import PadDisplay
+from hallkit.devices.evaluator.pad import PadInput, screen_lines
+from hallkit.devices.evaluator.screen import PadDisplay
+
 from hallkit.i18n import Message
 
 

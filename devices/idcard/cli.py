@@ -12,15 +12,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
+from hallkit.devices.idcard.codec import Cmd, Command
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.reader import SPEEDS, ReaderSettings, SerialIdCardReader
+from hallkit.devices.idcard.records import CardRules
+from hallkit.devices.idcard.simulator import Fault, IdCardSimulator
+from hallkit.devices.sim_cli import device_commands, sim_commands
 from pydantic import BaseModel
 
-from devices.idcard.codec import Cmd, Command
-from devices.idcard.problems import IdCardError
-from devices.idcard.reader import SPEEDS, ReaderSettings, SerialIdCardReader
-from devices.idcard.records import CardRules
-from devices.idcard.simulator import Fault, IdCardSimulator
-from devices.sim_cli import device_commands, sim_commands
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.commands import load_or_fail
 from hallkit.config import QueueRules
 from hallkit.i18n import bilingual

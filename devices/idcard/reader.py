@@ -19,13 +19,13 @@ from datetime import date, datetime
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from hallkit.devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode
+from hallkit.devices.idcard.photo import CardPhoto
+from hallkit.devices.idcard.problems import IdCardError, Problem
+from hallkit.devices.idcard.records import CardHolder, CardRules, ResidentRecord, parse_text_block
+from hallkit.devices.transport import LinkSettings, Transport, TransportError, device_url, open_transport
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode
-from devices.idcard.photo import CardPhoto
-from devices.idcard.problems import IdCardError, Problem
-from devices.idcard.records import CardHolder, CardRules, ResidentRecord, parse_text_block
-from devices.transport import LinkSettings, Transport, TransportError, device_url, open_transport
 from hallkit.config import Device, HallConfig
 
 log = logging.getLogger(__name__)

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from hallkit.devices.idcard import idnumber
+from hallkit.devices.idcard.nations import nation_name
+from hallkit.devices.idcard.photo import CardPhoto
+from hallkit.devices.idcard.problems import IdCardError, Problem
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.idcard import idnumber
-from devices.idcard.nations import nation_name
-from devices.idcard.photo import CardPhoto
-from devices.idcard.problems import IdCardError, Problem
 from hallkit.privacy import id_hash, mask_id, mask_name
 
 TEXT_SIZE = 256

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
-from devices.idcard import idnumber
-from devices.idcard.codec import PREAMBLE, Cmd, Command, IdCardDecoder, Reply, Status, encode
-from devices.idcard.photo import CardPhoto
-from devices.idcard.records import CardHolder, CardKind, Gender, encode_text_block
+from hallkit.devices.idcard import idnumber
+from hallkit.devices.idcard.codec import PREAMBLE, Cmd, Command, IdCardDecoder, Reply, Status, encode
+from hallkit.devices.idcard.photo import CardPhoto
+from hallkit.devices.idcard.records import CardHolder, CardKind, Gender, encode_text_block
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devices.sim_cli import sim_commands
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.devices.sim_cli import sim_commands
+
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.config import DeviceKind, HallConfig, TicketLayout
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
-    from devices.printer.printer import EscposTicketPrinter
-    from devices.printer.status import PrinterStatus
+    from hallkit.devices.printer.printer import EscposTicketPrinter
+    from hallkit.devices.printer.status import PrinterStatus
 
 ENCODINGS = ("gb18030", "gbk", "big5", "utf-8")
 
@@ -82,8 +83,8 @@ def _target(args: argparse.Namespace) -> tuple[str, TicketLayout, HallConfig | N
 
 
 def _open(url: str, layout: TicketLayout, timeout: float) -> EscposTicketPrinter:
-    from devices.printer.printer import EscposTicketPrinter
-    from devices.transport import TransportError, transport_class
+    from hallkit.devices.printer.printer import EscposTicketPrinter
+    from hallkit.devices.transport import TransportError, transport_class
 
     try:
         transport_class(url)
@@ -97,8 +98,8 @@ def _unreachable(url: str, status: PrinterStatus) -> CommandFailed:
 
 
 def test_command(args: argparse.Namespace) -> int:
-    from devices.printer.layout import sample_ticket
-    from devices.printer.printer import PrintFailed
+    from hallkit.devices.printer.layout import sample_ticket
+    from hallkit.devices.printer.printer import PrintFailed
 
     url, layout, config = _target(args)
     changes = {key: value for key, value in (("paper_width_mm", args.paper), ("encoding", args.encoding)) if value}
@@ -117,7 +118,7 @@ def test_command(args: argparse.Namespace) -> int:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from devices.printer.status import PrinterCondition, PrinterReport
+    from hallkit.devices.printer.status import PrinterCondition, PrinterReport
 
     url, layout, _ = _target(args)
     printer = _open(url, layout, args.timeout)
@@ -136,7 +137,7 @@ def status_command(args: argparse.Namespace) -> int:
 def sim_state_command(args: argparse.Namespace) -> int:
     from urllib.error import URLError
 
-    from devices.printer.simulator import SimulatorControl, StateChange
+    from hallkit.devices.printer.simulator import SimulatorControl, StateChange
 
     control = SimulatorControl(args.control)
     asked = (("paper", args.paper), ("cover_open", None if args.cover is None else args.cover == "open"),
@@ -151,7 +152,7 @@ def sim_state_command(args: argparse.Namespace) -> int:
 
 
 def sim_command(args: argparse.Namespace) -> int:
-    from devices.printer.simulator import PrinterSimulator
+    from hallkit.devices.printer.simulator import PrinterSimulator
 
     try:
         simulator = PrinterSimulator(port=args.port, control_port=args.control_port, host=args.host,

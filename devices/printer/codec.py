@@ -29,9 +29,8 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Annotated, Literal
 
+from hallkit.devices.framing import BufferedDecoder, Scan
 from pydantic import BaseModel, ConfigDict, Field
-
-from devices.framing import BufferedDecoder, Scan
 
 ESC = 0x1B
 GS = 0x1D

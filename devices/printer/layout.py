@@ -25,9 +25,7 @@ import unicodedata
 from datetime import datetime
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from devices.printer.codec import (
+from hallkit.devices.printer.codec import (
     Align,
     Alignment,
     Bold,
@@ -41,6 +39,8 @@ from devices.printer.codec import (
     encode,
     qr_code,
 )
+from pydantic import BaseModel, ConfigDict, Field
+
 from hallkit.config import HallConfig, TicketLayout
 from hallkit.i18n import Lang, text
 from hallkit.queue.models import Priority, TicketView

@@ -11,10 +11,11 @@ import logging
 import threading
 from typing import Protocol
 
-from devices.printer.codec import StatusQuery, encode
-from devices.printer.layout import TicketComposer, TicketPrint
-from devices.printer.status import QUERIES, PrinterStatus, decode_status, no_reply, one_way_link
-from devices.transport import DEFAULT_TIMEOUT, LinkSettings, Transport, TransportError, open_transport
+from hallkit.devices.printer.codec import StatusQuery, encode
+from hallkit.devices.printer.layout import TicketComposer, TicketPrint
+from hallkit.devices.printer.status import QUERIES, PrinterStatus, decode_status, no_reply, one_way_link
+from hallkit.devices.transport import DEFAULT_TIMEOUT, LinkSettings, Transport, TransportError, open_transport
+
 from hallkit.config import TicketLayout
 
 log = logging.getLogger(__name__)

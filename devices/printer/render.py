@@ -14,10 +14,7 @@ from functools import cache, partial
 from pathlib import Path
 
 import qrcode
-from PIL import Image, ImageDraw, ImageFont
-from pydantic import BaseModel, ConfigDict
-
-from devices.printer.codec import (
+from hallkit.devices.printer.codec import (
     Align,
     Alignment,
     Bold,
@@ -35,7 +32,9 @@ from devices.printer.codec import (
     QrStore,
     Text,
 )
-from devices.printer.layout import char_columns
+from hallkit.devices.printer.layout import char_columns
+from PIL import Image, ImageDraw, ImageFont
+from pydantic import BaseModel, ConfigDict
 
 FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 """The CJK font scripts/bootstrap.sh installs (fonts-wqy-microhei)."""

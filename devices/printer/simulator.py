@@ -31,11 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from hallkit.devices.printer.codec import EscposCommand, EscposDecoder, StatusQuery
+from hallkit.devices.printer.render import Page, PrintedLine, TicketRenderer
+from hallkit.devices.printer.status import PaperLevel, status_reply
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-
-from devices.printer.codec import EscposCommand, EscposDecoder, StatusQuery
-from devices.printer.render import Page, PrintedLine, TicketRenderer
-from devices.printer.status import PaperLevel, status_reply
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
-from devices.printer.layout import TicketPrint
-from devices.printer.printer import PrintFailed, TicketPrinter
-from devices.printer.status import PrinterStatus
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.printer import PrintFailed, TicketPrinter
+from hallkit.devices.printer.status import PrinterStatus
+
 from hallkit.i18n import bilingual
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hallkit.devices.scanner.camera import USABLE, ScannedPage, ScannerError, Usability
 from PIL import Image, UnidentifiedImageError
-
-from devices.scanner.camera import USABLE, ScannedPage, ScannerError, Usability
 
 log = logging.getLogger(__name__)
 

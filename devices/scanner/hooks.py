@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devices.scanner.camera import DocCamera, DocumentCaptured, PageSize, ScannedPage
+from hallkit.devices.scanner.camera import DocCamera, DocumentCaptured, PageSize, ScannedPage
 
 log = logging.getLogger(__name__)
 

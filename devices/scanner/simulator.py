@@ -6,9 +6,8 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hallkit.devices.scanner.camera import USABLE, ScannedPage, Usability
 from PIL import Image, ImageDraw, ImageFont
-
-from devices.scanner.camera import USABLE, ScannedPage, Usability
 
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 PAGE_SIZE = (827, 1169)

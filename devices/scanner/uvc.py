@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from devices.scanner.camera import USABLE, ScannedPage, ScannerError, Usability
+from hallkit.devices.scanner.camera import USABLE, ScannedPage, ScannerError, Usability
 
 
 def _opencv() -> ModuleType:

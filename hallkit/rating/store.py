@@ -21,7 +21,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 from hallkit.queue.numbering import ticket_id_prefix
-
 from hallkit.rating.cases import Case
 from hallkit.rating.models import CaseUpdate, Rating
 from hallkit.rating.rules import EventStatus, ServiceEvent

@@ -12,6 +12,12 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
+from hallkit.contracts.hall import QueueSnapshot
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.kiosk.app import deliver
+from hallkit.kiosk.catalog import window_state
+from hallkit.kiosk.display.voice import Announcer
+from hallkit.kiosk.feed import Call, HallFeed
 from kivy.animation import Animation
 from kivy.app import App
 from kivy.clock import Clock
@@ -20,14 +26,8 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
-from broker.contract import QueueSnapshot
-from broker.mqtt import BrokerAddress
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
-from kiosk.catalog import window_state
-from kiosk.app import deliver
-from kiosk.display.voice import Announcer
-from kiosk.feed import Call, HallFeed
 
 NOTICE_SPEED = 120
 """Pixels a second the notice line scrolls: slow enough to read while walking past."""

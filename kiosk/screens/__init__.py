@@ -13,22 +13,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kiosk.screens.base import KioskScreen
+    from hallkit.kiosk.screens.base import KioskScreen
 
 SCREENS: dict[str, str] = {
-    "home": "kiosk.screens.home:HomeScreen",
-    "services": "kiosk.screens.services:ServicesScreen",
-    "confirm": "kiosk.screens.confirm:ConfirmScreen",
-    "ticket": "kiosk.screens.ticket:TicketScreen",
-    "no_paper": "kiosk.screens.no_paper:NoPaperScreen",
-    "hub_down": "kiosk.screens.hub_down:HubDownScreen",
-    "refused": "kiosk.screens.refused:RefusedScreen",
-    "card_problem": "kiosk.screens.card_problem:CardProblemScreen",
-    "guide": "kiosk.screens.guide:GuideScreen",
-    "scan": "kiosk.screens.scan:ScanScreen",
-    "staff": "kiosk.screens.staff:StaffScreen",
-    "pin": "kiosk.screens.pin:PinScreen",
-    "maintenance": "kiosk.screens.maintenance:MaintenanceScreen",
+    "home": "hallkit.kiosk.screens.home:HomeScreen",
+    "services": "hallkit.kiosk.screens.services:ServicesScreen",
+    "confirm": "hallkit.kiosk.screens.confirm:ConfirmScreen",
+    "ticket": "hallkit.kiosk.screens.ticket:TicketScreen",
+    "no_paper": "hallkit.kiosk.screens.no_paper:NoPaperScreen",
+    "hub_down": "hallkit.kiosk.screens.hub_down:HubDownScreen",
+    "refused": "hallkit.kiosk.screens.refused:RefusedScreen",
+    "card_problem": "hallkit.kiosk.screens.card_problem:CardProblemScreen",
+    "guide": "hallkit.kiosk.screens.guide:GuideScreen",
+    "scan": "hallkit.kiosk.screens.scan:ScanScreen",
+    "staff": "hallkit.kiosk.screens.staff:StaffScreen",
+    "pin": "hallkit.kiosk.screens.pin:PinScreen",
+    "maintenance": "hallkit.kiosk.screens.maintenance:MaintenanceScreen",
 }
 
 _FOLDER = Path(__file__).parent

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from broker.client import HubError
-from broker.contract import AppointmentList, AppointmentView, check_in_request_id
-from devices.idcard.records import ResidentRecord
+from hallkit.broker.client import HubError
+from hallkit.contracts.hall import AppointmentList, AppointmentView, check_in_request_id
+from hallkit.devices.idcard.records import ResidentRecord
+from hallkit.kiosk.hub import AppointmentsAnswer
+from hallkit.kiosk.screens.ports import Visit
+
 from hallkit.queue.models import Channel, Priority, TakeTicket
-from kiosk.hub import AppointmentsAnswer
-from kiosk.screens.ports import Visit
 
 
 class AppointmentLookup(Protocol):

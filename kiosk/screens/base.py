@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from hallkit.kiosk.screens.ports import Kiosk
 from kivy.app import App
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
-
-from kiosk.screens.ports import Kiosk
 
 
 class KioskScreen(Screen):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from devices.idcard.problems import IdCardError
-from devices.idcard.records import ResidentRecord
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.records import ResidentRecord
+from hallkit.kiosk.screens.appointment_flow import AppointmentFlow
+from hallkit.kiosk.screens.ports import Screens, Visit
+from hallkit.kiosk.timers import Timer, Timers
+
 from hallkit.i18n import text
-from kiosk.screens.appointment_flow import AppointmentFlow
-from kiosk.screens.ports import Screens, Visit
-from kiosk.timers import Timer, Timers
 
 CARD_HINT_SECONDS = 4.0
 """How long "hold the card still" stays after a read that needs another try."""

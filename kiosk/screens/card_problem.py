@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.properties import StringProperty
-
-from kiosk.screens.base import KioskScreen
 
 
 class CardProblemScreen(KioskScreen):

@@ -4,9 +4,8 @@ With a card whose holder booked this service today, taking the ticket is the app
 
 from __future__ import annotations
 
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.properties import StringProperty
-
-from kiosk.screens.base import KioskScreen
 
 
 class ConfirmScreen(KioskScreen):

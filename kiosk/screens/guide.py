@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from hallkit.kiosk.catalog import page_count, page_of
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.widget import Widget
 
 from hallkit.config import Guide
-from kiosk.catalog import page_count, page_of
-from kiosk.screens.base import KioskScreen
 
 FIELDS = ("legal_basis", "conditions", "materials", "process", "time_limit", "fees", "contacts", "location")
 """The eight public fields in the order halls post them."""

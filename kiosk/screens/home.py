@@ -3,11 +3,10 @@ guides, staff board, agent entry."""
 
 from __future__ import annotations
 
+from hallkit.kiosk.catalog import ServiceGroup, page_count, page_of, window_state
+from hallkit.kiosk.screens.base import KioskScreen
+from hallkit.kiosk.widgets import BigButton, Body
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
-
-from kiosk.catalog import ServiceGroup, page_count, page_of, window_state
-from kiosk.screens.base import KioskScreen
-from kiosk.widgets import BigButton, Body
 
 GROUPS_PER_PAGE = {False: 6, True: 4}
 """Window tiles a page: 3×2, or 2×2 in elder mode."""

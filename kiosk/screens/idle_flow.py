@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from kiosk.screens.ports import Visit
-from kiosk.timers import Timer, Timers
+from hallkit.kiosk.screens.ports import Visit
+from hallkit.kiosk.timers import Timer, Timers
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.clock import Clock
 from kivy.properties import StringProperty
 
 from hallkit.config import ConfigError
-from kiosk.screens.base import KioskScreen
 
 REFRESH_SECONDS = 1.0
 

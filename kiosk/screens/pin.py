@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from hallkit.kiosk.screens.base import KioskScreen
+from hallkit.kiosk.screens.pin_flow import MAX_DIGITS
 from kivy.properties import StringProperty
-
-from kiosk.screens.base import KioskScreen
-from kiosk.screens.pin_flow import MAX_DIGITS
 
 
 class PinScreen(KioskScreen):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from hallkit.kiosk.screens.ports import Screens, Visit
+from hallkit.kiosk.timers import Timers
+
 from hallkit.i18n import text
-from kiosk.screens.ports import Screens, Visit
-from kiosk.timers import Timers
 
 STAFF_TAPS = 5
 STAFF_TAP_SECONDS = 4.0

@@ -10,21 +10,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from broker.contract import AppointmentView, QueueSnapshot, Refusal
-from devices.idcard.problems import IdCardError
-from devices.idcard.records import ResidentRecord
+from hallkit.contracts.hall import AppointmentView, QueueSnapshot, Refusal
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.records import ResidentRecord
+from hallkit.kiosk.catalog import ServiceGroup
+
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang
 from hallkit.queue.models import TicketView
-from kiosk.catalog import ServiceGroup
 
 if TYPE_CHECKING:
-    from broker.mqtt import BrokerAddress
-    from kiosk.devices import KioskDevices
-    from kiosk.screens.appointment_flow import AppointmentFlow
-    from kiosk.screens.card_flow import CardFlow
-    from kiosk.screens.pin_flow import PinFlow
-    from kiosk.screens.ticket_flow import TicketFlow
+    from hallkit.contracts.mqtt import BrokerAddress
+    from hallkit.kiosk.devices import KioskDevices
+    from hallkit.kiosk.screens.appointment_flow import AppointmentFlow
+    from hallkit.kiosk.screens.card_flow import CardFlow
+    from hallkit.kiosk.screens.pin_flow import PinFlow
+    from hallkit.kiosk.screens.ticket_flow import TicketFlow
 
 Deliver = Callable[[Callable[[], None]], None]
 """Runs a callable on the UI thread."""

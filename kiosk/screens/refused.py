@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiosk.screens.base import KioskScreen
+from hallkit.kiosk.screens.base import KioskScreen
 
 
 class RefusedScreen(KioskScreen):

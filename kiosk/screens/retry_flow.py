@@ -10,12 +10,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from broker.client import HubError
-from broker.contract import CommandReply
+from hallkit.broker.client import HubError
+from hallkit.contracts.hall import CommandReply
+from hallkit.kiosk.hub import Answer
+from hallkit.kiosk.screens.ports import Screens, Visit
+from hallkit.kiosk.timers import Timers
+
 from hallkit.queue.models import Command, TakeTicket
-from kiosk.hub import Answer
-from kiosk.screens.ports import Screens, Visit
-from kiosk.timers import Timers
 
 RETRY_SECONDS = 3.0
 """Pause between attempts while the hub cannot be reached."""

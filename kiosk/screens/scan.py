@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from hallkit.devices.scanner.camera import DocumentCaptured, ScannerError
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
-
-from devices.scanner.camera import DocumentCaptured, ScannerError
-from kiosk.screens.base import KioskScreen
 
 
 class ScanScreen(KioskScreen):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from hallkit.kiosk.catalog import page_count, page_of, service_open
+from hallkit.kiosk.screens.base import KioskScreen
+from hallkit.kiosk.widgets import BigButton
 from kivy.properties import NumericProperty, StringProperty
 from kivy.uix.widget import Widget
 
 from hallkit.config import Service
-from kiosk.catalog import page_count, page_of, service_open
-from kiosk.screens.base import KioskScreen
-from kiosk.widgets import BigButton
 
 
 class ServicesScreen(KioskScreen):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from hallkit.kiosk.catalog import page_count, page_of
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.properties import NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.widget import Widget
 
 from hallkit.config import WEEKDAYS, Staff, Window
-from kiosk.catalog import page_count, page_of
-from kiosk.screens.base import KioskScreen
 
 CARDS_PER_PAGE = {False: 6, True: 3}
 

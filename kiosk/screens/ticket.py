@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from hallkit.devices.printer.layout import qr_url
+from hallkit.kiosk.screens.base import KioskScreen
 from kivy.properties import StringProperty
-
-from devices.printer.layout import qr_url
-from kiosk.screens.base import KioskScreen
 
 PRINT_TEXT = {
     "none": "",

@@ -6,15 +6,16 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from broker.contract import CHECK_IN_PREFIX, CommandReply, Refusal
-from devices.printer.layout import TicketPrint
-from devices.printer.status import PrinterStatus
+from hallkit.contracts.hall import CHECK_IN_PREFIX, CommandReply, Refusal
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.status import PrinterStatus
+from hallkit.kiosk.screens.appointment_flow import AppointmentFlow, check_in_command
+from hallkit.kiosk.screens.ports import Screens, Visit
+from hallkit.kiosk.screens.retry_flow import CommandLink, RetryFlow
+from hallkit.kiosk.timers import Timers
+
 from hallkit.i18n import Lang, text
 from hallkit.queue.models import Channel, Priority, TakeTicket, TicketView
-from kiosk.screens.appointment_flow import AppointmentFlow, check_in_command
-from kiosk.screens.ports import Screens, Visit
-from kiosk.screens.retry_flow import CommandLink, RetryFlow
-from kiosk.timers import Timers
 
 
 class TicketPrinter(Protocol):

@@ -6,11 +6,11 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
+from hallkit.broker.client import HallClient
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.contracts.hall import check_in_request_id
 
-from broker.contract import check_in_request_id
-from broker.client import HallClient
-from broker.hub import Hub
-from broker.parts import hub_parts
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.privacy import id_hash

@@ -4,7 +4,8 @@ import json
 import re
 from pathlib import Path
 
-from broker.contract import PAYLOADS, TOPICS, Topics
+from hallkit.contracts.hall import PAYLOADS, TOPICS, Topics
+
 from hallkit.cli import main
 from hallkit.queue.models import EVENT
 

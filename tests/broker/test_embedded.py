@@ -7,12 +7,12 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.broker.client import HallClient, read_hall
+from hallkit.broker.embedded import EmbeddedBroker, hall_logins
+from hallkit.broker.hub import Hub
+from hallkit.contracts.hall import CommandRequest, DeviceState, DeviceStatus, Topics
+from hallkit.contracts.mqtt import BrokerAddress, make_client, parse_broker_url
 
-from broker.client import HallClient, read_hall
-from broker.contract import CommandRequest, DeviceState, DeviceStatus, Topics
-from broker.embedded import EmbeddedBroker, hall_logins
-from broker.hub import Hub
-from broker.mqtt import BrokerAddress, make_client, parse_broker_url
 from hallkit.config import parse_config
 from hallkit.queue.models import CallNext, Pause, TakeTicket
 from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for

@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.broker.client import HallClient, HubError, read_hall
+from hallkit.broker.hub import Hub, _public, for_sender, idempotency_key
+from hallkit.contracts.hall import ErrorNotice, QueueEventNotice, Topics
+from hallkit.contracts.mqtt import make_client
 
-from broker.client import HallClient, HubError, read_hall
-from broker.contract import ErrorNotice, QueueEventNotice, Topics
-from broker.hub import Hub, _public, for_sender, idempotency_key
-from broker.mqtt import make_client
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.queue.models import (

@@ -13,13 +13,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.client import read_hall
+from hallkit.broker.hub import Hub
+from hallkit.contracts.hall import CommandReply, CommandRequest, Topics
+from hallkit.contracts.mqtt import make_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.client import read_hall
-from broker.contract import CommandReply, CommandRequest, Topics
-from broker.hub import Hub
-from broker.mqtt import make_client
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
 from hallkit.store.sqlite import EventStore
@@ -201,7 +201,7 @@ def test_ten_thousand_hostile_payloads_leave_the_hub_alive(mosquitto, tmp_path):
         assert hub.accepted + sum(hub.refusals.values()) == sent  # every payload counted once
         assert sum(hub.refusals.values()) > 9_000
         # ... and the hub still serves.
-        from broker.client import HallClient
+        from hallkit.broker.client import HallClient
 
         with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
             assert kiosk.request(TakeTicket(service_id="permit")).ok

@@ -8,11 +8,11 @@ import tomllib
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.broker.client import HallClient, HubError
+from hallkit.broker.hub import Hub
+from hallkit.contracts.hall import Topics
+from hallkit.contracts.mqtt import BrokerAddress, make_client
 
-from broker.client import HallClient, HubError
-from broker.contract import Topics
-from broker.hub import Hub
-from broker.mqtt import BrokerAddress, make_client
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
@@ -68,7 +68,7 @@ def test_devices_log_in_and_publish_only_under_their_own_id(secured, tmp_path):
 
 
 def test_password_file_format():
-    from broker.mosquitto import password_line
+    from hallkit.broker.mosquitto import password_line
 
     line = password_line("kiosk-1", "secret", salt=b"0123456789ab")
     user, rest = line.split(":", 1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from broker.queue_stats import day_stats
+from hallkit.uplink.queue_stats import day_stats
+
 from hallkit.queue.engine import QueueEngine
 from hallkit.queue.figures import fold_day
 from hallkit.queue.models import CallNext, Complete, Event, Skip, TakeTicket, Transfer

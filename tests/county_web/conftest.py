@@ -8,13 +8,13 @@ from datetime import date
 
 import psycopg
 import pytest
+from hallkit.county.schema import migrate
+from hallkit.county.web.accounts import Account, Accounts, ConsoleRole
+from hallkit.county.web.server import ConsoleServer
 
-from county.schema import migrate
-from county.web.accounts import Account, Accounts, ConsoleRole
-from county.web.server import ConsoleServer
 from tests.brokers import free_port
 from tests.county_web.county import seed
-from tests.upstream.conftest import county_db, county_broker  # noqa: F401  # fixtures
+from tests.upstream.conftest import county_broker, county_db  # noqa: F401  # fixtures
 
 ADMIN = ("county-admin", "admin-pass-123")
 VIEWER = ("county-viewer", "viewer-pass-123")

@@ -12,19 +12,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import count
 
 import psycopg
-
-from county.console import ZONE, county_today
-from county.contract import (
+from hallkit.contracts.uplink import (
     DeviceTelemetry,
     QueueFigures,
     QueueStats,
     ServiceStats,
     UpKind,
-    UpTopics,
     UplinkStatus,
+    UpTopics,
     encode_batch,
 )
-from county.store import parse, write
+from hallkit.county.console import ZONE, county_today
+from hallkit.county.store import parse, write
+
 from hallkit.queue.numbering import ticket_id_prefix
 from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel
 

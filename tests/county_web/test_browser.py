@@ -10,11 +10,11 @@ import time
 from datetime import timedelta
 
 import psycopg
+from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
+from hallkit.county.console import county_today
+from hallkit.county.ingest import Ingest
 from playwright.sync_api import expect
 
-from county.console import county_today
-from county.contract import UpKind, UpTopics, encode_batch
-from county.ingest import Ingest
 from hallkit.rating.models import CaseStep, Level
 from tests.broker.test_hub import wait_for
 from tests.county_web.conftest import ADMIN, LEADER, VIEWER

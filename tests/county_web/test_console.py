@@ -14,13 +14,13 @@ from datetime import date, timedelta
 import httpx
 import psycopg
 import pytest
+from hallkit.contracts.uplink import UpKind
+from hallkit.county.cli import register
+from hallkit.county.console import county_today
+from hallkit.county.schema import FINISHING, MIGRATIONS, migrate
+from hallkit.county.web.views import HALL_COLUMNS
 
-from county.cli import register
-from county.console import county_today
-from county.contract import UpKind
-from county.schema import FINISHING, MIGRATIONS, migrate
-from county.web.views import HALL_COLUMNS
-from hallkit.cli import CommandFailed
+from hallkit.commandline import CommandFailed
 from hallkit.rating.cases import FINISHING_STEPS
 from hallkit.rating.models import CaseStep, Level
 from tests.county_web.conftest import ADMIN, LEADER, VIEWER

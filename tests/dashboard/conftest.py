@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hallkit.broker.client import HallClient
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.dashboard.server import DashboardServer
 
-from broker.client import HallClient
-from broker.hub import Hub
-from broker.parts import hub_parts
-from dashboard.auth import Role
-from dashboard.server import DashboardServer
+from hallkit.accounts import Role
 from hallkit.config import HallConfig, parse_config
-from tests.brokers import free_port
 from tests.broker.test_hub import HALL_WITH_DEVICES
+from tests.brokers import free_port
 
 DASHBOARD_HALL = HALL_WITH_DEVICES + """
 [[devices]]

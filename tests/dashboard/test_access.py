@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from dashboard.auth import AuthError, Role, UserStore, verify_password
+from hallkit.accounts import AuthError, Role, UserStore, verify_password
 from tests.dashboard.conftest import MANAGER, VIEWER
 
 PAGES = ("/", "/charts", "/ratings", "/devices", "/report", "/report.csv", "/api/board", "/api/charts",
@@ -65,7 +65,7 @@ def test_viewer_may_not_post_a_case_step(hall):
 
 
 def test_failed_logins_are_limited_and_logged(hall, caplog):
-    caplog.set_level(logging.WARNING, "hallkit.dashboard.auth")
+    caplog.set_level(logging.WARNING, "hallkit.accounts")
     limit = hall.config.dashboard.max_failed_logins
     with httpx.Client(base_url=hall.url) as client:
         for _ in range(limit):
@@ -94,7 +94,8 @@ def test_passwords_are_scrypt_hashes_and_sessions_expire(tmp_path):
 
 
 def test_user_add_command_reads_the_password_from_stdin(tmp_path, monkeypatch, capsys):
-    from dashboard import cli
+    from hallkit.dashboard import cli
+
     from hallkit.commands import example_config
 
     config = tmp_path / "hall.toml"

@@ -6,10 +6,10 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from hallkit.contracts.hall import DeviceState, DeviceStatus, RatingReply, RatingRequest, Topics
+from hallkit.contracts.mqtt import make_client
 from playwright.sync_api import expect
 
-from broker.contract import DeviceState, DeviceStatus, RatingReply, RatingRequest, Topics
-from broker.mqtt import make_client
 from hallkit.queue.models import CallNext, Complete, Pause, TakeTicket, TicketCompleted
 from hallkit.rating.models import Level, RatingChannel, RatingSubmission
 from tests.dashboard.conftest import MANAGER, VIEWER, login, shoot

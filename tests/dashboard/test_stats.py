@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dashboard.report import performance, report_csv
-from dashboard.stats import DayStats, current_day
+from hallkit.dashboard.report import performance, report_csv
+from hallkit.dashboard.stats import DayStats, current_day
+
 from hallkit.queue.engine import QueueEngine
 from hallkit.queue.models import CallNext, Complete, Skip, TakeTicket
 from tests.conftest import MONDAY

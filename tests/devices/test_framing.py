@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from devices.evaluator import codec as pad
-from devices.evaluator.codec import KeyCode, PadDecoder
-from devices.framing import FrameDecoder
-from devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode_payload
-from devices.printer.codec import Cut, EscposCommand, EscposDecoder, Initialize, LineFeed, Text, Unknown
+from hallkit.devices.evaluator import codec as pad
+from hallkit.devices.evaluator.codec import KeyCode, PadDecoder
+from hallkit.devices.framing import FrameDecoder
+from hallkit.devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode_payload
+from hallkit.devices.printer.codec import Cut, EscposCommand, EscposDecoder, Initialize, LineFeed, Text, Unknown
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ from datetime import date
 from typing import ClassVar
 
 import pytest
-
-from devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode
-from devices.idcard.reader import ReaderSettings, SerialIdCardReader
-from devices.idcard.simulator import IdCardSimulator
-from devices.printer.simulator import PrinterSimulator
-from devices.transport import (
+from hallkit.devices.idcard.codec import Cmd, Command, IdCardDecoder, Reply, Status, encode
+from hallkit.devices.idcard.reader import ReaderSettings, SerialIdCardReader
+from hallkit.devices.idcard.simulator import IdCardSimulator
+from hallkit.devices.printer.simulator import PrinterSimulator
+from hallkit.devices.transport import (
     TRANSPORTS,
     LinkSettings,
     SerialTransport,
@@ -24,6 +23,7 @@ from devices.transport import (
     open_transport,
     transport_class,
 )
+
 from hallkit.config import Device, DeviceKind
 
 

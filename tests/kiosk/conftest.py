@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hallkit.kiosk.boot import cjk_font
 from PIL import Image, ImageFont
-
-from kiosk.boot import cjk_font
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"

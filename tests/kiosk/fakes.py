@@ -11,19 +11,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from broker.contract import AppointmentView, CommandReply, Refusal
-from devices.idcard.problems import IdCardError
-from devices.idcard.records import CardKind, Gender, ResidentRecord
-from devices.printer.layout import TicketPrint
+from hallkit.contracts.hall import AppointmentView, CommandReply, Refusal
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.records import CardKind, Gender, ResidentRecord
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.kiosk.hub import Answer, AppointmentsAnswer
+from hallkit.kiosk.screens.appointment_flow import AppointmentFlow
+from hallkit.kiosk.screens.card_flow import CardFlow
+from hallkit.kiosk.screens.pin_flow import PinFlow
+from hallkit.kiosk.screens.ticket_flow import TicketFlow
+from hallkit.kiosk.timers import ManualTimers
+
 from hallkit.config import HallConfig
 from hallkit.i18n import Lang
 from hallkit.queue.models import Channel, Command, Outcome, Priority, TicketState, TicketView
-from kiosk.hub import Answer, AppointmentsAnswer
-from kiosk.screens.appointment_flow import AppointmentFlow
-from kiosk.screens.card_flow import CardFlow
-from kiosk.screens.pin_flow import PinFlow
-from kiosk.screens.ticket_flow import TicketFlow
-from kiosk.timers import ManualTimers
 
 
 @dataclass

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.hub import Hub
-from broker.mqtt import BrokerAddress, parse_broker_url
-from broker.parts import hub_parts
-from devices.idcard.simulator import IdCardSimulator
-from devices.printer.simulator import PrinterSimulator
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.contracts.mqtt import BrokerAddress, parse_broker_url
+from hallkit.devices.idcard.simulator import IdCardSimulator
+from hallkit.devices.printer.simulator import PrinterSimulator
+from hallkit.kiosk.timers import ManualTimers
+
 from hallkit.config import HallConfig, parse_config
-from kiosk.timers import ManualTimers
 
 PIN = "2468"
 PIN_HASH = "a1fb4e703a9ef1fa4936801721ff285a97ac85330856674412e054892afe6972"
@@ -250,7 +251,7 @@ class Context:
             self.hub = None
 
     def shot(self, name: str) -> dict[str, object]:
-        from kiosk.testing import screenshot
+        from hallkit.kiosk.testing import screenshot
 
         record = screenshot(self.app.root, self.work / "shots", name)
         self.shots.append(record)
@@ -279,22 +280,22 @@ def main(argv: list[str]) -> int:
     ctx = Context(work=work, broker=parse_broker_url(broker_url), config=config, config_path=config_path,
                   printer=printer, idcard=idcard)
     ctx.start_hub()
-    from kiosk import boot
+    from hallkit.kiosk import boot
 
     size = config.kiosk.display.size if kind == "display" else config.kiosk.size
     boot.prepare(size, "windowed", kiosk=True)
-    from kiosk.testing import Script
+    from hallkit.kiosk.testing import Script
 
     if kind == "display":
-        from kiosk.display.app import DisplayApp
-        from kiosk.display.voice import Announcer, Voice
+        from hallkit.kiosk.display.app import DisplayApp
+        from hallkit.kiosk.display.voice import Announcer, Voice
 
         settings = config.kiosk.display
         announcer = Announcer(settings.voice_template, Voice(settings.voice, settings.voice_repeat), None,
                               folder=work / "voice")
         ctx.app = DisplayApp(config, ctx.broker, announcer, device_id="display-1")
     else:
-        from kiosk.app import KioskApp
+        from hallkit.kiosk.app import KioskApp
 
         ctx.app = KioskApp(config, config_path, ctx.broker, "kiosk-1", timers=ctx.timers)
     script = Script(ctx.app, scenario(ctx)).start()

@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from broker.appointments import add_appointment
-from broker.client import HallClient
-from broker.contract import AppointmentView
+from hallkit.broker.appointments import add_appointment
+from hallkit.broker.client import HallClient
+from hallkit.contracts.hall import AppointmentView
+from hallkit.kiosk.screens.appointment_flow import check_in_command
+from hallkit.kiosk.screens.base import KioskScreen
+from hallkit.kiosk.screens.retry_flow import RETRY_SECONDS
+from hallkit.kiosk.testing import Scenario, Step, find_text, settled, tap, texts
+
 from hallkit.queue.models import CallNext, Pause, Recall, Resume, TakeTicket
-from kiosk.screens.appointment_flow import check_in_command
-from kiosk.screens.base import KioskScreen
-from kiosk.screens.retry_flow import RETRY_SECONDS
-from kiosk.testing import Scenario, Step, find_text, settled, tap, texts
 from tests.kiosk.harness import PIN, Context
 
 
@@ -144,7 +145,7 @@ def elder_mode(ctx: Context) -> Scenario:
 
 def printer_out(ctx: Context) -> Scenario:
     """No paper: the number and QR are shown to be photographed; the ticket prints once paper is back."""
-    from devices.printer.simulator import StateChange
+    from hallkit.devices.printer.simulator import StateChange
 
     app = ctx.app
     yield from ready(ctx)

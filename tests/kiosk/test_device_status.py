@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from broker.client import read_hall
-from devices.printer.simulator import PrinterSimulator, StateChange
-from devices.printer.status import PaperLevel
+from hallkit.broker.client import read_hall
+from hallkit.devices.printer.simulator import PrinterSimulator, StateChange
+from hallkit.devices.printer.status import PaperLevel
+from hallkit.kiosk.devices import KioskDevices
+
 from hallkit.config import parse_config
-from kiosk.devices import KioskDevices
 from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
 
 CONFIG = HALL_WITH_DEVICES + """

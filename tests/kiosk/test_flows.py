@@ -8,19 +8,19 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+from hallkit.broker.client import HubError
+from hallkit.contracts.hall import AppointmentList, AppointmentView, check_in_request_id
+from hallkit.devices.idcard.problems import IdCardError, Problem
+from hallkit.devices.printer.status import PaperLevel, PrinterCondition, PrinterStatus
+from hallkit.kiosk.screens.card_flow import CARD_HINT_SECONDS
+from hallkit.kiosk.screens.idle_flow import IdleFlow
+from hallkit.kiosk.screens.pin_flow import LOCK_SECONDS, STAFF_TAP_SECONDS, TRIES
+from hallkit.kiosk.screens.retry_flow import BUSY_AFTER_SECONDS, RETRY_SECONDS
+from hallkit.kiosk.screens.ticket_flow import ticket_texts
+from hallkit.kiosk.timers import ManualTimers
 
-from broker.client import HubError
-from broker.contract import AppointmentList, AppointmentView, check_in_request_id
-from devices.idcard.problems import IdCardError, Problem
-from devices.printer.status import PaperLevel, PrinterCondition, PrinterStatus
 from hallkit.config import HallConfig
 from hallkit.queue.models import Channel, Priority
-from kiosk.screens.card_flow import CARD_HINT_SECONDS
-from kiosk.screens.idle_flow import IdleFlow
-from kiosk.screens.pin_flow import LOCK_SECONDS, STAFF_TAP_SECONDS, TRIES
-from kiosk.screens.retry_flow import BUSY_AFTER_SECONDS, RETRY_SECONDS
-from kiosk.screens.ticket_flow import ticket_texts
-from kiosk.timers import ManualTimers
 from tests.kiosk.fakes import FakeVisit, Kiosk, record, refusal_reply, ticket_reply
 
 PIN = "2468"

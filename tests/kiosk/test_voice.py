@@ -8,8 +8,7 @@ import threading
 import wave
 
 import pytest
-
-from kiosk.display.voice import Announcer, Voice, announcement, chinese_numeral, spoken_ticket, to_pinyin
+from hallkit.kiosk.display.voice import Announcer, Voice, announcement, chinese_numeral, spoken_ticket, to_pinyin
 
 TEMPLATE = "请{ticket}号到{window}号窗口办理"
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hallkit.broker.client import read_hall
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.broker.ratings import RatingsPart
 
-from broker.client import read_hall
-from broker.hub import Hub
-from broker.parts import hub_parts
-from broker.ratings import RatingsPart
 from hallkit.config import parse_config
 from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
 

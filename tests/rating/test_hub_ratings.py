@@ -8,14 +8,14 @@ from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.broker.client import HallClient
+from hallkit.contracts.hall import ErrorNotice, PadScreen, Topics
+from hallkit.contracts.mqtt import make_client
 
-from broker.client import HallClient
-from broker.contract import ErrorNotice, PadScreen, Topics
-from broker.mqtt import make_client
 from hallkit.cli import main
+from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.rating import store
 from hallkit.rating.models import CaseStep, CaseStepCommand, CaseUpdate, Level, Rating, RatingChannel, RatingSubmission
-from hallkit.queue.models import CallNext, Complete, TakeTicket
 from tests.broker.test_hub import wait_for
 from tests.rating.conftest import HALL_WITH_PADS
 
@@ -188,9 +188,9 @@ def test_a_bad_rating_opens_a_case_worked_from_the_command_line(rating_hub, mosq
 
 
 def test_nobody_rated_gives_the_provinces_default(pads_config, mosquitto, tmp_path):
-    from broker.hub import Hub
-    from broker.parts import hub_parts
-    from broker.ratings import RatingsPart
+    from hallkit.broker.hub import Hub
+    from hallkit.broker.parts import hub_parts
+    from hallkit.broker.ratings import RatingsPart
 
     config = pads_config.model_copy(update={"rating": pads_config.rating.model_copy(
         update={"missing_rating": "very_satisfied", "late_rating_hours": 0})})

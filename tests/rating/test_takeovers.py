@@ -8,12 +8,12 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.broker.client import HallClient
+from hallkit.broker.ratings import RATING_RIGHTS, may_hand_in
+from hallkit.contracts.hall import CommandReply, QueueEventNotice, QueueSnapshot, RatingReply, Topics
+from hallkit.contracts.mqtt import make_client
 
-from broker.client import HallClient
-from broker.contract import CommandReply, QueueEventNotice, QueueSnapshot, RatingReply, Topics
-from broker.mqtt import make_client
-from broker.ratings import RATING_RIGHTS, may_hand_in
-from dashboard.auth import Role, UserStore
+from hallkit.accounts import Role, UserStore
 from hallkit.config import Device, DeviceKind, parse_config
 from hallkit.queue.models import CallNext, Complete, TakeTicket, TicketView
 from hallkit.rating import store

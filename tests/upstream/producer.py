@@ -13,9 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from broker.hub import Hub
-from broker.mqtt import parse_broker_url
-from broker.parts import hub_parts
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.contracts.mqtt import parse_broker_url
+
 from hallkit.config import load_config
 from tests.upstream.records import rating
 

@@ -14,14 +14,14 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.broker.ratings import RatingsPart
+from hallkit.contracts.hall import CaseStepRequest, RatingRequest, Topics
+from hallkit.county.ingest import Ingest
+from hallkit.uplink.backfill import BackfillReason, Mark, Target, reason_for
+from hallkit.uplink.outbox import Outbox
 
-from broker.backfill import BackfillReason, Mark, Target, reason_for
-from broker.contract import CaseStepRequest, RatingRequest, Topics
-from broker.hub import Hub
-from broker.outbox import Outbox
-from broker.parts import hub_parts
-from broker.ratings import RatingsPart
-from county.ingest import Ingest
 from hallkit.config import HallConfig, parse_config
 from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.rating import store as rating_store

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from hallkit.contracts.uplink import DeviceTelemetry, QueueFigures, QueueStats, UpKind, UpTopics, encode_batch
+from hallkit.county.cli import register
+from hallkit.county.ingest import Ingest
+from hallkit.county.report import county_report
+from hallkit.county.schema import LATEST, SchemaTooNew, migrate
+from hallkit.county.store import parse, write
 
-from county.cli import register
-from county.contract import DeviceTelemetry, QueueFigures, QueueStats, UpKind, UpTopics, encode_batch
-from county.ingest import Ingest
-from county.report import county_report
-from county.schema import LATEST, SchemaTooNew, migrate
-from county.store import parse, write
 from hallkit.rating.models import CaseStep, Level, RatingChannel
 from tests.broker.test_hub import wait_for
 from tests.upstream.records import SERVED, case, rating
@@ -194,7 +194,7 @@ def test_report_and_devices(county_db, capsys):
 
 
 def test_a_stale_will_does_not_mark_a_reconnected_hall_offline(county_db):
-    from county.contract import UplinkStatus
+    from hallkit.contracts.uplink import UplinkStatus
 
     topic = UpTopics("test-county", "test-hall").status
     online = UplinkStatus(hall="test-hall", county="test-county", state="online", session=5,

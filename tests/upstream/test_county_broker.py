@@ -9,9 +9,9 @@ import tomllib
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.contracts.mqtt import BrokerAddress, make_client
+from hallkit.contracts.uplink import INGEST_FILTERS, UpKind, UpTopics, shared
 
-from broker.mqtt import BrokerAddress, make_client
-from county.contract import INGEST_FILTERS, UpKind, UpTopics, shared
 from hallkit.cli import main
 from tests.broker.test_hub import wait_for
 from tests.brokers import Mosquitto, free_port

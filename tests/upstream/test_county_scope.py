@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
+from hallkit.contracts.uplink import DeviceTelemetry, QueueFigures, QueueStats, UpKind, UpTopics, encode_batch
+from hallkit.county.cli import register
+from hallkit.county.quarantine import UNPARSED_HALL, QuarantineLimits, QuarantineUse, admit
+from hallkit.county.report import county_report, render_report
+from hallkit.county.schema import MIGRATIONS, migrate
+from hallkit.county.store import Parsed, parse, write
 
-from county.cli import register
-from county.contract import DeviceTelemetry, QueueFigures, QueueStats, UpKind, UpTopics, encode_batch
-from county.quarantine import UNPARSED_HALL, QuarantineLimits, QuarantineUse, admit
-from county.report import county_report, render_report
-from county.schema import MIGRATIONS, migrate
-from county.store import Parsed, parse, write
 from hallkit.rating.models import CaseStep, Level
 from tests.upstream.records import SERVED, case, rating
 

@@ -14,18 +14,18 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
+from hallkit.broker.client import HallClient
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.broker.ratings import RatingsPart
+from hallkit.contracts.uplink import QueueStats
+from hallkit.county.ingest import Ingest
+from hallkit.county.report import county_report
+from hallkit.county.schema import migrate
+from hallkit.dashboard.ratings import RatingBook
+from hallkit.dashboard.report import figures as dashboard_figures
+from hallkit.dashboard.stats import EventLog, load_day
 
-from broker.client import HallClient
-from broker.hub import Hub
-from broker.parts import hub_parts
-from broker.ratings import RatingsPart
-from county.contract import QueueStats
-from county.ingest import Ingest
-from county.report import county_report
-from county.schema import migrate
-from dashboard.ratings import RatingBook
-from dashboard.report import figures as dashboard_figures
-from dashboard.stats import EventLog, load_day
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.queue.figures import DailyFigures

@@ -7,11 +7,11 @@ import socket
 from datetime import timedelta
 
 import pytest
+from hallkit.broker.hub import Hub
+from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
+from hallkit.contracts.uplink import QueueStats
+from hallkit.uplink.outbox import Outbox
 
-from broker.contract import DeviceState, DeviceStatus, Topics
-from broker.hub import Hub
-from broker.outbox import Outbox
-from county.contract import QueueStats
 from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.rating.models import CaseStep, Level
 from tests.broker.test_hub import wait_for

@@ -20,22 +20,22 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from hallkit.broker.client import read_hall
+from hallkit.broker.embedded import BrokerAccess, EmbeddedBroker
+from hallkit.broker.hub import Hub
+from hallkit.broker.mosquitto import AclRules, password_line, read_passwords
+from hallkit.broker.status import HallStatus, render_status
+from hallkit.contracts.mqtt import BrokerAddress, make_client
+from hallkit.contracts.uplink import INGEST_FILTERS, Receipt, UpKind, UplinkStatus, UpTopics, encode_batch, shared
+from hallkit.county.ingest import Ingest
+from hallkit.county.quarantine import QuarantineLimits
+from hallkit.county.receipts import receipts
+from hallkit.county.report import county_report, render_report
+from hallkit.county.schema import migrate
+from hallkit.county.store import Rejected, parse, write
+from hallkit.uplink.forwarder import Forwarder
+from hallkit.uplink.outbox import Outbox
 
-from broker.client import read_hall
-from broker.embedded import BrokerAccess, EmbeddedBroker
-from broker.forwarder import Forwarder
-from broker.hub import Hub
-from broker.mosquitto import AclRules, password_line, read_passwords
-from broker.mqtt import BrokerAddress, make_client
-from broker.outbox import Outbox
-from broker.status import HallStatus, render_status
-from county.contract import INGEST_FILTERS, Receipt, UpKind, UplinkStatus, UpTopics, encode_batch, shared
-from county.ingest import Ingest
-from county.quarantine import QuarantineLimits
-from county.receipts import receipts
-from county.report import county_report, render_report
-from county.schema import migrate
-from county.store import Rejected, parse, write
 from hallkit.cli import main
 from tests.broker.test_hub import wait_for
 from tests.brokers import Mosquitto, free_port

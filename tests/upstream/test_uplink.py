@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import psycopg
+from hallkit.broker.client import read_hall
+from hallkit.broker.status import HallStatus, render_status
+from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
+from hallkit.contracts.mqtt import make_client
+from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
+from hallkit.county.ingest import Ingest
 
-from broker.client import read_hall
-from broker.contract import DeviceState, DeviceStatus, Topics
-from broker.mqtt import make_client
-from broker.status import HallStatus, render_status
-from county.contract import UpKind, UpTopics, encode_batch
-from county.ingest import Ingest
 from tests.broker.test_hub import wait_for
 from tests.upstream.records import hall_toml, rating
 from tests.upstream.waiting import wait_progress

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from hallkit.devices.evaluator import codec
+from hallkit.devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame, crc16, describe, encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from devices.evaluator import codec
-from devices.evaluator.codec import KeyCode, PadCommand, PadDecoder, PadFrame, crc16, describe, encode
 
 
 def test_golden_bytes():

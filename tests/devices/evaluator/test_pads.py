@@ -8,14 +8,14 @@ import threading
 from collections import Counter
 
 import pytest
+from hallkit.broker.client import HallClient, read_hall
+from hallkit.broker.pad_script import PadScript, SimulatedPad, parse_script
+from hallkit.devices.evaluator.codec import KeyCode
+from hallkit.devices.evaluator.keypad import KeypadPad, key_events
+from hallkit.devices.evaluator.pad import StaffKey
+from hallkit.devices.evaluator.serial_pad import SerialPad
+from hallkit.devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
 
-from broker.client import HallClient, read_hall
-from devices.evaluator.codec import KeyCode
-from devices.evaluator.keypad import KeypadPad, key_events
-from devices.evaluator.pad import StaffKey
-from devices.evaluator.script import PadScript, SimulatedPad, parse_script
-from devices.evaluator.serial_pad import SerialPad
-from devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
 from hallkit.cli import main
 from hallkit.queue.models import TakeTicket
 from hallkit.rating import store

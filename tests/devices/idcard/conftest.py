@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-
-from devices.idcard.reader import ReaderSettings, SerialIdCardReader
-from devices.idcard.simulator import IdCardSimulator
+from hallkit.devices.idcard.reader import ReaderSettings, SerialIdCardReader
+from hallkit.devices.idcard.simulator import IdCardSimulator
 
 HASH_KEY = "test-secret-0123456789"
 ELDERLY_AGE = 65

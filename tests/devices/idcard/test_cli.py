@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hallkit.devices.idcard.simulator import Fault, IdCardSimulator
 
-from devices.idcard.simulator import Fault, IdCardSimulator
 from hallkit.cli import main
 from hallkit.privacy import id_hash
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from devices.idcard.codec import (
+from hallkit.devices.idcard.codec import (
     HEADER_SIZE,
     MAX_LENGTH,
     PREAMBLE,
@@ -18,6 +15,8 @@ from devices.idcard.codec import (
     encode,
     encode_payload,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def decode(stream: bytes) -> list[bytes]:

@@ -8,11 +8,11 @@ import time
 from datetime import date
 
 import pytest
+from hallkit.devices.idcard.problems import IdCardError, Problem
+from hallkit.devices.idcard.reader import CardRead, CardWatcher, ReaderSettings, SerialIdCardReader
+from hallkit.devices.idcard.records import CardKind, CardRules
+from hallkit.devices.idcard.simulator import Fault, IdCardSimulator
 
-from devices.idcard.problems import IdCardError, Problem
-from devices.idcard.reader import CardRead, CardWatcher, ReaderSettings, SerialIdCardReader
-from devices.idcard.records import CardKind, CardRules
-from devices.idcard.simulator import Fault, IdCardSimulator
 from hallkit.privacy import id_hash, mask_id, mask_name
 
 from .conftest import ELDERLY_AGE, HASH_KEY

@@ -7,14 +7,11 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from devices.idcard import idnumber
-from devices.idcard.nations import NATIONS, nation_name
-from devices.idcard.photo import CardPhoto, NoPhotoDecoder
-from devices.idcard.problems import IdCardError, Problem
-from devices.idcard.records import (
+from hallkit.devices.idcard import idnumber
+from hallkit.devices.idcard.nations import NATIONS, nation_name
+from hallkit.devices.idcard.photo import CardPhoto, NoPhotoDecoder
+from hallkit.devices.idcard.problems import IdCardError, Problem
+from hallkit.devices.idcard.records import (
     TEXT_SIZE,
     CardHolder,
     CardKind,
@@ -23,7 +20,10 @@ from devices.idcard.records import (
     encode_text_block,
     parse_text_block,
 )
-from devices.idcard.simulator import sim_cards
+from hallkit.devices.idcard.simulator import sim_cards
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hallkit.privacy import id_hash
 
 TODAY = date(2026, 11, 23)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.simulator import PrinterSimulator
 
-from devices.printer.layout import TicketPrint
-from devices.printer.simulator import PrinterSimulator
 from hallkit.config import HallConfig
 from hallkit.queue.models import Channel, Priority, TicketState, TicketView
 

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from hallkit.devices.printer.simulator import PrinterSimulator, SimulatorControl, StateChange
+from hallkit.devices.printer.status import PaperLevel
 
-from devices.printer.simulator import PrinterSimulator, SimulatorControl, StateChange
-from devices.printer.status import PaperLevel
 from hallkit.cli import main
 
 GENEROUS = 30.0

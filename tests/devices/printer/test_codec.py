@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
-
-from devices.printer.codec import (
+from hallkit.devices.printer.codec import (
     Align,
     Alignment,
     Bold,

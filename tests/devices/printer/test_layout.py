@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PIL import Image, ImageOps
-
-from devices.printer.codec import (
+from hallkit.devices.printer.codec import (
     Align,
     Alignment,
     CharSize,
@@ -17,7 +15,7 @@ from devices.printer.codec import (
     Text,
     encode,
 )
-from devices.printer.layout import (
+from hallkit.devices.printer.layout import (
     COLUMNS,
     TicketComposer,
     TicketPrint,
@@ -26,7 +24,9 @@ from devices.printer.layout import (
     qr_url,
     wrap,
 )
-from devices.printer.render import LINE_DOTS, TicketRenderer
+from hallkit.devices.printer.render import LINE_DOTS, TicketRenderer
+from PIL import Image, ImageOps
+
 from hallkit.config import TicketLayout
 from tests.devices.printer.conftest import LONG_SERVICE, issued, ticket_print
 

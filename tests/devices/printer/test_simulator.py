@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import cv2
 import pytest
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.printer import EscposTicketPrinter, PrintFailed
+from hallkit.devices.printer.simulator import PrinterSimulator, SimulatorControl, StateChange
+from hallkit.devices.printer.status import PaperLevel, PrinterCondition
 
-from devices.printer.layout import TicketPrint
-from devices.printer.printer import EscposTicketPrinter, PrintFailed
-from devices.printer.simulator import PrinterSimulator, SimulatorControl, StateChange
-from devices.printer.status import PaperLevel, PrinterCondition
 from hallkit.config import TicketLayout
 from tests.devices.printer.conftest import LONG_SERVICE, ticket_print
 

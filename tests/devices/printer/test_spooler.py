@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from devices.printer.layout import TicketPrint
-from devices.printer.printer import EscposTicketPrinter
-from devices.printer.simulator import PrinterSimulator, StateChange
-from devices.printer.spooler import TicketSpooler
-from devices.printer.status import PaperLevel, PrinterCondition, PrinterStatus
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.printer import EscposTicketPrinter
+from hallkit.devices.printer.simulator import PrinterSimulator, StateChange
+from hallkit.devices.printer.spooler import TicketSpooler
+from hallkit.devices.printer.status import PaperLevel, PrinterCondition, PrinterStatus
+
 from hallkit.config import TicketLayout
 from tests.devices.printer.conftest import ticket_print
 

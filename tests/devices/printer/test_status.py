@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from devices.printer.status import (
+from hallkit.devices.printer.status import (
     PaperLevel,
     PrinterCondition,
     decode_status,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hallkit.devices.printer.layout import TicketComposer
+from hallkit.devices.printer.printer import EscposTicketPrinter
+from hallkit.devices.printer.status import PrinterCondition
+from hallkit.devices.transport import LinkSettings, TcpTransport, TransportError, open_transport
 
-from devices.printer.layout import TicketComposer
-from devices.printer.printer import EscposTicketPrinter
-from devices.printer.status import PrinterCondition
-from devices.transport import LinkSettings, TcpTransport, TransportError, open_transport
 from hallkit.config import TicketLayout
 from tests.devices.printer.conftest import ticket_print
 

@@ -7,13 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from hallkit.devices.scanner.camera import DocumentCaptured, ScannedPage, ScannerError
+from hallkit.devices.scanner.folder import WatchedFolder
+from hallkit.devices.scanner.hooks import DocumentScanner, PageContext, SaveToFolder, ScanHooks
+from hallkit.devices.scanner.simulator import SimulatedDocCamera
+from hallkit.devices.scanner.uvc import UvcCamera
 from PIL import Image
-
-from devices.scanner.camera import DocumentCaptured, ScannedPage, ScannerError
-from devices.scanner.folder import WatchedFolder
-from devices.scanner.hooks import DocumentScanner, PageContext, SaveToFolder, ScanHooks
-from devices.scanner.simulator import SimulatedDocCamera
-from devices.scanner.uvc import UvcCamera
 
 
 def test_hooks_run_on_each_page_and_the_event_carries_metadata_only(tmp_path: Path) -> None:

@@ -18,15 +18,15 @@ from itertools import cycle
 from pathlib import Path
 from typing import Literal
 
+from hallkit.broker.pad_bridge import PadBridge
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.devices.evaluator.keypad import KeypadPad
+from hallkit.devices.evaluator.pad import RatingPad, StaffKey, prompt_line
+from hallkit.devices.evaluator.serial_pad import SerialPad
+from hallkit.devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator, SimulatedHardware, TouchHardware
+from hallkit.devices.evaluator.touch import TouchPad
 from pydantic import BaseModel
 
-from broker.mqtt import BrokerAddress
-from devices.evaluator.bridge import PadBridge
-from devices.evaluator.keypad import KeypadPad
-from devices.evaluator.pad import RatingPad, StaffKey, prompt_line
-from devices.evaluator.serial_pad import SerialPad
-from devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator, SimulatedHardware, TouchHardware
-from devices.evaluator.touch import TouchPad
 from hallkit.rating.models import Level
 
 PadKind = Literal["serial", "keypad", "network"]

@@ -12,14 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devices.sim_cli import sim_commands
-from hallkit.cli import CommandFailed, add_json_flag
+from hallkit.devices.sim_cli import sim_commands
+
+from hallkit.commandline import CommandFailed, add_json_flag
 from hallkit.i18n import Message, bilingual
 
 if TYPE_CHECKING:
-    from devices.evaluator.keypad import KeypadPad
-    from devices.evaluator.script import Behaviour
-    from devices.evaluator.serial_pad import SerialPad
+    from hallkit.broker.pad_script import Behaviour
+    from hallkit.devices.evaluator.keypad import KeypadPad
+    from hallkit.devices.evaluator.serial_pad import SerialPad
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 PAD_URL_HELP = ("serial:///dev/ttyUSB0?address=1&baud=9600 (button pad, docs/pad-protocol.md) or "
@@ -90,9 +91,9 @@ def _until_stopped(seconds: float = 0) -> Iterator[threading.Event]:
 
 
 def listen_to_pad(args: argparse.Namespace) -> int:
-    from devices.evaluator.keypad import KeypadPad
-    from devices.evaluator.pad import PadUnplugged, PadUrlError, open_pad
-    from devices.evaluator.serial_pad import SerialPad
+    from hallkit.devices.evaluator.keypad import KeypadPad
+    from hallkit.devices.evaluator.pad import PadUnplugged, PadUrlError, open_pad
+    from hallkit.devices.evaluator.serial_pad import SerialPad
 
     try:
         pad = open_pad(args.pad)
@@ -127,7 +128,7 @@ def _json_line(message: Message) -> None:
 
 
 def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event, say: Callable[[Message], None]) -> None:
-    from devices.evaluator.codec import PadCommand, PadFrame, describe
+    from hallkit.devices.evaluator.codec import PadCommand, PadFrame, describe
 
     def said(frame: PadFrame) -> None:
         if frame.command not in (PadCommand.NOTHING, PadCommand.POLL):
@@ -150,8 +151,8 @@ def _listen_serial(pad: SerialPad, passive: bool, stop: threading.Event, say: Ca
 def _listen_keypad(pad: KeypadPad, stop: threading.Event, say: Callable[[Message], None]) -> None:
     import select
 
-    from devices.evaluator.keypad import INPUT_EVENT, decode_events, describe_event
-    from devices.evaluator.pad import PadUnplugged
+    from hallkit.devices.evaluator.keypad import INPUT_EVENT, decode_events, describe_event
+    from hallkit.devices.evaluator.pad import PadUnplugged
 
     assert pad.fd is not None
     buffer = bytearray()
@@ -173,10 +174,10 @@ def _listen_keypad(pad: KeypadPad, stop: threading.Event, say: Callable[[Message
 
 
 def _connection(args: argparse.Namespace):  # noqa: ANN202 - (BrokerAddress, hall id), imported lazily
-    from broker.cli import _address, _hall_id
+    from hallkit.broker.cli import broker_address, hall_id_of
 
-    address = _address(args.broker)
-    return address, _hall_id(args, address)
+    address = broker_address(args.broker)
+    return address, hall_id_of(args, address)
 
 
 def _reasons(args: argparse.Namespace) -> list[str]:
@@ -189,8 +190,8 @@ def _reasons(args: argparse.Namespace) -> list[str]:
 
 
 def run_bridge(args: argparse.Namespace) -> int:
-    from devices.evaluator.bridge import PadBridge
-    from devices.evaluator.pad import PadUrlError, open_pad
+    from hallkit.broker.pad_bridge import PadBridge
+    from hallkit.devices.evaluator.pad import PadUrlError, open_pad
 
     try:
         pad = open_pad(args.pad)
@@ -206,7 +207,7 @@ def run_bridge(args: argparse.Namespace) -> int:
 
 
 def run_sim_pad(args: argparse.Namespace) -> int:
-    from devices.evaluator.script import parse_script
+    from hallkit.broker.pad_script import parse_script
 
     try:
         behaviours = parse_script(args.script)
@@ -222,7 +223,7 @@ def run_sim_pad(args: argparse.Namespace) -> int:
 
 
 def _run_hardware(args: argparse.Namespace, device: str, stop: threading.Event) -> None:
-    from devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
+    from hallkit.devices.evaluator.simulator import KeypadSimulator, SerialPadSimulator
 
     if args.kind == "network":
         raise CommandFailed("--hardware-only is for serial and keypad pads; a network pad is its own bridge")
@@ -235,7 +236,7 @@ def _run_hardware(args: argparse.Namespace, device: str, stop: threading.Event) 
 
 
 def _run_pad(args: argparse.Namespace, device: str, behaviours: list[Behaviour], stop: threading.Event) -> None:
-    from devices.evaluator.script import PadScript, SimulatedPad
+    from hallkit.broker.pad_script import PadScript, SimulatedPad
 
     address, hall_id = _connection(args)
     pad = SimulatedPad(args.kind, address, hall_id, device, args.window, _reasons(args), folder=args.folder)

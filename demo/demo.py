@@ -21,29 +21,28 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collections.abc import Callable
-
+from hallkit.broker.client import HallClient, HubError, read_hall
+from hallkit.broker.embedded import EmbeddedBroker, hall_logins
+from hallkit.broker.hub import Hub
+from hallkit.broker.mosquitto import HUB_USER, Logins
+from hallkit.broker.pad_script import PadScript, SimulatedPad, parse_script
+from hallkit.broker.parts import hub_parts
+from hallkit.contracts.mqtt import BrokerAddress, parse_broker_url
+from hallkit.dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
+from hallkit.dashboard.server import DashboardServer, free_port
 from pydantic import BaseModel
 
-from broker.client import HallClient, HubError, read_hall
-from broker.embedded import EmbeddedBroker, hall_logins
-from broker.hub import Hub
-from broker.mosquitto import HUB_USER, Logins
-from broker.mqtt import BrokerAddress, parse_broker_url
-from broker.parts import hub_parts
-from devices.evaluator.script import PadScript, SimulatedPad, parse_script
-from dashboard.auth import Role
-from dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
-from dashboard.server import DashboardServer, free_port
+from hallkit.accounts import Role
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
 
 if TYPE_CHECKING:
-    from kiosk.demo import DemoScreens
+    from hallkit.demo.screens import DemoScreens
 
 log = logging.getLogger("hallkit.demo")
 
@@ -207,7 +206,7 @@ class Demo:
         self.dashboard = self._start_dashboard()
         self.traffic.start()
         if not self.options.headless:
-            from kiosk.demo import DemoScreens  # Kivy and the simulators only when there are windows
+            from hallkit.demo.screens import DemoScreens  # Kivy and the simulators only when there are windows
 
             config_path = self.options.config or self.options.data / "hall.toml"
             self.screens = DemoScreens(config_path, self.address.url, self.logins_file, self.options.data).start()

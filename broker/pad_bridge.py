@@ -19,14 +19,13 @@ import time
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.client import HallClient, HubError
+from hallkit.contracts.hall import DeviceState, DeviceStatus, PadScreen, Refusal, Topics
+from hallkit.contracts.mqtt import BrokerAddress, say_offline
+from hallkit.devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, RatingPad, StaffKey
+from hallkit.devices.evaluator.screen import PadDisplay, PadPrompt
 from pydantic import ValidationError
 
-from broker.client import HubError
-from broker.contract import DeviceState, DeviceStatus, PadScreen, Refusal, Topics
-from broker.mqtt import BrokerAddress, say_offline
-from broker.client import HallClient
-from devices.evaluator.pad import KeyPress, PadInput, PadUnplugged, Rated, RatingPad, StaffKey
-from devices.evaluator.screen import PadDisplay, PadPrompt
 from hallkit import __version__
 from hallkit.i18n import Message
 from hallkit.queue.models import CallNext, Command, Complete, Pause, Recall, Resume, Skip

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-log = logging.getLogger("hallkit.dashboard.auth")
+log = logging.getLogger("hallkit.accounts")
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from hallkit.cli import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual, text
 from hallkit.rating.cases import Case
 from hallkit.rating.report import RatingReport, ReportRow
@@ -142,7 +142,8 @@ def list_cases(args: argparse.Namespace) -> int:
 
 
 def record_step(args: argparse.Namespace) -> int:
-    from broker.cli import ask_hub
+    from hallkit.broker.cli import ask_hub
+
     from hallkit.rating.models import CaseStep, CaseStepCommand
 
     try:

@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Literal
 
 import paho.mqtt.client as mqtt
+from hallkit.contracts.mqtt import BrokerAddress, make_client, parse_broker_url, say_offline
+from hallkit.contracts.uplink import Receipt, SeqRange, UpKind, UplinkStatus, UpTopics, encode_batch
 from pydantic import ValidationError
 
-from broker.mqtt import BrokerAddress, make_client, parse_broker_url, say_offline
-from county.contract import Receipt, SeqRange, UpKind, UplinkStatus, UpTopics, encode_batch
 from hallkit import __version__
 from hallkit.config import Hall, Upstream
 from hallkit.i18n import bilingual

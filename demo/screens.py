@@ -15,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from devices.idcard.simulator import IdCardSimulator
-from devices.printer.simulator import PrinterSimulator
+from hallkit.devices.idcard.simulator import IdCardSimulator
+from hallkit.devices.printer.simulator import PrinterSimulator
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from county.contract import QueueFigures, QueueStats, ServiceStats, WindowStats
+from hallkit.contracts.uplink import QueueFigures, QueueStats, ServiceStats, WindowStats
+
 from hallkit.queue.figures import DayFold
 from hallkit.queue.models import EVENT, DayOpened, Event
 

@@ -26,22 +26,38 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
+from hallkit.contracts.hall import DeviceStatus, Topics
+from hallkit.contracts.uplink import DeviceTelemetry, UpKind
+from hallkit.uplink.backfill import backfill
+from hallkit.uplink.forwarder import Backlog, Forwarder
+from hallkit.uplink.queue_stats import closed_day, current_day, day_stats
 from pydantic import BaseModel, ValidationError
 
-from broker.backfill import backfill
-from broker.contract import DeviceStatus, Topics
-from broker.forwarder import Backlog, Forwarder
-from broker.hub import Hub
-from broker.queue_stats import closed_day, current_day, day_stats
-from county.contract import DeviceTelemetry, UpKind
 from hallkit.config import HallConfig, Upstream
 from hallkit.i18n import bilingual
 from hallkit.queue.models import DayOpened, Event, new_id
 from hallkit.rating.models import CaseUpdate, Rating
+from hallkit.store.durable import DurableQueue
 
 log = logging.getLogger("hallkit.outbox")
+
+
+class HubServices(Protocol):
+    """What the outbox uses of the hub it is attached to (``hallkit.broker.hub.Hub``).
+
+    Named here, not imported, so the uplink sits below the hub that runs it.
+    """
+
+    queue: DurableQueue
+    session: int
+    record_sinks: list[Callable[[sqlite3.Connection, BaseModel], None]]
+
+    def refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
+               request_id: str | None = None) -> None: ...
 
 ROW_OVERHEAD = 64
 """Bytes counted per row beyond its JSON (key, index entries): keeps the cap honest for small items."""
@@ -104,11 +120,11 @@ class Outbox:
         self._ticker = threading.Thread(target=self._stats_loop, name="outbox-stats", daemon=True)
         self._conn: sqlite3.Connection | None = None
         self.forwarder: Forwarder | None = None
-        self.hub: Hub | None = None
+        self.hub: HubServices | None = None
 
     # ---- HubPart ---------------------------------------------------------------------------
 
-    def attach(self, hub: Hub) -> None:
+    def attach(self, hub: HubServices) -> None:
         self.hub = hub
         store = hub.queue.store
         with store.transaction() as conn:

@@ -29,10 +29,10 @@ import time
 from collections.abc import Iterator
 from enum import StrEnum
 
+from hallkit.contracts.uplink import UpKind
+from hallkit.uplink.queue_stats import DaySlice, final_stats
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from broker.queue_stats import DaySlice, final_stats
-from county.contract import UpKind
 from hallkit.config import HallConfig, Upstream
 from hallkit.i18n import bilingual
 from hallkit.queue.models import EVENT, DayOpened
@@ -134,7 +134,7 @@ def _read_mark(conn: sqlite3.Connection) -> Mark | None:
 def _queue_everything(conn: sqlite3.Connection, hall_id: str, reason: BackfillReason,
                       target: Target) -> BackfillReport:
     # Imported here: broker.outbox imports this module to call it from Outbox.attach.
-    from broker.outbox import add_item
+    from hallkit.uplink.outbox import add_item
 
     ratings = cases = days = failed = 0
     if _has_table(conn, "ratings"):
