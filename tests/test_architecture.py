@@ -95,13 +95,6 @@ def test_no_private_name_crosses_a_package():
     assert not wrong, "\n".join(wrong)
 
 
-def test_benches_do_not_import_the_tests():
-    wrong = [f"{path.relative_to(ROOT)}:{line} imports {module}"
-             for path in sorted((ROOT / "bench").glob("*.py"))
-             for line, module, _ in imports(path) if module.split(".")[0] == "tests"]
-    assert not wrong, "\n".join(wrong)
-
-
 def test_the_package_list_covers_every_folder():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {module_name(init) for folder in FOLDERS for init in (ROOT / folder).rglob("__init__.py")}
