@@ -27,6 +27,7 @@ PARTS = (
     "devices.printer.cli",
     "county.cli",
     "dashboard.cli",
+    "web.cli",
     "devices.evaluator.cli",
     "hallkit.rating.cli",
     "kiosk.cli",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kivy.properties import StringProperty
 
-from devices.printer.layout import qr_url
 from kiosk.screens.base import KioskScreen
 
 PRINT_TEXT = {
@@ -25,7 +24,7 @@ class TicketScreen(KioskScreen):
 
     def refresh(self) -> None:
         app = self.app
-        self.qr_url = qr_url(app.hall.ticket.qr_base_url, app.ticket.public_id) if app.ticket else ""
+        self.qr_url = app.hall.web.ticket_url(app.ticket.public_id) if app.ticket else ""
         self._print_changed()
 
     def _print_changed(self, *_: object) -> None:
