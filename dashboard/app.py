@@ -40,6 +40,8 @@ from hallkit.config import HallConfig
 from hallkit.i18n import Lang, text
 from hallkit.rating.models import CaseStep, CaseStepCommand
 
+from web.followup import followup_numbers
+
 from dashboard.auth import AuthError, Role, Session, UserStore
 from dashboard.live import LiveHall
 from dashboard.report import charts, day_stats, figures, performance, report_csv
@@ -232,9 +234,14 @@ class Dashboard:
         day = self._day(request)
         book = self.live.ratings
 
+        manager = _session(request).user.role is Role.MANAGER
+
         def load() -> tuple[object, object]:
             stats = day_stats(self.config, self.live.events, self.live.today, day)
-            return book.lines(stats), book.case_views(today, self.config.dashboard.case_warning_days)
+            # Follow-up numbers are for the manager who calls back, never for a viewer's screen.
+            phones = followup_numbers(self.live.events.path.parent, self.config.web.followup_retention_days) \
+                if manager else {}
+            return book.lines(stats), book.case_views(today, self.config.dashboard.case_warning_days, phones)
 
         lines, cases = await run_in_threadpool(load)
         return self.render(request, "ratings.html", day=day, lines=lines, cases=cases, available=book.available,

@@ -24,8 +24,9 @@ SECURITY_HEADERS = (
                                  b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    # The token is in the address: no other site may learn it from a Referer.
-    (b"referrer-policy", b"no-referrer"),
+    # The token is in the address: no other site may learn it from a Referer. (Not no-referrer: the
+    # page's own form would then post with Origin "null", which SameSite=Strict counts as cross-site.)
+    (b"referrer-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
