@@ -44,6 +44,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_pad_identity(bridge)
     bridge.set_defaults(handler=run_bridge)
 
+    touch = actions.add_parser("touch", help="a touch tablet at the window as its rating pad (Kivy): window, staff, "
+                                             "ticket, five rating buttons, reasons, thanks; staff keys if asked")
+    _add_pad_identity(touch)
+    touch.add_argument("--size", default="1280x800", help="screen size WIDTHxHEIGHT (1280x800, 800x480 …)")
+    touch.add_argument("--window-mode", choices=["borderless", "fullscreen", "windowed"], default="borderless")
+    touch.add_argument("--staff-keys", action="store_true",
+                       help="show the staff's keys (呼叫, 重呼, 过号, 暂停, 办结) on the tablet")
+    touch.set_defaults(handler=run_touch)
+
     sim = sim_commands(commands).add_parser(
         "pad", help="a simulated rating pad at a window, with a scripted staff member and residents")
     sim.add_argument("--kind", choices=["serial", "keypad", "network"], default="network",
@@ -202,6 +211,24 @@ def run_bridge(args: argparse.Namespace) -> int:
         bridge.start()
         stop.wait()
         bridge.stop()
+    return 0
+
+
+def run_touch(args: argparse.Namespace) -> int:
+    from hallkit.commands import load_or_fail
+    from kiosk import boot
+
+    try:
+        width, height = (int(n) for n in args.size.lower().split("x"))
+    except ValueError:
+        raise CommandFailed(f"--size {args.size!r}: give WIDTHxHEIGHT, e.g. 1280x800", 2) from None
+    address, hall_id = _connection(args)
+    config = load_or_fail(args.config) if args.config is not None else None
+    boot.prepare((width, height), args.window_mode, kiosk=True)
+    from devices.evaluator.touch_app import TouchPadApp
+
+    TouchPadApp(address, hall_id, args.device or f"pad-{args.window}", args.window, config,
+                staff_keys=args.staff_keys).run()
     return 0
 
 
