@@ -4,7 +4,7 @@ The same contract as every other pad: the tablet runs the pad bridge
 (:class:`devices.evaluator.bridge.PadBridge`) with a :class:`TouchPad` as its driver, so the hub
 sees a pad like any other, and this app only draws the :class:`PadDisplay` the bridge hands over
 and turns taps into :class:`Rated` and :class:`KeyPress`. What it shows is decided by
-:func:`face`, a pure function of that display, the clock and what the resident has tapped:
+:func:`devices.evaluator.touch.face`, a pure function of that display, the clock and what the resident has tapped:
 
 - idle: the window's number and name, the staff member on duty (name, title, staff number, photo
   when ``[[staff]] photo`` names a file), 欢迎光临; serving: the called ticket;
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 from kivy.app import App
@@ -39,7 +38,7 @@ from broker.mqtt import BrokerAddress
 from devices.evaluator.bridge import PadBridge
 from devices.evaluator.pad import KeyPress, Rated, StaffKey
 from devices.evaluator.screen import PadDisplay
-from devices.evaluator.touch import TouchPad
+from devices.evaluator.touch import Face, LinkState, TouchPad, face, link_state
 from hallkit.config import HallConfig
 from hallkit.i18n import text
 from hallkit.rating.models import Level
@@ -52,46 +51,6 @@ SENDING_SECONDS = 8.0
 LEVEL_COLOURS = {5: (0.05, 0.40, 0.15, 1), 4: (0.16, 0.50, 0.22, 1), 3: (0.02, 0.29, 0.58, 1),
                  2: (0.66, 0.33, 0.02, 1), 1: (0.66, 0.07, 0.07, 1)}
 """Green to red; every one carries white text at 4.5:1 or more."""
-
-
-class Face(StrEnum):
-    IDLE = "idle"
-    SERVING = "serving"
-    CLOSED = "closed"
-    PAUSED = "paused"
-    RATE = "rate"
-    REASONS = "reasons"
-    SENDING = "sending"
-    THANKS = "thanks"
-
-
-class LinkState(StrEnum):
-    OK = "ok"
-    OFFLINE = "offline"  # the broker is out of reach
-    HUB_DOWN = "hub_down"  # the broker answers, the hub's status says offline
-
-
-def face(display: PadDisplay | None, now: datetime, picked: Level | None, sending: bool, thanking: bool) -> Face:
-    """What the tablet shows, from the hub's display of the window and what the resident tapped."""
-    if thanking:
-        return Face.THANKS
-    if sending:
-        return Face.SENDING
-    if display is None:
-        return Face.IDLE
-    if display.prompt_at(now) is not None:
-        return Face.REASONS if picked is not None else Face.RATE
-    if not display.open:
-        return Face.CLOSED
-    if display.paused:
-        return Face.PAUSED
-    return Face.SERVING if display.ticket_number else Face.IDLE
-
-
-def link_state(connected: bool, hub_online: bool | None) -> LinkState:
-    if not connected:
-        return LinkState.OFFLINE
-    return LinkState.HUB_DOWN if hub_online is False else LinkState.OK
 
 
 def say(key: str, **params: object) -> str:

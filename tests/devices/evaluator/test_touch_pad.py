@@ -70,3 +70,30 @@ def test_touch_pad_call_complete_rate_thanks(mosquitto, tmp_path, size):
             shutil.copy(shot["png"], DOCS / Path(shot["png"]).name)
     finally:
         hub.stop()
+
+
+def test_what_the_tablet_shows():
+    from datetime import UTC, datetime, timedelta
+
+    from devices.evaluator.screen import PadDisplay, PadPrompt
+    from devices.evaluator.touch import Face, LinkState, face, link_state
+    from hallkit.rating.models import Level
+
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    idle = PadDisplay(window=1, window_name="综合窗口", open=True, staff_name="张三")
+    serving = idle.model_copy(update={"ticket_number": "A001", "service_name": "低保申请"})
+    prompt = PadPrompt(ticket_number="A001", service_name="低保申请", until=now + timedelta(seconds=30))
+    asking = idle.model_copy(update={"prompt": prompt})
+    assert face(None, now, None, False, False) is Face.IDLE
+    assert face(idle, now, None, False, False) is Face.IDLE
+    assert face(serving, now, None, False, False) is Face.SERVING
+    assert face(asking, now, None, False, False) is Face.RATE
+    assert face(asking, now, Level.DISSATISFIED, False, False) is Face.REASONS
+    assert face(asking, now + timedelta(seconds=31), None, False, False) is Face.IDLE  # the prompt ran out
+    assert face(asking, now, None, True, False) is Face.SENDING
+    assert face(asking, now, None, False, True) is Face.THANKS
+    assert face(idle.model_copy(update={"paused": True}), now, None, False, False) is Face.PAUSED
+    assert face(idle.model_copy(update={"open": False}), now, None, False, False) is Face.CLOSED
+    assert link_state(False, True) is LinkState.OFFLINE
+    assert link_state(True, False) is LinkState.HUB_DOWN
+    assert link_state(True, None) is LinkState.OK and link_state(True, True) is LinkState.OK
