@@ -71,6 +71,9 @@ class PhonePage:
         self.csrf = CsrfTokens()
         public = urlsplit(settings.public_url)
         self.public_origin = f"{public.scheme}://{public.netloc}"
+        # Behind a county reverse proxy the page lives under a path (https://…/hall/xinghua/t/…): every
+        # link, the stream, the form and the cookie carry it; the proxy strips it before this server.
+        self.prefix = public.path.rstrip("/")
 
     def app(self) -> Starlette:
         routes = [
@@ -99,7 +102,7 @@ class PhonePage:
 
         html = self.templates.get_template(template).render(
             t=t, say=lambda key, **p: text(key, lang, **p), zh=lambda key: text(key, "zh"), lang=lang, hall=self.config.hall, levels=LEVELS,
-            path=request.url.path, **context)
+            path=self.prefix + request.url.path, base=self.prefix, **context)
         response = HTMLResponse(html, status_code=status_code)
         if "lang" in request.query_params:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True)
@@ -142,7 +145,7 @@ class PhonePage:
                                comment_max=self.config.web.comment_max_chars,
                                retention_days=self.config.web.followup_retention_days)
         # Double submit: the form's token must match this cookie, which no other site can read or set.
-        response.set_cookie(CSRF_COOKIE, csrf, path=f"/t/{token}", httponly=True, samesite="strict",
+        response.set_cookie(CSRF_COOKIE, csrf, path=f"{self.prefix}/t/{token}", httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")
         return response
 
@@ -188,7 +191,7 @@ class PhonePage:
                 token, str(form.get("csrf", "")), request.cookies.get(CSRF_COOKIE, "")):
             log.warning("rating form without a valid CSRF token from %s", _address(request))
             return self.render(request, "message.html", status_code=403, message="web.csrf_failed",
-                               back=f"/t/{token}")
+                               back=f"{self.prefix}/t/{token}")
         if not self.ratings_per_address.allow(_address(request)):
             return self.render(request, "message.html", status_code=429, message="web.too_many")
         view = await run_in_threadpool(self.hall.view, token)
@@ -205,7 +208,7 @@ class PhonePage:
         if result.refusal is not None:
             view = await run_in_threadpool(self.hall.view, token) or view
             return self._page(request, token, view, result.refusal, 409)
-        return RedirectResponse(f"/t/{token}", status_code=303)
+        return RedirectResponse(f"{self.prefix}/t/{token}", status_code=303)
 
 
 def _form_problem(exc: Exception) -> str:

@@ -80,20 +80,6 @@ def hall(hall_config, mosquitto, tmp_path) -> Iterator[Hall]:
     hub.stop()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium driven by Playwright; never a downloaded browser."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
-
-
 def login(browser, hall: Hall, user: tuple[str, str], width: int = 1600, height: int = 900):  # noqa: ANN201
     """A new page logged in as ``user``, on the live board."""
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")

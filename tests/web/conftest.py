@@ -60,7 +60,8 @@ class PhoneRig:
         return self.web.url
 
     def client(self, device: str) -> HallClient:
-        return HallClient(self.address, self.config.hall.id, device).connect()  # type: ignore[arg-type]
+        """A device's connection, to use as ``with rig.client(...) as c`` (which connects it, once)."""
+        return HallClient(self.address, self.config.hall.id, device)  # type: ignore[arg-type]
 
 
 def start_rig(config: HallConfig, mosquitto, data: Path, port: int, dashboard: bool = False) -> PhoneRig:  # noqa: ANN001

@@ -174,3 +174,27 @@ def test_followup_number_is_deleted_when_the_case_closes(rig):
     assert rig.web.hall.purge_followups() == 1
     assert followup_numbers(rig.data, rig.config.web.followup_retention_days) == {}
     assert b"13912345678" not in (rig.data / "followup.sqlite3").read_bytes()
+
+
+def test_behind_a_reverse_proxy_every_link_carries_the_public_path(mosquitto, tmp_path):
+    port = free_port()
+    config = web_config(port).model_copy(update={"web": web_config(port).web.model_copy(
+        update={"public_url": "https://zwfw.example.gov.cn/hall/xinghua"})})
+    rig = start_rig(config, mosquitto, tmp_path / "data", port)
+    try:
+        ticket = take(rig)
+        assert config.web.ticket_url(ticket.public_id) == f"https://zwfw.example.gov.cn/hall/xinghua/t/{ticket.public_id}"
+        serve(rig)
+        with http(rig) as client:  # as the proxy forwards it: the public path stripped
+            page = client.get(f"/t/{ticket.public_id}")
+            assert 'href="/hall/xinghua/static/phone.css"' in page.text
+            assert f'action="/hall/xinghua/t/{ticket.public_id}/rate"' in page.text
+            assert f'data-stream="/hall/xinghua/t/{ticket.public_id}/stream"' in page.text
+            assert f"Path=/hall/xinghua/t/{ticket.public_id}" in page.headers["set-cookie"]
+            csrf, form_id = form_csrf(page.text)
+            done = client.post(f"/t/{ticket.public_id}/rate", data={"level": "5", "csrf": csrf, "form_id": form_id},
+                               cookies={"hallkit_phone_csrf": csrf},
+                               headers={"Origin": "https://zwfw.example.gov.cn"})
+            assert done.status_code == 303 and done.headers["location"] == f"/hall/xinghua/t/{ticket.public_id}"
+    finally:
+        stop_rig(rig)

@@ -17,7 +17,7 @@ from county.ingest import Ingest
 from hallkit.queue.models import CallNext, Complete, TicketCompleted
 from hallkit.rating.models import Level, RatingChannel, RatingSubmission
 from tests.brokers import free_port
-from tests.dashboard.conftest import MANAGER, VIEWER, browser  # noqa: F401 - the browser fixture
+from tests.dashboard.conftest import MANAGER, VIEWER
 from tests.upstream.conftest import county_broker, county_db  # noqa: F401 - fixtures
 from tests.web.conftest import SCREENSHOTS, http, printed_qr, start_rig, stop_rig, take, wait_until, web_config
 
@@ -30,7 +30,7 @@ def shoot(page, name: str) -> None:  # noqa: ANN001
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def dashboard_page(browser, url: str, user: tuple[str, str]):  # noqa: ANN001, ANN201, F811
+def dashboard_page(browser, url: str, user: tuple[str, str]):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.goto(url + "login")
@@ -43,7 +43,7 @@ def dashboard_page(browser, url: str, user: tuple[str, str]):  # noqa: ANN001, A
 
 
 def test_resident_follows_the_ticket_and_rates_it_on_the_phone(  # noqa: PLR0915 - one resident's whole visit
-        browser, mosquitto, county_broker, county_db, tmp_path):  # noqa: F811
+        browser, mosquitto, county_broker, county_db, tmp_path):  # noqa: F811 - fixtures
     port = free_port()
     upstream = f'\n[upstream]\nbroker = "{county_broker.url}"\nstats_interval_minutes = 60\n'
     config = web_config(port, upstream=upstream.replace("[upstream]", "[upstream]", 1))

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   var body = document.body;
-  var token = body.dataset.token;
+  var stream = body.dataset.stream;
   var stage = body.dataset.stage;
 
   var form = document.getElementById("rate");
@@ -25,9 +25,9 @@
     });
   }
 
-  if (!token || ["waiting", "called", "rate"].indexOf(stage) < 0) { return; }
+  if (!stream || ["waiting", "called", "rate"].indexOf(stage) < 0) { return; }
   var live = document.getElementById("live");
-  var source = new EventSource("/t/" + token + "/stream");
+  var source = new EventSource(stream);
   source.onmessage = function (message) {
     var view = JSON.parse(message.data);
     if (live) { live.classList.remove("offline"); }
