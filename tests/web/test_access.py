@@ -198,3 +198,21 @@ def test_behind_a_reverse_proxy_every_link_carries_the_public_path(mosquitto, tm
             assert done.status_code == 303 and done.headers["location"] == f"/hall/xinghua/t/{ticket.public_id}"
     finally:
         stop_rig(rig)
+
+
+def test_the_web_device_rates_by_token_only_and_takes_no_tickets(rig):
+    from hallkit.queue.models import TakeTicket
+    from hallkit.rating.models import Level, RatingChannel, RatingSubmission
+
+    take(rig)
+    with rig.client("console") as counter:
+        done = counter.request(CallNext(window=1))
+        done = counter.request(Complete(window=1))
+    event_id = next(e.id for e in done.outcome.events if e.type == "ticket_completed")
+    with rig.client("web") as web:
+        taken = web.request(TakeTicket(service_id="social"))
+        assert not taken.ok and taken.refusal.reason == "hub.not_allowed"
+        by_event = web.rate(RatingSubmission(service_event_id=event_id, channel=RatingChannel.QR, level=Level(5)))
+        assert not by_event.ok and by_event.refusal.reason == "rating.by_token_only"
+    with rig.hub.queue.store.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM ratings").fetchone()[0] == 0
