@@ -34,6 +34,7 @@ from dashboard.server import DashboardServer, free_port
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
+from web.server import WebServer
 
 if TYPE_CHECKING:
     from kiosk.demo import DemoScreens
@@ -164,6 +165,7 @@ class Demo:
         self.hub: Hub | None = None
         self.screens: DemoScreens | None = None
         self.dashboard: DashboardServer | None = None
+        self.web: WebServer | None = None
         self.traffic = Traffic(self.config, self.address, options.speed)
 
     def start(self) -> None:
@@ -173,6 +175,9 @@ class Demo:
                        parts=hub_parts(self.config))
         self.hub.start()
         self.dashboard = self._start_dashboard()
+        self.web = WebServer(self.config, self.address, self.options.data / self.config.hall.id,
+                             port=free_port(self.config.web.port)).start()
+        print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
         self.traffic.start()
         if not self.options.headless:
             from kiosk.demo import DemoScreens  # Kivy and the simulators only when there are windows
@@ -215,6 +220,8 @@ class Demo:
         # the demo shuts down after it.
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.screens is not None:
             self.screens.stop()
         self.traffic.join()
