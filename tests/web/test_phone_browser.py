@@ -66,19 +66,19 @@ def test_resident_follows_the_ticket_and_rates_it_on_the_phone(  # noqa: PLR0915
 
         with rig.client("console") as counter:
             counter.request(CallNext(window=1))  # A001: one ahead now, shown without reloading
-            expect(page.locator("#ahead")).to_have_text("前面还有 1 人", timeout=3000)
+            expect(page.locator("#ahead")).to_have_text("前面还有 1 人", timeout=10_000)
             counter.request(Complete(window=1))
             counter.request(CallNext(window=1))
-            expect(page.locator("#ahead")).to_have_text("前面没有人了，请留意叫号", timeout=3000)
+            expect(page.locator("#ahead")).to_have_text("前面没有人了，请留意叫号", timeout=10_000)
             counter.request(Complete(window=1))
             counter.request(CallNext(window=1))  # A003: the resident's own
-            expect(page.locator("#called-window")).to_have_text("1 号窗口", timeout=3000)
+            expect(page.locator("#called-window")).to_have_text("1 号窗口", timeout=10_000)
             expect(page.locator(".called-name")).to_have_text("综合窗口")
             shoot(page, "phone-called")
             done = counter.request(Complete(window=1))
         completed = next(e for e in done.outcome.events if isinstance(e, TicketCompleted))
 
-        expect(page.locator("#rate")).to_be_visible(timeout=5000)
+        expect(page.locator("#rate")).to_be_visible(timeout=10_000)
         for level in ("非常满意", "满意", "基本满意", "不满意", "非常不满意"):
             expect(page.locator(".level", has_text=level).first).to_be_visible()
         expect(page.locator("#bad-only")).to_be_hidden()  # reasons and phone only with a bad level
@@ -90,7 +90,7 @@ def test_resident_follows_the_ticket_and_rates_it_on_the_phone(  # noqa: PLR0915
         page.fill("textarea[name=text]", "窗口人员态度生硬")
         shoot(page, "phone-rating-form")
         page.click("button[type=submit]")
-        expect(page.locator("#thanks")).to_be_visible(timeout=5000)
+        expect(page.locator("#thanks")).to_be_visible(timeout=10_000)
         expect(page.locator(".thanks-title")).to_have_text("感谢您的评价！")
         shoot(page, "phone-thanks")
         page.goto(url + "?lang=en")
