@@ -42,7 +42,7 @@ def pad_display(screen: PadScreen) -> PadDisplay:
     prompt = screen.prompt
     return PadDisplay(
         window=screen.window, window_name=screen.window_name, open=screen.open, paused=screen.paused,
-        staff_name=screen.staff_name, staff_title=screen.staff_title, ticket_number=screen.ticket_number,
+        staff_id=screen.staff_id, staff_name=screen.staff_name, staff_title=screen.staff_title, ticket_number=screen.ticket_number,
         service_name=screen.service_name,
         prompt=None if prompt is None else PadPrompt(
             ticket_number=prompt.ticket_number, service_name=prompt.service_name, staff_name=prompt.staff_name,
@@ -57,12 +57,14 @@ class PadLink:
         self.device_id = device_id
         self.session = int(time.time())  # grows with every start, so an old Will reads as stale
         self.screen: PadScreen | None = None
+        self.hub_online: bool | None = None  # from the hub's retained status (its Last Will: offline)
         self.screen_changed = threading.Event()
         offline = DeviceStatus(device=device_id, state=DeviceState.OFFLINE, session=self.session, kind="pad",
                                version=__version__)
         self.hub = HallClient(broker, hall_id, device_id,
                                 will=(self.topics.device_status(device_id), offline.model_dump_json().encode()),
-                                extra=[(self.topics.pad_screen(device_id), self._on_screen)],
+                                extra=[(self.topics.pad_screen(device_id), self._on_screen),
+                                       (self.topics.hub_status, self._on_hub_status)],
                                 on_ready=lambda _client: self.screen_changed.set())  # the bridge republishes its status then
 
     def connect(self) -> None:
@@ -81,6 +83,17 @@ class PadLink:
             log.warning("ignored a malformed screen on %s", message.topic)
             return
         self.screen_changed.set()
+
+    def _on_hub_status(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            self.hub_online = DeviceStatus.model_validate_json(message.payload).state is DeviceState.ONLINE
+        except ValidationError:
+            log.warning("ignored a malformed hub status on %s", message.topic)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the pad is connected to the hall's broker now."""
+        return self.hub.ready.is_set()
 
     def publish_status(self, status: DeviceStatus) -> None:
         self.hub.client.publish(self.topics.device_status(self.device_id), status.model_dump_json(), qos=1,

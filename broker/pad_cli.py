@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hallkit.devices.sim_cli import sim_commands
+from hallkit.devices.sim_cli import pad_commands, sim_commands
 
 from hallkit.commandline import CommandFailed, add_json_flag
 from hallkit.i18n import Message, bilingual
@@ -28,8 +28,7 @@ PAD_URL_HELP = ("serial:///dev/ttyUSB0?address=1&baud=9600 (button pad, docs/pad
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    pad = commands.add_parser("pad", help="rating pads (评价器): watch one, or run its bridge to the hub")
-    actions = pad.add_subparsers(metavar="ACTION", required=True)
+    actions = pad_commands(commands)
 
     listen = actions.add_parser("listen", help="show each key press and frame a pad sends, in words (for installers)")
     listen.add_argument("--pad", required=True, help=PAD_URL_HELP)
@@ -42,7 +41,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bridge = actions.add_parser("bridge", help="run the bridge of one pad: keys to counter commands, ratings to "
                                                "the hub, screen from the hub, device status with a Last Will")
     bridge.add_argument("--pad", required=True, help=PAD_URL_HELP)
-    _add_pad_identity(bridge)
+    add_pad_identity(bridge)
     bridge.set_defaults(handler=run_bridge)
 
     sim = sim_commands(commands).add_parser(
@@ -56,11 +55,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sim.add_argument("--hardware-only", action="store_true",
                      help="serial or keypad: only the simulated device, for `hall pad listen` or `hall pad bridge`")
     sim.add_argument("--folder", type=Path, help="where the pty link or FIFO goes (default: a new temporary folder)")
-    _add_pad_identity(sim, window_required=True)
+    add_pad_identity(sim, window_required=True)
     sim.set_defaults(handler=run_sim_pad)
 
 
-def _add_pad_identity(parser: argparse.ArgumentParser, window_required: bool = True) -> None:
+def add_pad_identity(parser: argparse.ArgumentParser, window_required: bool = True) -> None:
     parser.add_argument("--window", type=int, required=window_required, help="the window the pad belongs to")
     parser.add_argument("--device", help="the pad's device id in the hall configuration (default: pad-<window>)")
     parser.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
@@ -173,7 +172,7 @@ def _listen_keypad(pad: KeypadPad, stop: threading.Event, say: Callable[[Message
 # ---- bridge and simulator ---------------------------------------------------------------------------------
 
 
-def _connection(args: argparse.Namespace):  # noqa: ANN202 - (BrokerAddress, hall id), imported lazily
+def pad_connection(args: argparse.Namespace):  # noqa: ANN202 - (BrokerAddress, hall id), imported lazily
     from hallkit.broker.cli import broker_address, hall_id_of
 
     address = broker_address(args.broker)
@@ -197,7 +196,7 @@ def run_bridge(args: argparse.Namespace) -> int:
         pad = open_pad(args.pad)
     except (PadUrlError, ValueError) as exc:
         raise CommandFailed(str(exc)) from None
-    address, hall_id = _connection(args)
+    address, hall_id = pad_connection(args)
     bridge = PadBridge(pad, address, hall_id, args.device or f"pad-{args.window}", args.window)
     with _until_stopped() as stop:
         bridge.start()
@@ -238,7 +237,7 @@ def _run_hardware(args: argparse.Namespace, device: str, stop: threading.Event) 
 def _run_pad(args: argparse.Namespace, device: str, behaviours: list[Behaviour], stop: threading.Event) -> None:
     from hallkit.broker.pad_script import PadScript, SimulatedPad
 
-    address, hall_id = _connection(args)
+    address, hall_id = pad_connection(args)
     pad = SimulatedPad(args.kind, address, hall_id, device, args.window, _reasons(args), folder=args.folder)
     pad.start()
     print(bilingual("pad.listen.sim_ready", kind=args.kind, url=pad.pad.url), flush=True)

@@ -58,6 +58,7 @@ class NamedBy(StrEnum):
 RATING_RIGHTS: dict[DeviceKind, dict[RatingChannel, NamedBy]] = {
     DeviceKind.PAD: {RatingChannel.PAD: NamedBy.OWN_WINDOW_EVENT},
     DeviceKind.KIOSK: {RatingChannel.KIOSK: NamedBy.TICKET_TOKEN, RatingChannel.QR: NamedBy.TICKET_TOKEN},
+    DeviceKind.WEB: {RatingChannel.QR: NamedBy.TICKET_TOKEN},
 }
 """Who may hand in a resident's rating, through which channel, naming the service how: the one
 place these rules live. Service event ids are on the event topic every device reads, so only a

@@ -369,7 +369,7 @@ TOPICS: list[TopicSpec] = [
     TopicSpec(pattern="hall/v1/{hall}/error", payload="ErrorNotice", publisher="hub",
               subscribers="dashboard, installers (mosquitto_sub)", qos=1, retained=False),
     TopicSpec(pattern="hall/v1/{hall}/rating/submit/{device}", payload="RatingRequest",
-              publisher="pad, kiosk (also for the QR page)", subscribers="hub", qos=1, retained=False),
+              publisher="pad, kiosk, web (the phone page)", subscribers="hub", qos=1, retained=False),
     TopicSpec(pattern="hall/v1/{hall}/rating/case/{device}", payload="CaseStepRequest", publisher="counter",
               subscribers="hub", qos=1, retained=False),
     TopicSpec(pattern="hall/v1/{hall}/rating/reply/{device}", payload="RatingReply", publisher="hub",

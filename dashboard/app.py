@@ -21,7 +21,7 @@ from hallkit.dashboard.live import LiveHall
 from hallkit.dashboard.report import charts, day_stats, figures, performance, report_csv
 from hallkit.dashboard.stats import current_day
 from hallkit.dashboard.views import ReportRow
-from hallkit.dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang
+from hallkit.dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang, session_of
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 from hallkit.accounts import Role, Session, UserStore
 from hallkit.config import HallConfig
 from hallkit.i18n import text
+from hallkit.rating.followup import followup_numbers
 from hallkit.rating.models import CaseStep, CaseStepCommand
 
 log = logging.getLogger("hallkit.dashboard.web")
@@ -133,9 +134,14 @@ class Dashboard(SessionPages):
         day = self._day(request)
         book = self.live.ratings
 
+        manager = session_of(request).user.role is Role.MANAGER
+
         def load() -> tuple[object, object]:
             stats = day_stats(self.config, self.live.events, self.live.today, day)
-            return book.lines(stats), book.case_views(today, self.config.dashboard.case_warning_days)
+            # Follow-up numbers are for the manager who calls back, never for a viewer's screen.
+            phones = followup_numbers(self.live.events.path.parent, self.config.web.followup_retention_days) \
+                if manager else {}
+            return book.lines(stats), book.case_views(today, self.config.dashboard.case_warning_days, phones)
 
         lines, cases = await run_in_threadpool(load)
         return self.render(request, "ratings.html", day=day, lines=lines, cases=cases, available=book.available,

@@ -82,8 +82,13 @@ class RatingBook:
                            case_id=cases.get(r.rating_id))
                 for r in sorted(self.ratings_of(day), key=lambda r: r.rated_at, reverse=True)]
 
-    def case_views(self, today: date, warning_days: int) -> list[CaseView]:
-        """Every case still open, then those closed in the last weeks, newest first."""
+    def case_views(self, today: date, warning_days: int, phones: dict[str, str] | None = None) -> list[CaseView]:
+        """Every case still open, then those closed in the last weeks, newest first.
+
+        ``phones``: follow-up numbers by case (web/followup.py), given only for a manager; a finished
+        case shows none even before the phone page's sweep deletes it.
+        """
+        phones = phones or {}
         conn = self._conn()
         if conn is None:
             return []
@@ -93,6 +98,7 @@ class RatingBook:
         for case in sorted(store.cases(conn), key=lambda c: (c.state.finished, c.opened_at)):
             if case.state.finished and (today - case.updated_at.date()).days > 30:
                 continue
+            rating = store.rating_by_id(conn, case.rating_id)
             views.append(CaseView(
                 case_id=case.case_id, ticket_number=case.ticket_number, window=case.window,
                 staff=names.get(case.staff_id or "", case.staff_id), service=services.get(case.service_id, case.service_id),
@@ -101,7 +107,10 @@ class RatingBook:
                 due_soon=not case.state.finished and (case.deadline - today).days <= warning_days,
                 opened_at=case.opened_at, next_steps=[s.value for s in next_steps(case.state)],
                 steps=[CaseStepView(step=u.step.value, by=u.by, at=u.at, note=u.note)
-                       for u in store.steps(conn, case.case_id)]))
+                       for u in store.steps(conn, case.case_id)],
+                channel=rating.channel.value if rating else "", tags=rating.tags if rating else [],
+                text=rating.text if rating else "",
+                followup_phone=None if case.state.finished else phones.get(case.case_id)))
         return views
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _View(BaseModel):
@@ -163,6 +163,10 @@ class CaseView(_View):
     opened_at: datetime
     next_steps: list[str]
     steps: list[CaseStepView]
+    channel: str = Field(description="where the resident rated: pad, qr, kiosk")
+    tags: list[str] = []
+    text: str = ""
+    followup_phone: str | None = Field(None, description="the 回访 number left on the phone page; managers only")
 
 
 class RatingLine(_View):

@@ -34,6 +34,7 @@ from hallkit.broker.parts import hub_parts
 from hallkit.contracts.mqtt import BrokerAddress, parse_broker_url
 from hallkit.dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
 from hallkit.dashboard.server import DashboardServer, free_port
+from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
 from hallkit.accounts import Role
@@ -186,6 +187,7 @@ class Demo:
         self.hub: Hub | None = None
         self.screens: DemoScreens | None = None
         self.dashboard: DashboardServer | None = None
+        self.web: WebServer | None = None
         self.traffic = Traffic(self.config, self.login, options.speed)
 
     def login(self, user: str) -> BrokerAddress:
@@ -204,6 +206,9 @@ class Demo:
                        parts=hub_parts(self.config))
         self.hub.start()
         self.dashboard = self._start_dashboard()
+        self.web = WebServer(self.config, self.login("web"), self.options.data / self.config.hall.id,
+                             port=free_port(self.config.web.port)).start()
+        print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
         self.traffic.start()
         if not self.options.headless:
             from hallkit.demo.screens import DemoScreens  # Kivy and the simulators only when there are windows
@@ -253,6 +258,8 @@ class Demo:
         # the demo shuts down after it.
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.screens is not None:
             self.screens.stop()
         self.traffic.join()

@@ -1,4 +1,4 @@
-"""Shared command groups of the device parts: ``hall sim …`` and ``hall devices …``.
+"""Shared command groups of the device parts: ``hall sim …``, ``hall devices …`` and ``hall pad …``.
 
 Several parts add a simulator (``hall sim idcard``, ``hall sim printer``, …) or
 a device command under one group. argparse refuses a second parser with the
@@ -16,6 +16,7 @@ Commands = argparse._SubParsersAction  # the type argparse gives sub-command gro
 GROUP_HELP = (
     ("sim", "simulated devices (card reader, printer, ...) on a pseudo-terminal or a socket, for demos and tests"),
     ("devices", "find and check the hall's devices"),
+    ("pad", "rating pads (评价器): watch one, run its bridge to the hub, or a touch tablet as one"),
 )
 
 
@@ -39,6 +40,11 @@ def shared_group(commands: Commands, name: str) -> Commands:
 def sim_commands(commands: Commands) -> Commands:
     """``hall sim``: add your simulator with ``sim_commands(commands).add_parser("printer", ...)``."""
     return shared_group(commands, "sim")
+
+
+def pad_commands(commands: Commands) -> Commands:
+    """``hall pad``: the hub's pad bridge and the kiosk's touch tablet each add theirs."""
+    return shared_group(commands, "pad")
 
 
 def device_commands(commands: Commands) -> Commands:

@@ -25,6 +25,7 @@ PARTS = (
     "hallkit.devices.printer.cli",
     "hallkit.county.cli",
     "hallkit.dashboard.cli",
+    "hallkit.web.cli",
     "hallkit.broker.pad_cli",
     "hallkit.broker.rating_cli",
     "hallkit.kiosk.cli",

@@ -201,8 +201,15 @@ class TicketLayout(_Strict):
     paper_width_mm: Literal[58, 80] = 80
     encoding: Literal["gb18030", "gbk", "big5", "utf-8"] = "gb18030"
     chinese_mode: bool = Field(True, description="send FS & to switch the printer into Chinese mode")
-    qr_base_url: str = "http://hall.local/t/"
     footer: str = "请对我们的服务作出评价 · 投诉电话 12345"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "qr_base_url" in data:
+            raise ValueError("qr_base_url has moved: set [web] public_url, the phone page's address "
+                             "(tickets link to <public_url>/t/<token>)")
+        return data
 
 
 class RatingRules(_Strict):
@@ -230,6 +237,7 @@ class DeviceKind(StrEnum):
     PAD = "pad"
     DISPLAY = "display"
     COUNTER = "counter"
+    WEB = "web"  # the phone page behind each ticket's QR code (``hall web``)
 
 
 class Device(_Strict):
@@ -265,6 +273,35 @@ class DashboardSettings(_Strict):
     alert_queue_length: int = Field(15, ge=1, description="alert when this many wait for one service")
     alert_wait_minutes: float = Field(30.0, gt=0, description="alert when someone has waited this long")
     case_warning_days: int = Field(1, ge=0, le=30, description="warn this many days before a case deadline")
+
+
+PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
+"""A mainland mobile number, or a landline with its area code: what a 回访 call can reach."""
+
+
+class WebSettings(_Strict):
+    """The phone page behind each ticket's QR code (``hall web``): address, limits, follow-up numbers."""
+
+    host: str = Field("0.0.0.0", description="address to listen on (the hall's Wi-Fi)")
+    port: int = Field(8090, ge=1, le=65535)
+    public_url: str = Field(
+        "http://hall.local:8090", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="where phones reach the page: the hall's Wi-Fi address, or the county's reverse proxy; "
+                    "every ticket's QR code is <public_url>/t/<token>")
+    device: Identifier = Field("web", description="its device id: a [[devices]] entry of kind web")
+    trusted_proxies: list[str] = Field(
+        [], description="addresses of reverse proxies whose X-Forwarded-For names the phone's address")
+    requests_per_minute_per_token: int = Field(30, ge=1, le=10_000)
+    requests_per_minute_per_address: int = Field(120, ge=1, le=100_000)
+    ratings_per_hour_per_address: int = Field(20, ge=1, le=10_000,
+                                              description="rating forms sent from one address")
+    followup_retention_days: int = Field(
+        30, ge=1, le=365, description="a follow-up phone number is deleted when its case closes, or after this")
+    comment_max_chars: int = Field(300, ge=0, le=500)
+
+    def ticket_url(self, public_id: str) -> str:
+        """The ticket's link, as its QR code holds it."""
+        return f"{self.public_url.rstrip('/')}/t/{public_id}"
 
 
 class Upstream(_Strict):
@@ -365,6 +402,7 @@ class HallConfig(_Strict):
     kiosk: KioskSettings = KioskSettings()
     upstream: Upstream | None = None
     dashboard: DashboardSettings = DashboardSettings()
+    web: WebSettings = WebSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Self:

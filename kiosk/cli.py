@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hallkit.broker.pad_cli import add_pad_identity
+from hallkit.devices.sim_cli import pad_commands
+
 from hallkit.commandline import CommandFailed
 from hallkit.config import DeviceKind, HallConfig
 from hallkit.i18n import bilingual
@@ -46,6 +49,35 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     display.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor")
     display.add_argument("--no-voice", action="store_true", help="show calls without speaking them")
     display.set_defaults(handler=run_display)
+
+    touch = pad_commands(commands).add_parser("touch", help="a touch tablet at the window as its rating pad (Kivy): window, staff, "
+                                             "ticket, five rating buttons, reasons, thanks; staff keys if asked")
+    add_pad_identity(touch)
+    touch.add_argument("--size", default="1280x800", help="screen size WIDTHxHEIGHT (1280x800, 800x480 …)")
+    touch.add_argument("--window-mode", choices=["borderless", "fullscreen", "windowed"], default="borderless")
+    touch.add_argument("--staff-keys", action="store_true",
+                       help="show the staff's keys (呼叫, 重呼, 过号, 暂停, 办结) on the tablet")
+    touch.set_defaults(handler=run_touch)
+
+
+def run_touch(args: argparse.Namespace) -> int:
+    from hallkit.broker.pad_cli import pad_connection
+    from hallkit.kiosk import boot
+
+    from hallkit.commands import load_or_fail
+
+    try:
+        width, height = (int(n) for n in args.size.lower().split("x"))
+    except ValueError:
+        raise CommandFailed(f"--size {args.size!r}: give WIDTHxHEIGHT, e.g. 1280x800", 2) from None
+    address, hall_id = pad_connection(args)
+    config = load_or_fail(args.config) if args.config is not None else None
+    boot.prepare((width, height), args.window_mode, kiosk=True)
+    from hallkit.kiosk.touch_pad import TouchPadApp
+
+    TouchPadApp(address, hall_id, args.device or f"pad-{args.window}", args.window, config,
+                staff_keys=args.staff_keys).run()
+    return 0
 
 
 def _broker(url: str, logins: Path | None) -> BrokerAddress:

@@ -92,7 +92,8 @@ def mosquitto(tmp_path):
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium driven by Playwright; never a downloaded browser."""
+    """Debian's Chromium driven by Playwright; never a downloaded browser. One per session: the
+    dashboard's and the phone page's tests share it (two sync Playwrights cannot run at once)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("hallkit.cli", "hallkit.demo"),       # the `hall` command; the whole hall in one command
     ("hallkit.kiosk",),                    # the kiosk and the hall display
-    ("hallkit.county",),                   # the county: ingest, reports, its web console
-    ("hallkit.dashboard",),                # the manager's dashboard (its web kit serves the county's too)
+    ("hallkit.county", "hallkit.web"),     # the county: ingest, reports, its web console; the
+                                           # residents' phone page behind the ticket's QR code
+    ("hallkit.dashboard",),                # the manager's dashboard (its web kit and daily figures
+                                           # serve the county's console and the phone page too)
     ("hallkit.broker",),                   # the hub, its clients and bridges, the brokers
     ("hallkit.uplink",),                   # the hall's outbox to the county, run by the hub
     ("hallkit.devices",),                  # codecs, drivers, simulators: no MQTT
@@ -33,7 +35,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 
 FOLDERS = {"broker": "hallkit.broker", "contracts": "hallkit.contracts", "county": "hallkit.county",
            "dashboard": "hallkit.dashboard", "demo": "hallkit.demo", "devices": "hallkit.devices",
-           "kiosk": "hallkit.kiosk", "uplink": "hallkit.uplink", "hallkit": "hallkit"}
+           "kiosk": "hallkit.kiosk", "uplink": "hallkit.uplink", "web": "hallkit.web", "hallkit": "hallkit"}
 
 
 def module_name(path: Path) -> str:

@@ -39,6 +39,7 @@ class PadDisplay(BaseModel):
     window_name: str
     open: bool = Field(description="the window is staffed and taking tickets")
     paused: bool = False
+    staff_id: str | None = Field(None, description="the staff member on duty (a tablet shows their photo)")
     staff_name: str | None = None
     staff_title: str = ""
     ticket_number: str | None = Field(None, description="the ticket being served")

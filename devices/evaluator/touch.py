@@ -11,11 +11,13 @@ from __future__ import annotations
 import queue
 import threading
 from datetime import datetime
+from enum import StrEnum
 
 from hallkit.devices.evaluator.pad import PadInput, screen_lines
 from hallkit.devices.evaluator.screen import PadDisplay
 
 from hallkit.i18n import Message
+from hallkit.rating.models import Level
 
 
 class TouchPad:
@@ -51,3 +53,46 @@ class TouchPad:
 
     def problems(self) -> list[Message]:
         return []
+
+
+# ---- what the tablet shows (pure: the Kivy app in touch_app.py draws it) ----------------------------
+
+
+class Face(StrEnum):
+    IDLE = "idle"
+    SERVING = "serving"
+    CLOSED = "closed"
+    PAUSED = "paused"
+    RATE = "rate"
+    REASONS = "reasons"
+    SENDING = "sending"
+    THANKS = "thanks"
+
+
+class LinkState(StrEnum):
+    OK = "ok"
+    OFFLINE = "offline"  # the broker is out of reach
+    HUB_DOWN = "hub_down"  # the broker answers, the hub's status says offline
+
+
+def face(display: PadDisplay | None, now: datetime, picked: Level | None, sending: bool, thanking: bool) -> Face:
+    """What the tablet shows, from the hub's display of the window and what the resident tapped."""
+    if thanking:
+        return Face.THANKS
+    if sending:
+        return Face.SENDING
+    if display is None:
+        return Face.IDLE
+    if display.prompt_at(now) is not None:
+        return Face.REASONS if picked is not None else Face.RATE
+    if not display.open:
+        return Face.CLOSED
+    if display.paused:
+        return Face.PAUSED
+    return Face.SERVING if display.ticket_number else Face.IDLE
+
+
+def link_state(connected: bool, hub_online: bool | None) -> LinkState:
+    if not connected:
+        return LinkState.OFFLINE
+    return LinkState.HUB_DOWN if hub_online is False else LinkState.OK

@@ -7,7 +7,7 @@ Pure: ticket data in, bytes out; no printer needed. A ticket, top to bottom::
     service name    (bold, wrapped by display width)
     ----------------
     办理窗口 / 前面等候 / 预计等候 / 取号时间
-    [QR: qr_base_url + public id]
+    [QR: [web] public_url + /t/ + public id]
     扫码查看进度、评价服务
     footer from config
     (feed, cut)
@@ -41,7 +41,7 @@ from hallkit.devices.printer.codec import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallkit.config import HallConfig, TicketLayout
+from hallkit.config import HallConfig, TicketLayout, WebSettings
 from hallkit.i18n import Lang, text
 from hallkit.queue.models import Priority, TicketView
 
@@ -99,14 +99,9 @@ class TicketPrint(BaseModel):
             ahead=view.ahead,
             wait_minutes=math.ceil(view.estimated_wait_minutes),
             taken_at=view.taken_at.astimezone(config.hall.zone),
-            qr_url=qr_url(config.ticket.qr_base_url, view.public_id),
+            qr_url=config.web.ticket_url(view.public_id),
             footer=config.ticket.footer,
         )
-
-
-def qr_url(base: str, public_id: str) -> str:
-    """The ticket's link: the configured base, then the public id (a path or a query value)."""
-    return f"{base}{public_id}" if base.endswith(("/", "=")) else f"{base}/{public_id}"
 
 
 def sample_ticket(config: HallConfig | None = None, when: datetime | None = None) -> TicketPrint:
@@ -118,7 +113,7 @@ def sample_ticket(config: HallConfig | None = None, when: datetime | None = None
             service_name=text("printer.sample.service"),
             windows=[TicketWindow(number=1, name=text("printer.sample.window"))],
             ahead=3, wait_minutes=15, taken_at=moment,
-            qr_url=qr_url(TicketLayout().qr_base_url, "TEST000001"), footer=TicketLayout().footer,
+            qr_url=WebSettings().ticket_url("TEST000001"), footer=TicketLayout().footer,
         )
     service = config.services[0]
     return TicketPrint(
@@ -126,7 +121,7 @@ def sample_ticket(config: HallConfig | None = None, when: datetime | None = None
         service_name=service.name,
         windows=[TicketWindow(number=w.number, name=w.name) for w in config.windows_serving(service.id)],
         ahead=3, wait_minutes=15, taken_at=moment.astimezone(config.hall.zone),
-        qr_url=qr_url(config.ticket.qr_base_url, "TEST000001"), footer=config.ticket.footer,
+        qr_url=config.web.ticket_url("TEST000001"), footer=config.ticket.footer,
     )
 
 

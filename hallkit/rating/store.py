@@ -123,6 +123,11 @@ def pending_served_before(conn: sqlite3.Connection, moment: datetime) -> list[Se
     return [ServiceEvent.model_validate_json(body) for (body,) in rows]
 
 
+def rating_by_id(conn: sqlite3.Connection, rating_id: str) -> Rating | None:
+    row = conn.execute("SELECT body FROM ratings WHERE rating_id = ?", (rating_id,)).fetchone()
+    return Rating.model_validate_json(row[0]) if row else None
+
+
 def rating_by_request(conn: sqlite3.Connection, request_id: str) -> Rating | None:
     row = conn.execute("SELECT body FROM ratings WHERE request_id = ?", (request_id,)).fetchone()
     return Rating.model_validate_json(row[0]) if row else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from hallkit.devices.printer.layout import qr_url
 from hallkit.kiosk.screens.base import KioskScreen
 from kivy.properties import StringProperty
 
@@ -24,7 +23,7 @@ class TicketScreen(KioskScreen):
 
     def refresh(self) -> None:
         app = self.app
-        self.qr_url = qr_url(app.hall.ticket.qr_base_url, app.ticket.public_id) if app.ticket else ""
+        self.qr_url = app.hall.web.ticket_url(app.ticket.public_id) if app.ticket else ""
         self._print_changed()
 
     def _print_changed(self, *_: object) -> None:

@@ -317,5 +317,11 @@ def test_the_rating_rights_table_decides_who_rates_how():
         device = Device(id="staff-1", kind=staff, window=2)
         for submission in (by_event, by_token):
             assert may_hand_in(device, submission).key == "rating.channel_not_allowed"
+    # The phone page rates by the token through channel qr, and nothing else.
+    web = Device(id="web", kind=DeviceKind.WEB)
+    assert may_hand_in(web, by_token) is None
+    assert may_hand_in(web, by_token.model_copy(update={"channel": RatingChannel.KIOSK})).key == "rating.channel_not_allowed"
+    assert may_hand_in(web, by_event.model_copy(update={"channel": RatingChannel.QR})).key == "rating.by_token_only"
+    assert may_hand_in(web, by_event).key == "rating.channel_not_allowed"
     for kind, rights in RATING_RIGHTS.items():
-        assert kind in (DeviceKind.PAD, DeviceKind.KIOSK) and RatingChannel.DEFAULT not in rights
+        assert kind in (DeviceKind.PAD, DeviceKind.KIOSK, DeviceKind.WEB) and RatingChannel.DEFAULT not in rights

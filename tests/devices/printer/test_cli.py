@@ -22,7 +22,7 @@ def test_printer_test_prints_a_sample_ticket(simulator: PrinterSimulator, capsys
     assert main(["printer", "test", "--printer", simulator.url]) == 0
     [ticket] = simulator.wait_for_tickets(1, GENEROUS)
     assert ticket.large_text == ["A001"]
-    assert ticket.qr_codes == ["http://hall.local/t/TEST000001"]
+    assert ticket.qr_codes == ["http://hall.local:8090/t/TEST000001"]
     assert "已打印测试小票 A001" in capsys.readouterr().out
 
 

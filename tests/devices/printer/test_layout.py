@@ -21,13 +21,12 @@ from hallkit.devices.printer.layout import (
     TicketPrint,
     TicketWindow,
     display_width,
-    qr_url,
     wrap,
 )
 from hallkit.devices.printer.render import LINE_DOTS, TicketRenderer
 from PIL import Image, ImageOps
 
-from hallkit.config import TicketLayout
+from hallkit.config import TicketLayout, WebSettings
 from tests.devices.printer.conftest import LONG_SERVICE, issued, ticket_print
 
 
@@ -53,7 +52,7 @@ def test_from_view_takes_what_the_hub_issued(small_config):
     assert [(w.number, w.name) for w in ticket.windows] == [(1, "综合窗口")]
     assert ticket.wait_minutes == 14  # 13.5 rounds up: never promise less than the estimate
     assert ticket.taken_at.hour == 10  # 02:05 UTC is 10:05 in the hall
-    assert ticket.qr_url == "http://hall.local/t/K7P2M9X4QA"
+    assert ticket.qr_url == "http://hall.local:8090/t/K7P2M9X4QA"
     assert ticket.hall_name == "测试村便民服务站"
 
 
@@ -145,7 +144,7 @@ def test_a_long_window_name_wraps_under_itself_on_58_mm(small_config):
 def test_qr_carries_only_the_configured_url(small_config):
     commands = TicketComposer(TicketLayout()).commands(ticket_print(small_config))
     stored = [c for c in commands if isinstance(c, QrStore)]
-    assert stored == [QrStore(data=b"http://hall.local/t/K7P2M9X4QA")]
+    assert stored == [QrStore(data=b"http://hall.local:8090/t/K7P2M9X4QA")]
 
 
 def test_chinese_mode_can_be_left_alone(small_config):
@@ -188,9 +187,9 @@ def test_nobody_ahead_says_so(small_config):
 
 
 @pytest.mark.parametrize(("base", "url"), [
-    ("http://hall.local/t/", "http://hall.local/t/ABC"),
-    ("https://x.gov.cn/q?t=", "https://x.gov.cn/q?t=ABC"),
-    ("https://x.gov.cn/t", "https://x.gov.cn/t/ABC"),
+    ("http://hall.local:8090", "http://hall.local:8090/t/ABC"),
+    ("https://x.gov.cn/hall-a/", "https://x.gov.cn/hall-a/t/ABC"),
+    ("https://x.gov.cn/hall-a", "https://x.gov.cn/hall-a/t/ABC"),
 ])
-def test_qr_url(base, url):
-    assert qr_url(base, "ABC") == url
+def test_ticket_url_is_the_public_url_of_the_phone_page(base, url):
+    assert WebSettings(public_url=base).ticket_url("ABC") == url

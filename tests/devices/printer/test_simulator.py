@@ -29,8 +29,8 @@ def test_printed_ticket_png_has_a_qr_that_decodes_to_the_ticket_url(small_config
         printer.close()
         [printed] = simulator.wait_for_tickets(1, timeout=20)
     assert printed.png is not None
-    assert decode_qr(printed.png) == "http://hall.local/t/K7P2M9X4QA"
-    assert printed.qr_codes == ["http://hall.local/t/K7P2M9X4QA"]
+    assert decode_qr(printed.png) == "http://hall.local:8090/t/K7P2M9X4QA"
+    assert printed.qr_codes == ["http://hall.local:8090/t/K7P2M9X4QA"]
     assert printed.large_text == ["A001"]
     assert printed.lines[0].text == "测试村便民服务站"
     # The wrapped service name reads as one name again.

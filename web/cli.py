@@ -1,0 +1,46 @@
+"""``hall web``: serve the phone page behind each ticket's QR code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from hallkit.commandline import CommandFailed
+
+DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    web = commands.add_parser(
+        "web", help="the phone page behind each ticket's QR code (扫码查看排队、评价)",
+        description="Serve /t/<token>: where the ticket stands, live, then the 好差评 form. A device of the hall: "
+                    "[[devices]] id = \"web\", kind = \"web\" with its own broker login. Set [web] public_url to "
+                    "the address phones reach it at; every ticket's QR code links there.")
+    web.add_argument("--config", type=Path, required=True, help="hall configuration file")
+    web.add_argument("--data", type=Path,
+                     help="the hub's data folder, with hall.sqlite3 (default: ./var/<hall id>, as hall hub)")
+    web.add_argument("--broker", default=DEFAULT_BROKER,
+                     help=f"hall broker, with the web device's login: mqtt://web:PASSWORD@HOST:1883 (default {DEFAULT_BROKER})")
+    web.add_argument("--host", help="address to listen on (default: [web] host, 0.0.0.0)")
+    web.add_argument("--port", type=int, help="port (default: [web] port, 8090)")
+    web.set_defaults(handler=run_web)
+
+
+def run_web(args: argparse.Namespace) -> int:
+    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
+    from hallkit.web.server import WebServer
+
+    from hallkit.commands import load_or_fail
+
+    config = load_or_fail(args.config)
+    data = args.data or Path("var") / config.hall.id
+    try:
+        address = parse_broker_url(args.broker)
+    except BrokerUrlError as exc:
+        raise CommandFailed(str(exc), 2) from None
+    server = WebServer(config, address, data, args.host, args.port)
+    print(f"扫码页 / phone page: {server.url}/t/<token>  (QR codes link to {config.web.public_url}/t/<token>; "
+          f"hall {config.hall.id}, broker {address.url}, data {data})")
+    server.run()
+    return 0

@@ -1,0 +1,72 @@
+"""One phone-page process: the hall link and the web server, started and stopped together.
+
+Used by ``hall web`` (in the foreground), ``hall demo``, the tests and ``bench/web.py`` (in a thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.web.app import PhonePage
+from hallkit.web.live import PhoneHall
+
+from hallkit.config import DeviceKind, HallConfig
+
+log = logging.getLogger("hallkit.web")
+
+
+class WebServer:
+    def __init__(self, config: HallConfig, broker: BrokerAddress, data: Path, host: str | None = None,
+                 port: int | None = None) -> None:
+        self.config = config
+        settings = config.web
+        self.host = host or settings.host
+        self.port = port if port is not None else settings.port
+        known = {d.id: d.kind for d in config.devices}
+        if known.get(settings.device) is not DeviceKind.WEB:
+            log.warning("device %r is not a [[devices]] entry of kind web: the hub will refuse its ratings "
+                        "(add [[devices]] id = %r, kind = \"web\")", settings.device, settings.device)
+        self.hall = PhoneHall(config, broker, data)
+        self.app = PhonePage(config, self.hall).app()
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="on",
+            # The phone's own address, for the limits, only from proxies the hall trusts.
+            proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None,
+            timeout_keep_alive=30))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def run(self) -> None:
+        """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
+        self.hall.start()
+        try:
+            self.server.run()
+        finally:
+            self.hall.stop()
+
+    def start(self, wait: float = 10.0) -> WebServer:
+        """In a thread, for the demo, tests and bench; returns once the port answers."""
+        self.hall.start()
+        self._thread = threading.Thread(target=self.server.run, name="web-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + wait
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise OSError(f"the phone page did not start on {self.host}:{self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.hall.stop()
