@@ -114,8 +114,7 @@ class PhoneHall:
         self.hub = HallClient(broker, config.hall.id, self.device,
                               will=(self.topics.device_status(self.device),
                                     self._status(DeviceState.OFFLINE).model_dump_json().encode()),
-                              extra=[(self.topics.events, self._on_event)])
-        self.hub.client.on_subscribe = self._on_subscribe
+                              extra=[(self.topics.events, self._on_event)], on_ready=self._on_ready)
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._rating_forms_open = False
@@ -148,10 +147,9 @@ class PhoneHall:
                             detail={"pages": sum(len(p) for p in self.watchers.pages.values())}
                             if state is DeviceState.ONLINE else {})
 
-    def _on_subscribe(self, *_: object) -> None:
-        self.hub.ready.set()
-        self.hub.client.publish(self.topics.device_status(self.device),
-                                self._status(DeviceState.ONLINE).model_dump_json(), qos=1, retain=True)
+    def _on_ready(self, client: mqtt.Client) -> None:
+        client.publish(self.topics.device_status(self.device),
+                       self._status(DeviceState.ONLINE).model_dump_json(), qos=1, retain=True)
         self._dirty.set()  # what happened while the link was down
 
     def _on_event(self, _c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:

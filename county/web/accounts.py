@@ -1,7 +1,7 @@
 """Console logins: who may see which halls.
 
 Names, passwords, sessions and the failed-login limit are the hall dashboard's
-(:class:`dashboard.auth.UserStore`, one SQLite file): the same rules, one implementation. What
+(:class:`hallkit.accounts.UserStore`, one SQLite file): the same rules, one implementation. What
 the county adds is the role and its scope, in a table of the same file:
 
 - ``admin`` (县管理员): every hall, and the logins page;

@@ -55,7 +55,7 @@ class TouchPad:
         return []
 
 
-# ---- what the tablet shows (pure: the Kivy app in touch_app.py draws it) ----------------------------
+# ---- what the tablet shows (pure: the Kivy app in kiosk/touch_pad.py draws it) ----------------------------
 
 
 class Face(StrEnum):

@@ -14,13 +14,13 @@ import pytest
 from hallkit.broker.client import HallClient
 from hallkit.broker.hub import Hub
 from hallkit.broker.parts import hub_parts
-from hallkit.dashboard.auth import Role
 from hallkit.dashboard.server import DashboardServer
 from hallkit.devices.printer.layout import TicketPrint
 from hallkit.devices.printer.printer import EscposTicketPrinter
 from hallkit.devices.printer.simulator import PrinterSimulator
 from hallkit.web.server import WebServer
 
+from hallkit.accounts import Role
 from hallkit.config import HallConfig, parse_config
 from hallkit.queue.models import TakeTicket, TicketView
 from tests.brokers import free_port

@@ -1,6 +1,6 @@
 """Runs ``hall pad touch``'s app in its own process (Kivy keeps one window per process) with taps:
 
-    python -m tests.devices.evaluator.touch_harness WORK BROKER_URL CONFIG WIDTHxHEIGHT
+    python -m tests.kiosk.touch_harness WORK BROKER_URL CONFIG WIDTHxHEIGHT
 
 The staff member taps 呼叫 and 办结 on the tablet's staff strip, the resident taps 不满意, two
 reasons and 提交评价; screenshots of each screen go to WORK/shots. Writes WORK/result.json;
@@ -27,8 +27,8 @@ def main(argv: list[str]) -> int:
     from hallkit.kiosk import boot
 
     boot.prepare((width, height), "windowed", kiosk=True)
-    from hallkit.devices.evaluator.touch_app import TouchPadApp
-    from hallkit.kiosk.testing import MARKUP, Script, screenshot, tap, texts, visible
+    from hallkit.kiosk.testing import MARKUP, Script, screenshot, settled, tap, texts, visible
+    from hallkit.kiosk.touch_pad import TouchPadApp
     from kivy.uix.label import Label
 
     config = load_config(config_path)
@@ -62,29 +62,35 @@ def main(argv: list[str]) -> int:
         yield showing("欢迎光临")
         yield showing("综合窗口")
         yield showing("张三")
+        yield settled(app.root)
         shot("idle")
         tap(button("呼叫"))
         yield showing("A001")
+        yield settled(app.root)
         shot("serving")
         tap(button("办结"))
         yield showing("非常不满意")
         yield showing("不满意")
+        yield settled(app.root)
         shot("rating")
         tap(button("不满意"))
         yield showing("态度不好")
+        yield settled(app.root)
         tap(button("态度不好"))
         yield lambda: app.chosen_reasons == {"态度不好"}
         yield showing("效率低")
         tap(button("效率低"))
         yield lambda: app.chosen_reasons == {"态度不好", "效率低"}
         yield showing("提交评价")
+        yield settled(app.root)
         shot("reasons")
         tap(button("提交评价"))
         yield showing("感谢您的评价")
+        yield settled(app.root)
         shot("thanks")
         yield showing("欢迎光临")  # back to idle by itself
 
-    script = Script(app, scenario()).start(delay=0.5)
+    script = Script(app, scenario()).start()
     app.run()
     passed = script.finished and script.error is None
     (work / "result.json").write_text(json.dumps({"passed": passed, "error": script.error, "shots": shots},

@@ -20,7 +20,7 @@ from hallkit.queue.models import TakeTicket
 from tests.dashboard.conftest import DASHBOARD_HALL
 from tests.kiosk.conftest import check_screenshot
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "screenshots"
 
 
@@ -52,7 +52,7 @@ def test_touch_pad_call_complete_rate_thanks(mosquitto, tmp_path, size):
         width, height = size.split("x")
         proc = subprocess.run(
             ["xvfb-run", "-a", "-s", f"-screen 0 {width}x{height}x24", sys.executable, "-m",
-             "tests.devices.evaluator.touch_harness", str(tmp_path), mosquitto.url, str(config_path), size],
+             "tests.kiosk.touch_harness", str(tmp_path), mosquitto.url, str(config_path), size],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
         log = (tmp_path / "harness.log").read_text("utf-8") if (tmp_path / "harness.log").exists() else ""
         assert proc.returncode == 0, f"{proc.stderr[-5000:]}\n--- harness log ---\n{log[-4000:]}"
