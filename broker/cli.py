@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+
+from hallkit.broker.login import add_broker_options, add_hall_option, address_from_args
 
 from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 WINDOW_ACTIONS = {
     "call": "call the next resident to this window (叫号)",
     "recall": "call the current ticket again (重呼)",
@@ -33,8 +33,9 @@ WINDOW_ACTIONS = {
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hub = commands.add_parser("hub", help="run the hall hub (queue, MQTT, durable state)")
     hub.add_argument("--config", required=True, type=Path, help="hall configuration file")
-    hub.add_argument("--broker", help="mqtt://hub:PASSWORD@HOST:PORT of the hall broker (default: start an "
-                                      "embedded one on 127.0.0.1:1883, with logins in DATA/broker/credentials.toml)")
+    add_broker_options(hub, login="hub", default=None, logins=True,
+                       extra="; without it the hub starts an embedded broker on 127.0.0.1:1883, with logins in "
+                             "DATA/broker/credentials.toml")
     hub.add_argument("--data", type=Path, help="folder for the hall's state (default: ./var/<hall id>)")
     hub.add_argument("--sync", choices=["full", "normal"], default="full",
                      help="SQLite synchronous mode: full survives power cuts, normal only process kills")
@@ -91,40 +92,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
-    parser.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
-                        help="hall id (default: the one hall whose hub runs on the broker)")
-    parser.add_argument("--device", default="console", help="this terminal's device id (default: console)")
-    parser.add_argument("--logins", type=Path, metavar="FILE",
-                        help="credentials.toml holding the password of the login in --broker mqtt://LOGIN@HOST:PORT")
+    add_broker_options(parser)
+    add_hall_option(parser)
+    parser.add_argument("--device", help="this terminal's device id (default: the login's name, else console)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the hub")
 
 
-def broker_address(url: str, logins: Path | None = None):  # noqa: ANN202 - BrokerAddress, imported lazily (`hall --help`)
-    """The broker of ``url``; a login named there without a password takes its password from ``logins``."""
-    from hallkit.broker.mosquitto import Logins
-    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
-
-    try:
-        address = parse_broker_url(url)
-        if logins is None or address.username is None or address.password is not None:
-            return address
-        password = Logins.read(logins).password(address.username)
-    except (BrokerUrlError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
-    if password is None:
-        raise CommandFailed(f"{logins} has no password for login {address.username!r}")
-    return address.as_login(address.username, password)
+def device_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001 - BrokerAddress, imported lazily
+    """The terminal's device id: its login's name, since a login may publish only as itself."""
+    if args.device and address.username and args.device != address.username:
+        raise CommandFailed(bilingual("login.device_mismatch", device=args.device, login=address.username), 2)
+    return str(args.device or address.username or "console")
 
 
 def ask_hub(args: argparse.Namespace, ask: Callable[[HallClient], T]) -> T:
-    """Connect as ``args.device`` to the hall on ``args.broker`` and ask; failures in plain words."""
+    """Connect as the terminal's device to the hall on ``args.broker`` and ask; failures in plain words."""
     from hallkit.broker.client import HallClient, HubError
 
-    address = broker_address(args.broker, args.logins)
+    address = address_from_args(args)
+    device = device_of(args, address)
     hall_id = hall_id_of(args, address)
     try:
-        with HallClient(address, hall_id, args.device) as client:
+        with HallClient(address, hall_id, device) as client:
             return ask(client)
     except HubError as exc:
         raise CommandFailed(str(exc), code=2) from None
@@ -155,6 +144,7 @@ def run_hub(args: argparse.Namespace) -> int:
     from hallkit.broker.hub import Hub
     from hallkit.broker.mosquitto import HUB_USER
     from hallkit.broker.parts import hub_parts
+    from hallkit.contracts.mqtt import parse_broker_url
 
     from hallkit.commands import load_or_fail
 
@@ -162,7 +152,7 @@ def run_hub(args: argparse.Namespace) -> int:
     data = args.data or Path("var") / config.hall.id
     embedded = None
     if args.broker:
-        address = broker_address(args.broker)
+        address = address_from_args(args)
     else:
         folder = data / "broker"
         logins, access = hall_logins(config, folder, DEFAULT_EMBEDDED_PORT)
@@ -171,7 +161,7 @@ def run_hub(args: argparse.Namespace) -> int:
             embedded.start()
         except OSError as exc:
             raise CommandFailed(str(exc)) from None
-        address = broker_address(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
+        address = parse_broker_url(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
         print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
     hub = Hub(config, address, data, args.sync, parts=hub_parts(config))
@@ -200,7 +190,7 @@ def show_status(args: argparse.Namespace) -> int:
     from hallkit.broker.client import HubError, read_hall
     from hallkit.broker.status import HallStatus, render_status
 
-    address = broker_address(args.broker, args.logins)
+    address = address_from_args(args)
     hall_id = hall_id_of(args, address)
     try:
         view = read_hall(address, hall_id, timeout=args.timeout)

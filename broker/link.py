@@ -69,6 +69,10 @@ class Link:
         self._unconfirmed: list[Tap] = []
         self._pending: dict[int, list[Tap]] = {}
         self._up = False
+        self.answered = threading.Event()
+        """Set once the broker answered a CONNECT, accepting or refusing it."""
+        self.refused: mqtt.ReasonCode | None = None
+        """Why the broker refused the last CONNECT (None once it accepts one)."""
 
     # ---- joining and leaving ----------------------------------------------------------------
 
@@ -122,7 +126,11 @@ class Link:
     def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
         if reason.is_failure:
             log.error("broker %s refused login %s: %s", self.address.url, self.address.username or "-", reason)
+            self.refused = reason
+            self.answered.set()
             return
+        self.refused = None
+        self.answered.set()
         with self._lock:
             self._up = True
             waiting = [tap for tap in self._taps if tap.routes]

@@ -8,13 +8,13 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hallkit.broker.login import add_broker_options, address_from_args
 from hallkit.county.quarantine import QuarantineLimits
 
 from hallkit.commandline import CommandFailed, add_json_flag, emit
 from hallkit.i18n import bilingual
 
 DEFAULT_DB = os.environ.get("HALLKIT_COUNTY_DB", "postgresql:///hallkit_county")
-DEFAULT_BROKER = os.environ.get("HALLKIT_COUNTY_BROKER", "mqtt://127.0.0.1:1883")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     actions = county.add_subparsers(metavar="ACTION", required=True)
 
     ingest = actions.add_parser("ingest", help="store every hall's uplink in PostgreSQL (run one or more)")
-    ingest.add_argument("--broker", default=DEFAULT_BROKER, help=f"county broker (default {DEFAULT_BROKER})")
+    add_broker_options(ingest, login="ingest-N", env="HALLKIT_COUNTY_BROKER", logins=False, what="county broker")
     _add_db(ingest)
     ingest.add_argument("--worker", default="1",
                         help="this worker's id, one per worker; on a broker from `hall county broker-config` "
@@ -93,12 +93,12 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from hallkit.broker.cli import broker_address, wait_for_signal
+    from hallkit.broker.cli import wait_for_signal
     from hallkit.county.ingest import Ingest
 
     limits = QuarantineLimits(messages_per_minute=args.quarantine_per_minute,
                               bytes_per_hour=args.quarantine_bytes_per_hour, payload_cap=args.quarantine_payload_cap)
-    ingest = Ingest(broker_address(args.broker), args.db, worker_id=args.worker,
+    ingest = Ingest(address_from_args(args), args.db, worker_id=args.worker,
                     group=None if args.no_shared else args.group, ca_file=args.ca_file, limits=limits)
     ingest.start()
     wait_for_signal()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.broker.login import add_broker_options, address_from_args
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+from hallkit.commandline import CommandFailed, add_json_flag, emit
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +18,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Serve the dashboard: live board, charts, ratings and cases, devices, alerts, daily report. "
                     "Create an account first: hall dashboard user add NAME --role manager --config FILE")
     _add_place(dash)
-    dash.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    add_broker_options(dash, login="dashboard")
     dash.add_argument("--host", help="address to listen on (default: [dashboard] host, 0.0.0.0)")
     dash.add_argument("--port", type=int, help="port (default: [dashboard] port, 8080)")
     dash.add_argument("--device", default="dashboard",
@@ -62,14 +61,10 @@ def _place(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, Path); impo
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
-    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
     from hallkit.dashboard.server import DashboardServer
 
     config, data = _place(args)
-    try:
-        address = parse_broker_url(args.broker)
-    except BrokerUrlError as exc:
-        raise CommandFailed(str(exc), 2) from None
+    address = address_from_args(args)
     server = DashboardServer(config, address, data, args.host, args.port, args.device)
     if not server.users.users():
         print(f"no dashboard accounts yet: hall dashboard user add NAME --role manager --config {args.config}",
