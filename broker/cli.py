@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -245,7 +246,7 @@ def write_schemas(args: argparse.Namespace) -> int:
 
 
 def write_broker_config(args: argparse.Namespace) -> int:
-    from hallkit.broker.mosquitto import write_mosquitto_config
+    from hallkit.broker.mosquitto import unreachable_folders, write_mosquitto_config
 
     from hallkit.commands import load_or_fail
 
@@ -253,5 +254,7 @@ def write_broker_config(args: argparse.Namespace) -> int:
     written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind)
     for path in written:
         print(f"wrote {path}")
-    print(bilingual("broker.config_next", out=args.out))
+    for folder in unreachable_folders(args.out):
+        print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
+    print(bilingual("broker.config_next", out=args.out.resolve()))
     return 0

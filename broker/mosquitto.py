@@ -23,17 +23,22 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import pwd
 import secrets
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import paho.mqtt.client as mqtt
 import tomli_w
 from pydantic import BaseModel, Field, ValidationError
 
 from hallkit.config import HallConfig
+
+if TYPE_CHECKING:
+    from hallkit.broker.certificates import TlsFiles
 
 PBKDF2_ITERATIONS = 101
 """What mosquitto_passwd writes for the ``$7$`` (PBKDF2-SHA512) format."""
@@ -162,11 +167,12 @@ COUNTY_QUEUE_LIMITS = (
 
 
 def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None, acl: Path | None,
-                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS) -> str:
+                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS, tls: TlsFiles | None = None) -> str:
     lines = [
         "# Written by hallkit. Limits set on purpose: see docs/deployment.md.",
         "per_listener_settings false",
         f"listener {port} {bind}",
+        *(tls_lines(tls) if tls is not None else ()),
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 60",
@@ -189,21 +195,30 @@ def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None,
     return "\n".join(lines) + "\n"
 
 
+def tls_lines(tls: TlsFiles) -> list[str]:
+    """The listener's TLS: the county's server certificate; clients check it against the county CA."""
+    return ["# TLS: halls check this certificate against ca.pem (their [upstream] ca_file).",
+            f"certfile {tls.server_cert.resolve()}", f"keyfile {tls.server_key.resolve()}",
+            f"cafile {tls.ca_cert.resolve()}", "tls_version tlsv1.2"]
+
+
 def acl_text(config: HallConfig) -> str:
     base = f"hall/v1/{config.hall.id}"
+    shared_reads = [f"{base}/state/#", f"{base}/evt/#", f"{base}/hub/status", f"{base}/dev/+/status"]
+    devices = [user for user in hall_users(config) if user != HUB_USER]
     lines = [
         "# Written by `hall broker config`: a device may publish only under its own id.",
         f"user {HUB_USER}",
         f"topic readwrite {base}/#",
         "",
-        "# every device: its own commands and status out; its replies, queue state and events in",
+        "# every device reads the queue state, the events and everyone's status (a pattern without %u",
+        "# would do, but Mosquitto warns about each at start)",
+        *(line for user in devices for line in (f"user {user}", *(f"topic read {t}" for t in shared_reads))),
+        "",
+        "# every device: its own commands and status out; its replies in",
         f"pattern write {base}/cmd/%u",
         f"pattern readwrite {base}/dev/%u/#",
         f"pattern read {base}/reply/%u",
-        f"pattern read {base}/state/#",
-        f"pattern read {base}/evt/#",
-        f"pattern read {base}/hub/status",
-        f"pattern read {base}/dev/+/status",
         "# ratings: a pad or kiosk hands in ratings, a counter case steps; each reads its answers and screen",
         f"pattern write {base}/rating/submit/%u",
         f"pattern write {base}/rating/case/%u",
@@ -229,7 +244,74 @@ def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind
     passwords, acl = write_hall_access(config, out, logins)
     conf = out / "mosquitto.conf"
     conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
-    return [conf, passwords, acl, out / "credentials.toml"]
+    hand_to_broker(out, readable=[conf, passwords, acl], writable=[])
+    return [conf, passwords, acl, out / "credentials.toml", write_password_files(out, logins)]
+
+
+def write_password_files(out: Path, logins: Logins) -> Path:
+    """``secrets/<login>``: each login's password alone, for its process's ``--password-file``
+    (or a systemd unit's ``LoadCredential=``); copy each to the machine that logs in with it."""
+    folder = out / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    for user, password in logins.credentials.items():
+        path = folder / user
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(password + "\n")
+    return folder
+
+
+BROKER_USER = "mosquitto"
+"""The user Debian's mosquitto drops to when started as root (its ``user`` default)."""
+
+
+def hand_to_broker(out: Path, readable: list[Path], writable: list[Path]) -> None:
+    """Let Mosquitto read (and for ``writable`` write) its files, and nobody else.
+
+    Started as root (Debian's service, or ``sudo mosquitto -c``), Mosquitto drops to user
+    ``mosquitto`` before it opens the password, ACL and plugin files and its persistence folder:
+    they go to group ``mosquitto``, 0640, the data folder and the plugin's file (which the
+    plugin rewrites) to user ``mosquitto``. Run by a plain user, it stays that user: 0600 then.
+    ``credentials.toml`` (plain passwords) stays its writer's alone.
+    """
+    data = out / "data"
+    owner = _broker_ids() if os.geteuid() == 0 else None
+    for path in readable:
+        path.chmod(0o640 if owner else 0o600)
+    for path in [*writable, data]:
+        path.chmod((0o700 if path.is_dir() else 0o600))
+    if owner is not None:
+        uid, gid = owner
+        out.chmod(0o750)
+        for path in [out, *readable]:
+            os.chown(path, 0, gid)
+        for path in [*writable, data]:
+            os.chown(path, uid, gid)
+
+
+def _broker_ids() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam(BROKER_USER)
+    except KeyError:  # no Debian mosquitto user: it runs as whoever starts it
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def unreachable_folders(out: Path) -> list[Path]:
+    """Folders above ``out`` that Mosquitto, once it is user mosquitto, cannot pass through."""
+    owner = _broker_ids() if os.geteuid() == 0 else None
+    if owner is None:
+        return []
+    uid, gid = owner
+    blocked = []
+    for folder in out.resolve().parents:
+        st = folder.stat()
+        allowed = (st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010)
+                   or (st.st_uid == uid and st.st_mode & 0o100))
+        if not allowed:
+            blocked.append(folder)
+    return blocked
 
 
 def write_hall_access(config: HallConfig, out: Path, logins: Logins) -> tuple[Path, Path]:
@@ -334,8 +416,13 @@ def county_dynsec(county: str, halls: list[str], logins: Logins) -> DynsecConfig
 
 
 def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883, bind: str = "0.0.0.0",
-                        workers: int = 2, plugin: str = DYNSEC_PLUGIN) -> list[Path]:
-    """The county broker: one login per hall (its id), one per ingest worker, no queue caps."""
+                        workers: int = 2, plugin: str = DYNSEC_PLUGIN, tls_names: list[str] | None = None,
+                        ) -> list[Path]:
+    """The county broker: one login per hall (its id), one per ingest worker, no queue caps.
+
+    With ``tls_names`` (the names and addresses halls reach the broker by) the listener speaks
+    TLS with a server certificate of the county's own CA, both made here where missing.
+    """
     halls = sorted(set(halls))
     if clash := set(halls) & set(ingest_users(workers)):
         raise ValueError(f"hall ids {sorted(clash)} are the names of ingest logins")
@@ -349,8 +436,11 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
     dynsec.touch(mode=0o600)
     dynsec.chmod(0o600)
     dynsec.write_text(json.dumps(county_dynsec(county, halls, logins).model_dump(), indent=1))
+    from hallkit.broker.certificates import ensure_tls  # cryptography: only for the county's broker
+
+    tls, certificates = ensure_tls(out, county, tls_names) if tls_names else (None, [])
     conf = out / "mosquitto.conf"
-    text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS)
+    text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS, tls)
     text = text.replace("allow_anonymous true\n", "\n".join([
         "allow_anonymous false",
         "# Logins, their fixed client ids and their rights; the plugin can refuse a SUBSCRIBE, an acl_file cannot.",
@@ -358,4 +448,6 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
         f"plugin_opt_config_file {dynsec.resolve()}",
     ]) + "\n")
     conf.write_text(text)
-    return [conf, dynsec, out / "credentials.toml"]
+    served = [tls.ca_cert, tls.server_cert, tls.server_key] if tls else []
+    hand_to_broker(out, readable=[conf, *served], writable=[dynsec])
+    return [conf, dynsec, out / "credentials.toml", write_password_files(out, logins), *certificates]

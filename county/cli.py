@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,8 +60,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     broker.add_argument("--hall", action="append", required=True, dest="halls", metavar="HALL_ID",
                         help="a hall id; repeat for every hall")
     broker.add_argument("--out", required=True, type=Path, help="folder to write into")
-    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--port", type=int, help="port to listen on (default: 8883 with --tls, else 1883)")
     broker.add_argument("--bind", default="0.0.0.0")
+    broker.add_argument("--tls", action="store_true",
+                        help="listen with TLS: makes the county's CA (ca.pem, for every hall's [upstream] ca_file) "
+                             "and the broker's certificate where missing")
+    broker.add_argument("--tls-name", action="append", dest="tls_names", metavar="NAME",
+                        help="a host name or address halls reach the broker by, for its certificate; repeat "
+                             "(default: this machine's name, localhost and 127.0.0.1)")
     broker.add_argument("--workers", type=int, default=2,
                         help="ingest workers: one login each, ingest-1 … ingest-N (default 2)")
     broker.set_defaults(handler=write_broker_config)
@@ -77,13 +85,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def write_broker_config(args: argparse.Namespace) -> int:
     from hallkit.broker.mosquitto import write_county_config
 
+    from hallkit.broker.mosquitto import unreachable_folders
+
+    names = (args.tls_names or [socket.getfqdn(), "localhost", "127.0.0.1"]) if args.tls else None
+    port = args.port or (8883 if args.tls else 1883)
     try:
-        paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
-                                    workers=args.workers)
+        paths = write_county_config(args.county, args.halls, args.out, port=port, bind=args.bind,
+                                    workers=args.workers, tls_names=names)
     except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
         raise CommandFailed(str(exc)) from None
     for path in paths:
         print(f"wrote {path}")
+    for folder in unreachable_folders(args.out):
+        print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
+    print(bilingual("county.broker_next", out=args.out.resolve(), port=port,
+                    scheme="mqtts" if args.tls else "mqtt"))
     return 0
 
 
