@@ -83,9 +83,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def write_broker_config(args: argparse.Namespace) -> int:
-    from hallkit.broker.mosquitto import write_county_config
-
-    from hallkit.broker.mosquitto import unreachable_folders
+    from hallkit.broker.mosquitto import unreachable_folders, write_county_config
 
     names = (args.tls_names or [socket.getfqdn(), "localhost", "127.0.0.1"]) if args.tls else None
     port = args.port or (8883 if args.tls else 1883)

@@ -30,8 +30,29 @@ PARTS = (
     "hallkit.broker.rating_cli",
     "hallkit.kiosk.cli",
     "hallkit.demo.cli",
+    "hallkit.broker.installer_cli",
 )
-"""Modules whose ``register`` adds commands, in the order ``hall --help`` lists them."""
+"""Modules whose ``register`` adds commands."""
+
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("hall", ("config", "catalog", "hub", "status", "take", "call", "recall", "skip", "done", "pause", "resume",
+              "transfer", "staff", "appointments", "dashboard", "web", "kiosk", "display", "broker")),
+    ("devices", ("devices", "printer", "idcard", "pad", "sim")),
+    ("ratings", ("ratings", "cases", "figures")),
+    ("county", ("county",)),
+    ("tools", ("doctor", "install", "schema", "demo")),
+)
+"""How ``hall --help`` groups the commands (tests/test_cli_help.py checks each is in one group)."""
+
+ENVIRONMENT = (
+    ("HALLKIT_BROKER", "the hall broker's URL, mqtt://LOGIN@HOST:PORT, for every command with --broker"),
+    ("HALLKIT_BROKER_PASSWORD_FILE", "file holding the password of that login (--password-file)"),
+    ("HALLKIT_BROKER_PASSWORD", "that password itself, when no password file is given"),
+    ("HALLKIT_HALL", "the hall id (--hall) of the commands that ask a running hall"),
+    ("HALLKIT_COUNTY_BROKER", "the county broker's URL (hall county ingest --broker)"),
+    ("HALLKIT_COUNTY_DB", "the county's PostgreSQL (hall county … --db)"),
+    ("HALLKIT_COUNTY_CONSOLE_DATA", "the county console's login folder (hall county web --data)"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,13 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hall",
         description="hallkit: queue kiosk, counters, rating pads and hub of a government-service hall "
         "(便民服务中心). Every command has its own --help.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, usage="hall [-h] [--version] [-v] COMMAND ...",
     )
     parser.add_argument("--version", action="version", version=f"hallkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+    commands = parser.add_subparsers(metavar="COMMAND", dest="command", help=argparse.SUPPRESS)
     for name in PARTS:
         importlib.import_module(name).register(commands)
+    parser.epilog = grouped_help(commands)
     return parser
+
+
+def grouped_help(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> str:
+    """The commands under their group's heading, then the environment variables."""
+    helps = {action.dest: action.help or "" for action in commands._get_subactions()}
+    width = max(map(len, helps)) + 2
+    lines: list[str] = []
+    for title, names in GROUPS:
+        lines += [f"{title} commands:", *(f"  {name:<{width}}{helps[name]}" for name in names if name in helps), ""]
+    width = max(len(name) for name, _ in ENVIRONMENT) + 2
+    lines += ["environment (each named in the --help of the options it sets):",
+              *(f"  {name:<{width}}{what}" for name, what in ENVIRONMENT)]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
