@@ -247,18 +247,13 @@ def _collect(broker: BrokerAddress, patterns: list[str], on_message: mqtt.Callba
         tap.leave()
 
 
-REFUSALS = {134: "login.refused_password", 135: "login.refused_not_authorised"}
-"""CONNACK refusals an installer can fix, by reason code (MQTT 3.1.1 return codes 4 and 5)."""
-
-
 def logged_in(tap: Tap, timeout: float) -> None:
     """Wait for the broker's answer to the login; a refusal says which login and why."""
     tap.link.answered.wait(timeout)
     reason = tap.link.refused
     if reason is not None:
-        broker = tap.link.address
-        raise HubError(REFUSALS.get(reason.value, "login.refused"), broker=broker.url,
-                       login=broker.username or "-", reason=str(reason))
+        message = link.refusal(tap.link.address, reason)
+        raise HubError(message.key, **message.params)
 
 
 def unreachable(broker: BrokerAddress, exc: OSError) -> HubError:

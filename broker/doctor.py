@@ -21,12 +21,20 @@ from hallkit.contracts.hall import DeviceState, DeviceStatus
 from hallkit.contracts.mqtt import BrokerAddress
 from pydantic import BaseModel
 
-from hallkit.config import HallConfig
+from hallkit.config import DeviceKind, HallConfig
 from hallkit.i18n import Message
 
 PAPER_TROUBLE = {"near_end": "doctor.paper_low", "out": "doctor.paper_out"}
 CLOCK_DRIFT_SECONDS = 60
 """A hub status this far ahead of this machine's clock means one of the two clocks is wrong."""
+
+
+STATUSLESS = {DeviceKind.COUNTER, DeviceKind.WEB}
+"""Kinds that publish no status of their own: terminals, the dashboard, the phone page."""
+
+
+def note(key: str, **params: str | int | float) -> Message:
+    return Message(key=key, params=params)
 
 
 class Verdict(StrEnum):
@@ -110,18 +118,18 @@ def diagnose(config: HallConfig, seen: Observations) -> list[Finding]:
 def _broker_and_hub(config: HallConfig, seen: Observations) -> list[Finding]:
     if seen.broker_error is not None:
         return [Finding(check="broker", verdict=Verdict.FAIL, message=seen.broker_error,
-                        fix=Message(key="doctor.fix_broker"))]
-    found = [Finding(check="broker", verdict=Verdict.OK, message=Message(key="doctor.broker_ok"))]
+                        fix=note("doctor.fix_broker"))]
+    found = [Finding(check="broker", verdict=Verdict.OK, message=note("doctor.broker_ok"))]
     if seen.hub is None:
         return [*found, Finding(check="hub", verdict=Verdict.FAIL,
-                                message=Message(key="doctor.hub_never", hall=config.hall.id),
-                                fix=Message(key="doctor.fix_hub"))]
+                                message=note("doctor.hub_never", hall=config.hall.id),
+                                fix=note("doctor.fix_hub"))]
     if seen.hub.state is not DeviceState.ONLINE:
         return [*found, Finding(check="hub", verdict=Verdict.FAIL,
-                                message=Message(key="doctor.hub_offline", hall=config.hall.id),
-                                fix=Message(key="doctor.fix_hub"))]
+                                message=note("doctor.hub_offline", hall=config.hall.id),
+                                fix=note("doctor.fix_hub"))]
     return [*found, Finding(check="hub", verdict=Verdict.OK,
-                            message=Message(key="doctor.hub_ok", hall=config.hall.id, session=seen.hub.session))]
+                            message=note("doctor.hub_ok", hall=config.hall.id, session=seen.hub.session))]
 
 
 def _logins(seen: Observations) -> list[Finding]:
@@ -129,15 +137,15 @@ def _logins(seen: Observations) -> list[Finding]:
     for login in seen.logins:
         if not login.found:
             findings.append(Finding(check=f"login {login.login}", verdict=Verdict.WARN,
-                                    message=Message(key="doctor.login_missing", login=login.login),
-                                    fix=Message(key="doctor.fix_login", login=login.login)))
+                                    message=note("doctor.login_missing", login=login.login),
+                                    fix=note("doctor.fix_login", login=login.login)))
         elif not login.matches:
             findings.append(Finding(check=f"login {login.login}", verdict=Verdict.FAIL,
-                                    message=Message(key="doctor.login_mismatch", login=login.login),
-                                    fix=Message(key="doctor.fix_login", login=login.login)))
+                                    message=note("doctor.login_mismatch", login=login.login),
+                                    fix=note("doctor.fix_login", login=login.login)))
         else:
             findings.append(Finding(check=f"login {login.login}", verdict=Verdict.OK,
-                                    message=Message(key="doctor.login_ok", login=login.login)))
+                                    message=note("doctor.login_ok", login=login.login)))
     return findings
 
 
@@ -146,29 +154,31 @@ def _devices(config: HallConfig, seen: Observations) -> list[Finding]:
     for device in config.devices:
         status = seen.devices.get(device.id)
         check = f"device {device.id}"
+        if status is None and device.kind in STATUSLESS:
+            continue
         if status is None:
             findings.append(Finding(check=check, verdict=Verdict.FAIL,
-                                    message=Message(key="doctor.device_never", device=device.id, kind=device.kind.value),
-                                    fix=Message(key="doctor.fix_device", device=device.id)))
+                                    message=note("doctor.device_never", device=device.id, kind=device.kind.value),
+                                    fix=note("doctor.fix_device", device=device.id)))
         elif status.state is not DeviceState.ONLINE:
             findings.append(Finding(check=check, verdict=Verdict.FAIL,
-                                    message=Message(key="doctor.device_offline", device=device.id,
+                                    message=note("doctor.device_offline", device=device.id,
                                                     since=status.ts.astimezone(config.hall.zone).strftime("%m-%d %H:%M")),
-                                    fix=Message(key="doctor.fix_device", device=device.id)))
+                                    fix=note("doctor.fix_device", device=device.id)))
         else:
             paper = str(status.detail.get("paper", ""))
             problems = "; ".join(f"{p.zh} / {p.en}" for p in status.problems)
             if paper in PAPER_TROUBLE:
                 findings.append(Finding(check=check, verdict=Verdict.FAIL if paper == "out" else Verdict.WARN,
                                         message=Message(key=PAPER_TROUBLE[paper], device=device.id),
-                                        fix=Message(key="doctor.fix_paper", device=device.id)))
+                                        fix=note("doctor.fix_paper", device=device.id)))
             elif problems:
                 findings.append(Finding(check=check, verdict=Verdict.WARN,
-                                        message=Message(key="doctor.device_problems", device=device.id,
+                                        message=note("doctor.device_problems", device=device.id,
                                                         problems=problems)))
             else:
                 findings.append(Finding(check=check, verdict=Verdict.OK,
-                                        message=Message(key="doctor.device_ok", device=device.id,
+                                        message=note("doctor.device_ok", device=device.id,
                                                         version=status.version or "-")))
     return findings
 
@@ -179,21 +189,21 @@ def _clock(config: HallConfig, seen: Observations) -> list[Finding]:
     hall_seconds = int(hall_offset.total_seconds()) if hall_offset is not None else 0
     if hall_seconds != seen.utc_offset_seconds:
         findings.append(Finding(check="clock", verdict=Verdict.WARN,
-                                message=Message(key="doctor.zone_differs", zone=config.hall.timezone,
+                                message=note("doctor.zone_differs", zone=config.hall.timezone,
                                                 here=f"{seen.utc_offset_seconds / 3600:+g}",
                                                 hall=f"{hall_seconds / 3600:+g}"),
-                                fix=Message(key="doctor.fix_zone", zone=config.hall.timezone)))
+                                fix=note("doctor.fix_zone", zone=config.hall.timezone)))
     if seen.hub is not None and (seen.hub.ts - seen.now).total_seconds() > CLOCK_DRIFT_SECONDS:
         findings.append(Finding(check="clock", verdict=Verdict.WARN,
-                                message=Message(key="doctor.hub_ahead",
+                                message=note("doctor.hub_ahead",
                                                 seconds=round((seen.hub.ts - seen.now).total_seconds())),
-                                fix=Message(key="doctor.fix_ntp")))
+                                fix=note("doctor.fix_ntp")))
     if seen.ntp_synchronised is False:
-        findings.append(Finding(check="clock", verdict=Verdict.WARN, message=Message(key="doctor.ntp_off"),
-                                fix=Message(key="doctor.fix_ntp")))
+        findings.append(Finding(check="clock", verdict=Verdict.WARN, message=note("doctor.ntp_off"),
+                                fix=note("doctor.fix_ntp")))
     if not findings:
         findings.append(Finding(check="clock", verdict=Verdict.OK,
-                                message=Message(key="doctor.clock_ok", zone=config.hall.timezone,
+                                message=note("doctor.clock_ok", zone=config.hall.timezone,
                                                 ntp={True: "NTP", None: "?"}[seen.ntp_synchronised])))
     return findings
 
@@ -202,28 +212,28 @@ def _uplink(config: HallConfig, hub: DeviceStatus) -> list[Finding]:
     assert config.upstream is not None
     detail = hub.detail
     if "uplink.connected" not in detail:
-        return [Finding(check="uplink", verdict=Verdict.FAIL, message=Message(key="doctor.uplink_off"),
-                        fix=Message(key="doctor.fix_uplink_restart"))]
+        return [Finding(check="uplink", verdict=Verdict.FAIL, message=note("doctor.uplink_off"),
+                        fix=note("doctor.fix_uplink_restart"))]
     backlog = int(detail.get("uplink.backlog") or 0)
     overdue = float(detail.get("uplink.oldest_awaiting_seconds") or 0.0)
     findings = []
     if not detail["uplink.connected"]:
         findings.append(Finding(check="uplink", verdict=Verdict.FAIL,
-                                message=Message(key="doctor.uplink_down", broker=config.upstream.broker,
+                                message=note("doctor.uplink_down", broker=config.upstream.broker,
                                                 backlog=backlog),
-                                fix=Message(key="doctor.fix_uplink")))
+                                fix=note("doctor.fix_uplink")))
     elif overdue > config.upstream.receipt_timeout_seconds:
         findings.append(Finding(check="uplink", verdict=Verdict.WARN,
-                                message=Message(key="doctor.receipts_overdue", seconds=round(overdue),
+                                message=note("doctor.receipts_overdue", seconds=round(overdue),
                                                 awaiting=int(detail.get("uplink.awaiting_receipt") or 0)),
-                                fix=Message(key="doctor.fix_receipts")))
+                                fix=note("doctor.fix_receipts")))
     if detail.get("uplink.alarm") or int(detail.get("uplink.dropped") or 0):
         findings.append(Finding(check="uplink", verdict=Verdict.WARN,
-                                message=Message(key="doctor.uplink_full", dropped=int(detail.get("uplink.dropped") or 0)),
-                                fix=Message(key="doctor.fix_uplink")))
+                                message=note("doctor.uplink_full", dropped=int(detail.get("uplink.dropped") or 0)),
+                                fix=note("doctor.fix_uplink")))
     if not findings:
         findings.append(Finding(check="uplink", verdict=Verdict.OK,
-                                message=Message(key="doctor.uplink_ok", backlog=backlog)))
+                                message=note("doctor.uplink_ok", backlog=backlog)))
     return findings
 
 
