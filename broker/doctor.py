@@ -170,7 +170,7 @@ def _devices(config: HallConfig, seen: Observations) -> list[Finding]:
             problems = "; ".join(f"{p.zh} / {p.en}" for p in status.problems)
             if paper in PAPER_TROUBLE:
                 findings.append(Finding(check=check, verdict=Verdict.FAIL if paper == "out" else Verdict.WARN,
-                                        message=Message(key=PAPER_TROUBLE[paper], device=device.id),
+                                        message=note(PAPER_TROUBLE[paper], device=device.id),
                                         fix=note("doctor.fix_paper", device=device.id)))
             elif problems:
                 findings.append(Finding(check=check, verdict=Verdict.WARN,

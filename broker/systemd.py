@@ -57,8 +57,10 @@ def sysusers() -> str:
 
 def _service(description: str, exec_start: list[str], *, after: str = "network-online.target",
              login: Path | None = None, extra: tuple[str, ...] = (), user: bool = True,
-             wanted_by: str = "multi-user.target") -> str:
-    lines = ["[Unit]", f"Description={description}", f"After={after}", f"Wants={after}", "", "[Service]",
+             wanted_by: str = "multi-user.target", conflicts: str | None = None) -> str:
+    lines = ["[Unit]", f"Description={description}", f"After={after}", f"Wants={after}",
+             *((f"# Debian's own {conflicts} would take the same port.", f"Conflicts={conflicts}") if conflicts else ()),
+             "", "[Service]",
              f"ExecStart={shlex.join(exec_start)}", "Restart=always", "RestartSec=5"]
     if user:
         lines += [f"User={SERVICE_USER}", f"Group={SERVICE_USER}", "StateDirectory=hallkit", "UMask=0077",
@@ -84,8 +86,7 @@ def hall_units(plan: HallPlan) -> list[Unit]:
         Unit(name="hallkit-broker.service", text=_service(
             "hallkit hall broker (Mosquitto, per-device logins)",
             [MOSQUITTO_BIN, "-c", str(plan.broker_folder / "mosquitto.conf")], after="network.target", user=False,
-            extra=("# Debian's own mosquitto.service would take the same port: disable it.",
-                   "Conflicts=mosquitto.service", "ExecReload=/bin/kill -HUP $MAINPID"))),
+            conflicts="mosquitto.service", extra=("ExecReload=/bin/kill -HUP $MAINPID",))),
         Unit(name="hallkit-hub.service", text=_service(
             f"hallkit hub of hall {plan.hall_id}",
             [hall, "hub", "--config", config, *broker("hub"), "--data", data],
@@ -129,7 +130,7 @@ def county_units(plan: CountyPlan) -> list[Unit]:
         Unit(name="hallkit-county-broker.service", text=_service(
             "hallkit county broker (Mosquitto, dynamic security, TLS)",
             [MOSQUITTO_BIN, "-c", str(plan.broker_folder / "mosquitto.conf")], after="network.target", user=False,
-            extra=("Conflicts=mosquitto.service",))),
+            conflicts="mosquitto.service")),
         Unit(name="hallkit-ingest@.service", text=_service(
             "hallkit county ingest worker %i",
             ingest, after="hallkit-county-broker.service postgresql.service",

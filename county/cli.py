@@ -103,7 +103,8 @@ def write_broker_config(args: argparse.Namespace) -> int:
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=DEFAULT_DB,
-                        help=f"PostgreSQL connection, postgresql://USER@HOST/DB (default {DEFAULT_DB})")
+                        help=f"PostgreSQL connection, postgresql://USER@HOST/DB; its password in ~/.pgpass, not here "
+                             f"(default: $HALLKIT_COUNTY_DB, else {DEFAULT_DB})")
 
 
 def run_ingest(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"folder of the console's login file (default {DEFAULT_DATA})")
+                        help=f"folder of the console's login file (default: $HALLKIT_COUNTY_CONSOLE_DATA, else {DEFAULT_DATA})")
 
 
 def run_console(args: argparse.Namespace) -> int:
