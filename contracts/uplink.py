@@ -135,7 +135,7 @@ class _Batch(_Frozen):
 
     @model_validator(mode="after")
     def _one_hall(self) -> Self:
-        items: list[RatingItem] | list[CaseItem] | list[StatsItem] | list[TelemetryItem] = getattr(self, "items")
+        items: list[RatingItem] | list[CaseItem] | list[StatsItem] | list[TelemetryItem] = self.items
         for item in items:
             if item.body.hall_id != self.hall:
                 raise ValueError(f"item {item.seq} belongs to hall {item.body.hall_id!r}, not {self.hall!r}")
@@ -310,11 +310,10 @@ class TopicParts(_Frozen):
 
 def parse_topic(topic: str) -> TopicParts | None:
     """The parts of an uplink topic, or None for a topic outside the tree."""
-    parts = topic.split("/")
-    if len(parts) < 6 or parts[:2] != ["county", "v1"] or parts[3] != "hall" or not parts[2] or not parts[4]:
-        return None
-    if len(parts) == 6 and parts[5] == "status":
-        return TopicParts(county=parts[2], hall=parts[4], leaf="status", kind=None)
-    if len(parts) == 7 and parts[5] == "up":
-        return TopicParts(county=parts[2], hall=parts[4], leaf="up", kind=parts[6])
-    return None
+    match topic.split("/"):
+        case ["county", "v1", county, "hall", hall, "status"] if county and hall:
+            return TopicParts(county=county, hall=hall, leaf="status", kind=None)
+        case ["county", "v1", county, "hall", hall, "up", kind] if county and hall:
+            return TopicParts(county=county, hall=hall, leaf="up", kind=kind)
+        case _:
+            return None

@@ -140,10 +140,11 @@ def halls_overview(conn: psycopg.Connection, scope: Scope, day: date, now: datet
         WHERE {_scoped('k.hall')}
         ORDER BY k.hall""", params).fetchall()
     result = []
-    for hall, name, township, link, total, ratings, bad, satisfied, open_cases, overdue, offline, attention in rows:
-        link = link or {}
+    for hall, name, township, link_or_none, total_or_none, ratings, bad, satisfied, open_cases, overdue, offline, \
+            attention in rows:
+        link = link_or_none or {}
         last_seen = datetime.fromisoformat(link["last_seen"]) if link.get("last_seen") else None
-        total = total or {}
+        total = total_or_none or {}
         result.append(HallRow(
             hall=hall, name=name, township=township, link_state=link.get("link_state"), last_seen=last_seen,
             silent=last_seen is None or now - last_seen > timedelta(hours=silent_hours),

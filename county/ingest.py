@@ -31,6 +31,7 @@ new connection, until it commits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -148,7 +149,8 @@ class Ingest:
                 rejects: list[Parsed] = [Rejected(m.topic, m.payload, "county.quarantine.internal",
                                                   f"{type(exc).__name__}: {exc}"[:300]) for m in group]
 
-                def quarantine(conn: psycopg.Connection) -> None:
+                def quarantine(conn: psycopg.Connection, rejects: list[Parsed] = rejects,
+                               kept: list[Rejected] = kept) -> None:
                     kept.clear()
                     with conn.transaction():
                         write(conn, rejects, self.limits, kept=kept)
@@ -232,8 +234,6 @@ class Ingest:
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.close()
-            except psycopg.Error:
-                pass
         self._conn = None

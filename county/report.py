@@ -225,6 +225,8 @@ def _cell(value: object) -> str:
 REPORT_COLUMNS = ("hall", "taken", "served", "abandoned", "waiting", "mean_wait", "p90_wait", "ratings", "bad",
                   "satisfaction", "coverage", "cases_open", "overdue")
 FLEET_COLUMNS = ("hall", "device", "kind", "state", "version", "problems")
+KIB = 1024
+MIB = 1024 * KIB
 QUARANTINE_COLUMNS = ("hall", "kept", "kept_size", "dropped", "dropped_size", "truncated")
 
 
@@ -303,9 +305,9 @@ def render_fleet(result: Fleet) -> str:
 
 
 def _size(size: int) -> str:
-    if size < 1024:
+    if size < KIB:
         return f"{size} B"
-    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
+    return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / KIB:.1f} KiB"
 
 
 def _percent(share: float | None) -> str:

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hallkit.demo")
 
 ARRIVAL_MEAN_SECONDS = 16.0
+PRIORITY_SHARE = 0.1
+"""Residents who take a priority ticket (elderly, disabled, servicemen)."""
+NO_SHOW_SHARE = 0.05
+"""Called residents who never come to the window and are skipped."""
 """A busy township hall: about 2,000 residents in a nine-hour day."""
 
 DEMO_RESIDENTS = "5,5,4,5,3,5,4,walk,5,1:态度不好+效率低,5,4,2:多次跑腿,5"
@@ -122,7 +126,7 @@ class Traffic:
         with HallClient(self.login(device), self.config.hall.id, device) as client:
             while not self.stop.wait(self.random.expovariate(1 / ARRIVAL_MEAN_SECONDS) / self.speed):
                 service = self.random.choices(services, weights)[0]
-                priority = Priority.PRIORITY if self.random.random() < 0.1 else Priority.NORMAL
+                priority = Priority.PRIORITY if self.random.random() < PRIORITY_SHARE else Priority.NORMAL
                 try:
                     reply = client.request(TakeTicket(service_id=service.id, priority=priority))
                 except HubError as exc:
@@ -159,7 +163,7 @@ class Traffic:
                     service_minutes = self.random.lognormvariate(1.4, 0.5)
                     if self.stop.wait(service_minutes * 60 / self.speed):
                         return
-                    no_show = self.random.random() < 0.05
+                    no_show = self.random.random() < NO_SHOW_SHARE
                     client.request(Skip(window=number) if no_show else Complete(window=number))
                     self.served += not no_show
                 except HubError as exc:
@@ -211,7 +215,8 @@ class Demo:
         print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
         self.traffic.start()
         if not self.options.headless:
-            from hallkit.demo.screens import DemoScreens  # Kivy and the simulators only when there are windows
+            # Kivy and the simulators only when there are windows (a headless demo runs without a display).
+            from hallkit.demo.screens import DemoScreens  # noqa: PLC0415
 
             config_path = self.options.config or self.options.data / "hall.toml"
             self.screens = DemoScreens(config_path, self.address.url, self.logins_file, self.options.data).start()
