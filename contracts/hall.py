@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +23,7 @@ from hallkit.i18n import Message
 from hallkit.queue.models import Command, Event, Outcome, ServiceQueueView, WindowView, new_id
 from hallkit.rating.models import CaseStepCommand, CaseUpdate, RatingReceipt, RatingSubmission
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 ROOT = "hall/v1"
 
 

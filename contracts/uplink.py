@@ -13,15 +13,16 @@ same hall) is cleared by the hall and refused by the county.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from hallkit.rating.models import CaseUpdate, Rating
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 ROOT = "county/v1"
 ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Identifier = Annotated[str, Field(pattern=ID)]
@@ -132,10 +133,12 @@ class _Batch(_Frozen):
     epoch: str = Field(min_length=1, max_length=64, description="the hall outbox's identity: seq restarts with it")
     historical: bool = Field(description="every item was made before the current uplink connection")
     sent_at: datetime
+    if TYPE_CHECKING:  # each kind of batch declares its own list of items
+        items: Sequence[RatingItem | CaseItem | StatsItem | TelemetryItem]
 
     @model_validator(mode="after")
     def _one_hall(self) -> Self:
-        items: list[RatingItem] | list[CaseItem] | list[StatsItem] | list[TelemetryItem] = self.items
+        items = self.items
         for item in items:
             if item.body.hall_id != self.hall:
                 raise ValueError(f"item {item.seq} belongs to hall {item.body.hall_id!r}, not {self.hall!r}")

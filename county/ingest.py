@@ -120,7 +120,7 @@ class Ingest:
             log.info(bilingual("county.ingest.connected_unshared", broker=self.broker.url))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.mid, message.topic, message.payload, message.qos))
+        self._inbox.put(_Message(message.mid, message.topic, bytes(message.payload), message.qos))
 
     # ---- the writer thread -----------------------------------------------------------------
 

@@ -145,11 +145,11 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
                   avg(r.score) FILTER (WHERE NOT coalesce(c.voided, false)),
                   count(*) FILTER (WHERE r.channel <> 'default'), count(*) FILTER (WHERE c.voided)
            FROM ratings r LEFT JOIN ({DAY_CASES}) c ON c.hall = r.hall AND c.rating_id = r.rating_id
-           WHERE r.ticket_id LIKE %(day)s GROUP BY r.hall""", day_params)}  # type: ignore[arg-type]
+           WHERE r.ticket_id LIKE %(day)s GROUP BY r.hall""", day_params)}
     cases = {row[0]: row[1:] for row in conn.execute(
         f"""SELECT hall, count(*) FILTER (WHERE NOT finished), count(*) FILTER (WHERE NOT finished AND deadline < %(today)s),
                   sum(appeals), sum(upheld), sum(rejected)
-           FROM ({DAY_CASES}) c GROUP BY hall""", day_params)}  # type: ignore[arg-type]
+           FROM ({DAY_CASES}) c GROUP BY hall""", day_params)}
     halls = {row[0]: row[1:] for row in conn.execute(
         """SELECT hall, county, last_seen, link_state, backlog, unsent, unsent_oldest_seconds, awaiting_receipt,
                   awaiting_oldest_seconds, link_at FROM halls""")}

@@ -201,7 +201,9 @@ class Dashboard(SessionPages):
     # ---- JSON and the live stream ------------------------------------------------------------
 
     async def board_json(self, _request: Request) -> Response:
-        board = self.live.board or await run_in_threadpool(self.live.refresh)
+        board = self.live.board
+        if board is None:
+            board = await run_in_threadpool(self.live.refresh)
         return Response(board.model_dump_json(), media_type="application/json")
 
     async def charts_json(self, request: Request) -> Response:
