@@ -129,3 +129,12 @@ def test_every_module_imports_away_from_the_checkout(tmp_path: Path):
     result = subprocess.run([sys.executable, "-I", "-c", code, *names], cwd=tmp_path, capture_output=True,
                             text=True, env={**os.environ, "KIVY_NO_ARGS": "1"}, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_kv_rules_import_through_the_name_space():
+    """Kivy's ``#:import`` runs when a screen first loads, away from any import test above."""
+    wrong = [f"{path.relative_to(ROOT)}:{number}: {line}"
+             for folder in FOLDERS for path in sorted((ROOT / folder).rglob("*.kv"))
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if line.startswith("#:import") and line.split()[2].split(".")[0] not in {"hallkit", "kivy"}]
+    assert not wrong, "\n".join(wrong)
