@@ -171,12 +171,13 @@ class HubProcess:
         watcher.loop_start()
         watcher.subscribe(self.topics.hub_status, qos=1)
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [str(python_of(self.code)), "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
-             self.broker.url, "--data", str(self.data), "--sync", self.sync],
-            cwd=self.code, stdout=subprocess.DEVNULL, stderr=open(self.folder / "hub.log", "ab"),
-            env={**os.environ, "PYTHONPATH": str(self.code)},
-        )
+        with open(self.folder / "hub.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [str(python_of(self.code)), "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
+                 self.broker.url, "--data", str(self.data), "--sync", self.sync],
+                cwd=self.code, stdout=subprocess.DEVNULL, stderr=log,
+                env={**os.environ, "PYTHONPATH": str(self.code)},
+            )
         try:
             if not online.wait(120):
                 raise RuntimeError(f"the hub did not come online; see {self.folder / 'hub.log'}")

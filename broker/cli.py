@@ -222,7 +222,7 @@ def counter_command(args: argparse.Namespace) -> int:
 
     from hallkit.queue import models
 
-    commands = {
+    commands: dict[str, Callable[[], models.Command]] = {
         "take": lambda: models.TakeTicket(service_id=args.service, priority=args.priority, channel=args.channel),
         "call": lambda: models.CallNext(window=args.window),
         "recall": lambda: models.Recall(window=args.window),

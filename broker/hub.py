@@ -222,13 +222,13 @@ class Hub:
         if message.topic.startswith(self._command_prefix) and "/" not in message.topic[len(self._command_prefix):]:
             # Acknowledged to the broker only after the command is committed and answered
             # (see _serve): a hub killed before that gets the request again when it returns.
-            self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
+            self._inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
             return
         try:
             part = next((p for p in self.parts for pattern in p.subscriptions()
                          if mqtt.topic_matches_sub(pattern, message.topic)), None)
             if part is not None:
-                part.handle(message.topic, message.payload)
+                part.handle(message.topic, bytes(message.payload))
         except Exception:  # the hub must outlive any input; this is a bug, not a refusal
             log.exception("unexpected failure handling a message on %s", message.topic)
             self.refuse(message.topic, None, "hub.internal", "see the hub log")

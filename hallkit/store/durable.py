@@ -100,8 +100,8 @@ class DurableQueue:
             try:
                 stored = self.store.replies_for([c.request_id for c in commands])
                 times = now if isinstance(now, Sequence) else [now] * len(commands)
-                for command, at in zip(commands, times, strict=True):
-                    at = at or self.clock()
+                for command, given in zip(commands, times, strict=True):
+                    at = given or self.clock()
                     if new_replies and self.engine.opens_day(at):
                         # Projectors read the engine's state of the day they project: one
                         # transaction never holds the end of one business day and the next.
