@@ -13,13 +13,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from hallkit.broker.mosquitto import Logins
+from hallkit.contracts.mqtt import BrokerAddress, BrokerUrlError, parse_broker_url
 
 from hallkit.commandline import CommandFailed
 from hallkit.i18n import bilingual
-
-if TYPE_CHECKING:
-    from hallkit.contracts.mqtt import BrokerAddress
 
 BROKER_ENV = "HALLKIT_BROKER"
 PASSWORD_FILE_ENV = "HALLKIT_BROKER_PASSWORD_FILE"
@@ -57,9 +56,6 @@ def address_from_args(args: argparse.Namespace) -> BrokerAddress:
 
 def broker_address(url: str, logins: Path | None = None, password_file: Path | None = None) -> BrokerAddress:
     """The broker of ``url`` with its login's password, by the rule of this module."""
-    from hallkit.broker.mosquitto import Logins
-    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
-
     try:
         address = parse_broker_url(url)
     except BrokerUrlError as exc:

@@ -29,16 +29,14 @@ import secrets
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 import tomli_w
+from hallkit.broker.certificates import TlsFiles, ensure_tls
 from pydantic import BaseModel, Field, ValidationError
 
 from hallkit.config import HallConfig
-
-if TYPE_CHECKING:
-    from hallkit.broker.certificates import TlsFiles
 
 PBKDF2_ITERATIONS = 101
 """What mosquitto_passwd writes for the ``$7$`` (PBKDF2-SHA512) format."""
@@ -284,7 +282,7 @@ def hand_to_broker(out: Path, readable: list[Path], writable: list[Path]) -> Non
     for path in readable:
         path.chmod(0o640 if owner else 0o600)
     for path in [*writable, data]:
-        path.chmod((0o700 if path.is_dir() else 0o600))
+        path.chmod(0o700 if path.is_dir() else 0o600)
     if owner is not None:
         uid, gid = owner
         out.chmod(0o750)
@@ -440,8 +438,6 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
     dynsec.touch(mode=0o600)
     dynsec.chmod(0o600)
     dynsec.write_text(json.dumps(county_dynsec(county, halls, logins).model_dump(), indent=1))
-    from hallkit.broker.certificates import ensure_tls  # cryptography: only for the county's broker
-
     tls, certificates = ensure_tls(out, county, tls_names) if tls_names else (None, [])
     conf = out / "mosquitto.conf"
     text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS, tls)

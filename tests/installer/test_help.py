@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from hallkit.cli import ENVIRONMENT, GROUPS, build_parser, main
 
 
@@ -25,10 +27,8 @@ def test_each_variable_is_named_in_the_help_of_an_option_it_sets(capsys):
     pages = {}
     for command in (["status"], ["hub"], ["dashboard"], ["web"], ["county", "ingest"], ["county", "report"],
                     ["county", "web"], ["pad", "bridge"], ["display"]):
-        try:
+        with contextlib.suppress(SystemExit):
             main([*command, "--help"])
-        except SystemExit:
-            pass
         pages[" ".join(command)] = capsys.readouterr().out
     everything = "\n".join(pages.values())
     for name, _ in ENVIRONMENT:
