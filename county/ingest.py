@@ -62,7 +62,6 @@ class _Message:
     topic: str
     payload: bytes
     qos: int
-    parsed: Parsed
 
 
 class Ingest:
@@ -121,15 +120,7 @@ class Ingest:
             log.info(bilingual("county.ingest.connected_unshared", broker=self.broker.url))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        # Validated here, on paho's thread, while the writer waits for PostgreSQL on the group before:
-        # the two overlap instead of taking turns.
-        topic, payload = message.topic, bytes(message.payload)
-        try:
-            parsed = parse(topic, payload)
-        except Exception as exc:  # a bug must not lose the message: it is kept, in quarantine
-            log.exception("unexpected failure validating a message on %s", topic[:200])
-            parsed = _internal(topic, payload, exc)
-        self._inbox.put(_Message(message.mid, topic, payload, message.qos, parsed))
+        self._inbox.put(_Message(message.mid, message.topic, bytes(message.payload), message.qos))
 
     # ---- the writer thread -----------------------------------------------------------------
 
@@ -149,13 +140,14 @@ class Ingest:
                 except queue.Empty:
                     break
             kept: list[Rejected] = []  # what the quarantine kept, for the receipts
-            parsed = [m.parsed for m in group]
             try:
+                parsed = [parse(m.topic, m.payload) for m in group]
                 if not self._store(group, parsed, kept):
                     return  # stopping while PostgreSQL was away: unacknowledged, the halls send again
             except Exception as exc:  # a bug must not stop the writer: keep the group, in quarantine
                 log.exception("unexpected failure ingesting %d messages", len(group))
-                rejects: list[Parsed] = [_internal(m.topic, m.payload, exc) for m in group]
+                rejects: list[Parsed] = [Rejected(m.topic, m.payload, "county.quarantine.internal",
+                                                  f"{type(exc).__name__}: {exc}"[:300]) for m in group]
 
                 def quarantine(conn: psycopg.Connection, rejects: list[Parsed] = rejects,
                                kept: list[Rejected] = kept) -> None:
@@ -245,7 +237,3 @@ class Ingest:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
         self._conn = None
-
-
-def _internal(topic: str, payload: bytes, exc: Exception) -> Rejected:
-    return Rejected(topic, payload, "county.quarantine.internal", f"{type(exc).__name__}: {exc}"[:300])
