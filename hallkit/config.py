@@ -9,6 +9,7 @@ settings, not constants.
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -83,6 +84,11 @@ class Guide(_Strict):
     location: str = ""
 
 
+LOOKALIKE_PREFIXES = frozenset("IO")
+"""Letters residents read as 1 and 0 in a ticket number."""
+READABLE_PREFIXES = "".join(c for c in string.ascii_uppercase if c not in LOOKALIKE_PREFIXES)
+
+
 class Service(_Strict):
     id: Identifier
     name: str = Field(min_length=1)
@@ -94,6 +100,14 @@ class Service(_Strict):
     catalogue_no: str = Field("", description="the county's code for it (事项编码); two services never share one")
     default_service_minutes: float = Field(5.0, gt=0, le=240)
     guide: Guide = Guide()
+
+    @field_validator("prefix")
+    @classmethod
+    def _readable_prefix(cls, prefix: str) -> str:
+        if prefix in LOOKALIKE_PREFIXES:
+            raise ValueError(f"prefix {prefix!r} reads as a digit on the board and the ticket "
+                             f"(I021 as 1021, O021 as 0021): choose another letter")
+        return prefix
 
     @property
     def upstream_code(self) -> str:
