@@ -18,6 +18,11 @@ CJK_FONTS = (
 )
 """Fonts whose first face is Simplified Chinese; Kivy's SDL2 text provider only ever opens face 0."""
 
+NUMBER_FONTS = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf"),)
+"""Ticket numbers on screens: a serifed I and a dotted 0, so I021 never reads as 1021 nor O as 0."""
+NUMBER_FONT = "HallNumbers"
+"""The font name screens give ticket numbers (the Chinese font where no number font is installed)."""
+
 WindowMode = Literal["borderless", "fullscreen", "windowed"]
 
 
@@ -63,3 +68,5 @@ def prepare(size: tuple[int, int], mode: WindowMode, *, kiosk: bool = True) -> N
     font = cjk_font()
     if font is not None:
         LabelBase.register(DEFAULT_FONT, str(font))
+    numbers = next((f for f in NUMBER_FONTS if f.exists()), font)
+    LabelBase.register(NUMBER_FONT, str(numbers) if numbers is not None else "Roboto-Bold.ttf")  # Kivy's own

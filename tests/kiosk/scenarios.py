@@ -19,7 +19,7 @@ from hallkit.contracts.hall import AppointmentView
 from hallkit.kiosk.screens.appointment_flow import check_in_command
 from hallkit.kiosk.screens.base import KioskScreen
 from hallkit.kiosk.screens.retry_flow import RETRY_SECONDS
-from hallkit.kiosk.testing import Scenario, Step, find_text, settled, tap, texts
+from hallkit.kiosk.testing import Scenario, Step, find_text, layout_problems, settled, tap, texts
 
 from hallkit.queue.models import CallNext, Pause, Recall, Resume, TakeTicket
 from tests.kiosk.harness import PIN, Context
@@ -436,6 +436,25 @@ def display(ctx: Context) -> Scenario:
     ctx.result["wavs"] = sorted(str(p) for p in (ctx.work / "voice").glob("call-*.wav"))
 
 
+def display_busy(ctx: Context) -> Scenario:
+    """A busy board at the harness's screen size: every service waiting, windows calling and paused."""
+    app = ctx.app
+    yield lambda: not app.status_text
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        for round_ in range(3):
+            for service in ctx.config.services[round_:]:
+                console.request(TakeTicket(service_id=service.id))
+        for window in (1, 2, 3, 2, 1, 3):
+            console.request(CallNext(window=window))
+        console.request(Pause(window=4))
+    yield lambda: app.calls_shown >= 6 and "暂停" in texts(app.board.ids.windows) and len(app.board.ids.waiting.children) > 0
+    yield laid_out(ctx)
+    ctx.result["texts"] = ctx.shot(f"display-{int(app.root.width)}x{int(app.root.height)}")["texts"]
+    ctx.result["problems"] = layout_problems(app.root, ignore=(app.board.ids.notice,))
+    ctx.result["waiting_shown"] = len(app.board.ids.waiting.children)
+    ctx.result["numbers_font"] = app.board.ids.latest_number.font_name
+
+
 def paused_windows(ctx: Context) -> Scenario:
     """A paused window says so on its tile; a service no open window serves says so, and a tap says why."""
     yield from ready(ctx)
@@ -472,4 +491,5 @@ SCENARIOS = {
     "appointment_check_in": (appointment_check_in, "kiosk"),
     "paused_windows": (paused_windows, "kiosk"),
     "display": (display, "display"),
+    "display_busy": (display_busy, "display"),
 }
