@@ -9,9 +9,11 @@ import re
 import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from hallkit.dashboard.web import safe_next
 
 from hallkit.accounts import AuthError, Role, UserStore, verify_password
 from tests.dashboard.conftest import MANAGER, VIEWER
@@ -35,11 +37,28 @@ def test_nothing_answers_without_a_session_but_health(hall):
         for path in PAGES:
             response = client.get(path)
             assert response.status_code in (303, 401), path
-            if response.status_code == 303:
-                assert response.headers["location"] == "/login"
+            if response.status_code == 303:  # to the login page, which brings the user back here
+                expected = "/login" if path == "/" else f"/login?{urlencode({'next': path})}"
+                assert response.headers["location"] == expected, path
         assert client.post("/cases/x/step", data={"step": "verified"}).status_code == 401
     with httpx.Client(base_url=hall.url, cookies={"hallkit_session": "forged"}) as forged:
         assert forged.get("/").status_code == 303
+
+
+def test_login_goes_back_to_the_page_asked_for_and_only_to_this_site(hall):
+    with httpx.Client(base_url=hall.url) as client:
+        asked = client.get("/ratings?day=2026-01-05")
+        assert asked.headers["location"] == "/login?next=%2Fratings%3Fday%3D2026-01-05"
+        page = client.get(asked.headers["location"]).text
+        assert 'name="next" value="/ratings?day=2026-01-05"' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        done = client.post("/login", data={"csrf": csrf, "name": MANAGER[0], "password": MANAGER[1],
+                                           "next": "/ratings?day=2026-01-05"})
+        assert (done.status_code, done.headers["location"]) == (303, "/ratings?day=2026-01-05")
+    for unsafe in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
+                   "/login", "ratings", "/\r\nLocation: x", ""):
+        assert safe_next(unsafe) == "/", unsafe
+    assert safe_next("/devices?lang=en") == "/devices?lang=en"
 
 
 def test_login_needs_its_csrf_token_and_logout_ends_the_session(hall):
