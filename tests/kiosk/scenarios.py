@@ -457,6 +457,7 @@ def display_busy(ctx: Context) -> Scenario:
 
 def paused_windows(ctx: Context) -> Scenario:
     """A paused window says so on its tile; a service no open window serves says so, and a tap says why."""
+    app = ctx.app
     yield from ready(ctx)
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         console.request(Pause(window=3))
@@ -471,10 +472,17 @@ def paused_windows(ctx: Context) -> Scenario:
     yield lambda: any("暂停办理" in line for line in texts(screen(ctx, "services")))
     yield laid_out(ctx)
     ctx.result["services_texts"] = ctx.shot("services_paused")["texts"]
+    ctx.idcard.place("valid")  # a resident with a card: refused one service, they choose another
+    yield lambda: app.resident is not None
     tap(find_text(screen(ctx, "services"), "失业登记"))
     yield from arrive(ctx, "refused")
     ctx.result["refused_texts"] = ctx.shot("refused_paused")["texts"]
     ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
+    tap(find_text(screen(ctx, "refused"), "选择其他业务"))
+    yield from arrive(ctx, "services")
+    ctx.result["after_refused"] = {"screen": app.current, "card": app.resident is not None,
+                                   "group": app.group.name if app.group else None}
+    ctx.idcard.remove()
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         console.request(Resume(window=1))
         console.request(Resume(window=3))

@@ -115,6 +115,8 @@ def test_paused_windows_are_shown_and_their_services_refused_with_the_reason(run
     assert any("失业登记" in line and "暂停办理" in line for line in result["services_texts"])
     assert any("失业登记" in line and "暂无开放的窗口" in line for line in result["refused_texts"])
     assert result["issued"] == 0
+    # Its button goes back to the list with the card still read: the visit goes on.
+    assert result["after_refused"] == {"screen": "services", "card": True, "group": "劳动保障"}
 
 
 @pytest.mark.parametrize("size", ["1920x1080", "1366x768", "1280x720"])
