@@ -93,6 +93,8 @@ class KioskApp(App):
     """Shown only when the hub is slow to answer: a quick answer goes straight to the ticket."""
     hub_attempts = NumericProperty(0)
     refusal = ObjectProperty(None, allownone=True)
+    idle_left = NumericProperty(0)
+    """Seconds before the idle reset while "还在吗？" counts down; 0 when it does not."""
     refused_choice = BooleanProperty(False)
     """The refusal is of a service chosen from the list (its windows paused): the visit goes on."""
     ticket = ObjectProperty(None, allownone=True)
@@ -129,7 +131,9 @@ class KioskApp(App):
         self.ticket_flow = TicketFlow(self, self.hub, self.devices, self.appointment_flow, self, self.timers)
         self.card_flow = CardFlow(self, self, self.timers, self.appointment_flow, self.reset_session)
         self.pin_flow = PinFlow(self, self, self.timers)
-        self.idle_flow = IdleFlow(self, self.timers, config.kiosk.idle_seconds, self.reset_session)
+        self.idle_flow = IdleFlow(self, self.timers, config.kiosk.idle_seconds, self.reset_session,
+                                  warn=lambda left: setattr(self, "idle_left", left),
+                                  at_rest=lambda: self.current == "home" and self.resident is None)
         self.elder = config.kiosk.elder_mode
 
     # ---- Kivy life cycle --------------------------------------------------------------------------

@@ -14,6 +14,13 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 
 
+def text_width(text: str, font_size: float, bold: bool = True) -> float:
+    """How wide ``text`` is drawn on one line: a button sized from it never feeds back into its wrapping."""
+    from kivy.core.text import Label as CoreLabel
+
+    return float(CoreLabel(font_size=font_size, bold=bold).get_extents(text)[0])
+
+
 class Body(Label):
     """Text a resident reads: at least 32 sp, wrapped to the width it is given."""
 

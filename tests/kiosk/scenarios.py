@@ -224,7 +224,15 @@ def idle_reset(ctx: Context) -> Scenario:
         ctx.timers.advance(10)
         tap(screen(ctx, "confirm").ids.card_banner)
     ctx.result["after_tapping"] = {"screen": app.current, "resident": app.resident is not None}
+    # Quiet for a while: "还在吗？" counts down; a touch then keeps the visit.
+    ctx.timers.advance(idle - 10)
+    yield laid_out(ctx)
+    warning = ctx.shot("idle_warning")
+    ctx.result["warning"] = {"left": app.idle_left, "shown": [t for t in warning["texts"] if "还在吗" in t]}
+    tap(screen(ctx, "confirm").ids.card_banner)
+    ctx.result["after_touch_in_warning"] = {"left": app.idle_left, "screen": app.current}
     ctx.timers.advance(idle - 1)
+    ctx.result["countdown_end"] = app.idle_left
     ctx.result["just_before_idle"] = app.current
     ctx.timers.advance(1)
     yield from arrive(ctx, "home")

@@ -59,6 +59,11 @@ def test_idle_reset_drops_personal_data(run_scenario):
     result = run_scenario("idle_reset")["result"]
     assert result["before"] == {"resident": True, "service": "jiuye", "elder": True}
     assert result["after_tapping"] == {"screen": "confirm", "resident": True}
+    # The last 15 s count down on screen; a touch then ends the warning and keeps the visit.
+    assert result["warning"]["left"] == 10
+    assert result["warning"]["shown"] == ["还在吗？10 秒后返回首页，请触摸屏幕继续办理"]
+    assert result["after_touch_in_warning"] == {"left": 0, "screen": "confirm"}
+    assert result["countdown_end"] == 1
     assert result["just_before_idle"] == "confirm"
     assert result["after"] == {"resident": False, "service": "", "elder": False, "name_on_screen": False}
 
