@@ -306,15 +306,18 @@ class LiveHall:
 
 
 def _detail_item(key: str, value: object, lang: Lang) -> DetailItem:
-    """A reported fact in words: each part of its key by the catalogue's name for it (else the part
-    itself: ratings.refused is 评价 · 已拒绝), 是/否 for a flag."""
+    """A reported fact in words: its key's first and last parts by the catalogue's names for them (else
+    the part itself: ratings.refused is 评价 · 已拒绝, refused.queue.nothing_waiting 已拒绝 · nothing
+    waiting), 是/否 for a flag."""
     def word(part: str) -> str:
         found = text(f"dashboard.detail.{part}", lang)
         return part.replace("_", " ") if found == f"dashboard.detail.{part}" else found
 
     if isinstance(value, bool):
         value = text(f"dashboard.detail.{'yes' if value else 'no'}", lang)
-    return DetailItem(label=" · ".join(word(p) for p in key.split(".")), value="–" if value is None else str(value))
+    parts = key.split(".")
+    label = word(parts[0]) + (f" · {word(parts[-1])}" if len(parts) > 1 else "")
+    return DetailItem(label=label, value="–" if value is None else str(value))
 
 
 def _kind(kind: str, lang: Lang) -> str:

@@ -19,15 +19,17 @@ window.hallkitCharts = function () {
   }
   // A hall has dozens of services: a line each would need a legend of many pages. The busiest
   // MAX_LINES are drawn; the tooltip still names each.
-  var MAX_LINES = 8;
+  var MAX_LINES = 6;
+  // Long service names, cut to a legend item's width (the tooltip gives them whole), in at most two rows.
+  var legendText = {width: 96, overflow: "truncate"};
   function peak(s) { return s.values.reduce(function (m, v) { return v === null ? m : Math.max(m, v); }, 0); }
   function lines(id, times, series, unit) {
     if (!series.length) return empty(id, d.noData);
     series = series.slice().sort(function (a, b) { return peak(b) - peak(a); }).slice(0, MAX_LINES);
     chart(id, {
       tooltip: {trigger: "axis"},
-      legend: {type: "scroll", top: 0, left: 0, right: 0},
-      grid: {left: 10, right: 20, top: 64, bottom: 10, containLabel: true},
+      legend: {top: 0, left: 0, right: 0, textStyle: legendText},
+      grid: {left: 10, right: 20, top: 84, bottom: 10, containLabel: true},
       xAxis: {type: "category", data: times, boundaryGap: false, axisLabel: {hideOverlap: true}},
       yAxis: {type: "value", name: unit, minInterval: 1, nameLocation: "end", nameGap: 8},
       series: series.map(function (s) {

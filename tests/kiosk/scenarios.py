@@ -463,6 +463,37 @@ def display_busy(ctx: Context) -> Scenario:
     ctx.result["numbers_font"] = app.board.ids.latest_number.font_name
 
 
+def gallery(ctx: Context) -> Scenario:
+    """The screens a resident sees, for docs/screenshots (scripts/screenshots.py): home, services,
+    confirm, ticket, then elder mode; at the harness's screen size."""
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.shot("home")
+    ctx.idcard.place("valid")
+    yield lambda: app.resident is not None
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    ctx.shot("services")
+    tap(find_text(screen(ctx, "services"), "就业登记"))
+    yield from arrive(ctx, "confirm")
+    ctx.shot("confirm")
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "ticket")
+    yield lambda: app.print_state == "printed"
+    yield laid_out(ctx)
+    ctx.shot("ticket")
+    tap(screen(ctx, "ticket").ids.done)
+    yield from arrive(ctx, "home")
+    ctx.idcard.remove()
+    tap(screen(ctx, "home").ids.elder_button)
+    yield lambda: app.elder
+    yield laid_out(ctx)
+    ctx.shot("elder-home")
+    tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
+    yield from arrive(ctx, "services")
+    ctx.shot("elder-services")
+
+
 def paused_windows(ctx: Context) -> Scenario:
     """A paused window says so on its tile; a service no open window serves says so, and a tap says why."""
     app = ctx.app
@@ -508,4 +539,5 @@ SCENARIOS = {
     "paused_windows": (paused_windows, "kiosk"),
     "display": (display, "display"),
     "display_busy": (display_busy, "display"),
+    "gallery": (gallery, "kiosk"),
 }
