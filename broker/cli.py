@@ -6,12 +6,14 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit, failure, writable_folder
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
@@ -152,14 +154,12 @@ def hall_id_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 def run_hub(args: argparse.Namespace) -> int:
     from hallkit.broker.embedded import EmbeddedBroker, hall_logins
-    from hallkit.broker.hub import Hub
     from hallkit.broker.mosquitto import HUB_USER
-    from hallkit.broker.parts import hub_parts
 
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    data = args.data or Path("var") / config.hall.id
+    data = writable_folder(args.data or Path("var") / config.hall.id)
     embedded = None
     if args.broker:
         address = broker_address(args.broker)
@@ -174,7 +174,14 @@ def run_hub(args: argparse.Namespace) -> int:
         address = broker_address(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
         print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
-    hub = Hub(config, address, data, args.sync, parts=hub_parts(config))
+    try:
+        hub = open_hub(config, address, data, args.sync)
+    except CommandFailed:
+        if embedded:
+            embedded.stop()
+        raise
+    if hub.disk_is_full:
+        print(bilingual("errors.disk_full_start", folder=data), file=sys.stderr)
     hub.start()
     wait_for_signal()
     hub.stop()
@@ -184,6 +191,24 @@ def run_hub(args: argparse.Namespace) -> int:
 
 
 DEFAULT_EMBEDDED_PORT = 1883
+
+
+def open_hub(config, address, data: Path, sync: str):  # noqa: ANN001, ANN201 - hub types imported lazily
+    """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk."""
+    from hallkit.broker.hub import Hub
+    from hallkit.broker.parts import hub_parts
+
+    from hallkit.store.lock import FolderInUse
+    from hallkit.store.sqlite import disk_full
+
+    try:
+        return Hub(config, address, data, sync, parts=hub_parts(config))
+    except FolderInUse as exc:
+        raise failure("errors.folder_in_use", folder=exc.folder, pid=exc.pid or "?") from None
+    except (OSError, sqlite3.Error) as exc:
+        if not disk_full(exc, data):
+            raise
+        raise failure("errors.disk_full", folder=data) from None
 
 
 def wait_for_signal() -> None:

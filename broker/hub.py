@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.latest import LatestPerKey
 from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
     CommandReply,
@@ -57,7 +59,8 @@ from hallkit.queue.models import (
 )
 from hallkit.queue.numbering import business_day
 from hallkit.store.durable import DurableQueue
-from hallkit.store.sqlite import Synchronous
+from hallkit.store.lock import FolderLock
+from hallkit.store.sqlite import LOW_SPACE, Synchronous, disk_full
 
 log = logging.getLogger("hallkit.hub")
 
@@ -69,6 +72,9 @@ SNAPSHOT_MIN_INTERVAL = 0.1
 """Seconds between two queue snapshots: coalesces bursts, still well under the 1 s the boards need."""
 
 STATUS_INTERVAL = 10.0
+
+DEVICE_STATUS_INTERVAL = 2.0
+"""Seconds between two statuses of one device the parts see: a flapping device costs one per interval."""
 
 WINDOW_KINDS = (DeviceKind.COUNTER, DeviceKind.PAD)
 TAKE_CHANNELS = {
@@ -134,10 +140,18 @@ class Hub:
         # Requests come on command/<device>: a prefix test, not a topic matcher built per message.
         self._command_prefix = self.topics.command("")
         self.devices = {d.id: d for d in config.devices}
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir.chmod(0o700)  # the log holds keyed hashes of ID numbers: for the hub's user only
+        self._folder_lock = FolderLock(data_dir).acquire()
+        try:
+            self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
+        except BaseException:
+            self._folder_lock.release()
+            raise
         self.queue.listeners.append(self._on_events)
         self.session = _next_session(data_dir / "hub-session")
+        # Said from the start, not only at the first refused ticket; cleared by the first commit.
+        self.disk_is_full = shutil.disk_usage(data_dir).free < LOW_SPACE
         self.parts = list(parts)
         self.record_sinks: list[RecordSink] = []
         self.refusals: Counter[str] = Counter()
@@ -148,6 +162,13 @@ class Hub:
         self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
         self._server = threading.Thread(target=self._serve, name="hub-requests", daemon=True)
+        # Everything that is not a command request (device statuses, ratings, case steps) is
+        # handled here, off the MQTT thread, so no burst of it holds up a request behind it.
+        self._part_inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._statuses: LatestPerKey[bytes] = LatestPerKey(DEVICE_STATUS_INTERVAL)
+        self._statuses_lock = threading.Lock()
+        self._parts_wake = threading.Event()
+        self._parts_worker = threading.Thread(target=self._serve_parts, name="hub-parts", daemon=True)
         self.client = make_client(
             broker,
             client_id=f"hub-{config.hall.id}",
@@ -171,6 +192,7 @@ class Hub:
         self.client.loop_start()
         self._publisher.start()
         self._server.start()
+        self._parts_worker.start()
         if wait and not self._connected.wait(wait):
             log.warning("broker %s not reachable yet; the hub keeps trying", self.broker.url)
 
@@ -179,12 +201,16 @@ class Hub:
         self._dirty.set()
         say_offline(self.client, self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json())
         self._server.join(timeout=5)
+        self._parts_wake.set()
+        if self._parts_worker.is_alive():
+            self._parts_worker.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
         self._publisher.join(timeout=5)
         for part in self.parts:
             part.close()
         self.queue.close()
+        self._folder_lock.release()
         log.info("hub stopped")
 
     @property
@@ -223,16 +249,48 @@ class Hub:
             # (see _serve): a hub killed before that gets the request again when it returns.
             self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
             return
-        try:
-            part = next((p for p in self.parts for pattern in p.subscriptions()
-                         if mqtt.topic_matches_sub(pattern, message.topic)), None)
-            if part is not None:
-                part.handle(message.topic, message.payload)
-        except Exception:  # the hub must outlive any input; this is a bug, not a refusal
-            log.exception("unexpected failure handling a message on %s", message.topic)
-            self.refuse(message.topic, None, "hub.internal", "see the hub log")
-        finally:
+        if mqtt.topic_matches_sub(self.topics.device_statuses, message.topic):
+            # A status is a state: only the newest of a device counts, so it is acknowledged now
+            # (the broker re-sends the retained one at the next connection anyway).
+            with self._statuses_lock:
+                self._statuses.put(message.topic, message.payload)
             self._ack(message.mid, message.qos)
+        else:
+            self._part_inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
+        self._parts_wake.set()
+
+    def _serve_parts(self) -> None:
+        """Hand the parts their messages in arrival order, and each device's newest status when due."""
+        wait: float | None = None
+        while not self._stopping.is_set():
+            self._parts_wake.wait(timeout=0.5 if wait is None else wait)
+            self._parts_wake.clear()
+            while True:
+                try:
+                    m = self._part_inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._to_part(m.topic, m.payload)
+                self._ack(m.mid, m.qos)
+            with self._statuses_lock:
+                due = self._statuses.due(time.monotonic())
+            for topic, payload in due:
+                self._to_part(topic, payload)
+            with self._statuses_lock:
+                wait = self._statuses.wait(time.monotonic())
+
+    def _to_part(self, topic: str, payload: bytes) -> None:
+        try:
+            for part in self.parts:
+                if any(mqtt.topic_matches_sub(pattern, topic) for pattern in part.subscriptions()):
+                    part.handle(topic, payload)
+                    return
+        except Exception as exc:  # the hub must outlive any input; this is a bug or a full disk
+            if disk_full(exc, self.data_dir):
+                self.refuse(topic, None, "hub.disk_full", str(self.data_dir))
+            else:
+                log.exception("unexpected failure handling a message on %s", topic)
+                self.refuse(topic, None, "hub.internal", "see the hub log")
 
     def _ack(self, mid: int, qos: int) -> None:
         if qos > 0:
@@ -273,7 +331,22 @@ class Hub:
         admitted = [a for topic, payload in messages if (a := self._admit(topic, payload)) is not None]
         if not admitted:
             return
-        results = self.queue.execute_batch([a.keyed for a in admitted])
+        try:
+            results = self.queue.execute_batch([a.keyed for a in admitted])
+        except Exception as exc:
+            full = disk_full(exc, self.data_dir)
+            if len(admitted) > 1 and not full:
+                raise  # _serve runs them one by one: only the request at fault fails
+            if not full:
+                log.exception("unexpected failure running a request from %s", admitted[0].device.id)
+            # Nothing of it was committed (the queue rebuilt itself from the log): say so to each sender.
+            reason, detail = ("hub.disk_full", str(self.data_dir)) if full else ("hub.internal", "see the hub log")
+            self.disk_is_full = full
+            for a in admitted:
+                self.refuse(self.topics.command(a.device.id), a.reply_to, reason, detail,
+                            a.request.command.request_id)
+            return
+        self.disk_is_full = False
         for a, result in zip(admitted, results, strict=True):
             command = a.request.command
             if isinstance(result, Refused):
@@ -411,7 +484,7 @@ class Hub:
     def _status(self, state: DeviceState) -> DeviceStatus:
         return DeviceStatus(
             device=HUB_DEVICE, state=state, session=self.session, kind="hub", version=__version__,
-            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()),
+            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()), "disk_full": self.disk_is_full,
                     **{f"refused.{k}": v for k, v in sorted(self.refusals.items())},
                     **{k: v for part in self.parts for k, v in part.status().items()}},
         )
@@ -505,7 +578,10 @@ def _next_session(path: Path) -> int:
         session = int(path.read_text().strip()) + 1
     except (OSError, ValueError):
         session = 1
-    path.write_text(str(session))
+    try:
+        path.write_text(str(session))
+    except OSError as exc:  # a full disk: the hub still starts, to refuse requests with a reason
+        log.error("could not save the session number in %s: %s", path, exc)
     return session
 
 

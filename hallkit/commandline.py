@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel
+
+from hallkit.i18n import bilingual
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -21,6 +26,11 @@ class CommandFailed(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         self.code = code
         super().__init__(message)
+
+
+def failure(key: str, code: int = 1, **params: object) -> CommandFailed:
+    """The failure whose message is ``key`` of the catalogues, Chinese then English, once each."""
+    return CommandFailed(bilingual(key, **params), code)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -36,3 +46,39 @@ def emit(args: argparse.Namespace, result: BaseModel | list[BaseModel], human: s
             print(result.model_dump_json(indent=2))
     else:
         print(human)
+
+
+def writable_folder(folder: Path) -> Path:
+    """``folder``, made if missing (for its owner only), or a failure that says why it cannot be used."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise failure("errors.folder_not_writable", folder=folder, reason=exc.strerror or exc) from None
+    return folder
+
+
+def refuse_existing(path: Path, force: bool) -> None:
+    """Fail when ``path`` exists and ``--force`` was not given: nothing is ever replaced silently."""
+    if path.exists() and not force:
+        raise failure("errors.file_exists", path=path)
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a crash leaves the old file or the new one."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def add_force_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
