@@ -127,3 +127,59 @@ def test_a_status_storm_holds_up_no_ticket_and_the_county_gets_the_latest_state(
     finally:
         storm.kill()
         hub.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs: a disk that really fills up (needs root, as on the test machine)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (not root?): {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_refuses_each_request_and_loses_nothing(small_disk, mosquitto):
+    config = parse_config(HALL_WITH_DEVICES)
+    data = small_disk / "data"
+    hub = Hub(config, mosquitto.address, data, synchronous="full")
+    hub.start()
+    try:
+        with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
+            issued = [kiosk.request(TakeTicket(service_id="social")).outcome.ticket.number for _ in range(3)]
+            filler = fill(small_disk)
+            refused = kiosk.request(TakeTicket(service_id="social"))
+            assert not refused.ok and refused.refusal is not None
+            assert refused.refusal.reason == "hub.disk_full" and "磁盘已满" in refused.refusal.zh
+            assert hub.disk_is_full
+    finally:
+        hub.stop()
+    # Started again on the full disk: it runs, says so, and refuses with the reason.
+    hub = Hub(config, mosquitto.address, data, synchronous="full")
+    assert hub.disk_is_full
+    hub.start()
+    try:
+        with HallClient(mosquitto.address, "test-hall", "kiosk-1") as kiosk:
+            again = kiosk.request(TakeTicket(service_id="social"))
+            assert not again.ok and again.refusal is not None and again.refusal.reason == "hub.disk_full"
+            filler.unlink()
+            after = kiosk.request(TakeTicket(service_id="social"))
+            assert after.ok and after.outcome is not None and after.outcome.ticket is not None
+        assert issued == ["A001", "A002", "A003"] and after.outcome.ticket.number == "A004"
+        assert not hub.disk_is_full
+    finally:
+        hub.stop()
