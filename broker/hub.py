@@ -139,6 +139,7 @@ class Hub:
         self.topics = Topics(config.hall.id)
         # Requests come on command/<device>: a prefix test, not a topic matcher built per message.
         self._command_prefix = self.topics.command("")
+        self._device_prefix = self.topics.device_status("").removesuffix("/status")
         self.devices = {d.id: d for d in config.devices}
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data_dir.chmod(0o700)  # the log holds keyed hashes of ID numbers: for the hub's user only
@@ -225,7 +226,10 @@ class Hub:
         patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions())]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
         # device that waits for "online" never sends a request the hub is not yet subscribed to.
-        _, self._subscribe_mid = client.subscribe([(pattern, 1) for pattern in patterns])
+        # Statuses at QoS 0: they are retained states the broker sends again at every subscription,
+        # and a flood of them then costs neither the broker's in-flight window nor an acknowledgement each.
+        _, self._subscribe_mid = client.subscribe(
+            [(pattern, 0 if pattern == self.topics.device_statuses else 1) for pattern in patterns])
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object) -> None:
         if mid != self._subscribe_mid:
@@ -249,7 +253,7 @@ class Hub:
             # (see _serve): a hub killed before that gets the request again when it returns.
             self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
             return
-        if mqtt.topic_matches_sub(self.topics.device_statuses, message.topic):
+        if message.topic.startswith(self._device_prefix) and message.topic.endswith("/status"):
             # A status is a state: only the newest of a device counts, so it is acknowledged now
             # (the broker re-sends the retained one at the next connection anyway).
             with self._statuses_lock:
