@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from hallkit.i18n import bilingual
+from hallkit.i18n import bilingual, text
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -82,3 +83,54 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 def add_force_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
+
+
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything else starts: a taken port fails here, having changed nothing.
+
+    The OSError raised says so in both languages (its ``strerror``), naming the address and port.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, bilingual("errors.port_taken", host=host, port=port,
+                                           reason=exc.strerror or exc)) from None
+    return sock
+
+
+def add_listen_flags(parser: argparse.ArgumentParser, what: str, default_port: int) -> None:
+    """--host, --port, --cert and --key of a web server."""
+    parser.add_argument("--host", help=f"address to listen on (default: [{what}] host, 127.0.0.1: this computer "
+                                       "only; 0.0.0.0 for the hall's network)")
+    parser.add_argument("--port", type=int, help=f"port (default: [{what}] port, {default_port})")
+    parser.add_argument("--cert", type=Path, help="TLS certificate (PEM): serve HTTPS, cookies marked Secure")
+    parser.add_argument("--key", type=Path, help="the certificate's private key (PEM)")
+
+
+def tls_files(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """(certificate, key) when both are given and readable; a failure when only one is, or one cannot be read."""
+    if args.cert is None and args.key is None:
+        return None
+    if args.cert is None or args.key is None:
+        raise CommandFailed(bilingual("errors.tls_pair"), 2)
+    for path in (args.cert, args.key):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise failure("errors.unreadable", path=path, reason=exc.strerror or exc) from None
+    return args.cert, args.key
+
+
+def say_listening(url: str, host: str) -> str:
+    """Where a server listens and who can reach it, in both languages."""
+    scope = "errors.local_only" if host in LOCAL_HOSTS else "errors.network"
+    zh, en = (text("errors.listening", lang, url=url, scope=text(scope, lang)) for lang in ("zh", "en"))
+    return f"{zh} / {en}"

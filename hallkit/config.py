@@ -265,10 +265,10 @@ class Privacy(_Strict):
 class DashboardSettings(_Strict):
     """The hall manager's dashboard (``hall dashboard``): where it listens, logins, alert thresholds."""
 
-    host: str = Field("0.0.0.0", description="address to listen on (the hall LAN)")
+    host: str = Field("127.0.0.1", description="address to listen on: this computer only; 0.0.0.0 for the hall LAN")
     port: int = Field(8080, ge=1, le=65535)
     session_hours: float = Field(8.0, gt=0, le=168, description="a login lasts this long, then asks again")
-    max_failed_logins: int = Field(5, ge=1, le=100, description="failed logins per name or address before a lockout")
+    max_failed_logins: int = Field(5, ge=1, le=100, description="failed logins per account before a lockout (an address: four times as many)")
     lockout_minutes: float = Field(15.0, gt=0, le=1440)
     alert_queue_length: int = Field(15, ge=1, description="alert when this many wait for one service")
     alert_wait_minutes: float = Field(30.0, gt=0, description="alert when someone has waited this long")
@@ -282,7 +282,8 @@ PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
 class WebSettings(_Strict):
     """The phone page behind each ticket's QR code (``hall web``): address, limits, follow-up numbers."""
 
-    host: str = Field("0.0.0.0", description="address to listen on (the hall's Wi-Fi)")
+    host: str = Field("127.0.0.1", description="address to listen on: this computer only (behind a reverse proxy); "
+                                               "0.0.0.0 for the hall's Wi-Fi")
     port: int = Field(8090, ge=1, le=65535)
     public_url: str = Field(
         "http://hall.local:8090", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",

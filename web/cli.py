@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from hallkit.commandline import CommandFailed
+from hallkit.commandline import CommandFailed, add_listen_flags, say_listening, tls_files, writable_folder
 
 DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 
@@ -22,8 +22,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="the hub's data folder, with hall.sqlite3 (default: ./var/<hall id>, as hall hub)")
     web.add_argument("--broker", default=DEFAULT_BROKER,
                      help=f"hall broker, with the web device's login: mqtt://web:PASSWORD@HOST:1883 (default {DEFAULT_BROKER})")
-    web.add_argument("--host", help="address to listen on (default: [web] host, 0.0.0.0)")
-    web.add_argument("--port", type=int, help="port (default: [web] port, 8090)")
+    add_listen_flags(web, "web", 8090)
     web.set_defaults(handler=run_web)
 
 
@@ -34,13 +33,17 @@ def run_web(args: argparse.Namespace) -> int:
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    data = args.data or Path("var") / config.hall.id
+    data = writable_folder(args.data or Path("var") / config.hall.id)
     try:
         address = parse_broker_url(args.broker)
     except BrokerUrlError as exc:
         raise CommandFailed(str(exc), 2) from None
-    server = WebServer(config, address, data, args.host, args.port)
+    server = WebServer(config, address, data, args.host, args.port, tls_files(args))
     print(f"扫码页 / phone page: {server.url}/t/<token>  (QR codes link to {config.web.public_url}/t/<token>; "
           f"hall {config.hall.id}, broker {address.url}, data {data})")
-    server.run()
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
     return 0
