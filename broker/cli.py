@@ -88,7 +88,32 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     conf.add_argument("--out", required=True, type=Path, help="folder to write into")
     conf.add_argument("--port", type=int, default=1883)
     conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (the hall LAN)")
+    add_rewrite_flags(conf)
     conf.set_defaults(handler=write_broker_config)
+
+
+def add_rewrite_flags(parser: argparse.ArgumentParser) -> None:
+    """--add and --force of a broker configuration writer: an existing one is never replaced silently."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--add", action="store_true",
+                        help="the folder holds this broker's configuration: keep its logins and passwords, "
+                             "give only new devices (halls) a login")
+    choice.add_argument("--force", action="store_true",
+                        help="replace the configuration in the folder: every login gets a new password")
+
+
+def check_rewrite(args: argparse.Namespace) -> None:
+    if (args.out / "mosquitto.conf").exists() and not (args.add or args.force):
+        raise failure("errors.broker_config_exists", out=args.out)
+
+
+def describe_written(written) -> str:  # noqa: ANN001 - LoginsWritten, imported lazily (`hall --help`)
+    """What a broker configuration writer wrote, and which logins it kept or made."""
+    lines = [f"wrote {path}" for path in written.paths]
+    if written.kept:
+        lines.append(bilingual("errors.logins_kept", count=len(written.kept), users=", ".join(written.kept)))
+    lines.append(bilingual("errors.logins_added", count=len(written.added), users=", ".join(written.added) or "-"))
+    return "\n".join(lines)
 
 
 
@@ -285,8 +310,8 @@ def write_broker_config(args: argparse.Namespace) -> int:
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind)
-    for path in written:
-        print(f"wrote {path}")
+    check_rewrite(args)
+    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind, add=args.add)
+    print(describe_written(written))
     print(bilingual("broker.config_next", out=args.out))
     return 0

@@ -222,20 +222,38 @@ def hall_users(config: HallConfig) -> list[str]:
     return [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
 
 
-def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0") -> list[Path]:
+class LoginsWritten(BaseModel):
+    """What a broker configuration writer did with the logins: kept as they were, or new."""
+
+    paths: list[Path]
+    kept: list[str]
+    added: list[str]
+
+
+def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0",
+                           add: bool = False) -> LoginsWritten:
+    """The hall broker's configuration; with ``add``, the logins of the one already in ``out`` keep
+    their passwords (devices keep working) and only new devices get a login, in credentials.toml."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    logins = write_logins(out, port, hall_users(config), HALL_LOGINS_HEADER)
-    passwords, acl = write_hall_access(config, out, logins)
+    users = hall_users(config)
+    kept = {u: h for u, h in read_passwords((out / "passwords").read_text()).items() if u in users} \
+        if add and (out / "passwords").exists() else {}
+    logins = write_logins(out, port, [u for u in users if u not in kept], HALL_LOGINS_HEADER)
+    passwords, acl = write_hall_access(config, out, logins, kept)
     conf = out / "mosquitto.conf"
     conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
-    return [conf, passwords, acl, out / "credentials.toml"]
+    return LoginsWritten(paths=[conf, passwords, acl, out / "credentials.toml"], kept=sorted(kept),
+                         added=sorted(logins.credentials))
 
 
-def write_hall_access(config: HallConfig, out: Path, logins: Logins) -> tuple[Path, Path]:
-    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one)."""
+def write_hall_access(config: HallConfig, out: Path, logins: Logins,
+                      kept: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one); ``kept``
+    are logins (user → hash) already handed out, written as they were."""
     passwords = out / "passwords"
-    passwords.write_text("".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
+    passwords.write_text("".join(f"{u}:{h}\n" for u, h in (kept or {}).items())
+                         + "".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
     passwords.chmod(0o600)
     acl = out / "acl"
     acl.write_text(acl_text(config))
@@ -334,21 +352,27 @@ def county_dynsec(county: str, halls: list[str], logins: Logins) -> DynsecConfig
 
 
 def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883, bind: str = "0.0.0.0",
-                        workers: int = 2, plugin: str = DYNSEC_PLUGIN) -> list[Path]:
-    """The county broker: one login per hall (its id), one per ingest worker, no queue caps."""
+                        workers: int = 2, plugin: str = DYNSEC_PLUGIN, add: bool = False) -> LoginsWritten:
+    """The county broker: one login per hall (its id), one per ingest worker, no queue caps; with
+    ``add``, the logins of the configuration already in ``out`` keep their passwords."""
     halls = sorted(set(halls))
     if clash := set(halls) & set(ingest_users(workers)):
         raise ValueError(f"hall ids {sorted(clash)} are the names of ingest logins")
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    logins = write_logins(out, port, [*ingest_users(workers), *halls],
+    dynsec = out / "dynamic-security.json"
+    users = [*ingest_users(workers), *halls]
+    before = DynsecConfig.model_validate_json(dynsec.read_text()).clients if add and dynsec.exists() else []
+    kept = [c for c in before if c.username in users]
+    logins = write_logins(out, port, [u for u in users if u not in {c.username for c in kept}],
                           "# Hall logins for the county broker ([upstream] username/password of each hall) and\n"
                           "# one login per ingest worker (hall county ingest --worker N): hand each out, then\n"
                           "# delete this file.\n")
-    dynsec = out / "dynamic-security.json"
+    access = county_dynsec(county, halls, logins)
+    access.clients = kept + access.clients
     dynsec.touch(mode=0o600)
     dynsec.chmod(0o600)
-    dynsec.write_text(json.dumps(county_dynsec(county, halls, logins).model_dump(), indent=1))
+    dynsec.write_text(json.dumps(access.model_dump(), indent=1))
     conf = out / "mosquitto.conf"
     text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS)
     text = text.replace("allow_anonymous true\n", "\n".join([
@@ -358,4 +382,5 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
         f"plugin_opt_config_file {dynsec.resolve()}",
     ]) + "\n")
     conf.write_text(text)
-    return [conf, dynsec, out / "credentials.toml"]
+    return LoginsWritten(paths=[conf, dynsec, out / "credentials.toml"], kept=sorted(c.username for c in kept),
+                         added=sorted(logins.credentials))

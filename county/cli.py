@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hallkit.broker.cli import add_rewrite_flags, check_rewrite, describe_written
 from hallkit.county.quarantine import QuarantineLimits
 
 from hallkit.commandline import CommandFailed, add_json_flag, emit
@@ -62,6 +63,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     broker.add_argument("--bind", default="0.0.0.0")
     broker.add_argument("--workers", type=int, default=2,
                         help="ingest workers: one login each, ingest-1 … ingest-N (default 2)")
+    add_rewrite_flags(broker)
     broker.set_defaults(handler=write_broker_config)
 
     devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
@@ -77,13 +79,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def write_broker_config(args: argparse.Namespace) -> int:
     from hallkit.broker.mosquitto import write_county_config
 
+    check_rewrite(args)
     try:
-        paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
-                                    workers=args.workers)
+        written = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
+                                      workers=args.workers, add=args.add)
     except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
         raise CommandFailed(str(exc)) from None
-    for path in paths:
-        print(f"wrote {path}")
+    print(describe_written(written))
     return 0
 
 
