@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -335,6 +336,36 @@ class Upstream(_Strict):
             raise ValueError("receipt_backoff_max_seconds must not be shorter than receipt_timeout_seconds")
         return self
 
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        # What the hub's uplink would refuse at start, said by `hall config check` instead.
+        url = urlsplit(value)
+        if url.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("use mqtts://HOST:PORT (or mqtt://HOST:PORT on a trusted network)")
+        if not url.hostname:
+            raise ValueError("the URL names no host")
+        try:
+            url.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("the URL has a bad port") from None
+        return value
+
+    def file_problems(self) -> list[str]:
+        """What is wrong with the files this section names, which the hub reads when it starts."""
+        problems = []
+        for key, path in (("password_file", self.password_file), ("ca_file", self.ca_file)):
+            if path is None:
+                continue
+            try:
+                content = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"upstream.{key}: cannot read {path} ({exc.strerror or exc})")
+                continue
+            if not content.strip():
+                problems.append(f"upstream.{key}: {path} is empty")
+        return problems
+
     def secret(self) -> str | None:
         """The password, from password_file when given (its first line)."""
         if self.password_file is not None:
@@ -497,7 +528,7 @@ class ConfigError(Exception):
 
 
 def load_config(path: Path | str) -> HallConfig:
-    """Read and validate a hall configuration file, or raise :class:`ConfigError`."""
+    """Read and validate a hall configuration file and the files it names, or raise :class:`ConfigError`."""
     file = Path(path)
     try:
         raw = file.read_text("utf-8")
@@ -505,7 +536,10 @@ def load_config(path: Path | str) -> HallConfig:
         raise ConfigError(file, ["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, [f"cannot read the file: {exc}"]) from None
-    return parse_config(raw, source=file)
+    config = parse_config(raw, source=file)
+    if config.upstream is not None and (problems := config.upstream.file_problems()):
+        raise ConfigError(file, problems)
+    return config
 
 
 def parse_config(raw: str, source: Path | str = "<text>") -> HallConfig:
