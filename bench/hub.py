@@ -26,7 +26,8 @@ number of waiting tickets of ``--levels`` (the waiting-ticket curve):
 
 Every figure is measured ``--rounds`` times and printed as min / median / max, with the machine's
 load average (``os.getloadavg``) beside it. ``--code DIR`` (repeatable) runs the hub from other
-source trees too, one after the other in the same run, to compare before and after.
+source trees too, one after the other in the same run, to compare before and after (with the
+tree's own ``.venv`` when it has one: the editable install maps ``hallkit.<part>`` to its own folders).
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ def memory_kb(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     raise KeyError(key)
+
+
+def python_of(code: Path) -> Path:
+    """The interpreter that runs the hub from ``code``: the tree's own virtual environment if it has
+    one. ``PYTHONPATH`` alone is not enough: the editable install maps every ``hallkit.<part>`` to
+    this tree's folders, whatever comes first on the path."""
+    own = code / ".venv" / "bin" / "python"
+    return own if own.exists() else Path(sys.executable)
 
 
 def drop_page_cache() -> bool:
@@ -170,12 +179,13 @@ class HubProcess:
         watcher.loop_start()
         watcher.subscribe(self.topics.hub_status, qos=1)
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
-             self.broker.url, "--data", str(self.data), "--sync", self.sync],
-            cwd=self.code, stdout=subprocess.DEVNULL, stderr=open(self.folder / "hub.log", "ab"),
-            env={**os.environ, "PYTHONPATH": str(self.code)},
-        )
+        with open(self.folder / "hub.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [str(python_of(self.code)), "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
+                 self.broker.url, "--data", str(self.data), "--sync", self.sync],
+                cwd=self.code, stdout=subprocess.DEVNULL, stderr=log,
+                env={**os.environ, "PYTHONPATH": str(self.code)},
+            )
         try:
             if not online.wait(120):
                 raise RuntimeError(f"the hub did not come online; see {self.folder / 'hub.log'}")
@@ -398,7 +408,7 @@ def storm_tree(code: Path, folder: Path, broker: Mosquitto, args: argparse.Names
                 publisher.stdout.readline()
                 publisher.stdin.write("go\n")
                 publisher.stdin.flush()
-                stormy = takes_while(kiosk, lambda: publisher.poll() is None, 1)
+                stormy = takes_while(kiosk, lambda running=publisher: running.poll() is None, 1)
                 publisher.wait(120)
                 quiet_p99.append(percentile(quiet, 0.99) * 1e3)
                 storm_p99.append(percentile(stormy, 0.99) * 1e3)

@@ -178,8 +178,8 @@ def hall_id_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    from hallkit.broker.embedded import EmbeddedBroker, hall_logins
-    from hallkit.broker.mosquitto import HUB_USER
+    # Only what the hub needs is imported (open_hub imports the hub): a restart is online sooner
+    # (the embedded broker pulls in amqtt and asyncio, and only runs without --broker).
 
     from hallkit.commands import load_or_fail
 
@@ -189,6 +189,9 @@ def run_hub(args: argparse.Namespace) -> int:
     if args.broker:
         address = broker_address(args.broker)
     else:
+        from hallkit.broker.embedded import EmbeddedBroker, hall_logins
+        from hallkit.broker.mosquitto import HUB_USER
+
         folder = data / "broker"
         logins, access = hall_logins(config, folder, DEFAULT_EMBEDDED_PORT)
         embedded = EmbeddedBroker(access, port=DEFAULT_EMBEDDED_PORT)
@@ -269,7 +272,7 @@ def counter_command(args: argparse.Namespace) -> int:
 
     from hallkit.queue import models
 
-    commands = {
+    commands: dict[str, Callable[[], models.Command]] = {
         "take": lambda: models.TakeTicket(service_id=args.service, priority=args.priority, channel=args.channel),
         "call": lambda: models.CallNext(window=args.window),
         "recall": lambda: models.Recall(window=args.window),

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 
 from hallkit import __version__
 from hallkit.config import Device, DeviceKind, HallConfig
+from hallkit.encoding import dump_spliced
 from hallkit.i18n import Message
 from hallkit.queue.engine import Refused
 from hallkit.queue.models import (
@@ -58,7 +59,7 @@ from hallkit.queue.models import (
     WindowView,
 )
 from hallkit.queue.numbering import business_day
-from hallkit.store.durable import DurableQueue
+from hallkit.store.durable import Answer, DurableQueue
 from hallkit.store.lock import FolderLock
 from hallkit.store.sqlite import LOW_SPACE, Synchronous, disk_full
 
@@ -251,16 +252,16 @@ class Hub:
         if message.topic.startswith(self._command_prefix) and "/" not in message.topic[len(self._command_prefix):]:
             # Acknowledged to the broker only after the command is committed and answered
             # (see _serve): a hub killed before that gets the request again when it returns.
-            self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
+            self._inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
             return
         if message.topic.startswith(self._device_prefix) and message.topic.endswith("/status"):
             # A status is a state: only the newest of a device counts, so it is acknowledged now
             # (the broker re-sends the retained one at the next connection anyway).
             with self._statuses_lock:
-                self._statuses.put(message.topic, message.payload)
+                self._statuses.put(message.topic, bytes(message.payload))
             self._ack(message.mid, message.qos)
         else:
-            self._part_inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
+            self._part_inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
         self._parts_wake.set()
 
     def _serve_parts(self) -> None:
@@ -336,7 +337,7 @@ class Hub:
         if not admitted:
             return
         try:
-            results = self.queue.execute_batch([a.keyed for a in admitted])
+            results = self.queue.answer_batch([a.keyed for a in admitted])
         except Exception as exc:
             full = disk_full(exc, self.data_dir)
             if len(admitted) > 1 and not full:
@@ -359,7 +360,17 @@ class Hub:
                 log.info("refused %s from %s: %s", command.action, a.device.id, result.message.bilingual())
             else:
                 self.accepted += 1
-                self.reply(a.reply_to, command.request_id, outcome=for_sender(result, a.device, command))
+                self._answer(a, result)
+
+    def _answer(self, admitted: _Admitted, answer: Answer) -> None:
+        """Reply with the outcome: as the queue encoded it when the sender may see all of it."""
+        command = admitted.request.command
+        if sees_everything(admitted.device, command):
+            outcome = answer.json
+        else:
+            outcome = for_sender(answer.outcome, admitted.device, command).model_dump_json()
+        reply = CommandReply(device=HUB_DEVICE, request_id=command.request_id, ok=True)
+        self.client.publish(admitted.reply_to, dump_spliced(reply, {"outcome": outcome}), qos=1)
 
     def _admit(self, topic: str, payload: bytes) -> _Admitted | None:
         """The request, its sender and the command keyed for the queue, or None after refusing it."""
@@ -415,10 +426,9 @@ class Hub:
         for sink in self.record_sinks:
             sink(conn, record)
 
-    def reply(self, topic: str, request_id: str, *, outcome: object = None,
-               refusal: Refusal | None = None) -> None:
-        reply = CommandReply(device=HUB_DEVICE, request_id=request_id, ok=refusal is None,
-                             outcome=outcome, refusal=refusal)
+    def reply(self, topic: str, request_id: str, *, refusal: Refusal) -> None:
+        """Answer a request that was refused (a carried-out one is answered by :meth:`_answer`)."""
+        reply = CommandReply(device=HUB_DEVICE, request_id=request_id, ok=False, refusal=refusal)
         self.client.publish(topic, reply.model_dump_json(), qos=1)
 
     def refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
@@ -436,6 +446,8 @@ class Hub:
     # ---- publishing -------------------------------------------------------------------------
 
     def _on_events(self, events: list[Event]) -> None:
+        described = []
+        logging_events = log.isEnabledFor(logging.INFO)
         for event in events:
             number = None
             if isinstance(event, TicketIssued):
@@ -444,7 +456,11 @@ class Hub:
                 number = ticket_id.rsplit("-", 1)[-1]
             notice = QueueEventNotice(device=HUB_DEVICE, event=_public(event), number=number)
             self.client.publish(self.topics.event(event.type), notice.model_dump_json(), qos=1)
-            _log_event(event, number)
+            if logging_events:
+                described.append(_describe(event, number))
+        if described:
+            # One line per burst, not per event: a write and a flush each, a tenth of a ticket's cost.
+            log.info("%s", "; ".join(described))
         self._dirty.set()
 
     def snapshot(self) -> QueueSnapshot:
@@ -541,13 +557,18 @@ def for_sender(outcome: Outcome, device: Device, command: Command) -> Outcome:
     Only the kiosk that issued a ticket gets its QR token (it prints it on the ticket); every
     other device, staff counters included, could rate in the resident's place with it.
     """
-    if isinstance(command, TakeTicket) and device.kind is DeviceKind.KIOSK:
+    if sees_everything(device, command):
         return outcome
     return outcome.model_copy(update={
         "ticket": _hide_ticket(outcome.ticket),
         "window": _hide_window(outcome.window) if outcome.window else None,
         "events": [_public(e) for e in outcome.events],
     })
+
+
+def sees_everything(device: Device, command: Command) -> bool:
+    """Whether ``device`` gets the outcome of ``command`` as it is (see :func:`for_sender`)."""
+    return isinstance(command, TakeTicket) and device.kind is DeviceKind.KIOSK
 
 
 def _hide_ticket(view: TicketView | None) -> TicketView | None:
@@ -592,13 +613,11 @@ def _next_session(path: Path) -> int:
 _UNLOGGED = frozenset({"id", "at", "request_id", "type", "ticket"})
 
 
-def _log_event(event: Event, number: str | None) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
+def _describe(event: Event, number: str | None) -> str:
     # The fields straight off the event (model_dump would copy all of it, once per event).
-    described = []
+    described = [event.type, number or ""]
     for name in type(event).model_fields:
         value = getattr(event, name)
         if name not in _UNLOGGED and value not in (None, [], ""):
             described.append(f"{name}={value}")
-    log.info("%s %s %s", event.type, number or "", " ".join(described))
+    return " ".join(described)

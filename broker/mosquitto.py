@@ -102,16 +102,20 @@ class AclRules(BaseModel):
             words = raw.split(maxsplit=2)
             if not words or words[0].startswith("#"):
                 continue
-            if words[0] == "user" and len(words) == 2:
-                user = words[1]
-            elif words[0] in ("topic", "pattern") and len(words) >= 2:
-                access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
-                if words[0] == "topic" and user is None:
-                    continue  # anonymous rules: the hall's brokers have no anonymous clients
-                rules.append(AclRule.model_validate({"user": user if words[0] == "topic" else None,
-                                                     "access": access, "topic": topic}))
-            else:
-                raise ValueError(f"ACL line not understood: {raw!r}")
+            match words:
+                case ["user", name]:
+                    user = name
+                    continue
+                case ["topic" | "pattern" as kind, topic]:
+                    access = "readwrite"
+                case ["topic" | "pattern" as kind, access, topic]:
+                    pass
+                case _:
+                    raise ValueError(f"ACL line not understood: {raw!r}")
+            if kind == "topic" and user is None:
+                continue  # anonymous rules: the hall's brokers have no anonymous clients
+            rules.append(AclRule.model_validate({"user": user if kind == "topic" else None,
+                                                 "access": access, "topic": topic}))
         return cls(rules=rules)
 
     def allows(self, user: str, client_id: str, topic: str, access: Access) -> bool:

@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hallkit.demo")
 
 ARRIVAL_MEAN_SECONDS = 16.0
+PRIORITY_SHARE = 0.1
+"""Residents who take a priority ticket (elderly, disabled, servicemen)."""
+NO_SHOW_SHARE = 0.05
+"""Called residents who never come to the window and are skipped."""
 """A busy township hall: about 2,000 residents in a nine-hour day."""
 
 DEMO_RESIDENTS = "5,5,4,5,3,5,4,walk,5,1:态度不好+效率低,5,4,2:多次跑腿,5"
@@ -73,6 +77,22 @@ class DemoOptions(BaseModel):
     speed: float = 20.0
 
 
+ARRIVALS_DEVICE = "demo-residents"
+STAFF_DEVICE = "demo-staff"
+DEMO_DEVICES = f"""
+# The demo's own simulated people. A login is one connection (docs/contract.md): were they to act
+# as kiosk-1 or console, the kiosk's window and a `hall status` in another terminal would knock
+# them off the broker, and they those.
+[[devices]]
+id = "{ARRIVALS_DEVICE}"             # residents taking tickets beside the kiosk's screen
+kind = "kiosk"
+
+[[devices]]
+id = "{STAFF_DEVICE}"                 # staff at windows without a pad; the demo's summary line
+kind = "counter"
+"""
+
+
 def demo_config(data: Path, path: Path | None) -> HallConfig:
     """The chosen config, or the sample hall open at any hour (written to the data folder to read)."""
     if path is not None:
@@ -80,8 +100,8 @@ def demo_config(data: Path, path: Path | None) -> HallConfig:
     data.mkdir(parents=True, exist_ok=True)
     target = data / "hall.toml"
     if not target.exists():
-        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true"),
-                          "utf-8")
+        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
+                          + DEMO_DEVICES, "utf-8")
     return parse_config(target.read_text("utf-8"), source=target)
 
 
@@ -99,13 +119,16 @@ class Traffic:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        kiosk = next((d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
+        ids = {d.id for d in self.config.devices}
+        kiosk = ARRIVALS_DEVICE if ARRIVALS_DEVICE in ids else next(
+            (d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
+        staff = STAFF_DEVICE if STAFF_DEVICE in ids else CONSOLE
         self.threads.append(threading.Thread(target=self._arrivals, args=(kiosk,), name="demo-arrivals",
                                              daemon=True))
         pads = {d.window: d.id for d in self.config.devices if d.kind is DeviceKind.PAD and d.window}
         for window in self.config.windows:
             pad = pads.get(window.number)
-            work, device = (self._pad, pad) if pad else (self._window, CONSOLE)
+            work, device = (self._pad, pad) if pad else (self._window, staff)
             self.threads.append(threading.Thread(target=work, args=(window.number, device),
                                                  name=f"demo-window-{window.number}", daemon=True))
         for thread in self.threads:
@@ -123,7 +146,7 @@ class Traffic:
         with HallClient(self.login(device), self.config.hall.id, device) as client:
             while not self.stop.wait(self.random.expovariate(1 / ARRIVAL_MEAN_SECONDS) / self.speed):
                 service = self.random.choices(services, weights)[0]
-                priority = Priority.PRIORITY if self.random.random() < 0.1 else Priority.NORMAL
+                priority = Priority.PRIORITY if self.random.random() < PRIORITY_SHARE else Priority.NORMAL
                 try:
                     reply = client.request(TakeTicket(service_id=service.id, priority=priority))
                 except HubError as exc:
@@ -160,7 +183,7 @@ class Traffic:
                     service_minutes = self.random.lognormvariate(1.4, 0.5)
                     if self.stop.wait(service_minutes * 60 / self.speed):
                         return
-                    no_show = self.random.random() < 0.05
+                    no_show = self.random.random() < NO_SHOW_SHARE
                     client.request(Skip(window=number) if no_show else Complete(window=number))
                     self.served += not no_show
                 except HubError as exc:
@@ -212,7 +235,8 @@ class Demo:
         print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
         self.traffic.start()
         if not self.options.headless:
-            from hallkit.demo.screens import DemoScreens  # Kivy and the simulators only when there are windows
+            # Kivy and the simulators only when there are windows (a headless demo runs without a display).
+            from hallkit.demo.screens import DemoScreens  # noqa: PLC0415
 
             config_path = self.options.config or self.options.data / "hall.toml"
             self.screens = DemoScreens(config_path, self.address.url, self.logins_file, self.options.data).start()
@@ -248,7 +272,8 @@ class Demo:
             pass
 
     def summary(self) -> str:
-        view = read_hall(self.login(CONSOLE), self.config.hall.id, timeout=1.0)
+        reader = STAFF_DEVICE if any(d.id == STAFF_DEVICE for d in self.config.devices) else CONSOLE
+        view = read_hall(self.login(reader), self.config.hall.id, timeout=1.0)
         if view.queue is None:
             return "等待中心服务 / waiting for the hub"
         calling = " ".join(f"{w.number}:{w.ticket.number if w.ticket else '-'}" for w in view.queue.windows)

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -38,13 +38,13 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON, for scripts")
 
 
-def emit(args: argparse.Namespace, result: BaseModel | list[BaseModel], human: str) -> None:
+def emit(args: argparse.Namespace, result: BaseModel | Sequence[BaseModel], human: str) -> None:
     """Print ``human`` for a person, or the model(s) as JSON with --json."""
     if getattr(args, "json", False):
-        if isinstance(result, list):
-            print(json.dumps([r.model_dump(mode="json") for r in result], ensure_ascii=False, indent=2))
-        else:
+        if isinstance(result, BaseModel):
             print(result.model_dump_json(indent=2))
+        else:
+            print(json.dumps([r.model_dump(mode="json") for r in result], ensure_ascii=False, indent=2))
     else:
         print(human)
 

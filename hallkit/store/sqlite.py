@@ -119,10 +119,11 @@ class EventStore:
             raise
 
     @staticmethod
-    def append(conn: sqlite3.Connection, events: list[Event]) -> None:
+    def append(conn: sqlite3.Connection, events: list[tuple[Event, str]]) -> None:
+        """Store each event with its JSON (the caller encoded it once, for the reply too)."""
         conn.executemany(
             "INSERT INTO events (id, type, at, request_id, body) VALUES (?, ?, ?, ?, ?)",
-            [(e.id, e.type, e.at.isoformat(), e.request_id, e.model_dump_json()) for e in events],
+            [(e.id, e.type, e.at.isoformat(), e.request_id, body) for e, body in events],
         )
 
     @staticmethod

@@ -32,6 +32,7 @@ from hallkit.i18n import Lang, text
 NOTICE_SPEED = 120
 """Pixels a second the notice line scrolls: slow enough to read while walking past."""
 WAITING_ROWS = 5
+TWO_COLUMN_WINDOWS = 6
 FLASH_SECONDS = 4.0
 
 
@@ -78,7 +79,7 @@ class DisplayApp(App):
                              on_hub=lambda online: deliver(lambda: self._online(online)))
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
-        return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
+        return text(key, lang or self.lang, **params)
 
     def build(self) -> Board:
         Window.bind(size=lambda _w, size: setattr(self, "u", size[1] / 100))
@@ -156,7 +157,8 @@ class DisplayApp(App):
     def _fill_windows(self, snapshot: QueueSnapshot | None) -> None:
         grid = self.board.ids.windows
         grid.clear_widgets()
-        grid.cols = 2 if len(self.hall.windows) <= 6 else 3  # three rows fit the panel
+        # Three rows fit the panel: two columns hold up to six windows.
+        grid.cols = 2 if len(self.hall.windows) <= TWO_COLUMN_WINDOWS else 3
         calling = {w.number: w.ticket.number for w in snapshot.windows if w.ticket} if snapshot else {}
         for window in self.hall.windows:
             state = window_state(snapshot, window.number)

@@ -36,7 +36,7 @@ def test_a_second_dashboard_on_a_taken_port_says_so_and_changes_no_status(hall, 
         second = subprocess.run(
             [sys.executable, "-m", "hallkit.cli", "dashboard", "--config", str(config), "--broker", mosquitto.url,
              "--data", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(hall.dashboard.port)],
-            capture_output=True, text=True, timeout=60, cwd=ROOT)
+            check=False, capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert second.returncode != 0 and "Traceback" not in second.stderr
         assert f"127.0.0.1:{hall.dashboard.port}" in second.stderr and "--port" in second.stderr
         assert second.stderr.count("Cannot listen") == 1 and second.stderr.count("无法在") == 1

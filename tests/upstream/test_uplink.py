@@ -34,9 +34,10 @@ class Producer:
     """The hub process of the test (tests/upstream/producer.py)."""
 
     def __init__(self, config: Path, data: Path, broker_url: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.upstream.producer", str(config), str(data), broker_url, str(COUNT)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(data.parent / "hub.log", "ab"), text=True)
+        with open(data.parent / "hub.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.upstream.producer", str(config), str(data), broker_url, str(COUNT)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
 
     def wait_for_line(self, wanted: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
