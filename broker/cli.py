@@ -18,6 +18,11 @@ from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
     from hallkit.broker.client import HallClient
+    from hallkit.broker.hub import Hub
+    from hallkit.contracts.mqtt import BrokerAddress
+
+    from hallkit.config import HallConfig
+    from hallkit.store.sqlite import Synchronous
 
 T = TypeVar("T")
 
@@ -221,7 +226,7 @@ def run_hub(args: argparse.Namespace) -> int:
 DEFAULT_EMBEDDED_PORT = 1883
 
 
-def open_hub(config, address, data: Path, sync: str):  # noqa: ANN001, ANN201 - hub types imported lazily
+def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synchronous) -> Hub:
     """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk."""
     from hallkit.broker.hub import Hub
     from hallkit.broker.parts import hub_parts
