@@ -60,7 +60,6 @@ from hallkit.queue.models import (
 )
 from hallkit.queue.numbering import business_day
 from hallkit.store.durable import Answer, DurableQueue
-from hallkit.store.lock import FolderLock
 from hallkit.store.sqlite import LOW_SPACE, Synchronous, disk_full
 
 log = logging.getLogger("hallkit.hub")
@@ -144,12 +143,7 @@ class Hub:
         self.devices = {d.id: d for d in config.devices}
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data_dir.chmod(0o700)  # the log holds keyed hashes of ID numbers: for the hub's user only
-        self._folder_lock = FolderLock(data_dir).acquire()
-        try:
-            self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
-        except BaseException:
-            self._folder_lock.release()
-            raise
+        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)  # FolderInUse: another hub
         self.queue.listeners.append(self._on_events)
         self.session = _next_session(data_dir / "hub-session")
         # Said from the start, not only at the first refused ticket; cleared by the first commit.
@@ -212,7 +206,6 @@ class Hub:
         for part in self.parts:
             part.close()
         self.queue.close()
-        self._folder_lock.release()
         log.info("hub stopped")
 
     @property

@@ -1,8 +1,8 @@
 """One process per data folder: an exclusive lock the kernel drops when its holder dies.
 
 Two hubs on one folder would both write the queue's log and knock each other off the broker
-(they share a client id); the second one is stopped before it opens anything and told which
-process holds the folder.
+(they share a client id); the event log takes this lock before it opens anything, so the second
+is stopped there and told which process holds the folder.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-
-LOCK_FILE = "hub.lock"
 
 
 class FolderInUse(Exception):
@@ -24,7 +22,7 @@ class FolderInUse(Exception):
 
 
 class FolderLock:
-    def __init__(self, folder: Path, name: str = LOCK_FILE) -> None:
+    def __init__(self, folder: Path, name: str) -> None:
         self.path = folder / name
         self._fd: int | None = None
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from hallkit.queue.models import EVENT, Event
+from hallkit.store.lock import FolderLock
 
 SCHEMA_VERSION = 1
 
@@ -44,9 +45,18 @@ class EventStore:
     def __init__(self, path: Path | str, synchronous: Synchronous = "full") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Created for its owner only; SQLite gives the -wal and -shm files the same mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self.path.chmod(0o600)
+        # One writer per log: a second process on it would interleave its own events.
+        self._lock = FolderLock(self.path.parent, f"{self.path.name}.lock").acquire()
+        try:
+            # Created for its owner only; SQLite gives the -wal and -shm files the same mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self.path.chmod(0o600)
+            self._open(synchronous)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, synchronous: Synchronous) -> None:
         # One connection, used under the owner's lock; check_same_thread off because the hub
         # hands commands from the MQTT thread.
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -160,6 +170,7 @@ class EventStore:
         self._closing.set()
         self._checkpointer.join(timeout=5)
         self.conn.close()
+        self._lock.release()
 
 
 def day_opened_seq(conn: sqlite3.Connection, day: date) -> int | None:
