@@ -107,7 +107,7 @@ def remember_lang(request: Request, response: Response) -> None:
     """A ``?lang=`` choice sticks for later pages."""
     if "lang" in request.query_params:
         response.set_cookie(LANG_COOKIE, chosen_lang(request), max_age=365 * 86400, samesite="strict",
-                            httponly=True)
+                            httponly=True, secure=request.url.scheme == "https")
 
 
 class SessionPages:
@@ -125,7 +125,8 @@ class SessionPages:
         token = held if len(held) >= len(secrets.token_urlsafe(CSRF_TOKEN_BYTES)) else secrets.token_urlsafe(CSRF_TOKEN_BYTES)
         response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error)
         # Double-submit: the form's token must match this cookie, which another site cannot read or set.
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
         return response
 
     async def login(self, request: Request) -> Response:

@@ -38,6 +38,7 @@ from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
 from hallkit.accounts import Role
+from hallkit.commandline import say_listening
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
@@ -258,6 +259,7 @@ class Demo:
         dashboard.users.add_user("demo", Role.MANAGER, password)
         dashboard.start()
         print(f"  dashboard 管理看板: {dashboard.url}  login: demo / {password}")
+        print(f"  {say_listening(dashboard.url, dashboard.host)}")
         return dashboard
 
     def run(self) -> None:
