@@ -61,6 +61,8 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import contextlib
+
 import psycopg  # noqa: E402
 from hallkit.contracts.hall import DeviceState, DeviceStatus, Refusal, Topics  # noqa: E402
 from hallkit.contracts.mqtt import make_client  # noqa: E402
@@ -397,10 +399,8 @@ class HallProcesses:
         return totals, failures
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, EOFError):
             self.ask("stop")
-        except (OSError, EOFError):
-            pass
         for process in self.processes:
             process.join(timeout=30)
             if process.is_alive():
@@ -508,10 +508,8 @@ class Meter:
     def _cpu(self, name: str) -> float:
         total = 0.0
         for pid in self.pids[name]:
-            try:
+            with contextlib.suppress(OSError):
                 total += cpu_seconds(pid)
-            except OSError:
-                pass
         return total
 
     def read(self) -> dict[str, float]:
@@ -678,13 +676,13 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             wait_for(lambda: halls.connected()[0] == args.halls, 300, "halls reconnecting", 0.1)  # type: ignore[union-attr]
             _, last = halls.connected()
             # Polled once a second: a count over the growing tables is PostgreSQL work of its own.
-            missing = settle(lambda: county.counts(back), owed)
+            missing = settle(lambda back=back: county.counts(back), owed)
             shares = m.read()
             drained = county.last_stored(back) - back
             items = sum(owed.values()) - stored_before
             _, peak = memory_mib(broker.process.pid)
             made_during, _ = halls.counts(back + drained)
-            missing += settle(lambda: county.counts(back + drained), made_during) if not missing else 0
+            missing += settle(lambda until=back + drained: county.counts(until), made_during) if not missing else 0
             live = county.lag(back, back + drained)
             if missing:
                 ok = False

@@ -49,7 +49,7 @@ PUBLIC_PATHS = ("/health", "/login", "/static/dashboard.css")
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment this often: a page whose connection died is noticed and dropped."""
 
-PACKAGE = Path(str(resources.files("dashboard")))
+PACKAGE = Path(str(resources.files("hallkit.dashboard")))
 
 
 class Dashboard(SessionPages):
@@ -205,7 +205,9 @@ class Dashboard(SessionPages):
     # ---- JSON and the live stream ------------------------------------------------------------
 
     async def board_json(self, _request: Request) -> Response:
-        board = self.live.board or await run_in_threadpool(self.live.refresh)
+        board = self.live.board
+        if board is None:
+            board = await run_in_threadpool(self.live.refresh)
         return Response(board.model_dump_json(), media_type="application/json")
 
     async def charts_json(self, request: Request) -> Response:

@@ -233,8 +233,8 @@ class LiveHall:
                     served_today=tally.served if tally else 0))
             for w in snapshot.windows:
                 cfg = self.config.window(w.number)
-                tally = stats.by_window.get(w.number)
-                mean_wait = tally.mean_wait_seconds if tally else None
+                desk = stats.by_window.get(w.number)
+                mean_wait = desk.mean_wait_seconds if desk else None
                 windows.append(WindowRow(
                     number=w.number, name=w.name, open=w.open, paused=w.paused,
                     calling=w.ticket.number if w.ticket else None,

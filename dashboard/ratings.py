@@ -24,6 +24,8 @@ from hallkit.rating.report import Period, RatingReport, build_report
 from hallkit.rating.rules import ServiceEvent
 
 FINISHED = (CaseState.CLOSED.value, CaseState.VOIDED.value)
+FINISHED_SHOWN_DAYS = 30
+"""A finished case stays on the list this many days after its last step."""
 
 
 class RatingBook:
@@ -96,7 +98,7 @@ class RatingBook:
         services = {s.id: s.name for s in self.config.services}
         views = []
         for case in sorted(store.cases(conn), key=lambda c: (c.state.finished, c.opened_at)):
-            if case.state.finished and (today - case.updated_at.date()).days > 30:
+            if case.state.finished and (today - case.updated_at.date()).days > FINISHED_SHOWN_DAYS:
                 continue
             rating = store.rating_by_id(conn, case.rating_id)
             views.append(CaseView(

@@ -30,6 +30,7 @@ log = logging.getLogger("hallkit.dashboard.web")
 SESSION_COOKIE = "hallkit_session"
 LOGIN_CSRF_COOKIE = "hallkit_login_csrf"
 LANG_COOKIE = "hallkit_lang"
+CSRF_TOKEN_BYTES = 24
 
 SECURITY_HEADERS = {
     # Scripts come from the app itself, never inline; ECharts sets element styles, hence style-src.
@@ -122,7 +123,7 @@ def remember_lang(request: Request, response: Response) -> None:
     """A ``?lang=`` choice sticks for later pages."""
     if "lang" in request.query_params:
         response.set_cookie(LANG_COOKIE, chosen_lang(request), max_age=365 * 86400, samesite="strict",
-                            httponly=True)
+                            httponly=True, secure=request.url.scheme == "https")
 
 
 class SessionPages:
@@ -137,11 +138,12 @@ class SessionPages:
         # Keep the token a browser already holds: its favicon request also lands here, and a new
         # token would then no longer match the form on screen.
         held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        token = held if len(held) >= 32 else secrets.token_urlsafe(24)
+        token = held if len(held) >= len(secrets.token_urlsafe(CSRF_TOKEN_BYTES)) else secrets.token_urlsafe(CSRF_TOKEN_BYTES)
         response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error,
                                next=safe_next(request.query_params.get("next", "/")))
         # Double-submit: the form's token must match this cookie, which another site cannot read or set.
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
         return response
 
     async def login(self, request: Request) -> Response:

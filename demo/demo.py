@@ -43,6 +43,7 @@ from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
 from hallkit.accounts import Role
+from hallkit.commandline import say_listening
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
@@ -55,6 +56,10 @@ LOAD = 0.85
 """Arrivals as a share of what the windows can serve: busy, yet the queue does not grow without end."""
 BALK_PER_WINDOW = 8
 """A resident who finds more than this many waiting per window goes home and comes back another day."""
+PRIORITY_SHARE = 0.1
+"""Residents who take a priority ticket (elderly, disabled, servicemen)."""
+NO_SHOW_SHARE = 0.05
+"""Called residents who never come to the window and are skipped."""
 
 DEMO_RESIDENTS = "5,5,4,5,3,5,4,walk,5,1:态度不好+效率低,5,4,2:多次跑腿,5"
 """How the demo's residents rate, in turn: mostly satisfied, some walk away, a few bad ratings."""
@@ -80,6 +85,22 @@ class DemoOptions(BaseModel):
     speed: float = 20.0
 
 
+ARRIVALS_DEVICE = "demo-residents"
+STAFF_DEVICE = "demo-staff"
+DEMO_DEVICES = f"""
+# The demo's own simulated people. A login is one connection (docs/contract.md): were they to act
+# as kiosk-1 or console, the kiosk's window and a `hall status` in another terminal would knock
+# them off the broker, and they those.
+[[devices]]
+id = "{ARRIVALS_DEVICE}"             # residents taking tickets beside the kiosk's screen
+kind = "kiosk"
+
+[[devices]]
+id = "{STAFF_DEVICE}"                 # staff at windows without a pad; the demo's summary line
+kind = "counter"
+"""
+
+
 def demo_config(data: Path, path: Path | None) -> HallConfig:
     """The chosen config, or the sample hall open at any hour (written to the data folder to read)."""
     if path is not None:
@@ -87,8 +108,8 @@ def demo_config(data: Path, path: Path | None) -> HallConfig:
     data.mkdir(parents=True, exist_ok=True)
     target = data / "hall.toml"
     if not target.exists():
-        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true"),
-                          "utf-8")
+        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
+                          + DEMO_DEVICES, "utf-8")
     return parse_config(target.read_text("utf-8"), source=target)
 
 
@@ -114,13 +135,16 @@ class Traffic:
         self.arrival_mean_seconds = mean_service_seconds / max(1, len(config.windows)) / LOAD
 
     def start(self) -> None:
-        kiosk = next((d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
+        ids = {d.id for d in self.config.devices}
+        kiosk = ARRIVALS_DEVICE if ARRIVALS_DEVICE in ids else next(
+            (d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
+        staff = STAFF_DEVICE if STAFF_DEVICE in ids else CONSOLE
         self.threads.append(threading.Thread(target=self._arrivals, args=(kiosk,), name="demo-arrivals",
                                              daemon=True))
         pads = {d.window: d.id for d in self.config.devices if d.kind is DeviceKind.PAD and d.window}
         for window in self.config.windows:
             pad = pads.get(window.number)
-            work, device = (self._pad, pad) if pad else (self._window, CONSOLE)
+            work, device = (self._pad, pad) if pad else (self._window, staff)
             self.threads.append(threading.Thread(target=work, args=(window.number, device),
                                                  name=f"demo-window-{window.number}", daemon=True))
         for thread in self.threads:
@@ -140,7 +164,7 @@ class Traffic:
                     self.balked += 1
                     continue
                 service = self.random.choices(services, weights)[0]
-                priority = Priority.PRIORITY if self.random.random() < 0.1 else Priority.NORMAL
+                priority = Priority.PRIORITY if self.random.random() < PRIORITY_SHARE else Priority.NORMAL
                 try:
                     reply = client.request(TakeTicket(service_id=service.id, priority=priority))
                 except HubError as exc:
@@ -184,7 +208,7 @@ class Traffic:
                         continue
                     if self.stop.wait(self._service_seconds()):
                         return
-                    no_show = self.random.random() < 0.05
+                    no_show = self.random.random() < NO_SHOW_SHARE
                     client.request(Skip(window=number) if no_show else Complete(window=number))
                     self.served += not no_show
                     self.skipped += no_show
@@ -271,6 +295,7 @@ class Demo:
         dashboard.users.add_user("demo", Role.MANAGER, password)
         dashboard.start()
         print(f"  dashboard 管理看板: {dashboard.url}  login: demo / {password}")
+        print(f"  {say_listening(dashboard.url, dashboard.host)}")
         return dashboard
 
     def run(self) -> None:
@@ -283,7 +308,8 @@ class Demo:
             pass
 
     def summary(self) -> str:
-        view = read_hall(self.login(CONSOLE), self.config.hall.id, timeout=1.0)
+        reader = STAFF_DEVICE if any(d.id == STAFF_DEVICE for d in self.config.devices) else CONSOLE
+        view = read_hall(self.login(reader), self.config.hall.id, timeout=1.0)
         if view.queue is None:
             return "等待中心服务 / waiting for the hub"
         calling = " ".join(f"{w.number}:{window_word(w.open, w.paused, w.ticket.number if w.ticket else None)}"

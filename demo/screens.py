@@ -39,13 +39,13 @@ class DemoDevices:
 
     def _card_orders(self) -> None:
         for line in sys.stdin:
-            order = line.split()
-            if len(order) == 2 and order[0] == "place" and order[1] in self.idcard.card_names:
-                self.idcard.place(order[1])
-            elif order == ["remove"]:
-                self.idcard.remove()
-            elif order:
-                print(f"  ID card orders: place {{{','.join(self.idcard.card_names)}}} | remove")
+            match line.split():
+                case ["place", name] if name in self.idcard.card_names:
+                    self.idcard.place(name)
+                case ["remove"]:
+                    self.idcard.remove()
+                case [_, *_]:
+                    print(f"  ID card orders: place {{{','.join(self.idcard.card_names)}}} | remove")
 
     def stop(self) -> None:
         self.printer.stop()

@@ -168,7 +168,7 @@ class KioskApp(App):
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
         """The catalogue text of ``key``; kv passes ``app.lang`` so the text follows a language switch."""
-        return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
+        return text(key, lang or self.lang, **params)
 
     def show(self, name: str) -> None:
         if not self.manager.has_screen(name):
@@ -275,7 +275,7 @@ class KioskApp(App):
         self.status_line = "  ".join(parts)
 
     def _ticket_texts(self, *_: object) -> None:
-        texts = ticket_texts(self.ticket, self.lang)  # type: ignore[arg-type]
+        texts = ticket_texts(self.ticket, self.lang)
         self.ticket_ahead_text, self.ticket_wait_text, self.ticket_windows_text = \
             texts.ahead, texts.wait, texts.windows
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hallkit.broker.login import add_broker_options, address_from_args
 from hallkit.broker.pad_cli import add_pad_identity
 from hallkit.devices.sim_cli import pad_commands
 
@@ -21,21 +21,19 @@ from hallkit.config import DeviceKind, HallConfig
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
-    from hallkit.contracts.mqtt import BrokerAddress
     from hallkit.kiosk.boot import Placement, WindowMode
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kiosk = commands.add_parser("kiosk", help="the self-service kiosk (自助取号机): take tickets, guides, staff board")
     kiosk.add_argument("--config", type=Path, help="hall configuration")
-    kiosk.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
+    add_broker_options(kiosk, login="kiosk-1", logins=False)
     kiosk.add_argument("--device", help="this kiosk's device id (default: the first kiosk in the configuration)")
     kiosk.add_argument("--printer", metavar="URL", help="ticket printer URL instead of the configured one")
     kiosk.add_argument("--idcard", metavar="URL", help="ID card reader URL (serial:///dev/ttyUSB0) instead of the configured one")
     kiosk.add_argument("--logins", type=Path, metavar="FILE",
-                       help="credentials.toml with the logins of this kiosk (--broker mqtt://kiosk-1@HOST:PORT), "
+                       help="credentials.toml with the logins of this kiosk (unless --password-file gives its own), "
                             "its printer and its card reader (each publishes its status under its own login)")
     kiosk.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor (for a desk, not the hall)")
     kiosk.add_argument("--hash-pin", metavar="PIN", help="print the staff_pin_hash line for this PIN and exit")
@@ -44,10 +42,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     display = commands.add_parser("display", help="the hall display (叫号大屏) with Mandarin voice calling")
     display.add_argument("--config", type=Path, required=True, help="hall configuration")
-    display.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
-    display.add_argument("--logins", type=Path, metavar="FILE",
-                         help="credentials.toml with the password of the login in --broker mqtt://LOGIN@HOST:PORT")
-    display.add_argument("--device", default="display", help="device id for the MQTT client name")
+    add_broker_options(display, login="display-1")
+    display.add_argument("--device", help="the display's device id (default: the login's name, else display)")
     display.add_argument("--windowed", action="store_true", help="an ordinary window with a cursor")
     display.add_argument("--no-voice", action="store_true", help="show calls without speaking them")
     add_placement(display)
@@ -116,12 +112,6 @@ def run_touch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _broker(url: str, logins: Path | None) -> BrokerAddress:
-    from hallkit.broker.cli import broker_address
-
-    return broker_address(url, logins)
-
-
 def _kiosk_id(config: HallConfig, asked: str | None) -> str:
     kiosks = [d.id for d in config.devices if d.kind is DeviceKind.KIOSK]
     if asked is None:
@@ -144,7 +134,7 @@ def run_kiosk(args: argparse.Namespace) -> int:
 
     config = load_or_fail(args.config)
     device = _kiosk_id(config, args.device)
-    address = _broker(args.broker, args.logins)
+    address = address_from_args(args)
     from hallkit.kiosk import boot
 
     # On top: where the display shares the machine, it must not cover the kiosk.
@@ -171,7 +161,7 @@ def run_display(args: argparse.Namespace) -> int:
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    address = _broker(args.broker, args.logins)
+    address = address_from_args(args)
     settings = config.kiosk.display
     from hallkit.kiosk import boot
 
@@ -182,5 +172,5 @@ def run_display(args: argparse.Namespace) -> int:
     announcer = None if args.no_voice else Announcer(
         settings.voice_template, Voice(settings.voice, settings.voice_repeat), find_player(settings.player))
     logging.getLogger("kivy").setLevel(logging.WARNING)
-    DisplayApp(config, address, announcer, device_id=args.device).run()
+    DisplayApp(config, address, announcer, device_id=args.device or address.username or "display").run()
     return 0

@@ -37,6 +37,7 @@ if [ "$HALLKIT_FOR" = test ]; then
     "/usr/bin/chromium:chromium"            # dashboard browser tests (Playwright drives it; no browser download)
     "/usr/bin/chromedriver:chromium-driver"
     "pg_lsclusters:postgresql"              # the county ingest's database; tests make their own databases
+    "systemd-analyze:systemd"               # checks the units of `hall install systemd`
   )
 fi
 missing=()

@@ -23,8 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hallkit.accounts import Role  # noqa: E402
 from hallkit.demo.demo import Demo, DemoOptions  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from hallkit.accounts import Role  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 from tests.kiosk.conftest import kivy_env  # noqa: E402
 
@@ -59,8 +61,6 @@ def kiosk_shots(work: Path, out: Path, size: str) -> list[Path]:
 
 
 def dashboard_shots(work: Path, out: Path, sizes: list[str]) -> list[Path]:
-    from playwright.sync_api import sync_playwright
-
     demo = Demo(DemoOptions(data=work / "demo", headless=True, speed=300))
     demo.start()
     saved = []

@@ -92,7 +92,7 @@ class DisplayApp(App):
                              on_hub=lambda online: deliver(lambda: self._online(online)))
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
-        return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
+        return text(key, lang or self.lang, **params)
 
     def build(self) -> Board:
         Window.bind(size=lambda _w, size: setattr(self, "u", size[1] / 100))

@@ -55,9 +55,14 @@ def balance(text: str, width: float, base: float) -> str:
     return f"{text[:best].rstrip()}\n{text[best:].lstrip()}"
 
 
+ONE_COLUMN_WINDOWS = 5
+"""Windows listed one a row (with their names at full size) up to this many …"""
+TWO_COLUMN_WINDOWS = 12
+"""… then in two columns up to this many, then three."""
+
+
 def grid_columns(windows: int) -> int:
-    """Windows listed one a row up to five, then side by side."""
-    return 1 if windows <= 5 else 2 if windows <= 12 else 3
+    return 1 if windows <= ONE_COLUMN_WINDOWS else 2 if windows <= TWO_COLUMN_WINDOWS else 3
 
 
 def rows_that_fit(height: float, row: float, spacing: float) -> int:

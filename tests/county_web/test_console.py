@@ -234,7 +234,7 @@ def test_migration_4_summarises_what_an_older_database_already_holds(county_db):
 
 
 def test_the_summaries_finish_cases_as_the_core_does():
-    assert FINISHING == "(" + ", ".join(f"'{step.value}'" for step in FINISHING_STEPS) + ")"
+    assert "(" + ", ".join(f"'{step.value}'" for step in FINISHING_STEPS) + ")" == FINISHING
 
 
 def test_an_upheld_appeal_voids_its_rating_whichever_arrives_first(county_db):

@@ -8,6 +8,7 @@ import logging
 import re
 import sqlite3
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from hallkit.dashboard.web import safe_next
 
-from hallkit.accounts import AuthError, Role, UserStore, verify_password
+from hallkit.accounts import ADDRESS_FACTOR, AuthError, Role, UserStore, verify_password
 from tests.dashboard.conftest import MANAGER, VIEWER
 
 PAGES = ("/", "/charts", "/ratings", "/devices", "/report", "/report.csv", "/api/board", "/api/charts",
@@ -131,3 +132,39 @@ def test_user_add_command_reads_the_password_from_stdin(tmp_path, monkeypatch, c
     assert [(u.name, u.role) for u in store.users()] == [("leader", Role.VIEWER)]
     store.login("leader", "viewer-password", "127.0.0.1")
     store.close()
+
+
+def test_parallel_tries_all_count_and_made_up_names_lock_no_one_out(tmp_path):
+    store = UserStore(tmp_path / "d.sqlite3", max_failures=5)
+    store.add_user("wang", Role.MANAGER, "a-long-password")
+    store.add_user("li", Role.MANAGER, "another-long-password")
+
+    def attempt(i: int) -> str:
+        try:
+            store.login("wang", "wrong-password", f"10.0.0.{i}")
+        except AuthError as exc:
+            return str(exc)
+        return "in"
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        outcomes = list(pool.map(attempt, range(40)))
+    # Before: 14 of 40 parallel tries reached the password check.
+    assert outcomes.count("failed") == 5 and outcomes.count("locked") == 35
+    # Five failures on made-up names from li's own PC: li still gets in from there.
+    for n in range(5):
+        with pytest.raises(AuthError, match="failed"):
+            store.login(f"nobody-{n}", "guess-password", "10.1.1.1")
+    token, session = store.login("li", "another-long-password", "10.1.1.1")
+    assert session.user.name == "li" and store.session(token) == session
+    # A sweep over many names from one address is stopped all the same.
+    outcomes = [attempt_name(store, f"name-{n}", "10.2.2.2") for n in range(30)]
+    assert outcomes.count("failed") == 5 * ADDRESS_FACTOR and outcomes[-1] == "locked"
+    store.close()
+
+
+def attempt_name(store: UserStore, name: str, address: str) -> str:
+    try:
+        store.login(name, "guess-password", address)
+    except AuthError as exc:
+        return str(exc)
+    return "in"

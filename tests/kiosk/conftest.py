@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -58,17 +59,17 @@ def check_screenshot(shot: dict) -> None:
     assert not missing, f"{shot['png']}: no glyph for {missing!r} (would show as tofu)"
 
 
-_font: ImageFont.FreeTypeFont | None = None
-_notdef: bytes = b""
+@functools.cache
+def _font_and_notdef() -> tuple[ImageFont.FreeTypeFont, bytes]:
+    """The CJK font and the mask it draws for a character it lacks, loaded once."""
+    path = cjk_font()
+    assert path is not None, "no CJK font installed (fonts-wqy-microhei)"
+    font = ImageFont.truetype(str(path), 32)
+    return font, bytes(font.getmask("\U000f0000"))  # a private-use character no font has
 
 
 def has_glyph(char: str) -> bool:
-    global _font, _notdef
     if char.isspace():
         return True
-    if _font is None:
-        path = cjk_font()
-        assert path is not None, "no CJK font installed (fonts-wqy-microhei)"
-        _font = ImageFont.truetype(str(path), 32)
-        _notdef = bytes(_font.getmask("\U000f0000"))  # a private-use character no font has
-    return bytes(_font.getmask(char)) != _notdef
+    font, notdef = _font_and_notdef()
+    return bytes(font.getmask(char)) != notdef

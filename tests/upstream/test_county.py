@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import threading
@@ -41,17 +42,13 @@ class Proxy:
 
     def down(self) -> None:
         if self._server is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close alone does not
-            except OSError:
-                pass
             self._server.close()
             self._server = None
         for sock in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         self._sockets.clear()
 
