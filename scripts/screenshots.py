@@ -7,6 +7,9 @@ in the kiosk test harness (:mod:`tests.kiosk.harness`: a real hub on a real Mosq
 printer and card reader, SDL offscreen). What a manager sees (the wall board, devices, charts,
 cases) comes from ``hall demo --headless`` run fast for a while, opened in Debian's Chromium.
 Every file is named ``<screen>-<W>x<H>.png``; run it again after changing a screen.
+
+The phone page and the tablet pad are drawn by their tests, into docs/screenshots only when asked:
+``HALLKIT_DOCS_SCREENSHOTS=1 scripts/test.sh tests/web/test_phone_browser.py tests/kiosk/test_touch_pad.py``.
 """
 
 from __future__ import annotations
