@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -13,11 +14,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from hallkit.broker.login import add_broker_options, add_hall_option, address_from_args
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit, failure, writable_folder
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
     from hallkit.broker.client import HallClient
+    from hallkit.broker.hub import Hub
+    from hallkit.contracts.mqtt import BrokerAddress
+
+    from hallkit.config import HallConfig
+    from hallkit.store.sqlite import Synchronous
 
 T = TypeVar("T")
 
@@ -88,7 +94,32 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     conf.add_argument("--out", required=True, type=Path, help="folder to write into")
     conf.add_argument("--port", type=int, default=1883)
     conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (the hall LAN)")
+    add_rewrite_flags(conf)
     conf.set_defaults(handler=write_broker_config)
+
+
+def add_rewrite_flags(parser: argparse.ArgumentParser) -> None:
+    """--add and --force of a broker configuration writer: an existing one is never replaced silently."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--add", action="store_true",
+                        help="the folder holds this broker's configuration: keep its logins and passwords, "
+                             "give only new devices (halls) a login")
+    choice.add_argument("--force", action="store_true",
+                        help="replace the configuration in the folder: every login gets a new password")
+
+
+def check_rewrite(args: argparse.Namespace) -> None:
+    if (args.out / "mosquitto.conf").exists() and not (args.add or args.force):
+        raise failure("errors.broker_config_exists", out=args.out)
+
+
+def describe_written(written) -> str:  # noqa: ANN001 - LoginsWritten, imported lazily (`hall --help`)
+    """What a broker configuration writer wrote, and which logins it kept or made."""
+    lines = [f"wrote {path}" for path in written.paths]
+    if written.kept:
+        lines.append(bilingual("errors.logins_kept", count=len(written.kept), users=", ".join(written.kept)))
+    lines.append(bilingual("errors.logins_added", count=len(written.added), users=", ".join(written.added) or "-"))
+    return "\n".join(lines)
 
 
 
@@ -141,16 +172,14 @@ def hall_id_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    # Only what the hub needs is imported: a restart is online sooner (the embedded broker pulls
-    # in amqtt and asyncio, a quarter of a second from a cold disk, and only runs without --broker).
-    from hallkit.broker.hub import Hub
-    from hallkit.broker.parts import hub_parts
+    # Only what the hub needs is imported (open_hub imports the hub): a restart is online sooner
+    # (the embedded broker pulls in amqtt and asyncio, and only runs without --broker).
     from hallkit.contracts.mqtt import parse_broker_url
 
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    data = args.data or Path("var") / config.hall.id
+    data = writable_folder(args.data or Path("var") / config.hall.id)
     embedded = None
     if args.broker:
         address = address_from_args(args)
@@ -168,7 +197,14 @@ def run_hub(args: argparse.Namespace) -> int:
         address = parse_broker_url(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
         print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
-    hub = Hub(config, address, data, args.sync, parts=hub_parts(config))
+    try:
+        hub = open_hub(config, address, data, args.sync)
+    except CommandFailed:
+        if embedded:
+            embedded.stop()
+        raise
+    if hub.disk_is_full:
+        print(bilingual("errors.disk_full_start", folder=data), file=sys.stderr)
     hub.start()
     wait_for_signal()
     hub.stop()
@@ -178,6 +214,24 @@ def run_hub(args: argparse.Namespace) -> int:
 
 
 DEFAULT_EMBEDDED_PORT = 1883
+
+
+def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synchronous) -> Hub:
+    """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk."""
+    from hallkit.broker.hub import Hub
+    from hallkit.broker.parts import hub_parts
+
+    from hallkit.store.lock import FolderInUse
+    from hallkit.store.sqlite import disk_full
+
+    try:
+        return Hub(config, address, data, sync, parts=hub_parts(config))
+    except FolderInUse as exc:
+        raise failure("errors.folder_in_use", folder=exc.folder, pid=exc.pid or "?") from None
+    except (OSError, sqlite3.Error) as exc:
+        if not disk_full(exc, data):
+            raise
+        raise failure("errors.disk_full", folder=data) from None
 
 
 def wait_for_signal() -> None:
@@ -254,9 +308,9 @@ def write_broker_config(args: argparse.Namespace) -> int:
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind)
-    for path in written:
-        print(f"wrote {path}")
+    check_rewrite(args)
+    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind, add=args.add)
+    print(describe_written(written))
     for folder in unreachable_folders(args.out):
         print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
     print(bilingual("broker.config_next", out=args.out.resolve()))

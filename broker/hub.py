@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.latest import LatestPerKey
 from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
     CommandReply,
@@ -58,7 +60,7 @@ from hallkit.queue.models import (
 )
 from hallkit.queue.numbering import business_day
 from hallkit.store.durable import Answer, DurableQueue
-from hallkit.store.sqlite import Synchronous
+from hallkit.store.sqlite import LOW_SPACE, Synchronous, disk_full
 
 log = logging.getLogger("hallkit.hub")
 
@@ -70,6 +72,9 @@ SNAPSHOT_MIN_INTERVAL = 0.1
 """Seconds between two queue snapshots: coalesces bursts, still well under the 1 s the boards need."""
 
 STATUS_INTERVAL = 10.0
+
+DEVICE_STATUS_INTERVAL = 2.0
+"""Seconds between two statuses of one device the parts see: a flapping device costs one per interval."""
 
 WINDOW_KINDS = (DeviceKind.COUNTER, DeviceKind.PAD)
 TAKE_CHANNELS = {
@@ -134,11 +139,15 @@ class Hub:
         self.topics = Topics(config.hall.id)
         # Requests come on command/<device>: a prefix test, not a topic matcher built per message.
         self._command_prefix = self.topics.command("")
+        self._device_prefix = self.topics.device_status("").removesuffix("/status")
         self.devices = {d.id: d for d in config.devices}
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir.chmod(0o700)  # the log holds keyed hashes of ID numbers: for the hub's user only
+        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)  # FolderInUse: another hub
         self.queue.listeners.append(self._on_events)
         self.session = _next_session(data_dir / "hub-session")
+        # Said from the start, not only at the first refused ticket; cleared by the first commit.
+        self.disk_is_full = shutil.disk_usage(data_dir).free < LOW_SPACE
         self.parts = list(parts)
         self.record_sinks: list[RecordSink] = []
         self.refusals: Counter[str] = Counter()
@@ -149,6 +158,13 @@ class Hub:
         self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
         self._server = threading.Thread(target=self._serve, name="hub-requests", daemon=True)
+        # Everything that is not a command request (device statuses, ratings, case steps) is
+        # handled here, off the MQTT thread, so no burst of it holds up a request behind it.
+        self._part_inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._statuses: LatestPerKey[bytes] = LatestPerKey(DEVICE_STATUS_INTERVAL)
+        self._statuses_lock = threading.Lock()
+        self._parts_wake = threading.Event()
+        self._parts_worker = threading.Thread(target=self._serve_parts, name="hub-parts", daemon=True)
         self.client = make_client(
             broker,
             client_id=f"hub-{config.hall.id}",
@@ -172,6 +188,7 @@ class Hub:
         self.client.loop_start()
         self._publisher.start()
         self._server.start()
+        self._parts_worker.start()
         if wait and not self._connected.wait(wait):
             log.warning("broker %s not reachable yet; the hub keeps trying", self.broker.url)
 
@@ -180,6 +197,9 @@ class Hub:
         self._dirty.set()
         say_offline(self.client, self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json())
         self._server.join(timeout=5)
+        self._parts_wake.set()
+        if self._parts_worker.is_alive():
+            self._parts_worker.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
         self._publisher.join(timeout=5)
@@ -200,7 +220,10 @@ class Hub:
         patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions())]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
         # device that waits for "online" never sends a request the hub is not yet subscribed to.
-        _, self._subscribe_mid = client.subscribe([(pattern, 1) for pattern in patterns])
+        # Statuses at QoS 0: they are retained states the broker sends again at every subscription,
+        # and a flood of them then costs neither the broker's in-flight window nor an acknowledgement each.
+        _, self._subscribe_mid = client.subscribe(
+            [(pattern, 0 if pattern == self.topics.device_statuses else 1) for pattern in patterns])
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object) -> None:
         if mid != self._subscribe_mid:
@@ -224,16 +247,48 @@ class Hub:
             # (see _serve): a hub killed before that gets the request again when it returns.
             self._inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
             return
-        try:
-            part = next((p for p in self.parts for pattern in p.subscriptions()
-                         if mqtt.topic_matches_sub(pattern, message.topic)), None)
-            if part is not None:
-                part.handle(message.topic, bytes(message.payload))
-        except Exception:  # the hub must outlive any input; this is a bug, not a refusal
-            log.exception("unexpected failure handling a message on %s", message.topic)
-            self.refuse(message.topic, None, "hub.internal", "see the hub log")
-        finally:
+        if message.topic.startswith(self._device_prefix) and message.topic.endswith("/status"):
+            # A status is a state: only the newest of a device counts, so it is acknowledged now
+            # (the broker re-sends the retained one at the next connection anyway).
+            with self._statuses_lock:
+                self._statuses.put(message.topic, bytes(message.payload))
             self._ack(message.mid, message.qos)
+        else:
+            self._part_inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._parts_wake.set()
+
+    def _serve_parts(self) -> None:
+        """Hand the parts their messages in arrival order, and each device's newest status when due."""
+        wait: float | None = None
+        while not self._stopping.is_set():
+            self._parts_wake.wait(timeout=0.5 if wait is None else wait)
+            self._parts_wake.clear()
+            while True:
+                try:
+                    m = self._part_inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._to_part(m.topic, m.payload)
+                self._ack(m.mid, m.qos)
+            with self._statuses_lock:
+                due = self._statuses.due(time.monotonic())
+            for topic, payload in due:
+                self._to_part(topic, payload)
+            with self._statuses_lock:
+                wait = self._statuses.wait(time.monotonic())
+
+    def _to_part(self, topic: str, payload: bytes) -> None:
+        try:
+            for part in self.parts:
+                if any(mqtt.topic_matches_sub(pattern, topic) for pattern in part.subscriptions()):
+                    part.handle(topic, payload)
+                    return
+        except Exception as exc:  # the hub must outlive any input; this is a bug or a full disk
+            if disk_full(exc, self.data_dir):
+                self.refuse(topic, None, "hub.disk_full", str(self.data_dir))
+            else:
+                log.exception("unexpected failure handling a message on %s", topic)
+                self.refuse(topic, None, "hub.internal", "see the hub log")
 
     def _ack(self, mid: int, qos: int) -> None:
         if qos > 0:
@@ -274,7 +329,22 @@ class Hub:
         admitted = [a for topic, payload in messages if (a := self._admit(topic, payload)) is not None]
         if not admitted:
             return
-        results = self.queue.answer_batch([a.keyed for a in admitted])
+        try:
+            results = self.queue.answer_batch([a.keyed for a in admitted])
+        except Exception as exc:
+            full = disk_full(exc, self.data_dir)
+            if len(admitted) > 1 and not full:
+                raise  # _serve runs them one by one: only the request at fault fails
+            if not full:
+                log.exception("unexpected failure running a request from %s", admitted[0].device.id)
+            # Nothing of it was committed (the queue rebuilt itself from the log): say so to each sender.
+            reason, detail = ("hub.disk_full", str(self.data_dir)) if full else ("hub.internal", "see the hub log")
+            self.disk_is_full = full
+            for a in admitted:
+                self.refuse(self.topics.command(a.device.id), a.reply_to, reason, detail,
+                            a.request.command.request_id)
+            return
+        self.disk_is_full = False
         for a, result in zip(admitted, results, strict=True):
             command = a.request.command
             if isinstance(result, Refused):
@@ -427,7 +497,7 @@ class Hub:
     def _status(self, state: DeviceState) -> DeviceStatus:
         return DeviceStatus(
             device=HUB_DEVICE, state=state, session=self.session, kind="hub", version=__version__,
-            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()),
+            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()), "disk_full": self.disk_is_full,
                     **{f"refused.{k}": v for k, v in sorted(self.refusals.items())},
                     **{k: v for part in self.parts for k, v in part.status().items()}},
         )
@@ -526,7 +596,10 @@ def _next_session(path: Path) -> int:
         session = int(path.read_text().strip()) + 1
     except (OSError, ValueError):
         session = 1
-    path.write_text(str(session))
+    try:
+        path.write_text(str(session))
+    except OSError as exc:  # a full disk: the hub still starts, to refuse requests with a reason
+        log.error("could not save the session number in %s: %s", path, exc)
     return session
 
 

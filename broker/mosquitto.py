@@ -239,15 +239,31 @@ def hall_users(config: HallConfig) -> list[str]:
     return [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
 
 
-def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0") -> list[Path]:
+class LoginsWritten(BaseModel):
+    """What a broker configuration writer did with the logins: kept as they were, or new."""
+
+    paths: list[Path]
+    kept: list[str]
+    added: list[str]
+
+
+def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0",
+                           add: bool = False) -> LoginsWritten:
+    """The hall broker's configuration; with ``add``, the logins of the one already in ``out`` keep
+    their passwords (devices keep working) and only new devices get a login, in credentials.toml."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    logins = write_logins(out, port, hall_users(config), HALL_LOGINS_HEADER)
-    passwords, acl = write_hall_access(config, out, logins)
+    users = hall_users(config)
+    kept = {u: h for u, h in read_passwords((out / "passwords").read_text()).items() if u in users} \
+        if add and (out / "passwords").exists() else {}
+    logins = write_logins(out, port, [u for u in users if u not in kept], HALL_LOGINS_HEADER)
+    passwords, acl = write_hall_access(config, out, logins, kept)
     conf = out / "mosquitto.conf"
     conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
     hand_to_broker(out, readable=[conf, passwords, acl], writable=[])
-    return [conf, passwords, acl, out / "credentials.toml", write_password_files(out, logins)]
+    secrets_folder = write_password_files(out, logins)
+    return LoginsWritten(paths=[conf, passwords, acl, out / "credentials.toml", secrets_folder], kept=sorted(kept),
+                         added=sorted(logins.credentials))
 
 
 def write_password_files(out: Path, logins: Logins) -> Path:
@@ -316,10 +332,13 @@ def unreachable_folders(out: Path) -> list[Path]:
     return blocked
 
 
-def write_hall_access(config: HallConfig, out: Path, logins: Logins) -> tuple[Path, Path]:
-    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one)."""
+def write_hall_access(config: HallConfig, out: Path, logins: Logins,
+                      kept: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one); ``kept``
+    are logins (user → hash) already handed out, written as they were."""
     passwords = out / "passwords"
-    passwords.write_text("".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
+    passwords.write_text("".join(f"{u}:{h}\n" for u, h in (kept or {}).items())
+                         + "".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
     passwords.chmod(0o600)
     acl = out / "acl"
     acl.write_text(acl_text(config))
@@ -419,8 +438,9 @@ def county_dynsec(county: str, halls: list[str], logins: Logins) -> DynsecConfig
 
 def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883, bind: str = "0.0.0.0",
                         workers: int = 2, plugin: str = DYNSEC_PLUGIN, tls_names: list[str] | None = None,
-                        ) -> list[Path]:
-    """The county broker: one login per hall (its id), one per ingest worker, no queue caps.
+                        add: bool = False) -> LoginsWritten:
+    """The county broker: one login per hall (its id), one per ingest worker, no queue caps; with
+    ``add``, the logins of the configuration already in ``out`` keep their passwords.
 
     With ``tls_names`` (the names and addresses halls reach the broker by) the listener speaks
     TLS with a server certificate of the county's own CA, both made here where missing.
@@ -430,14 +450,19 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
         raise ValueError(f"hall ids {sorted(clash)} are the names of ingest logins")
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    logins = write_logins(out, port, [*ingest_users(workers), *halls],
+    dynsec = out / "dynamic-security.json"
+    users = [*ingest_users(workers), *halls]
+    before = DynsecConfig.model_validate_json(dynsec.read_text()).clients if add and dynsec.exists() else []
+    kept = [c for c in before if c.username in users]
+    logins = write_logins(out, port, [u for u in users if u not in {c.username for c in kept}],
                           "# Hall logins for the county broker ([upstream] username/password of each hall) and\n"
                           "# one login per ingest worker (hall county ingest --worker N): hand each out, then\n"
                           "# delete this file.\n")
-    dynsec = out / "dynamic-security.json"
+    access = county_dynsec(county, halls, logins)
+    access.clients = kept + access.clients
     dynsec.touch(mode=0o600)
     dynsec.chmod(0o600)
-    dynsec.write_text(json.dumps(county_dynsec(county, halls, logins).model_dump(), indent=1))
+    dynsec.write_text(json.dumps(access.model_dump(), indent=1))
     tls, certificates = ensure_tls(out, county, tls_names) if tls_names else (None, [])
     conf = out / "mosquitto.conf"
     text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS, tls)
@@ -450,4 +475,6 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
     conf.write_text(text)
     served = [tls.ca_cert, tls.server_cert, tls.server_key] if tls else []
     hand_to_broker(out, readable=[conf, *served], writable=[dynsec])
-    return [conf, dynsec, out / "credentials.toml", write_password_files(out, logins), *certificates]
+    secrets_folder = write_password_files(out, logins)
+    return LoginsWritten(paths=[conf, dynsec, out / "credentials.toml", secrets_folder, *certificates],
+                         kept=sorted(c.username for c in kept), added=sorted(logins.credentials))

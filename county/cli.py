@@ -8,12 +8,14 @@ import socket
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hallkit.broker.cli import add_rewrite_flags, check_rewrite, describe_written
 from hallkit.broker.login import add_broker_options, address_from_args
 from hallkit.county.quarantine import QuarantineLimits
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit, failure
 from hallkit.i18n import bilingual
 
 DEFAULT_DB = os.environ.get("HALLKIT_COUNTY_DB", "postgresql:///hallkit_county")
@@ -70,6 +72,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                              "(default: this machine's name, localhost and 127.0.0.1)")
     broker.add_argument("--workers", type=int, default=2,
                         help="ingest workers: one login each, ingest-1 … ingest-N (default 2)")
+    add_rewrite_flags(broker)
     broker.set_defaults(handler=write_broker_config)
 
     devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
@@ -85,15 +88,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def write_broker_config(args: argparse.Namespace) -> int:
     from hallkit.broker.mosquitto import unreachable_folders, write_county_config
 
+    check_rewrite(args)
     names = (args.tls_names or [socket.getfqdn(), "localhost", "127.0.0.1"]) if args.tls else None
     port = args.port or (8883 if args.tls else 1883)
     try:
-        paths = write_county_config(args.county, args.halls, args.out, port=port, bind=args.bind,
-                                    workers=args.workers, tls_names=names)
+        written = write_county_config(args.county, args.halls, args.out, port=port, bind=args.bind,
+                                      workers=args.workers, tls_names=names, add=args.add)
     except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
         raise CommandFailed(str(exc)) from None
-    for path in paths:
-        print(f"wrote {path}")
+    print(describe_written(written))
     for folder in unreachable_folders(args.out):
         print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
     print(bilingual("county.broker_next", out=args.out.resolve(), port=port,
@@ -129,14 +132,40 @@ def _connect(dsn: str):  # noqa: ANN202 - psycopg.Connection, imported lazily to
         conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
         migrate(conn)
     except (psycopg.Error, SchemaTooNew) as exc:
-        raise CommandFailed(bilingual("county.db_unreachable", db=dsn, detail=str(exc).strip()[:300])) from None
+        raise database_failure(dsn, exc) from None
     return conn
+
+
+def database_failure(dsn: str, exc: Exception) -> CommandFailed:
+    """PostgreSQL's refusal under one bilingual line naming the database, its password hidden."""
+    detail = redacted(str(exc).strip()[:300], dsn).replace("\n", "\n  ")
+    return CommandFailed(f"{bilingual('errors.database', dsn=redacted(dsn))}\n  {detail}")
+
+
+def redacted(text: str, dsn: str | None = None) -> str:
+    """``text`` (a DSN, or an error about one) with the DSN's password replaced by ***."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        secret = conninfo_to_dict(dsn or text).get("password")
+    except Exception:  # noqa: BLE001 - not a DSN psycopg can read: hide a URL's password all the same
+        secret = urlsplit(dsn or text).password
+    if not secret:
+        return text
+    return text.replace(quote(str(secret), safe=""), "***").replace(str(secret), "***")
+
+
+def zone_of(name: str, option: str = "--timezone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise failure("errors.unknown_zone", 2, zone=name, option=option) from None
 
 
 def show_report(args: argparse.Namespace) -> int:
     from hallkit.county.report import county_report, render_report
 
-    zone = ZoneInfo(args.timezone)
+    zone = zone_of(args.timezone)
     day = args.day or datetime.now(zone).date()
     with _connect(args.db) as conn:
         report = county_report(conn, day, zone, args.silent_hours)

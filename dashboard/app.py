@@ -69,6 +69,7 @@ class Dashboard(SessionPages):
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/", self.board_page),
+            Route("/wall", self.wall_page),
             Route("/charts", self.charts_page),
             Route("/ratings", self.ratings_page),
             Route("/cases/{case_id}/step", self.case_step, methods=["POST"]),
@@ -125,6 +126,9 @@ class Dashboard(SessionPages):
 
     async def board_page(self, request: Request) -> HTMLResponse:
         return self.render(request, "board.html")
+
+    async def wall_page(self, request: Request) -> HTMLResponse:
+        return self.render(request, "wall.html")
 
     async def charts_page(self, request: Request) -> HTMLResponse:
         return self.render(request, "charts.html", day=self._day(request))

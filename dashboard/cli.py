@@ -9,7 +9,15 @@ from pathlib import Path
 
 from hallkit.broker.login import add_broker_options, address_from_args
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.commandline import (
+    CommandFailed,
+    add_json_flag,
+    add_listen_flags,
+    emit,
+    say_listening,
+    tls_files,
+    writable_folder,
+)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                     "Create an account first: hall dashboard user add NAME --role manager --config FILE")
     _add_place(dash)
     add_broker_options(dash, login="dashboard")
-    dash.add_argument("--host", help="address to listen on (default: [dashboard] host, 0.0.0.0)")
-    dash.add_argument("--port", type=int, help="port (default: [dashboard] port, 8080)")
+    add_listen_flags(dash, "dashboard", 8080)
     dash.add_argument("--device", default="dashboard",
                       help="the dashboard's device id (a counter in the config; default: dashboard)")
     dash.set_defaults(handler=run_dashboard)
@@ -57,7 +64,7 @@ def _place(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, Path); impo
     if args.config is None:
         raise CommandFailed("give the hall configuration: --config FILE", 2)
     config = load_or_fail(args.config)
-    return config, args.data or Path("var") / config.hall.id
+    return config, writable_folder(args.data or Path("var") / config.hall.id)
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
@@ -65,12 +72,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
     config, data = _place(args)
     address = address_from_args(args)
-    server = DashboardServer(config, address, data, args.host, args.port, args.device)
+    server = DashboardServer(config, address, data, args.host, args.port, args.device, tls_files(args))
     if not server.users.users():
         print(f"no dashboard accounts yet: hall dashboard user add NAME --role manager --config {args.config}",
               file=sys.stderr)
     print(f"大厅管理看板 / dashboard: {server.url}  (hall {config.hall.id}, broker {address.url}, data {data})")
-    server.run()
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
     return 0
 
 

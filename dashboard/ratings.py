@@ -18,7 +18,7 @@ from hallkit.dashboard.views import CaseStepView, CaseView, RatingLine, RatingSl
 
 from hallkit.config import HallConfig
 from hallkit.rating import store
-from hallkit.rating.cases import Case, CaseState, next_steps
+from hallkit.rating.cases import OPENED_BY, Case, CaseState, next_steps
 from hallkit.rating.models import Level, Rating
 from hallkit.rating.report import Period, RatingReport, build_report
 from hallkit.rating.rules import ServiceEvent
@@ -108,7 +108,8 @@ class RatingBook:
                 overdue=case.overdue(today),
                 due_soon=not case.state.finished and (case.deadline - today).days <= warning_days,
                 opened_at=case.opened_at, next_steps=[s.value for s in next_steps(case.state)],
-                steps=[CaseStepView(step=u.step.value, by=u.by, at=u.at, note=u.note)
+                steps=[CaseStepView(step=u.step.value, by="" if u.by == OPENED_BY else names.get(u.by, u.by),
+                                    at=u.at, note=u.note)
                        for u in store.steps(conn, case.case_id)],
                 channel=rating.channel.value if rating else "", tags=rating.tags if rating else [],
                 text=rating.text if rating else "",

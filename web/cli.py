@@ -7,6 +7,8 @@ from pathlib import Path
 
 from hallkit.broker.login import add_broker_options, address_from_args
 
+from hallkit.commandline import CommandFailed, add_listen_flags, say_listening, tls_files, writable_folder
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     web = commands.add_parser(
@@ -18,8 +20,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     web.add_argument("--data", type=Path,
                      help="the hub's data folder, with hall.sqlite3 (default: ./var/<hall id>, as hall hub)")
     add_broker_options(web, login="web")
-    web.add_argument("--host", help="address to listen on (default: [web] host, 0.0.0.0)")
-    web.add_argument("--port", type=int, help="port (default: [web] port, 8090)")
+    add_listen_flags(web, "web", 8090)
     web.set_defaults(handler=run_web)
 
 
@@ -29,10 +30,14 @@ def run_web(args: argparse.Namespace) -> int:
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    data = args.data or Path("var") / config.hall.id
+    data = writable_folder(args.data or Path("var") / config.hall.id)
     address = address_from_args(args)
-    server = WebServer(config, address, data, args.host, args.port)
+    server = WebServer(config, address, data, args.host, args.port, tls_files(args))
     print(f"扫码页 / phone page: {server.url}/t/<token>  (QR codes link to {config.web.public_url}/t/<token>; "
           f"hall {config.hall.id}, broker {address.url}, data {data})")
-    server.run()
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
     return 0

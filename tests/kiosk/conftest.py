@@ -31,10 +31,11 @@ def kivy_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def run_scenario(mosquitto, tmp_path):
-    def run(name: str, timeout: float = 120) -> dict:
-        work = tmp_path / name
+    def run(name: str, timeout: float = 120, size: str | None = None) -> dict:
+        work = tmp_path / (name if size is None else f"{name}-{size}")
         work.mkdir()
-        proc = subprocess.run([sys.executable, "-m", "tests.kiosk.harness", name, str(work), mosquitto.url],
+        proc = subprocess.run([sys.executable, "-m", "tests.kiosk.harness", name, str(work), mosquitto.url,
+                               *([size] if size else [])],
                               cwd=ROOT, env=kivy_env(tmp_path / "kivy-home"), capture_output=True, text=True,
                               timeout=timeout, check=False)
         log = (work / "harness.log").read_text("utf-8") if (work / "harness.log").exists() else ""
