@@ -97,6 +97,15 @@ def test_no_private_name_crosses_a_package():
     assert not wrong, "\n".join(wrong)
 
 
+def test_benches_do_not_import_the_tests():
+    """What a bench shares with the tests (a Mosquitto runner, sample halls, records, a fresh
+    database) lives in the package's ``testing`` modules; a bench imports the project as hallkit."""
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+             for path in sorted((ROOT / "bench").glob("*.py"))
+             for line, module, _ in imports(path) if module.split(".")[0] != "hallkit"]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_package_list_covers_every_folder():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {module_name(init) for folder in FOLDERS for init in (ROOT / folder).rglob("__init__.py")}
