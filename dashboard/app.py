@@ -49,7 +49,7 @@ PUBLIC_PATHS = ("/health", "/login", "/static/dashboard.css")
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment this often: a page whose connection died is noticed and dropped."""
 
-PACKAGE = Path(str(resources.files("dashboard")))
+PACKAGE = Path(str(resources.files("hallkit.dashboard")))
 
 
 class Dashboard(SessionPages):

@@ -72,6 +72,22 @@ class DemoOptions(BaseModel):
     speed: float = 20.0
 
 
+ARRIVALS_DEVICE = "demo-residents"
+STAFF_DEVICE = "demo-staff"
+DEMO_DEVICES = f"""
+# The demo's own simulated people. A login is one connection (docs/contract.md): were they to act
+# as kiosk-1 or console, the kiosk's window and a `hall status` in another terminal would knock
+# them off the broker, and they those.
+[[devices]]
+id = "{ARRIVALS_DEVICE}"             # residents taking tickets beside the kiosk's screen
+kind = "kiosk"
+
+[[devices]]
+id = "{STAFF_DEVICE}"                 # staff at windows without a pad; the demo's summary line
+kind = "counter"
+"""
+
+
 def demo_config(data: Path, path: Path | None) -> HallConfig:
     """The chosen config, or the sample hall open at any hour (written to the data folder to read)."""
     if path is not None:
@@ -79,8 +95,8 @@ def demo_config(data: Path, path: Path | None) -> HallConfig:
     data.mkdir(parents=True, exist_ok=True)
     target = data / "hall.toml"
     if not target.exists():
-        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true"),
-                          "utf-8")
+        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
+                          + DEMO_DEVICES, "utf-8")
     return parse_config(target.read_text("utf-8"), source=target)
 
 
@@ -98,13 +114,16 @@ class Traffic:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        kiosk = next((d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
+        ids = {d.id for d in self.config.devices}
+        kiosk = ARRIVALS_DEVICE if ARRIVALS_DEVICE in ids else next(
+            (d.id for d in self.config.devices if d.kind is DeviceKind.KIOSK), CONSOLE)
+        staff = STAFF_DEVICE if STAFF_DEVICE in ids else CONSOLE
         self.threads.append(threading.Thread(target=self._arrivals, args=(kiosk,), name="demo-arrivals",
                                              daemon=True))
         pads = {d.window: d.id for d in self.config.devices if d.kind is DeviceKind.PAD and d.window}
         for window in self.config.windows:
             pad = pads.get(window.number)
-            work, device = (self._pad, pad) if pad else (self._window, CONSOLE)
+            work, device = (self._pad, pad) if pad else (self._window, staff)
             self.threads.append(threading.Thread(target=work, args=(window.number, device),
                                                  name=f"demo-window-{window.number}", daemon=True))
         for thread in self.threads:
@@ -246,7 +265,8 @@ class Demo:
             pass
 
     def summary(self) -> str:
-        view = read_hall(self.login(CONSOLE), self.config.hall.id, timeout=1.0)
+        reader = STAFF_DEVICE if any(d.id == STAFF_DEVICE for d in self.config.devices) else CONSOLE
+        view = read_hall(self.login(reader), self.config.hall.id, timeout=1.0)
         if view.queue is None:
             return "等待中心服务 / waiting for the hub"
         calling = " ".join(f"{w.number}:{w.ticket.number if w.ticket else '-'}" for w in view.queue.windows)

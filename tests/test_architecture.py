@@ -8,6 +8,7 @@ new import against the direction fails here, with the line that made it.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import tomllib
@@ -123,3 +124,26 @@ def test_only_hallkit_is_installed_at_the_top(tmp_path: Path):
         tops = {name.split("/")[0] for name in archive.namelist()}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"hallkit"}
     assert any(name.startswith("hallkit/kiosk/screens/") and name.endswith(".kv") for name in archive.namelist())
+
+
+def test_every_module_imports_away_from_the_checkout(tmp_path: Path):
+    """As the installed ``hall`` runs: from another folder, with nothing but site-packages.
+
+    The tests run from the repository root, where ``broker`` or ``dashboard`` would also import as
+    top-level packages; a module that names one (``resources.files("dashboard")``) fails only here.
+    Modules that draw with Kivy are left out: importing Kivy's window needs a screen.
+    """
+    names = [module_name(path) for path in sources() if "kivy" not in path.read_text()]
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)"
+    result = subprocess.run([sys.executable, "-I", "-c", code, *names], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "KIVY_NO_ARGS": "1"}, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_kv_rules_import_through_the_name_space():
+    """Kivy's ``#:import`` runs when a screen first loads, away from any import test above."""
+    wrong = [f"{path.relative_to(ROOT)}:{number}: {line}"
+             for folder in FOLDERS for path in sorted((ROOT / folder).rglob("*.kv"))
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if line.startswith("#:import") and line.split()[2].split(".")[0] not in {"hallkit", "kivy"}]
+    assert not wrong, "\n".join(wrong)

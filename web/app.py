@@ -38,7 +38,7 @@ from hallkit.rating.models import Level
 
 log = logging.getLogger("hallkit.web.http")
 
-PACKAGE = Path(str(resources.files("web")))
+PACKAGE = Path(str(resources.files("hallkit.web")))
 CSRF_COOKIE = "hallkit_phone_csrf"
 LANG_COOKIE = "hallkit_phone_lang"
 HEARTBEAT_SECONDS = 15.0

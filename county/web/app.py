@@ -39,7 +39,7 @@ from hallkit.i18n import text
 log = logging.getLogger("hallkit.county.web")
 
 PACKAGE = Path(str(resources.files("hallkit.county.web")))
-ECHARTS = Path(str(resources.files("dashboard"))) / "static" / "echarts.min.js"
+ECHARTS = Path(str(resources.files("hallkit.dashboard"))) / "static" / "echarts.min.js"
 PUBLIC_PATHS = ("/health", "/login", "/static/console.css")
 T = TypeVar("T")
 RANKING_ENDS = 100
