@@ -12,30 +12,25 @@ Needs nothing but SQLite. Run: ``.venv/bin/python bench/backfill.py``.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from hallkit.broker.hub import Hub
+from hallkit.broker.parts import hub_parts
+from hallkit.broker.ratings import RatingsPart
+from hallkit.contracts.hall import CaseStepRequest, RatingRequest, Topics
+from hallkit.contracts.mqtt import parse_broker_url
+from hallkit.uplink.backfill import backfill
+from hallkit.uplink.outbox import SCHEMA
+from hallkit.uplink.testing import pads_hall_config, unreachable_url
 
-from hallkit.broker.hub import Hub  # noqa: E402
-from hallkit.broker.parts import hub_parts  # noqa: E402
-from hallkit.broker.ratings import RatingsPart  # noqa: E402
-from hallkit.contracts.hall import CaseStepRequest, RatingRequest, Topics  # noqa: E402
-from hallkit.contracts.mqtt import parse_broker_url  # noqa: E402
-from hallkit.uplink.backfill import backfill  # noqa: E402
-from hallkit.uplink.outbox import SCHEMA  # noqa: E402
-
-from hallkit.config import HallConfig  # noqa: E402
-from hallkit.queue.models import CallNext, Command, Complete, TakeTicket, TicketCompleted  # noqa: E402
-from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission  # noqa: E402
-from hallkit.store.sqlite import EventStore  # noqa: E402
-from tests.conftest import MONDAY  # noqa: E402
-from tests.upstream.test_backfill import config_for  # noqa: E402
-from tests.upstream.test_outbox import unreachable_url  # noqa: E402
+from hallkit.config import HallConfig
+from hallkit.queue.models import CallNext, Command, Complete, TakeTicket, TicketCompleted
+from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission
+from hallkit.store.sqlite import EventStore
+from hallkit.testing import MONDAY
 
 TOPICS = Topics("test-hall")
 
@@ -96,11 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "data"
         started = time.monotonic()
-        ratings, steps = build(config_for(None), data, args.days, args.tickets, args.rated, args.bad_every)
+        ratings, steps = build(pads_hall_config(None), data, args.days, args.tickets, args.rated, args.bad_every)
         size = (data / "hall.sqlite3").stat().st_size / 2**20
         print(f"history: {args.days} days x {args.tickets} tickets, {ratings} ratings, {steps} case steps, "
               f"{size:.0f} MB (built in {time.monotonic() - started:.0f} s)")
-        config = config_for("county-a", unreachable_url())
+        config = pads_hall_config("county-a", unreachable_url())
         assert config.upstream is not None
         # The backfill alone, on the hub's file with the outbox's tables (as Outbox.attach runs it).
         store = EventStore(data / "hall.sqlite3", "normal")
@@ -116,7 +111,7 @@ def main() -> None:
         finally:
             store.close()
         # The whole hub start with the uplink for a new county (queue restore, parts, backfill again).
-        config = config_for("county-b", unreachable_url())
+        config = pads_hall_config("county-b", unreachable_url())
         started = time.monotonic()
         hub = Hub(config, parse_broker_url(unreachable_url()), data, "normal", parts=hub_parts(config))
         print(f"hub start with the outbox attached, pointed at a new county: {time.monotonic() - started:.2f} s")

@@ -1,6 +1,6 @@
 """One county on one machine: 500 halls × 10 devices against a real county broker and PostgreSQL.
 
-What is real: the county Mosquitto (the project's configuration, tests/brokers.py), ``hall county
+What is real: the county Mosquitto (the project's configuration, ``hallkit.broker.testing``), ``hall county
 ingest`` worker processes (one, then two), PostgreSQL, and on the hall side, per hall, the hub's
 own uplink code: an outbox SQLite file with the hub's schema, :class:`broker.outbox.Outbox`
 recording ratings and case updates (``record``) and turning device statuses into telemetry
@@ -35,6 +35,7 @@ the one scripts/bootstrap.sh makes). Run: ``.venv/bin/python bench/county_scale.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import heapq
 import logging
@@ -58,32 +59,22 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import psycopg
+from hallkit.broker.testing import Mosquitto
+from hallkit.contracts.hall import DeviceState, DeviceStatus, Refusal, Topics
+from hallkit.contracts.mqtt import make_client
+from hallkit.contracts.uplink import INGEST_FILTERS, QueueFigures, QueueStats, ServiceStats, UpKind, WindowStats, shared
+from hallkit.county.schema import migrate
+from hallkit.county.testing import create_database, database_dsn, drop_database
+from hallkit.uplink.forwarder import Forwarder
+from hallkit.uplink.outbox import SCHEMA, Outbox, add_item
+from hallkit.uplink.testing import hall_config
+
+from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import contextlib
 
-import psycopg  # noqa: E402
-from hallkit.contracts.hall import DeviceState, DeviceStatus, Refusal, Topics  # noqa: E402
-from hallkit.contracts.mqtt import make_client  # noqa: E402
-from hallkit.contracts.uplink import (  # noqa: E402
-    INGEST_FILTERS,
-    QueueFigures,
-    QueueStats,
-    ServiceStats,
-    UpKind,
-    WindowStats,
-    shared,
-)
-from hallkit.county.schema import migrate  # noqa: E402
-from hallkit.uplink.forwarder import Forwarder  # noqa: E402
-from hallkit.uplink.outbox import SCHEMA, Outbox, add_item  # noqa: E402
-
-from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel  # noqa: E402
-from tests.brokers import Mosquitto  # noqa: E402
-from tests.upstream.records import hall_config  # noqa: E402
-
-ADMIN_DSN = os.environ.get("HALLKIT_TEST_PG", "postgresql://hallkit:hallkit@127.0.0.1:5432/postgres")
 KINDS = ("rating", "case", "stats", "telemetry")
 DEVICE_KINDS = ("kiosk", "printer", "card_reader", "pad", "pad", "pad", "pad", "display", "counter", "counter")
 SERVICES = ("social", "medical", "pension", "household", "land", "civil")
@@ -602,10 +593,8 @@ def fmt_cpu(shares: dict[str, float], cores: int) -> str:
 def run(args: argparse.Namespace, folder: Path) -> bool:
     rates = Rates(args.ratings_per_hour, args.changes_per_hour, args.stats_minutes, args.devices)
     cores = os.cpu_count() or 1
-    name = f"hallkit_bench_{uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    name = create_database("hallkit_bench")
+    dsn = database_dsn(name)
     broker = county_broker(folder / "county-broker", args.queue_limits).start()
     assert broker.process is not None
     ingest: list[subprocess.Popen[bytes]] = []
@@ -726,8 +715,7 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
                 process.kill()
                 process.wait()
         broker.stop()
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        drop_database(name)
     return ok
 
 

@@ -33,18 +33,17 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+
+import httpx
+import psycopg
+from hallkit.county.console import county_today, day_start
+from hallkit.county.schema import migrate
+from hallkit.county.testing import create_database, database_dsn, drop_database, fresh_database
+
+from hallkit.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-from hallkit.county.console import county_today, day_start  # noqa: E402
-from hallkit.county.schema import migrate  # noqa: E402
-
-from tests.brokers import free_port  # noqa: E402
-from tests.upstream.conftest import ADMIN_DSN, database_dsn  # noqa: E402
 
 FULL_HALLS = 500
 DAYS = 365
@@ -236,38 +235,31 @@ def ingest_cost(ratings: int = 50_000, per_message: int = 500, group: int = 8, r
     the median of ``rounds`` runs each, alternating, so a shared machine's load hits both alike."""
     from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
     from hallkit.county.store import parse, write
+    from hallkit.county.testing import rating
 
     from hallkit.rating.models import Level
-    from tests.county_web.county import rating
 
     today = county_today()
     rates: dict[bool, list[float]] = {True: [], False: []}
     for triggers in [True, False] * rounds:
-        name = f"hallkit_bench_ingest_{uuid4().hex[:8]}"
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
-        try:
-            with psycopg.connect(database_dsn(name), autocommit=True) as conn:
-                migrate(conn)
-                if not triggers:
-                    conn.execute("ALTER TABLE ratings DISABLE TRIGGER ratings_summary")
-                messages = []
-                for start in range(0, ratings, per_message):
-                    hall = hall_id(start // per_message % 50)
-                    items = [(n + 1, rating(hall, day_start(today - timedelta(days=n % 30)) + timedelta(hours=9, seconds=n),
-                                            n, Level.SATISFIED if n % 50 else Level.DISSATISFIED).model_dump_json())
-                             for n in range(start, min(ratings, start + per_message))]
-                    messages.append((UpTopics("bench", hall).up(UpKind.RATING),
-                                     encode_batch(UpKind.RATING, f"m{start}", hall, "bench", "e1", False, items)))
-                started = time.perf_counter()
-                for first in range(0, len(messages), group):
-                    parsed = [parse(topic, payload) for topic, payload in messages[first:first + group]]
-                    with conn.transaction():
-                        write(conn, parsed)
-                rates[triggers].append(ratings / (time.perf_counter() - started))
-        finally:
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        with fresh_database("hallkit_bench_ingest") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+            migrate(conn)
+            if not triggers:
+                conn.execute("ALTER TABLE ratings DISABLE TRIGGER ratings_summary")
+            messages = []
+            for start in range(0, ratings, per_message):
+                hall = hall_id(start // per_message % 50)
+                items = [(n + 1, rating(hall, day_start(today - timedelta(days=n % 30)) + timedelta(hours=9, seconds=n),
+                                        n, Level.SATISFIED if n % 50 else Level.DISSATISFIED).model_dump_json())
+                         for n in range(start, min(ratings, start + per_message))]
+                messages.append((UpTopics("bench", hall).up(UpKind.RATING),
+                                 encode_batch(UpKind.RATING, f"m{start}", hall, "bench", "e1", False, items)))
+            started = time.perf_counter()
+            for first in range(0, len(messages), group):
+                parsed = [parse(topic, payload) for topic, payload in messages[first:first + group]]
+                with conn.transaction():
+                    write(conn, parsed)
+            rates[triggers].append(ratings / (time.perf_counter() - started))
     return statistics.median(rates[True]), statistics.median(rates[False])
 
 
@@ -355,10 +347,7 @@ def main() -> int:
     halls = max(2, round(FULL_HALLS * args.scale))
     now = datetime.now(UTC)
     today = county_today(now)
-    name = args.reuse or f"hallkit_bench_web_{uuid4().hex[:8]}"
-    if not args.reuse:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made
+    name = args.reuse or create_database("hallkit_bench_web")
     dsn = database_dsn(name)
     data = Path(tempfile.mkdtemp(prefix="county-console-"))
     server: subprocess.Popen[bytes] | None = None
@@ -433,8 +422,7 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=10)
         if not args.keep and not args.reuse:
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+            drop_database(name)
     return 0
 
 

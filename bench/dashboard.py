@@ -20,19 +20,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+import psutil
+from hallkit.broker.client import HallClient, read_hall
+from hallkit.broker.testing import Mosquitto
+from hallkit.contracts.mqtt import parse_broker_url
+from playwright.sync_api import Page, sync_playwright
+
+from hallkit.config import parse_config
+from hallkit.queue.models import CallNext, Complete, TakeTicket
+from hallkit.testing import DASHBOARD_HALL, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import psutil  # noqa: E402
-from hallkit.broker.client import HallClient, read_hall  # noqa: E402
-from hallkit.contracts.mqtt import parse_broker_url  # noqa: E402
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-
-from hallkit.config import parse_config  # noqa: E402
-from hallkit.queue.models import CallNext, Complete, TakeTicket  # noqa: E402
-from tests.brokers import Mosquitto, free_port  # noqa: E402
-from tests.dashboard.conftest import DASHBOARD_HALL  # noqa: E402
 
 USER = ("bench", "bench-password-1")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -47,17 +47,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hallkit.broker.client import HallClient
+from hallkit.broker.testing import Mosquitto
+from hallkit.contracts.hall import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics
+from hallkit.contracts.mqtt import BrokerAddress, make_client
+from hallkit.contracts.uplink import DeviceTelemetry
+
+from hallkit.queue.models import TakeTicket
+from hallkit.testing import HALL_WITH_DEVICES
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from hallkit.broker.client import HallClient  # noqa: E402
-from hallkit.contracts.hall import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics  # noqa: E402
-from hallkit.contracts.mqtt import BrokerAddress, make_client  # noqa: E402
-from hallkit.contracts.uplink import DeviceTelemetry  # noqa: E402
-
-from hallkit.queue.models import TakeTicket  # noqa: E402
-from tests.broker.test_hub import HALL_WITH_DEVICES  # noqa: E402
-from tests.brokers import Mosquitto  # noqa: E402
 
 HALL = "test-hall"
 SERVICES = ("social", "pension", "permit")

@@ -31,7 +31,6 @@ from pathlib import Path
 from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SLOW_FRAME = 0.100
 
@@ -163,12 +162,12 @@ def main() -> None:
         return
 
     from hallkit.broker.hub import Hub
+    from hallkit.broker.testing import Mosquitto
     from hallkit.devices.idcard.simulator import IdCardSimulator
     from hallkit.devices.printer.simulator import PrinterSimulator
 
     from hallkit.config import load_config
-    from tests.brokers import Mosquitto
-    from tests.kiosk.harness import write_config
+    from hallkit.testing import write_kiosk_config
 
     with tempfile.TemporaryDirectory(prefix="bench-kiosk-") as tmp:
         work = Path(tmp)
@@ -176,7 +175,7 @@ def main() -> None:
         printer = PrinterSimulator().start()  # tickets kept in memory: drawing PNGs is not the kiosk's cost
         idcard = IdCardSimulator()
         idcard.start()
-        config_path = write_config(work, printer, idcard)
+        config_path = write_kiosk_config(work, printer.url, idcard.port)
         hub = Hub(load_config(config_path), broker.address, work / "hub", synchronous="normal")
         hub.start()
         env = dict(os.environ)

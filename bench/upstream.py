@@ -35,20 +35,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+import psycopg
+from hallkit.broker.testing import Mosquitto
+from hallkit.contracts.mqtt import make_client
+from hallkit.contracts.uplink import DeviceTelemetry, UpKind, UpTopics, encode_batch
+from hallkit.county.schema import migrate
+from hallkit.county.testing import fresh_database
+from hallkit.uplink.forwarder import Forwarder
+from hallkit.uplink.outbox import SCHEMA
+from hallkit.uplink.testing import hall_config, rating
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from hallkit.contracts.mqtt import make_client  # noqa: E402
-from hallkit.contracts.uplink import DeviceTelemetry, UpKind, UpTopics, encode_batch  # noqa: E402
-from hallkit.county.schema import migrate  # noqa: E402
-from hallkit.uplink.forwarder import Forwarder  # noqa: E402
-from hallkit.uplink.outbox import SCHEMA  # noqa: E402
 
-from tests.brokers import Mosquitto  # noqa: E402
-from tests.upstream.records import hall_config, rating  # noqa: E402
-
-ADMIN_DSN = os.environ.get("HALLKIT_TEST_PG", "postgresql://hallkit:hallkit@127.0.0.1:5432/postgres")
 HALLS = 50
 DEADLINE = 900.0
 """Seconds any phase may take before the bench gives up (a machine busy with something else)."""
@@ -104,19 +103,14 @@ def worker(broker_url: str, dsn: str, worker_id: str) -> None:
 @contextlib.contextmanager
 def county(folder: Path, name: str) -> Iterator[tuple[Mosquitto, str]]:
     """A county Mosquitto and a fresh, migrated database; dropped afterwards."""
-    database = f"hallkit_bench_{uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]  # a name we made
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{database}"
-    broker = Mosquitto(folder / name).start()
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            migrate(conn)
-        yield broker, dsn
-    finally:
-        broker.stop()
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
+    with fresh_database("hallkit_bench") as dsn:
+        broker = Mosquitto(folder / name).start()
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                migrate(conn)
+            yield broker, dsn
+        finally:
+            broker.stop()
 
 
 @contextlib.contextmanager

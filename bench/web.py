@@ -24,18 +24,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+import psutil
+from hallkit.broker.client import HallClient
+from hallkit.broker.testing import Mosquitto
+from hallkit.contracts.mqtt import parse_broker_url
+
+from hallkit.config import parse_config
+from hallkit.queue.models import CallNext, Complete, TakeTicket
+from hallkit.testing import WEB_HALL, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import psutil  # noqa: E402
-from hallkit.broker.client import HallClient  # noqa: E402
-from hallkit.contracts.mqtt import parse_broker_url  # noqa: E402
-
-from hallkit.config import parse_config  # noqa: E402
-from hallkit.queue.models import CallNext, Complete, TakeTicket  # noqa: E402
-from tests.brokers import Mosquitto, free_port  # noqa: E402
-from tests.web.conftest import WEB_HALL  # noqa: E402
 
 GOAL_P99 = 1.0
 

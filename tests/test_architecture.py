@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -96,6 +97,31 @@ def test_no_private_name_crosses_a_package():
             if private and module.split(".")[0] == "hallkit" and package_of(module) != here:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} takes {', '.join(private)} from {module}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_benches_do_not_import_the_tests():
+    """What a bench shares with the tests (a Mosquitto runner, sample halls, records, a fresh
+    database) lives in the package's ``testing`` modules; a bench imports the project as hallkit."""
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+             for path in sorted((ROOT / "bench").glob("*.py"))
+             for line, module, _ in imports(path) if module.split(".")[0] != "hallkit"]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_floors_here_are_the_tests_floors():
+    """docs/architecture.md shows FLOORS as a table, top floor first; FLOORS is the one source."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("<!-- floors:", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[2] for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    assert [tuple(re.findall(r"`([\w.]+)`", row)) for row in rows] == list(FLOORS)
+
+
+def test_the_files_architecture_md_names_exist():
+    """Where each rule lives stays true when a module moves."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([\w/]+(?:\.py|/))`", text)) | set(re.findall(r"`([\w/]+)/\*[\w.*]*`", text))
+    paths = {name for name in named if "/" in name}  # a bare ``client.py`` is one named in its folder's row
+    assert paths and not {path for path in paths if not (ROOT / path).exists()}
 
 
 def test_the_package_list_covers_every_folder():

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 from hallkit.broker.client import HallClient
 from hallkit.broker.hub import Hub
 from hallkit.broker.parts import hub_parts
+from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.mqtt import make_client
 from hallkit.devices.idcard.simulator import IdCardSimulator
 from hallkit.kiosk.devices import KioskDevices
@@ -23,8 +24,8 @@ from hallkit.kiosk.devices import KioskDevices
 from hallkit.config import parse_config
 from hallkit.queue.models import CallNext, Channel, Complete, Priority, TakeTicket
 from hallkit.rating.models import Level, RatingChannel, RatingSubmission
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
-from tests.brokers import Mosquitto
+from hallkit.testing import HALL_WITH_DEVICES
+from tests.broker.test_hub import wait_for
 
 
 class Sniffer:

@@ -15,7 +15,7 @@ from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.privacy import id_hash
 from hallkit.queue.models import Channel, Priority, TakeTicket
-from tests.broker.test_hub import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES
 
 NUMBER = "110101194501011234"  # a made-up test number
 OTHER = "110101195002023456"

@@ -15,8 +15,8 @@ from hallkit.contracts.mqtt import BrokerAddress, make_client, parse_broker_url
 
 from hallkit.config import parse_config
 from hallkit.queue.models import CallNext, Pause, TakeTicket
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
-from tests.brokers import free_port
+from hallkit.testing import HALL_WITH_DEVICES, free_port
+from tests.broker.test_hub import wait_for
 
 CROWD = 8
 HALL = HALL_WITH_DEVICES + "".join(f'\n[[devices]]\nid = "screen-{i}"\nkind = "display"\n' for i in range(CROWD))

@@ -32,29 +32,9 @@ from hallkit.queue.models import (
     WindowView,
 )
 from hallkit.store.durable import DurableQueue
-from tests.conftest import SMALL_HALL
+from hallkit.testing import HALL_WITH_DEVICES
 
 AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-
-HALL_WITH_DEVICES = SMALL_HALL.replace("[queue]", "[queue]\naccept_outside_hours = true") + """
-[[devices]]
-id = "kiosk-1"
-kind = "kiosk"
-
-[[devices]]
-id = "console"
-kind = "counter"
-
-[[devices]]
-id = "pad-2"
-kind = "pad"
-window = 2
-
-[[devices]]
-id = "display-1"
-kind = "display"
-"""
-
 
 @pytest.fixture
 def hall_config():

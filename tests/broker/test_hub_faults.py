@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
 from hallkit.store.sqlite import EventStore
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
+from hallkit.testing import HALL_WITH_DEVICES
+from tests.broker.test_hub import wait_for
 
 ROOT = Path(__file__).parents[2]
 TOPICS = Topics("test-hall")

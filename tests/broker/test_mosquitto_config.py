@@ -10,14 +10,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from hallkit.broker.client import HallClient, HubError
 from hallkit.broker.hub import Hub
+from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.hall import Topics
 from hallkit.contracts.mqtt import BrokerAddress, make_client
 
 from hallkit.cli import main
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
-from tests.brokers import Mosquitto, free_port
+from hallkit.testing import HALL_WITH_DEVICES, free_port
+from tests.broker.test_hub import wait_for
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hallkit.queue.engine import Refused
 from hallkit.queue.models import CallNext, Command, TakeTicket, TicketCalled, TicketIssued
 from hallkit.store.durable import DurableQueue
 from hallkit.store.sqlite import Synchronous
-from tests.conftest import MONDAY, SMALL_HALL
+from hallkit.testing import MONDAY, SMALL_HALL
 
 
 def main() -> None:

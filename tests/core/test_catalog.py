@@ -5,7 +5,7 @@ import pytest
 from hallkit.catalog import CatalogError, import_catalog
 from hallkit.cli import main
 from hallkit.config import HallLevel, parse_config
-from tests.conftest import SMALL_HALL
+from hallkit.testing import SMALL_HALL
 
 CSV = Path(__file__).parents[2] / "hallkit" / "sample" / "hutubi-service-catalog.csv"
 

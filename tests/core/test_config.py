@@ -4,7 +4,7 @@ import pytest
 
 from hallkit.cli import main
 from hallkit.config import ConfigError, load_config, parse_config
-from tests.conftest import SMALL_HALL
+from hallkit.testing import SMALL_HALL
 
 
 def test_sample_config_is_valid(sample_config):

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hallkit.config import parse_config
 from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.store.durable import DurableQueue
-from tests.conftest import MONDAY, SMALL_HALL
+from hallkit.testing import MONDAY, SMALL_HALL
 
 WITHOUT_PERMIT = (SMALL_HALL.split('[[services]]\nid = "permit"')[0]
                   + '[[windows]]\nnumber = 1\nname = "综合窗口"\nservices = ["*"]\nstaff_a = "a1"\nstaff_b = "b1"\n')

@@ -40,9 +40,8 @@ from hallkit.queue.models import (
     WindowPaused,
     WindowResumed,
 )
-from tests.conftest import MONDAY, SMALL_HALL
+from hallkit.testing import MONDAY, SMALL_HALL
 
-# SMALL_HALL: window 1 comprehensive (social A, pension B, permit C), window 2 pension only,
 # window 3 permit only; max_priority_in_a_row = 2, no_show_requeue = 1; always open.
 
 

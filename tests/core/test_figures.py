@@ -9,7 +9,7 @@ from hallkit.uplink.queue_stats import day_stats
 from hallkit.queue.engine import QueueEngine
 from hallkit.queue.figures import fold_day
 from hallkit.queue.models import CallNext, Complete, Event, Skip, TakeTicket, Transfer
-from tests.conftest import MONDAY
+from hallkit.testing import MONDAY
 
 
 def run(engine: QueueEngine, script: list[tuple[float, object]]) -> list[Event]:

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hallkit.queue.engine import Refused
 from hallkit.queue.models import CallNext, Complete, TakeTicket, TicketCompleted
 from hallkit.store.durable import DurableQueue
-from tests.conftest import MONDAY
+from hallkit.testing import MONDAY
 
-# 23:59:58 in Beijing on Monday; the test hall resets its numbers at midnight.
 BEFORE_MIDNIGHT = datetime(2026, 11, 23, 15, 59, 58, tzinfo=UTC)
 
 

@@ -38,9 +38,8 @@ from hallkit.queue.models import (
     TicketState,
     Transfer,
 )
-from tests.conftest import MONDAY, SMALL_HALL
+from hallkit.testing import MONDAY, SMALL_HALL
 
-# SMALL_HALL plus a service sharing prefix A, a closed window, and a 04:00 reset.
 CONFIG: HallConfig = parse_config(
     SMALL_HALL.replace("[queue]\n", "[queue]\nreset_hour = 4\n", 1)
     + '\n[[services]]\nid = "relief"\nname = "临时救助"\nprefix = "A"\n'

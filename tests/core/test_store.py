@@ -35,7 +35,7 @@ from hallkit.queue.models import (
 )
 from hallkit.store.durable import DurableQueue
 from hallkit.store.sqlite import SCHEMA_VERSION, EventStore
-from tests.conftest import MONDAY
+from hallkit.testing import MONDAY
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,11 +9,11 @@ from datetime import date
 import psycopg
 import pytest
 from hallkit.county.schema import migrate
+from hallkit.county.testing import seed
 from hallkit.county.web.accounts import Account, Accounts, ConsoleRole
 from hallkit.county.web.server import ConsoleServer
 
-from tests.brokers import free_port
-from tests.county_web.county import seed
+from hallkit.testing import free_port
 from tests.upstream.conftest import county_broker, county_db  # noqa: F401  # fixtures
 
 ADMIN = ("county-admin", "admin-pass-123")

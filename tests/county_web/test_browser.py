@@ -14,12 +14,12 @@ import psycopg
 from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
 from hallkit.county.console import county_today
 from hallkit.county.ingest import Ingest
+from hallkit.county.testing import COUNTY, HALLS, at, case, rating, store, telemetry
 from playwright.sync_api import expect
 
 from hallkit.rating.models import CaseStep, Level
 from tests.broker.test_hub import wait_for
 from tests.county_web.conftest import ADMIN, LEADER, VIEWER
-from tests.county_web.county import COUNTY, HALLS, at, case, rating, store, telemetry
 from tests.upstream.test_uplink import publish
 
 PAGES = ("/", "/halls/xinghua", "/devices", "/ratings", "/report", "/logins")

@@ -19,13 +19,13 @@ from hallkit.contracts.uplink import UpKind
 from hallkit.county.cli import register
 from hallkit.county.console import county_today
 from hallkit.county.schema import FINISHING, MIGRATIONS, migrate
+from hallkit.county.testing import HALLS, at, case, rating, store
 from hallkit.county.web.views import HALL_COLUMNS
 
 from hallkit.commandline import CommandFailed
 from hallkit.rating.cases import FINISHING_STEPS
 from hallkit.rating.models import CaseStep, Level
 from tests.county_web.conftest import ADMIN, LEADER, VIEWER
-from tests.county_web.county import HALLS, at, case, rating, store
 
 PAGES = ("/", "/halls/xinghua", "/devices", "/ratings", "/report", "/report.csv", "/logins")
 

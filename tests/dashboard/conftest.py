@@ -14,27 +14,7 @@ from hallkit.dashboard.server import DashboardServer
 
 from hallkit.accounts import Role
 from hallkit.config import HallConfig, parse_config
-from tests.broker.test_hub import HALL_WITH_DEVICES
-from tests.brokers import free_port
-
-DASHBOARD_HALL = HALL_WITH_DEVICES + """
-[[devices]]
-id = "dashboard"
-kind = "counter"
-
-[[devices]]
-id = "printer-1"
-kind = "printer"
-
-[[devices]]
-id = "pad-1"
-kind = "pad"
-window = 1
-
-[dashboard]
-alert_queue_length = 5
-alert_wait_minutes = 30
-"""
+from hallkit.testing import DASHBOARD_HALL, free_port
 
 MANAGER = ("wang", "manager-pass-123")
 VIEWER = ("leader", "viewer-pass-456")

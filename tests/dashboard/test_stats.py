@@ -9,7 +9,7 @@ from hallkit.dashboard.stats import DayStats, current_day
 
 from hallkit.queue.engine import QueueEngine
 from hallkit.queue.models import CallNext, Complete, Skip, TakeTicket
-from tests.conftest import MONDAY
+from hallkit.testing import MONDAY
 
 
 def test_waits_service_times_and_the_line(small_config):

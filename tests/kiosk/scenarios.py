@@ -22,7 +22,8 @@ from hallkit.kiosk.screens.retry_flow import RETRY_SECONDS
 from hallkit.kiosk.testing import Scenario, Step, find_text, layout_problems, settled, tap, texts
 
 from hallkit.queue.models import CallNext, Pause, Recall, Resume, TakeTicket
-from tests.kiosk.harness import PIN, Context
+from hallkit.testing import KIOSK_PIN
+from tests.kiosk.harness import Context
 
 
 def screen(ctx: Context, name: str) -> KioskScreen:
@@ -62,9 +63,9 @@ def hub_ticket(ctx: Context, number: str) -> object:
 
 def enter_pin(ctx: Context) -> Scenario:
     pad = screen(ctx, "pin").ids.pad
-    for digit in PIN:
+    for digit in KIOSK_PIN:
         tap(find_text(pad, digit))
-    yield lambda: screen(ctx, "pin").entered == PIN
+    yield lambda: screen(ctx, "pin").entered == KIOSK_PIN
     tap(find_text(pad, ctx.app.t("kiosk.pin.ok")))
 
 

@@ -8,7 +8,8 @@ from hallkit.devices.printer.status import PaperLevel
 from hallkit.kiosk.devices import KioskDevices
 
 from hallkit.config import parse_config
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
+from hallkit.testing import HALL_WITH_DEVICES
+from tests.broker.test_hub import wait_for
 
 CONFIG = HALL_WITH_DEVICES + """
 [[devices]]

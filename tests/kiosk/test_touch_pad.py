@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
-from tests.dashboard.conftest import DASHBOARD_HALL
+from hallkit.testing import DASHBOARD_HALL
 from tests.kiosk.conftest import check_screenshot
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,24 +9,8 @@ from hallkit.broker.parts import hub_parts
 from hallkit.broker.ratings import RatingsPart
 
 from hallkit.config import parse_config
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
-
-HALL_WITH_PADS = HALL_WITH_DEVICES.replace("[queue]", """[rating]
-pad_timeout_seconds = 600
-late_rating_hours = 168
-sweep_seconds = 3600
-
-[queue]""") + """
-[[devices]]
-id = "pad-1"
-kind = "pad"
-window = 1
-
-[[devices]]
-id = "pad-3"
-kind = "pad"
-window = 3
-"""
+from hallkit.testing import HALL_WITH_PADS
+from tests.broker.test_hub import wait_for
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import pytest
 from hallkit.config import RatingRules
 from hallkit.rating.cases import Case, CaseRefused, CaseState, WorkingCalendar, next_steps, open_case, take_step
 from hallkit.rating.models import CaseStep, Level, Rating, RatingChannel
-from tests.conftest import MONDAY
+from hallkit.testing import MONDAY
 
-# National Day 2026 as the State Council set it: 1-7 October off, Sunday 27 Sept and Saturday 10 Oct worked.
 NATIONAL_DAY = RatingRules(
     case_deadline_working_days=5,
     holidays=[date(2026, 10, d) for d in range(1, 8)],

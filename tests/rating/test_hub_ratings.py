@@ -16,8 +16,8 @@ from hallkit.cli import main
 from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.rating import store
 from hallkit.rating.models import CaseStep, CaseStepCommand, CaseUpdate, Level, Rating, RatingChannel, RatingSubmission
+from hallkit.testing import HALL_WITH_PADS
 from tests.broker.test_hub import wait_for
-from tests.rating.conftest import HALL_WITH_PADS
 
 TOPICS = Topics("test-hall")
 

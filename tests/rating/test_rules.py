@@ -9,7 +9,7 @@ import pytest
 from hallkit.config import parse_config
 from hallkit.rating.models import Level, RatingChannel, RatingSubmission
 from hallkit.rating.rules import EventStatus, RatingRefused, ServiceEvent, accept, check, close_unrated, score
-from tests.conftest import MONDAY, SMALL_HALL
+from hallkit.testing import MONDAY, SMALL_HALL
 
 GUANGXI = SMALL_HALL.replace("[queue]", """[rating]
 scores = [10, 8, 6, 3, 0]

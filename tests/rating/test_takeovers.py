@@ -19,8 +19,8 @@ from hallkit.queue.models import CallNext, Complete, TakeTicket, TicketView
 from hallkit.rating import store
 from hallkit.rating.cases import CaseState
 from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission
+from hallkit.testing import HALL_WITH_PADS
 from tests.broker.test_hub import wait_for
-from tests.rating.conftest import HALL_WITH_PADS
 
 TOPICS = Topics("test-hall")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from hallkit.broker.hub import Hub
 from hallkit.broker.parts import hub_parts
 from hallkit.contracts.mqtt import parse_broker_url
+from hallkit.uplink.testing import rating
 
 from hallkit.config import load_config
-from tests.upstream.records import rating
 
 
 def main() -> None:

@@ -10,41 +10,30 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import psycopg
 import pytest
 from hallkit.broker.hub import Hub
 from hallkit.broker.parts import hub_parts
 from hallkit.broker.ratings import RatingsPart
+from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.hall import CaseStepRequest, RatingRequest, Topics
 from hallkit.county.ingest import Ingest
+from hallkit.county.testing import fresh_database
 from hallkit.uplink.backfill import BackfillReason, Mark, Target, reason_for
 from hallkit.uplink.outbox import Outbox
+from hallkit.uplink.testing import pads_hall_config, unreachable_url
 
-from hallkit.config import HallConfig, parse_config
+from hallkit.config import HallConfig
 from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.rating import store as rating_store
 from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission
 from hallkit.rating.rules import EventStatus
+from hallkit.testing import MONDAY
 from tests.broker.test_hub import wait_for
-from tests.brokers import Mosquitto
-from tests.conftest import MONDAY
-from tests.rating.conftest import HALL_WITH_PADS
-from tests.upstream.conftest import ADMIN_DSN, database_dsn
-from tests.upstream.test_outbox import unreachable_url
 from tests.upstream.test_uplink import backlog, county_count
 
-HALL = HALL_WITH_PADS.replace('region_code = "652323100201"', 'region_code = "652323100201"\ncounty_id = "county-a"', 1)
 TOPICS = Topics("test-hall")
-
-
-def config_for(county: str | None, broker_url: str = "") -> HallConfig:
-    """The hall, with ``[upstream]`` to ``county`` at ``broker_url``, or without an uplink."""
-    if county is None:
-        return parse_config(HALL)
-    text = HALL.replace('county_id = "county-a"', f'county_id = "{county}"')
-    return parse_config(text + f'\n[upstream]\nbroker = "{broker_url}"\nstats_interval_minutes = 600\n')
 
 
 class Hall:
@@ -128,12 +117,8 @@ class County:
 
 @pytest.fixture
 def second_county_db():
-    name = f"hallkit_test_{uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made, not input
-    yield database_dsn(name)
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+    with fresh_database() as dsn:
+        yield dsn
 
 
 def delivered(county: County, hall_broker: Mosquitto, expected: tuple[int, int, int]) -> None:
@@ -145,7 +130,7 @@ def test_what_the_hall_held_goes_up_once_per_county(tmp_path, hall_broker, count
     data = tmp_path / "data"
     caplog.set_level("INFO", logger="hallkit.outbox")
     # Three days without an uplink: 3 + 2 ratings (two bad, opening cases), case steps, two closed days.
-    hall = Hall(config_for(None), hall_broker, data)
+    hall = Hall(pads_hall_config(None), hall_broker, data)
     try:
         first_cases = hall.work_day(0, 3, [Level.VERY_SATISFIED, Level.DISSATISFIED, Level.SATISFIED])
         hall.step(first_cases[0], CaseStep.VERIFIED, 0)
@@ -159,7 +144,7 @@ def test_what_the_hall_held_goes_up_once_per_county(tmp_path, hall_broker, count
     county_b: County | None = None
     try:
         # The uplink is set: everything the hall held reaches county A once.
-        hall = Hall(config_for("county-a", county_a.broker.url), hall_broker, data)
+        hall = Hall(pads_hall_config("county-a", county_a.broker.url), hall_broker, data)
         try:
             delivered(county_a, hall_broker, (ratings, cases, days))
             assert "The uplink to county county-a is new" in caplog.text
@@ -179,7 +164,7 @@ def test_what_the_hall_held_goes_up_once_per_county(tmp_path, hall_broker, count
 
         # A restart sends nothing again.
         caplog.clear()
-        hall = Hall(config_for("county-a", county_a.broker.url), hall_broker, data)
+        hall = Hall(pads_hall_config("county-a", county_a.broker.url), hall_broker, data)
         try:
             wait_for(lambda: hall.outbox.backlog().connected, timeout=20)
             wait_for(lambda: backlog(hall_broker) == 0, timeout=20)
@@ -189,13 +174,13 @@ def test_what_the_hall_held_goes_up_once_per_county(tmp_path, hall_broker, count
             hall.stop()
 
         # A while without the uplink: what was rated then goes up when it is back.
-        hall = Hall(config_for(None), hall_broker, data)
+        hall = Hall(pads_hall_config(None), hall_broker, data)
         try:
             hall.work_day(4, 1, [Level.SATISFIED])
         finally:
             hall.stop()
         ratings, days = ratings + 1, days + 1  # day 5 opening closed day 4
-        hall = Hall(config_for("county-a", county_a.broker.url), hall_broker, data)
+        hall = Hall(pads_hall_config("county-a", county_a.broker.url), hall_broker, data)
         try:
             delivered(county_a, hall_broker, (ratings, cases, days))
             assert "The hub ran without the uplink for a while" in caplog.text
@@ -205,7 +190,7 @@ def test_what_the_hall_held_goes_up_once_per_county(tmp_path, hall_broker, count
         # Another county on another broker: it gets everything, county A nothing more.
         before = county_a.counts()
         county_b = County(tmp_path / "county-b", second_county_db)
-        hall = Hall(config_for("county-b", county_b.broker.url), hall_broker, data)
+        hall = Hall(pads_hall_config("county-b", county_b.broker.url), hall_broker, data)
         try:
             delivered(county_b, hall_broker, (ratings, cases, days))
             assert "The uplink now goes to county county-b" in caplog.text
@@ -236,12 +221,12 @@ def test_when_to_backfill():
 
 def test_the_outbox_without_the_ratings_part_backfills_days_only(tmp_path, hall_broker):
     """``hub_parts`` attaches the ratings part first; a hub with only the outbox has no rating tables."""
-    config = config_for(None)
+    config = pads_hall_config(None)
     hub = Hub(config, hall_broker.address, tmp_path / "data", "normal")
     hub.queue.execute(TakeTicket(service_id="social"), MONDAY)
     hub.queue.execute(TakeTicket(service_id="social"), MONDAY + timedelta(days=1))
     hub.queue.close()
-    upstream = config_for("county-a", unreachable_url()).upstream
+    upstream = pads_hall_config("county-a", unreachable_url()).upstream
     assert upstream is not None
     hub = Hub(config, hall_broker.address, tmp_path / "data", "normal", parts=[Outbox(config, upstream)])
     try:

@@ -18,10 +18,10 @@ from hallkit.county.ingest import Ingest
 from hallkit.county.report import county_report
 from hallkit.county.schema import LATEST, TICKET_DAY, SchemaTooNew, migrate
 from hallkit.county.store import parse, write
+from hallkit.uplink.testing import SERVED, case, rating
 
 from hallkit.rating.models import CaseStep, Level, RatingChannel
 from tests.broker.test_hub import wait_for
-from tests.upstream.records import SERVED, case, rating
 from tests.upstream.test_uplink import county_count, publish
 
 PG_PORT = 5432

@@ -9,12 +9,13 @@ import tomllib
 
 import paho.mqtt.client as mqtt
 import pytest
+from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.mqtt import BrokerAddress, make_client
 from hallkit.contracts.uplink import INGEST_FILTERS, UpKind, UpTopics, shared
 
 from hallkit.cli import main
+from hallkit.testing import free_port
 from tests.broker.test_hub import wait_for
-from tests.brokers import Mosquitto, free_port
 
 
 class County:

@@ -19,9 +19,9 @@ from hallkit.county.quarantine import UNPARSED_HALL, QuarantineLimits, Quarantin
 from hallkit.county.report import county_report, render_report
 from hallkit.county.schema import MIGRATIONS, migrate
 from hallkit.county.store import Parsed, parse, write
+from hallkit.uplink.testing import SERVED, case, rating
 
 from hallkit.rating.models import CaseStep, Level
-from tests.upstream.records import SERVED, case, rating
 
 COUNTY = "test-county"
 ZONE = ZoneInfo("Asia/Shanghai")

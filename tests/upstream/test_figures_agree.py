@@ -25,6 +25,7 @@ from hallkit.county.schema import migrate
 from hallkit.dashboard.ratings import RatingBook
 from hallkit.dashboard.report import figures as dashboard_figures
 from hallkit.dashboard.stats import EventLog, load_day
+from hallkit.uplink.testing import hall_toml
 
 from hallkit.cli import main
 from hallkit.config import parse_config
@@ -32,7 +33,6 @@ from hallkit.queue.figures import DailyFigures
 from hallkit.queue.models import CallNext, Command, Complete, Skip, TakeTicket
 from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission
 from tests.broker.test_hub import wait_for
-from tests.upstream.records import hall_toml
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = date(2024, 3, 4)  # a Monday long past: the case still open is overdue by now

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from datetime import timedelta
 
 import pytest
@@ -11,18 +10,12 @@ from hallkit.broker.hub import Hub
 from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
 from hallkit.contracts.uplink import QueueStats
 from hallkit.uplink.outbox import Outbox
+from hallkit.uplink.testing import case, hall_config, rating, unreachable_url
 
 from hallkit.queue.models import CallNext, Complete, TakeTicket
 from hallkit.rating.models import CaseStep, Level
+from hallkit.testing import MONDAY
 from tests.broker.test_hub import wait_for
-from tests.conftest import MONDAY
-from tests.upstream.records import case, hall_config, rating
-
-
-def unreachable_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"mqtt://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from hallkit.broker.embedded import BrokerAccess, EmbeddedBroker
 from hallkit.broker.hub import Hub
 from hallkit.broker.mosquitto import AclRules, password_line, read_passwords
 from hallkit.broker.status import HallStatus, render_status
+from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.mqtt import BrokerAddress, make_client
 from hallkit.contracts.uplink import INGEST_FILTERS, Receipt, UpKind, UplinkStatus, UpTopics, encode_batch, shared
 from hallkit.county.ingest import Ingest
@@ -36,11 +37,11 @@ from hallkit.county.schema import migrate
 from hallkit.county.store import Rejected, parse, write
 from hallkit.uplink.forwarder import Forwarder
 from hallkit.uplink.outbox import Outbox
+from hallkit.uplink.testing import hall_config, rating
 
 from hallkit.cli import main
+from hallkit.testing import free_port
 from tests.broker.test_hub import wait_for
-from tests.brokers import Mosquitto, free_port
-from tests.upstream.records import hall_config, rating
 from tests.upstream.test_uplink import county_count, publish
 from tests.upstream.waiting import wait_progress
 

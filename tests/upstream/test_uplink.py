@@ -20,9 +20,9 @@ from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
 from hallkit.contracts.mqtt import make_client
 from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
 from hallkit.county.ingest import Ingest
+from hallkit.uplink.testing import hall_toml, rating
 
 from tests.broker.test_hub import wait_for
-from tests.upstream.records import hall_toml, rating
 from tests.upstream.waiting import wait_progress
 
 ROOT = Path(__file__).parents[2]

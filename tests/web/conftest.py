@@ -25,20 +25,8 @@ from hallkit.web.server import WebServer
 from hallkit.accounts import Role
 from hallkit.config import HallConfig, parse_config
 from hallkit.queue.models import TakeTicket, TicketView
-from tests.brokers import free_port
-from tests.dashboard.conftest import DASHBOARD_HALL, MANAGER, VIEWER
-
-WEB_HALL = DASHBOARD_HALL + """
-[[devices]]
-id = "web"
-kind = "web"
-
-[web]
-public_url = "{public_url}"
-{web}
-[rating]
-{rating}
-"""
+from hallkit.testing import WEB_HALL, free_port
+from tests.dashboard.conftest import MANAGER, VIEWER
 
 SCREENSHOTS = (Path(__file__).parents[2] / "docs" / "screenshots" if os.environ.get("HALLKIT_DOCS_SCREENSHOTS")
                else Path(tempfile.gettempdir()) / "hallkit-screenshots")

@@ -6,7 +6,7 @@ from hallkit.queue.models import CallNext, Complete
 from hallkit.rating.cases import CaseState
 from hallkit.rating.followup import followup_numbers
 from hallkit.rating.models import CaseStep, CaseStepCommand
-from tests.brokers import free_port
+from hallkit.testing import free_port
 from tests.web.conftest import form_csrf, http, start_rig, stop_rig, take, wait_until, web_config
 
 

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from hallkit.queue.models import CallNext, Complete, TicketCompleted
 from hallkit.rating.models import Level, RatingChannel, RatingSubmission
-from tests.brokers import free_port
+from hallkit.testing import free_port
 from tests.dashboard.conftest import MANAGER, VIEWER
 from tests.upstream.conftest import county_broker, county_db  # noqa: F401 - fixtures
 from tests.web.conftest import SCREENSHOTS, http, printed_qr, start_rig, stop_rig, take, wait_until, web_config

@@ -18,7 +18,7 @@ WAIT = 30.0
 
 
 def _config(tmp_path: Path) -> Path:
-    from tests.conftest import SMALL_HALL
+    from hallkit.testing import SMALL_HALL
 
     path = tmp_path / "hall.toml"
     path.write_text(SMALL_HALL, "utf-8")

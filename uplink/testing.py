@@ -1,12 +1,14 @@
-"""Ratings, case updates and hall configurations with an uplink, made the way the rating part makes them."""
+"""Support for the tests and the benches (not used by the hall itself): ratings, case updates and
+hall configurations with an uplink, made the way the rating part makes them."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, date, datetime, timedelta
 
 from hallkit.config import HallConfig, parse_config
 from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel
-from tests.broker.test_hub import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES, HALL_WITH_PADS
 
 SERVED = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -21,7 +23,27 @@ def hall_toml(county_url: str, hall_id: str = "test-hall", **upstream: object) -
 
 
 def hall_config(county_url: str, hall_id: str = "test-hall", **upstream: object) -> HallConfig:
+    """The hall with devices and a printer in county ``test-county``, its uplink to ``county_url``
+    with ``upstream``'s settings (``[upstream]`` keys)."""
     return parse_config(hall_toml(county_url, hall_id, **upstream))
+
+
+def pads_hall_config(county: str | None, broker_url: str = "") -> HallConfig:
+    """The hall with a pad at each window in ``county``, its uplink to ``broker_url``; without an
+    uplink (and in ``county-a``) when ``county`` is None."""
+    text = HALL_WITH_PADS.replace('region_code = "652323100201"',
+                                  f'region_code = "652323100201"\ncounty_id = "{county or "county-a"}"', 1)
+    if county is None:
+        return parse_config(text)
+    return parse_config(text + f'\n[upstream]\nbroker = "{broker_url}"\nstats_interval_minutes = 600\n')
+
+
+def unreachable_url() -> str:
+    """A broker URL nothing answers at (a port the kernel just handed out and took back): an uplink
+    that stays offline."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"mqtt://127.0.0.1:{s.getsockname()[1]}"
 
 
 def rating(i: int, hall: str = "test-hall", level: Level = Level.VERY_SATISFIED, day: int = 0) -> Rating:

@@ -1,15 +1,25 @@
-"""A small county for the console's tests, stored through the ingest's own write path.
+"""Support for the tests and the benches (not used by the county itself): PostgreSQL databases of
+their own, and a small county stored through the ingest's own write path.
 
-Three halls in two townships; a few days of last month and today: statistics (today's as
-interval snapshots), ratings with bad ones, their cases (one overdue), devices. Everything goes
-through :func:`county.store.parse` and :func:`county.store.write`, as the ingest stores it, so
-the summary triggers see exactly what they see in production.
+A database per test or bench run (tests run in parallel): :func:`fresh_database` makes one and
+drops it afterwards, through :data:`ADMIN_DSN`, a login that may create databases
+(``HALLKIT_TEST_PG``; scripts/bootstrap.sh makes it).
+
+The small county (:func:`seed`) has three halls in two townships; a few days of last month and
+today: statistics (today's as interval snapshots), ratings with bad ones, their cases (one
+overdue), devices. Everything goes through :func:`hallkit.county.store.parse` and
+:func:`hallkit.county.store.write`, as the ingest stores it, so the summary triggers see exactly
+what they see in production.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import count
+from uuid import uuid4
 
 import psycopg
 from hallkit.contracts.uplink import (
@@ -27,6 +37,39 @@ from hallkit.county.store import parse, write
 
 from hallkit.queue.numbering import ticket_id_prefix
 from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating, RatingChannel
+
+ADMIN_DSN = os.environ.get("HALLKIT_TEST_PG", "postgresql://hallkit:hallkit@127.0.0.1:5432/postgres")
+"""A login that may create databases; scripts/bootstrap.sh makes it."""
+
+
+def database_dsn(name: str) -> str:
+    """The address of database ``name`` on :data:`ADMIN_DSN`'s server, with its login."""
+    return f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+
+def create_database(prefix: str = "hallkit_test") -> str:
+    """A new, empty database named ``prefix`` and a random suffix; returns its name."""
+    name = f"{prefix}_{uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made, not input
+    return name
+
+
+def drop_database(name: str) -> None:
+    """Drop database ``name``, closing whatever is still connected to it."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@contextmanager
+def fresh_database(prefix: str = "hallkit_test") -> Iterator[str]:
+    """A new, empty database for the ``with`` block (its DSN), dropped afterwards."""
+    name = create_database(prefix)
+    try:
+        yield database_dsn(name)
+    finally:
+        drop_database(name)
+
 
 COUNTY = "test-county"
 HALLS = {  # hall: (name, township)

@@ -1,4 +1,8 @@
-"""Real Mosquitto brokers for tests: each on a free port, stoppable and restartable."""
+"""Support for the tests and the benches (not used by the hall itself): a real Mosquitto process.
+
+Each broker runs on a free port with the project's own configuration (:func:`~hallkit.broker.mosquitto.mosquitto_conf`),
+and can be stopped and restarted with its persistence, as a hall's or a county's broker is.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,9 @@ from pathlib import Path
 from hallkit.broker.mosquitto import mosquitto_conf
 from hallkit.contracts.mqtt import BrokerAddress
 
+from hallkit.testing import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Mosquitto:
