@@ -15,9 +15,16 @@ from hallkit.commandline import CommandFailed, add_json_flag, emit
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     appointments = commands.add_parser("appointments", help="booked visits (预约) residents check in for at the kiosk")
     actions = appointments.add_subparsers(metavar="ACTION", required=True)
-    load = actions.add_parser("import", help="load a CSV (id_number, service_id, starts, ends) keeping only the "
-                                             "keyed hash of each ID number")
-    load.add_argument("csv", type=Path)
+    load = actions.add_parser(
+        "import", help="load a CSV (id_number, service_id, starts, ends) keeping only the keyed hash of each ID number",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A booking system's export, UTF-8, with a header row naming these columns (any order):\n"
+                    "  id_number   the resident's 18-character ID number (kept only as its keyed hash)\n"
+                    "  service_id  a service id of the hall configuration ([[services]] id)\n"
+                    "  starts      start of the booked slot, ISO 8601 (2026-12-01T09:00, hall time if no offset)\n"
+                    "  ends        end of the booked slot, ISO 8601\n"
+                    "Rows that do not fit are reported by line and skipped.")
+    load.add_argument("csv", type=Path, help="the CSV file")
     _add_place(load)
     add_json_flag(load)
     load.set_defaults(handler=import_command)

@@ -27,6 +27,10 @@ PAD_URL_HELP = ("serial:///dev/ttyUSB0?address=1&baud=9600 (button pad, docs/pad
                 "keypad:///dev/input/event5?display=/dev/tty2 (USB keypad)")
 
 
+SIM_SCRIPT = "5,4,1:态度不好+效率低,walk"
+"""What each simulated resident does at the pad, repeated (``hall sim pad --script``)."""
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = pad_commands(commands)
 
@@ -48,7 +52,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "pad", help="a simulated rating pad at a window, with a scripted staff member and residents")
     sim.add_argument("--kind", choices=["serial", "keypad", "network"], default="network",
                      help="serial: a pty with the pad protocol; keypad: a FIFO of input events; network: a tablet")
-    sim.add_argument("--script", default="5,4,1:态度不好+效率低,walk",
+    sim.add_argument("--script", default=SIM_SCRIPT,
                      help="what each resident does, repeated: 5 … 1 (with :reason+reason) or walk")
     sim.add_argument("--count", type=int, default=0, help="serve this many residents, then stop (0: until Ctrl-C)")
     sim.add_argument("--service-seconds", type=float, default=2.0, help="how long each service takes")
@@ -212,6 +216,9 @@ def run_sim_pad(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
     device = args.device or f"pad-{args.window}"
+    if args.hardware_only and (args.count or args.script != SIM_SCRIPT):
+        # The scripted staff and residents act through the hub; the bare device has none to run.
+        raise CommandFailed(bilingual("pad.listen.hardware_only_flags"), 2)
     with _until_stopped() as stop:
         if args.hardware_only:
             _run_hardware(args, device, stop)

@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(check)
     check.set_defaults(handler=config_check)
     example = config_cmds.add_parser("example", help="print a commented example configuration")
-    example.add_argument("--output", "-o", type=Path, help="write to this file instead of printing (0600: it "
+    example.add_argument("--out", "--output", "-o", dest="output", metavar="FILE", type=Path, help="write to this file instead of printing (0600: it "
                                                            "holds the hall's id_hash_key)")
     add_force_flag(example)
     example.set_defaults(handler=config_example)
@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     imp.add_argument("csv", type=Path, help="catalogue CSV (UTF-8 or GB18030)")
     imp.add_argument("--level", required=True, choices=[lvl.value for lvl in HallLevel])
     target = imp.add_mutually_exclusive_group()
-    target.add_argument("--output", "-o", type=Path, help="write the services TOML here (default: print it)")
+    target.add_argument("--out", "--output", "-o", dest="output", metavar="FILE", type=Path, help="write the services TOML here (default: print it)")
     target.add_argument("--into", type=Path, metavar="HALL_TOML",
                         help="replace the [[services]] of this hall configuration, keeping everything else")
     add_force_flag(imp)

@@ -39,3 +39,12 @@ def _subcommands(parser: argparse.ArgumentParser, command: str) -> set[str]:
 @pytest.mark.parametrize("command", sorted({c for commands in PARTS.values() for c in commands}))
 def test_a_command_parsed_alone_has_what_it_has_among_all(command: str) -> None:
     assert _subcommands(build_parser(parts_for([command])), command) == _subcommands(build_parser(), command)
+
+
+def test_a_flag_the_chosen_mode_ignores_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """``hall sim pad --hardware-only`` runs the bare device: a script or count would be ignored."""
+    from hallkit.cli import main
+
+    assert main(["sim", "pad", "--window", "1", "--kind", "serial", "--hardware-only", "--count", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--script 和 --count" in err and "need the whole simulated pad" in err
