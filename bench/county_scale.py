@@ -35,6 +35,7 @@ the one scripts/bootstrap.sh makes). Run: ``.venv/bin/python bench/county_scale.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import heapq
 import logging
@@ -389,10 +390,8 @@ class HallProcesses:
         return totals, failures
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, EOFError):
             self.ask("stop")
-        except (OSError, EOFError):
-            pass
         for process in self.processes:
             process.join(timeout=30)
             if process.is_alive():
@@ -500,10 +499,8 @@ class Meter:
     def _cpu(self, name: str) -> float:
         total = 0.0
         for pid in self.pids[name]:
-            try:
+            with contextlib.suppress(OSError):
                 total += cpu_seconds(pid)
-            except OSError:
-                pass
         return total
 
     def read(self) -> dict[str, float]:
@@ -668,13 +665,13 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             wait_for(lambda: halls.connected()[0] == args.halls, 300, "halls reconnecting", 0.1)  # type: ignore[union-attr]
             _, last = halls.connected()
             # Polled once a second: a count over the growing tables is PostgreSQL work of its own.
-            missing = settle(lambda: county.counts(back), owed)
+            missing = settle(lambda back=back: county.counts(back), owed)
             shares = m.read()
             drained = county.last_stored(back) - back
             items = sum(owed.values()) - stored_before
             _, peak = memory_mib(broker.process.pid)
             made_during, _ = halls.counts(back + drained)
-            missing += settle(lambda: county.counts(back + drained), made_during) if not missing else 0
+            missing += settle(lambda until=back + drained: county.counts(until), made_during) if not missing else 0
             live = county.lag(back, back + drained)
             if missing:
                 ok = False

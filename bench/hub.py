@@ -1,7 +1,8 @@
 """Benchmark of the hub (issues 3 and 16): what a kiosk sees, against what MQTT alone costs.
 
     .venv/bin/python bench/hub.py [--sync full] [--levels 0,10000,50000] [--rounds 3]
-                                  [--pairs 500] [--clients 4] [--code DIR ...]
+                                  [--pairs 500] [--clients 4] [--storm 5000] [--storm-only]
+                                  [--code DIR ...]
 
 The hub runs as its own process (``hall hub``, at the default durability: synchronous=full with
 group commit, unless ``--sync normal`` says otherwise), against a real Mosquitto. Printed, at each
@@ -17,11 +18,16 @@ number of waiting tickets of ``--levels`` (the waiting-ticket curve):
 3. at the end, a restart of the hub on its log (the last level's events): seconds until it is
    online again (goal ≤ 1 s), with the page cache dropped first when run as root (otherwise
    said to be warm), and its peak memory while replaying against its memory once online (goal ≤
-   1.5×).
+   1.5×);
+4. a status storm (issue 15): one device publishes ``--storm`` status changes as fast as it can from
+   its own process while a kiosk takes tickets one after the other, against the same hub quiet:
+   take p99 during the storm ÷ quiet p99 (goal ≤ 3×), the slowest take then minus the quiet median
+   (goal ≤ 100 ms), and how many telemetry rows the storms left for the county (its newest state last).
 
 Every figure is measured ``--rounds`` times and printed as min / median / max, with the machine's
 load average (``os.getloadavg``) beside it. ``--code DIR`` (repeatable) runs the hub from other
-source trees too, one after the other in the same run, to compare before and after.
+source trees too, one after the other in the same run, to compare before and after (with the
+tree's own ``.venv`` when it has one: the editable install maps ``hallkit.<part>`` to its own folders).
 """
 
 from __future__ import annotations
@@ -29,20 +35,23 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hallkit.broker.client import HallClient
 from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.hall import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics
-from hallkit.contracts.mqtt import make_client
+from hallkit.contracts.mqtt import BrokerAddress, make_client
+from hallkit.contracts.uplink import DeviceTelemetry
 
 from hallkit.queue.models import TakeTicket
 from hallkit.testing import HALL_WITH_DEVICES
@@ -86,6 +95,14 @@ def memory_kb(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     raise KeyError(key)
+
+
+def python_of(code: Path) -> Path:
+    """The interpreter that runs the hub from ``code``: the tree's own virtual environment if it has
+    one. ``PYTHONPATH`` alone is not enough: the editable install maps every ``hallkit.<part>`` to
+    this tree's folders, whatever comes first on the path."""
+    own = code / ".venv" / "bin" / "python"
+    return own if own.exists() else Path(sys.executable)
 
 
 def drop_page_cache() -> bool:
@@ -162,12 +179,13 @@ class HubProcess:
         watcher.loop_start()
         watcher.subscribe(self.topics.hub_status, qos=1)
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
-             self.broker.url, "--data", str(self.data), "--sync", self.sync],
-            cwd=self.code, stdout=subprocess.DEVNULL, stderr=open(self.folder / "hub.log", "ab"),
-            env={**os.environ, "PYTHONPATH": str(self.code)},
-        )
+        with open(self.folder / "hub.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [str(python_of(self.code)), "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
+                 self.broker.url, "--data", str(self.data), "--sync", self.sync],
+                cwd=self.code, stdout=subprocess.DEVNULL, stderr=log,
+                env={**os.environ, "PYTHONPATH": str(self.code)},
+            )
         try:
             if not online.wait(120):
                 raise RuntimeError(f"the hub did not come online; see {self.folder / 'hub.log'}")
@@ -332,7 +350,94 @@ def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argp
         hub.stop()
 
 
+STORM_DEVICE = "display-1"
+GOAL_STORM_RATIO = 3.0
+
+
+def storm_publisher(port: int, count: int) -> None:
+    """``--storm-publisher``: one device's ``count`` status changes as fast as it can, on a line from stdin."""
+    address = BrokerAddress(host="127.0.0.1", port=port)
+    client = make_client(address, STORM_DEVICE)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    topic = Topics(HALL).device_status(STORM_DEVICE)
+    payloads = [DeviceStatus(device=STORM_DEVICE, state=DeviceState.ONLINE, session=1, kind="display", version="1",
+                             detail={"paper": str(n)}).model_dump_json() for n in range(count)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    sent = [client.publish(topic, payload, qos=1) for payload in payloads]
+    sent[-1].wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+
+
+def takes_while(kiosk: HallClient, busy: Callable[[], bool], least: int) -> list[float]:
+    """Take-a-ticket round trips one after the other while ``busy()``, and at least ``least`` of them."""
+    times = []
+    while busy() or len(times) < least:
+        start = time.perf_counter()
+        if not kiosk.request(TakeTicket(service_id=SERVICES[len(times) % 3])).ok:
+            raise RuntimeError("a take was refused")
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def storm_tree(code: Path, folder: Path, broker: Mosquitto, args: argparse.Namespace) -> None:
+    """Take-a-ticket p99 while one device publishes ``--storm`` status changes, against quiet, same hub.
+
+    The hall has an ``[upstream]`` (a county that does not answer), so the hub's outbox turns
+    statuses into telemetry for the county, as in a real hall.
+    """
+    print(f"\n== status storm: {args.storm:,} changes from {STORM_DEVICE}, hub from {code} ==")
+    folder.mkdir(parents=True)
+    hub = HubProcess(code, folder, broker, args.sync)
+    with socket.socket() as probe:  # a county broker that is not there: telemetry stays in the outbox
+        probe.bind(("127.0.0.1", 0))
+        county = f"mqtt://127.0.0.1:{probe.getsockname()[1]}"
+    hub.config.write_text(hall_toml(1) + f'\n[upstream]\nbroker = "{county}"\npassword = "x"\n', "utf-8")
+    hub.start()
+    quiet_p99, storm_p99, slowest = [], [], []
+    try:
+        with HallClient(broker.address, HALL, "kiosk-1") as kiosk:
+            for _ in range(args.rounds):
+                quiet = takes_while(kiosk, lambda: False, args.pairs)
+                publisher = subprocess.Popen(
+                    [sys.executable, __file__, "--storm-publisher", str(broker.port), str(args.storm)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                assert publisher.stdin is not None and publisher.stdout is not None
+                publisher.stdout.readline()
+                publisher.stdin.write("go\n")
+                publisher.stdin.flush()
+                stormy = takes_while(kiosk, lambda running=publisher: running.poll() is None, 1)
+                publisher.wait(120)
+                quiet_p99.append(percentile(quiet, 0.99) * 1e3)
+                storm_p99.append(percentile(stormy, 0.99) * 1e3)
+                slowest.append((max(stormy) - statistics.median(quiet)) * 1e3)
+                print(f"    round: {len(quiet)} quiet takes, {len(stormy)} during the storm ({load()})")
+        time.sleep(DEVICE_STATUS_WAIT)  # the newest status, due after the per-device interval
+        with sqlite3.connect(hub.data / "hall.sqlite3") as db:
+            rows = db.execute("SELECT body FROM outbox WHERE kind = 'telemetry' AND body LIKE ?",
+                              (f'%"device":"{STORM_DEVICE}"%',)).fetchall()
+        last = DeviceTelemetry.model_validate_json(rows[-1][0]).paper if rows else None
+    finally:
+        hub.stop()
+    ratios = [s / q for s, q in zip(storm_p99, quiet_p99, strict=True)]
+    print(f"  take p99 quiet {spread(quiet_p99)} ms, during the storm {spread(storm_p99)} ms: storm / quiet "
+          f"{spread(ratios)}x (goal <= {GOAL_STORM_RATIO:.0f}x: {verdict(statistics.median(ratios) <= GOAL_STORM_RATIO)}); "
+          f"slowest take during a storm minus the quiet median {spread(slowest, '{:.0f}')} ms (goal <= 100 ms: "
+          f"{verdict(max(slowest) <= 100)})")
+    print(f"  telemetry rows for the county after {args.rounds} storms of {args.storm:,}: {len(rows)}, the last "
+          f"with the newest state: {last == str(args.storm - 1)}")
+
+
+DEVICE_STATUS_WAIT = 3.0
+"""Seconds to wait after a storm: longer than the hub's per-device status interval (2 s)."""
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--storm-publisher":
+        storm_publisher(int(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sync", choices=["full", "normal"], default="full")
     parser.add_argument("--levels", default="0,10000,50000",
@@ -340,6 +445,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="repeats of every figure")
     parser.add_argument("--pairs", type=int, default=500, help="take/raw pairs per round")
     parser.add_argument("--clients", type=int, default=4, help="kiosks in the sustained phase")
+    parser.add_argument("--storm", type=int, default=5000,
+                        help="status changes of one device in the storm phase (0: skip it)")
+    parser.add_argument("--storm-only", action="store_true", help="run only the status storm phase")
     parser.add_argument("--code", type=Path, action="append", default=[],
                         help="also run the hub from this source tree (before/after in one run)")
     args = parser.parse_args()
@@ -352,7 +460,10 @@ def main() -> None:
         echo = Echo(broker)
         try:
             for i, code in enumerate([ROOT, *args.code]):
-                run_tree(code.resolve(), Path(tmp) / f"hub-{i}", broker, echo, args)
+                if not args.storm_only:
+                    run_tree(code.resolve(), Path(tmp) / f"hub-{i}", broker, echo, args)
+                if args.storm:
+                    storm_tree(code.resolve(), Path(tmp) / f"storm-{i}", broker, args)
         finally:
             echo.close()
             broker.stop()

@@ -114,7 +114,7 @@ def county(folder: Path, name: str) -> Iterator[tuple[Mosquitto, str]]:
 
 
 @contextlib.contextmanager
-def workers(broker: Mosquitto, dsn: str, count: int) -> Iterator[None]:
+def workers(broker: Mosquitto, dsn: str, count: int) -> Iterator[list[int]]:
     """``count`` ingest worker processes, each subscribed (in the shared group) before this yields."""
     processes = [subprocess.Popen([sys.executable, __file__, "--worker", str(n), "--broker", broker.url, "--db", dsn],
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -124,7 +124,7 @@ def workers(broker: Mosquitto, dsn: str, count: int) -> Iterator[None]:
             assert process.stdout is not None
             if process.stdout.readline().strip() != "ready":
                 raise RuntimeError("an ingest worker did not start")
-        yield
+        yield [process.pid for process in processes]
     finally:
         for process in processes:
             process.kill()
@@ -137,6 +137,15 @@ def wait_until(check: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not finish in {DEADLINE:.0f} s")
         time.sleep(0.1)  # a count(*) of a growing table costs PostgreSQL time the ingest would use
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User and system CPU the processes have used (Linux /proc): what a figure cost, whatever the load."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def count_rows(conn: psycopg.Connection, table: str) -> int:
@@ -222,19 +231,25 @@ def publish_ratings(broker: Mosquitto, items: int, per_batch: int) -> None:
     client.loop_stop()
 
 
-def ingest_rate(folder: Path, items: int, worker_count: int, per_batch: int) -> float:
-    """Items per second stored by ``worker_count`` workers (each a clean session: they run first)."""
-    with county(folder, f"county-{worker_count}") as (broker, dsn), workers(broker, dsn, worker_count), \
+def ingest_rate(folder: Path, items: int, worker_count: int, per_batch: int) -> tuple[float, float, float]:
+    """Items per second stored by ``worker_count`` workers (each a clean session: they run first), and
+    the CPU µs per item of the worker processes and of their PostgreSQL backends (PostgreSQL on this
+    machine, readable in /proc)."""
+    with county(folder, f"county-{worker_count}") as (broker, dsn), workers(broker, dsn, worker_count) as pids, \
             psycopg.connect(dsn, autocommit=True) as conn:
+        backends = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        cpu_before = cpu_seconds(pids), cpu_seconds(backends)
         publish_ratings(broker, items, per_batch)
         wait_until(lambda: count_rows(conn, "ratings") >= items, "the ingest")
+        cpu = cpu_seconds(pids) - cpu_before[0], cpu_seconds(backends) - cpu_before[1]
         row = conn.execute(
             "SELECT min(received_at), max(received_at), count(DISTINCT received_at) FROM ratings").fetchone()
         assert row is not None  # an aggregate always has a row
         first, last, txs = row
     # received_at is each transaction's start: add one transaction's share to the span.
     span = (last - first).total_seconds() * txs / max(1, txs - 1)
-    return items / span
+    return items / span, cpu[0] / items * 1e6, cpu[1] / items * 1e6
 
 
 def county_scale(folder: Path, halls: int, devices: int, ratings: int) -> tuple[float, float, int]:
@@ -278,7 +293,7 @@ def main() -> None:
     parser.add_argument("--drain-workers", type=int, default=2, help="ingest workers running during the drain")
     parser.add_argument("--receipt-window", type=int, help="the hall's receipt_window (default: the configuration's)")
     parser.add_argument("--ingest", type=int, default=300_000, help="items for each ingest run")
-    parser.add_argument("--per-batch", type=int, default=500, help="items per message")
+    parser.add_argument("--per-batch", type=int, default=200, help="items per message (the hall's default batch_size)")
     # 500 forwarders in one Python process (1,000 threads on 2 cores) do not all get their CONNECT
     # out: the harness, not the county, is then the limit. Real halls are separate machines.
     parser.add_argument("--halls", type=int, default=50, help="halls of the county run (0: skip it)")
@@ -307,12 +322,13 @@ def main() -> None:
               f"worker(s): {rate:>10,.0f} items/s ({seconds:.1f} s; goal ≥ 20,000; batches of {upstream.batch_size}, "
               f"{upstream.max_inflight} unacknowledged, {upstream.receipt_window:,} items awaiting receipts at most; "
               f"{forwarder.receipts:,} receipts, {forwarder.resent:,} items sent again); {load()}")
-        one = ingest_rate(folder, args.ingest, 1, args.per_batch)
-        print(f"county ingest, 1 worker, {args.ingest:,} ratings:        {one:>10,.0f} items/s ({one / raw:.1f}× raw); "
-              f"{load()}")
-        two = ingest_rate(folder, args.ingest, 2, args.per_batch)
-        print(f"county ingest, 2 workers, {args.ingest:,} ratings:       {two:>10,.0f} items/s ({two / raw:.1f}× raw; "
-              f"{two / one:.2f}× one worker; goal ≥ 1.6×); {load()}")
+        one, worker_cpu, pg_cpu = ingest_rate(folder, args.ingest, 1, args.per_batch)
+        print(f"county ingest, 1 worker, {args.ingest:,} ratings, {args.per_batch} a message: {one:>10,.0f} items/s "
+              f"(goal ≥ 20,000; CPU per item: worker {worker_cpu:.1f} µs, PostgreSQL {pg_cpu:.1f} µs); {load()}")
+        two, worker_cpu, pg_cpu = ingest_rate(folder, args.ingest, 2, args.per_batch)
+        print(f"county ingest, 2 workers, {args.ingest:,} ratings, {args.per_batch} a message: {two:>10,.0f} items/s "
+              f"({two / one:.2f}× one worker; goal ≥ 1.6×; CPU per item: workers {worker_cpu:.1f} µs, "
+              f"PostgreSQL {pg_cpu:.1f} µs); {load()}")
         if args.halls:
             seconds, rss, connected = county_scale(folder, args.halls, args.devices, args.hall_backlog)
             items = args.halls * (args.devices + args.hall_backlog)

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.broker.login import add_broker_options, add_hall_option, address_from_args
+
+from hallkit.commandline import CommandFailed, add_json_flag, emit, failure, writable_folder
 from hallkit.i18n import bilingual
 
 if TYPE_CHECKING:
     from hallkit.broker.client import HallClient
+    from hallkit.broker.hub import Hub
+    from hallkit.contracts.mqtt import BrokerAddress
+
+    from hallkit.config import HallConfig
+    from hallkit.store.sqlite import Synchronous
 
 T = TypeVar("T")
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 WINDOW_ACTIONS = {
     "call": "call the next resident to this window (叫号)",
     "recall": "call the current ticket again (重呼)",
@@ -33,8 +40,9 @@ WINDOW_ACTIONS = {
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hub = commands.add_parser("hub", help="run the hall hub (queue, MQTT, durable state)")
     hub.add_argument("--config", required=True, type=Path, help="hall configuration file")
-    hub.add_argument("--broker", help="mqtt://hub:PASSWORD@HOST:PORT of the hall broker (default: start an "
-                                      "embedded one on 127.0.0.1:1883, with logins in DATA/broker/credentials.toml)")
+    add_broker_options(hub, login="hub", default=None, logins=True,
+                       extra="; without it the hub starts an embedded broker on 127.0.0.1:1883, with logins in "
+                             "DATA/broker/credentials.toml")
     hub.add_argument("--data", type=Path, help="folder for the hall's state (default: ./var/<hall id>)")
     hub.add_argument("--sync", choices=["full", "normal"], default="full",
                      help="SQLite synchronous mode: full survives power cuts, normal only process kills")
@@ -86,45 +94,58 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     conf.add_argument("--out", required=True, type=Path, help="folder to write into")
     conf.add_argument("--port", type=int, default=1883)
     conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (the hall LAN)")
+    add_rewrite_flags(conf)
     conf.set_defaults(handler=write_broker_config)
+
+
+def add_rewrite_flags(parser: argparse.ArgumentParser) -> None:
+    """--add and --force of a broker configuration writer: an existing one is never replaced silently."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--add", action="store_true",
+                        help="the folder holds this broker's configuration: keep its logins and passwords, "
+                             "give only new devices (halls) a login")
+    choice.add_argument("--force", action="store_true",
+                        help="replace the configuration in the folder: every login gets a new password")
+
+
+def check_rewrite(args: argparse.Namespace) -> None:
+    if (args.out / "mosquitto.conf").exists() and not (args.add or args.force):
+        raise failure("errors.broker_config_exists", out=args.out)
+
+
+def describe_written(written) -> str:  # noqa: ANN001 - LoginsWritten, imported lazily (`hall --help`)
+    """What a broker configuration writer wrote, and which logins it kept or made."""
+    lines = [f"wrote {path}" for path in written.paths]
+    if written.kept:
+        lines.append(bilingual("errors.logins_kept", count=len(written.kept), users=", ".join(written.kept)))
+    lines.append(bilingual("errors.logins_added", count=len(written.added), users=", ".join(written.added) or "-"))
+    return "\n".join(lines)
 
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
-    parser.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
-                        help="hall id (default: the one hall whose hub runs on the broker)")
-    parser.add_argument("--device", default="console", help="this terminal's device id (default: console)")
-    parser.add_argument("--logins", type=Path, metavar="FILE",
-                        help="credentials.toml holding the password of the login in --broker mqtt://LOGIN@HOST:PORT")
+    add_broker_options(parser)
+    add_hall_option(parser)
+    parser.add_argument("--device", help="this terminal's device id (default: the login's name, else console)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the hub")
 
 
-def broker_address(url: str, logins: Path | None = None):  # noqa: ANN202 - BrokerAddress, imported lazily (`hall --help`)
-    """The broker of ``url``; a login named there without a password takes its password from ``logins``."""
-    from hallkit.broker.mosquitto import Logins
-    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
-
-    try:
-        address = parse_broker_url(url)
-        if logins is None or address.username is None or address.password is not None:
-            return address
-        password = Logins.read(logins).password(address.username)
-    except (BrokerUrlError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
-    if password is None:
-        raise CommandFailed(f"{logins} has no password for login {address.username!r}")
-    return address.as_login(address.username, password)
+def device_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001 - BrokerAddress, imported lazily
+    """The terminal's device id: its login's name, since a login may publish only as itself."""
+    if args.device and address.username and args.device != address.username:
+        raise CommandFailed(bilingual("login.device_mismatch", device=args.device, login=address.username), 2)
+    return str(args.device or address.username or "console")
 
 
 def ask_hub(args: argparse.Namespace, ask: Callable[[HallClient], T]) -> T:
-    """Connect as ``args.device`` to the hall on ``args.broker`` and ask; failures in plain words."""
+    """Connect as the terminal's device to the hall on ``args.broker`` and ask; failures in plain words."""
     from hallkit.broker.client import HallClient, HubError
 
-    address = broker_address(args.broker, args.logins)
+    address = address_from_args(args)
+    device = device_of(args, address)
     hall_id = hall_id_of(args, address)
     try:
-        with HallClient(address, hall_id, args.device) as client:
+        with HallClient(address, hall_id, device) as client:
             return ask(client)
     except HubError as exc:
         raise CommandFailed(str(exc), code=2) from None
@@ -151,19 +172,21 @@ def hall_id_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    from hallkit.broker.embedded import EmbeddedBroker, hall_logins
-    from hallkit.broker.hub import Hub
-    from hallkit.broker.mosquitto import HUB_USER
-    from hallkit.broker.parts import hub_parts
+    # Only what the hub needs is imported (open_hub imports the hub): a restart is online sooner
+    # (the embedded broker pulls in amqtt and asyncio, and only runs without --broker).
+    from hallkit.contracts.mqtt import parse_broker_url
 
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    data = args.data or Path("var") / config.hall.id
+    data = writable_folder(args.data or Path("var") / config.hall.id)
     embedded = None
     if args.broker:
-        address = broker_address(args.broker)
+        address = address_from_args(args)
     else:
+        from hallkit.broker.embedded import EmbeddedBroker, hall_logins
+        from hallkit.broker.mosquitto import HUB_USER
+
         folder = data / "broker"
         logins, access = hall_logins(config, folder, DEFAULT_EMBEDDED_PORT)
         embedded = EmbeddedBroker(access, port=DEFAULT_EMBEDDED_PORT)
@@ -171,10 +194,17 @@ def run_hub(args: argparse.Namespace) -> int:
             embedded.start()
         except OSError as exc:
             raise CommandFailed(str(exc)) from None
-        address = broker_address(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
+        address = parse_broker_url(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
         print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
-    hub = Hub(config, address, data, args.sync, parts=hub_parts(config))
+    try:
+        hub = open_hub(config, address, data, args.sync)
+    except CommandFailed:
+        if embedded:
+            embedded.stop()
+        raise
+    if hub.disk_is_full:
+        print(bilingual("errors.disk_full_start", folder=data), file=sys.stderr)
     hub.start()
     wait_for_signal()
     hub.stop()
@@ -184,6 +214,24 @@ def run_hub(args: argparse.Namespace) -> int:
 
 
 DEFAULT_EMBEDDED_PORT = 1883
+
+
+def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synchronous) -> Hub:
+    """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk."""
+    from hallkit.broker.hub import Hub
+    from hallkit.broker.parts import hub_parts
+
+    from hallkit.store.lock import FolderInUse
+    from hallkit.store.sqlite import disk_full
+
+    try:
+        return Hub(config, address, data, sync, parts=hub_parts(config))
+    except FolderInUse as exc:
+        raise failure("errors.folder_in_use", folder=exc.folder, pid=exc.pid or "?") from None
+    except (OSError, sqlite3.Error) as exc:
+        if not disk_full(exc, data):
+            raise
+        raise failure("errors.disk_full", folder=data) from None
 
 
 def wait_for_signal() -> None:
@@ -200,7 +248,7 @@ def show_status(args: argparse.Namespace) -> int:
     from hallkit.broker.client import HubError, read_hall
     from hallkit.broker.status import HallStatus, render_status
 
-    address = broker_address(args.broker, args.logins)
+    address = address_from_args(args)
     hall_id = hall_id_of(args, address)
     try:
         view = read_hall(address, hall_id, timeout=args.timeout)
@@ -219,7 +267,7 @@ def counter_command(args: argparse.Namespace) -> int:
 
     from hallkit.queue import models
 
-    commands = {
+    commands: dict[str, Callable[[], models.Command]] = {
         "take": lambda: models.TakeTicket(service_id=args.service, priority=args.priority, channel=args.channel),
         "call": lambda: models.CallNext(window=args.window),
         "recall": lambda: models.Recall(window=args.window),
@@ -255,13 +303,15 @@ def write_schemas(args: argparse.Namespace) -> int:
 
 
 def write_broker_config(args: argparse.Namespace) -> int:
-    from hallkit.broker.mosquitto import write_mosquitto_config
+    from hallkit.broker.mosquitto import unreachable_folders, write_mosquitto_config
 
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind)
-    for path in written:
-        print(f"wrote {path}")
-    print(bilingual("broker.config_next", out=args.out))
+    check_rewrite(args)
+    written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind, add=args.add)
+    print(describe_written(written))
+    for folder in unreachable_folders(args.out):
+        print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
+    print(bilingual("broker.config_next", out=args.out.resolve()))
     return 0

@@ -99,10 +99,17 @@ class HallClient:
             self._tap = link.join(self.broker, self.device_id, self._routes, will=self._will, must=must,
                                   on_up=self._on_ready)
         except OSError as exc:
-            raise HubError("hub.unreachable", broker=self.broker.url, detail=str(exc)) from None
-        if not self._tap.ready.wait(timeout) and must:
-            self.close()
-            raise HubError("hub.unreachable", broker=self.broker.url, detail="no answer from the broker")
+            raise unreachable(self.broker, exc) from None
+        if must:
+            deadline = time.monotonic() + timeout
+            try:
+                logged_in(self._tap, timeout)
+            except HubError:
+                self.close()
+                raise
+            if not self._tap.ready.wait(max(0.0, deadline - time.monotonic())):
+                self.close()
+                raise HubError("login.no_answer", broker=self.broker.url, login=self.broker.username or "-")
         return self
 
     def __enter__(self) -> HallClient:
@@ -230,10 +237,26 @@ def _collect(broker: BrokerAddress, patterns: list[str], on_message: mqtt.Callba
     try:
         tap = link.join(broker, f"look-{new_id()[:8]}", [(p, on_message) for p in patterns], must=True)
     except OSError as exc:
-        raise HubError("hub.unreachable", broker=broker.url, detail=str(exc)) from None
+        raise unreachable(broker, exc) from None
     try:
+        logged_in(tap, timeout)
         # Retained messages arrive right after SUBACK; after the first, give the rest a moment.
         if done.wait(timeout):
             time.sleep(0.3)
     finally:
         tap.leave()
+
+
+def logged_in(tap: Tap, timeout: float) -> None:
+    """Wait for the broker's answer to the login; a refusal says which login and why."""
+    tap.link.answered.wait(timeout)
+    reason = tap.link.refused
+    if reason is not None:
+        message = link.refusal(tap.link.address, reason)
+        raise HubError(message.key, **message.params)
+
+
+def unreachable(broker: BrokerAddress, exc: OSError) -> HubError:
+    """Nothing listens there, the name does not resolve, or TLS failed (a wrong CA or host name)."""
+    detail = exc.strerror or str(exc)
+    return HubError("login.unreachable", broker=broker.url, login=broker.username or "-", detail=detail)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.latest import LatestPerKey
 from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
     CommandReply,
@@ -43,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 
 from hallkit import __version__
 from hallkit.config import Device, DeviceKind, HallConfig
+from hallkit.encoding import dump_spliced
 from hallkit.i18n import Message
 from hallkit.queue.engine import Refused
 from hallkit.queue.models import (
@@ -56,8 +59,8 @@ from hallkit.queue.models import (
     WindowView,
 )
 from hallkit.queue.numbering import business_day
-from hallkit.store.durable import DurableQueue
-from hallkit.store.sqlite import Synchronous
+from hallkit.store.durable import Answer, DurableQueue
+from hallkit.store.sqlite import LOW_SPACE, Synchronous, disk_full
 
 log = logging.getLogger("hallkit.hub")
 
@@ -69,6 +72,9 @@ SNAPSHOT_MIN_INTERVAL = 0.1
 """Seconds between two queue snapshots: coalesces bursts, still well under the 1 s the boards need."""
 
 STATUS_INTERVAL = 10.0
+
+DEVICE_STATUS_INTERVAL = 2.0
+"""Seconds between two statuses of one device the parts see: a flapping device costs one per interval."""
 
 WINDOW_KINDS = (DeviceKind.COUNTER, DeviceKind.PAD)
 TAKE_CHANNELS = {
@@ -133,11 +139,15 @@ class Hub:
         self.topics = Topics(config.hall.id)
         # Requests come on command/<device>: a prefix test, not a topic matcher built per message.
         self._command_prefix = self.topics.command("")
+        self._device_prefix = self.topics.device_status("").removesuffix("/status")
         self.devices = {d.id: d for d in config.devices}
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir.chmod(0o700)  # the log holds keyed hashes of ID numbers: for the hub's user only
+        self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)  # FolderInUse: another hub
         self.queue.listeners.append(self._on_events)
         self.session = _next_session(data_dir / "hub-session")
+        # Said from the start, not only at the first refused ticket; cleared by the first commit.
+        self.disk_is_full = shutil.disk_usage(data_dir).free < LOW_SPACE
         self.parts = list(parts)
         self.record_sinks: list[RecordSink] = []
         self.refusals: Counter[str] = Counter()
@@ -148,6 +158,13 @@ class Hub:
         self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
         self._server = threading.Thread(target=self._serve, name="hub-requests", daemon=True)
+        # Everything that is not a command request (device statuses, ratings, case steps) is
+        # handled here, off the MQTT thread, so no burst of it holds up a request behind it.
+        self._part_inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._statuses: LatestPerKey[bytes] = LatestPerKey(DEVICE_STATUS_INTERVAL)
+        self._statuses_lock = threading.Lock()
+        self._parts_wake = threading.Event()
+        self._parts_worker = threading.Thread(target=self._serve_parts, name="hub-parts", daemon=True)
         self.client = make_client(
             broker,
             client_id=f"hub-{config.hall.id}",
@@ -171,6 +188,7 @@ class Hub:
         self.client.loop_start()
         self._publisher.start()
         self._server.start()
+        self._parts_worker.start()
         if wait and not self._connected.wait(wait):
             log.warning("broker %s not reachable yet; the hub keeps trying", self.broker.url)
 
@@ -179,6 +197,9 @@ class Hub:
         self._dirty.set()
         say_offline(self.client, self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json())
         self._server.join(timeout=5)
+        self._parts_wake.set()
+        if self._parts_worker.is_alive():
+            self._parts_worker.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
         self._publisher.join(timeout=5)
@@ -199,7 +220,10 @@ class Hub:
         patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions())]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
         # device that waits for "online" never sends a request the hub is not yet subscribed to.
-        _, self._subscribe_mid = client.subscribe([(pattern, 1) for pattern in patterns])
+        # Statuses at QoS 0: they are retained states the broker sends again at every subscription,
+        # and a flood of them then costs neither the broker's in-flight window nor an acknowledgement each.
+        _, self._subscribe_mid = client.subscribe(
+            [(pattern, 0 if pattern == self.topics.device_statuses else 1) for pattern in patterns])
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object) -> None:
         if mid != self._subscribe_mid:
@@ -221,18 +245,50 @@ class Hub:
         if message.topic.startswith(self._command_prefix) and "/" not in message.topic[len(self._command_prefix):]:
             # Acknowledged to the broker only after the command is committed and answered
             # (see _serve): a hub killed before that gets the request again when it returns.
-            self._inbox.put(_Inbound(message.topic, message.payload, message.mid, message.qos))
+            self._inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
             return
-        try:
-            part = next((p for p in self.parts for pattern in p.subscriptions()
-                         if mqtt.topic_matches_sub(pattern, message.topic)), None)
-            if part is not None:
-                part.handle(message.topic, message.payload)
-        except Exception:  # the hub must outlive any input; this is a bug, not a refusal
-            log.exception("unexpected failure handling a message on %s", message.topic)
-            self.refuse(message.topic, None, "hub.internal", "see the hub log")
-        finally:
+        if message.topic.startswith(self._device_prefix) and message.topic.endswith("/status"):
+            # A status is a state: only the newest of a device counts, so it is acknowledged now
+            # (the broker re-sends the retained one at the next connection anyway).
+            with self._statuses_lock:
+                self._statuses.put(message.topic, bytes(message.payload))
             self._ack(message.mid, message.qos)
+        else:
+            self._part_inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._parts_wake.set()
+
+    def _serve_parts(self) -> None:
+        """Hand the parts their messages in arrival order, and each device's newest status when due."""
+        wait: float | None = None
+        while not self._stopping.is_set():
+            self._parts_wake.wait(timeout=0.5 if wait is None else wait)
+            self._parts_wake.clear()
+            while True:
+                try:
+                    m = self._part_inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._to_part(m.topic, m.payload)
+                self._ack(m.mid, m.qos)
+            with self._statuses_lock:
+                due = self._statuses.due(time.monotonic())
+            for topic, payload in due:
+                self._to_part(topic, payload)
+            with self._statuses_lock:
+                wait = self._statuses.wait(time.monotonic())
+
+    def _to_part(self, topic: str, payload: bytes) -> None:
+        try:
+            for part in self.parts:
+                if any(mqtt.topic_matches_sub(pattern, topic) for pattern in part.subscriptions()):
+                    part.handle(topic, payload)
+                    return
+        except Exception as exc:  # the hub must outlive any input; this is a bug or a full disk
+            if disk_full(exc, self.data_dir):
+                self.refuse(topic, None, "hub.disk_full", str(self.data_dir))
+            else:
+                log.exception("unexpected failure handling a message on %s", topic)
+                self.refuse(topic, None, "hub.internal", "see the hub log")
 
     def _ack(self, mid: int, qos: int) -> None:
         if qos > 0:
@@ -273,7 +329,22 @@ class Hub:
         admitted = [a for topic, payload in messages if (a := self._admit(topic, payload)) is not None]
         if not admitted:
             return
-        results = self.queue.execute_batch([a.keyed for a in admitted])
+        try:
+            results = self.queue.answer_batch([a.keyed for a in admitted])
+        except Exception as exc:
+            full = disk_full(exc, self.data_dir)
+            if len(admitted) > 1 and not full:
+                raise  # _serve runs them one by one: only the request at fault fails
+            if not full:
+                log.exception("unexpected failure running a request from %s", admitted[0].device.id)
+            # Nothing of it was committed (the queue rebuilt itself from the log): say so to each sender.
+            reason, detail = ("hub.disk_full", str(self.data_dir)) if full else ("hub.internal", "see the hub log")
+            self.disk_is_full = full
+            for a in admitted:
+                self.refuse(self.topics.command(a.device.id), a.reply_to, reason, detail,
+                            a.request.command.request_id)
+            return
+        self.disk_is_full = False
         for a, result in zip(admitted, results, strict=True):
             command = a.request.command
             if isinstance(result, Refused):
@@ -282,7 +353,17 @@ class Hub:
                 log.info("refused %s from %s: %s", command.action, a.device.id, result.message.bilingual())
             else:
                 self.accepted += 1
-                self.reply(a.reply_to, command.request_id, outcome=for_sender(result, a.device, command))
+                self._answer(a, result)
+
+    def _answer(self, admitted: _Admitted, answer: Answer) -> None:
+        """Reply with the outcome: as the queue encoded it when the sender may see all of it."""
+        command = admitted.request.command
+        if sees_everything(admitted.device, command):
+            outcome = answer.json
+        else:
+            outcome = for_sender(answer.outcome, admitted.device, command).model_dump_json()
+        reply = CommandReply(device=HUB_DEVICE, request_id=command.request_id, ok=True)
+        self.client.publish(admitted.reply_to, dump_spliced(reply, {"outcome": outcome}), qos=1)
 
     def _admit(self, topic: str, payload: bytes) -> _Admitted | None:
         """The request, its sender and the command keyed for the queue, or None after refusing it."""
@@ -338,10 +419,9 @@ class Hub:
         for sink in self.record_sinks:
             sink(conn, record)
 
-    def reply(self, topic: str, request_id: str, *, outcome: object = None,
-               refusal: Refusal | None = None) -> None:
-        reply = CommandReply(device=HUB_DEVICE, request_id=request_id, ok=refusal is None,
-                             outcome=outcome, refusal=refusal)
+    def reply(self, topic: str, request_id: str, *, refusal: Refusal) -> None:
+        """Answer a request that was refused (a carried-out one is answered by :meth:`_answer`)."""
+        reply = CommandReply(device=HUB_DEVICE, request_id=request_id, ok=False, refusal=refusal)
         self.client.publish(topic, reply.model_dump_json(), qos=1)
 
     def refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
@@ -359,6 +439,8 @@ class Hub:
     # ---- publishing -------------------------------------------------------------------------
 
     def _on_events(self, events: list[Event]) -> None:
+        described = []
+        logging_events = log.isEnabledFor(logging.INFO)
         for event in events:
             number = None
             if isinstance(event, TicketIssued):
@@ -367,7 +449,11 @@ class Hub:
                 number = ticket_id.rsplit("-", 1)[-1]
             notice = QueueEventNotice(device=HUB_DEVICE, event=_public(event), number=number)
             self.client.publish(self.topics.event(event.type), notice.model_dump_json(), qos=1)
-            _log_event(event, number)
+            if logging_events:
+                described.append(_describe(event, number))
+        if described:
+            # One line per burst, not per event: a write and a flush each, a tenth of a ticket's cost.
+            log.info("%s", "; ".join(described))
         self._dirty.set()
 
     def snapshot(self) -> QueueSnapshot:
@@ -411,7 +497,7 @@ class Hub:
     def _status(self, state: DeviceState) -> DeviceStatus:
         return DeviceStatus(
             device=HUB_DEVICE, state=state, session=self.session, kind="hub", version=__version__,
-            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()),
+            detail={"accepted": self.accepted, "refused": sum(self.refusals.values()), "disk_full": self.disk_is_full,
                     **{f"refused.{k}": v for k, v in sorted(self.refusals.items())},
                     **{k: v for part in self.parts for k, v in part.status().items()}},
         )
@@ -464,13 +550,18 @@ def for_sender(outcome: Outcome, device: Device, command: Command) -> Outcome:
     Only the kiosk that issued a ticket gets its QR token (it prints it on the ticket); every
     other device, staff counters included, could rate in the resident's place with it.
     """
-    if isinstance(command, TakeTicket) and device.kind is DeviceKind.KIOSK:
+    if sees_everything(device, command):
         return outcome
     return outcome.model_copy(update={
         "ticket": _hide_ticket(outcome.ticket),
         "window": _hide_window(outcome.window) if outcome.window else None,
         "events": [_public(e) for e in outcome.events],
     })
+
+
+def sees_everything(device: Device, command: Command) -> bool:
+    """Whether ``device`` gets the outcome of ``command`` as it is (see :func:`for_sender`)."""
+    return isinstance(command, TakeTicket) and device.kind is DeviceKind.KIOSK
 
 
 def _hide_ticket(view: TicketView | None) -> TicketView | None:
@@ -505,20 +596,21 @@ def _next_session(path: Path) -> int:
         session = int(path.read_text().strip()) + 1
     except (OSError, ValueError):
         session = 1
-    path.write_text(str(session))
+    try:
+        path.write_text(str(session))
+    except OSError as exc:  # a full disk: the hub still starts, to refuse requests with a reason
+        log.error("could not save the session number in %s: %s", path, exc)
     return session
 
 
 _UNLOGGED = frozenset({"id", "at", "request_id", "type", "ticket"})
 
 
-def _log_event(event: Event, number: str | None) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
+def _describe(event: Event, number: str | None) -> str:
     # The fields straight off the event (model_dump would copy all of it, once per event).
-    described = []
+    described = [event.type, number or ""]
     for name in type(event).model_fields:
         value = getattr(event, name)
         if name not in _UNLOGGED and value not in (None, [], ""):
             described.append(f"{name}={value}")
-    log.info("%s %s %s", event.type, number or "", " ".join(described))
+    return " ".join(described)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from hallkit.contracts.mqtt import BrokerAddress, make_client
 
+from hallkit.i18n import Message
+
 log = logging.getLogger(__name__)
 
 Hook = Callable[[mqtt.Client], None]
@@ -69,6 +71,12 @@ class Link:
         self._unconfirmed: list[Tap] = []
         self._pending: dict[int, list[Tap]] = {}
         self._up = False
+        self.answered = threading.Event()
+        """Set once the broker answered a CONNECT, accepting or refusing it."""
+        self.refused: mqtt.ReasonCode | None = None
+        """Why the broker refused the last CONNECT (None once it accepts one)."""
+        self.asked = False
+        """Opened by a caller that waits for the broker's answer (``join(must=True)``)."""
 
     # ---- joining and leaving ----------------------------------------------------------------
 
@@ -121,8 +129,13 @@ class Link:
 
     def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
         if reason.is_failure:
-            log.error("broker %s refused login %s: %s", self.address.url, self.address.username or "-", reason)
+            if not self.asked:  # a command that waits for the answer says it itself (broker.client.logged_in)
+                log.error("%s", refusal(self.address, reason).bilingual())
+            self.refused = reason
+            self.answered.set()
             return
+        self.refused = None
+        self.answered.set()
         with self._lock:
             self._up = True
             waiting = [tap for tap in self._taps if tap.routes]
@@ -162,6 +175,16 @@ class Link:
                 log.exception("handling a message on %s failed", message.topic)
 
 
+REFUSALS = {134: "login.refused_password", 135: "login.refused_not_authorised"}
+"""CONNACK refusals an installer can fix, by reason code (MQTT 3.1.1 return codes 4 and 5)."""
+
+
+def refusal(address: BrokerAddress, reason: mqtt.ReasonCode) -> Message:
+    """Which login the broker refused, and why, in words an installer acts on."""
+    return Message(key=REFUSALS.get(reason.value, "login.refused"),
+                   params={"broker": address.url, "login": address.username or "-", "reason": str(reason)})
+
+
 _links: dict[tuple[str, int, str], Link] = {}
 _registry_lock = threading.Lock()
 
@@ -180,6 +203,7 @@ def join(address: BrokerAddress, client_id: str, routes: Sequence[Route] = (), *
         new = link is None
         if link is None:
             link = _links[key] = Link(key, address, client_id, will)
+            link.asked = must
         tap = Tap(link, tuple(routes), on_up, on_down)
         link._join(tap, None if new else will)
         if new:

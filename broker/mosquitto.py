@@ -23,6 +23,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import pwd
 import secrets
 import tomllib
 from enum import StrEnum
@@ -31,6 +33,7 @@ from typing import Literal
 
 import paho.mqtt.client as mqtt
 import tomli_w
+from hallkit.broker.certificates import TlsFiles, ensure_tls
 from pydantic import BaseModel, Field, ValidationError
 
 from hallkit.config import HallConfig
@@ -102,16 +105,20 @@ class AclRules(BaseModel):
             words = raw.split(maxsplit=2)
             if not words or words[0].startswith("#"):
                 continue
-            if words[0] == "user" and len(words) == 2:
-                user = words[1]
-            elif words[0] in ("topic", "pattern") and len(words) >= 2:
-                access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
-                if words[0] == "topic" and user is None:
-                    continue  # anonymous rules: the hall's brokers have no anonymous clients
-                rules.append(AclRule.model_validate({"user": user if words[0] == "topic" else None,
-                                                     "access": access, "topic": topic}))
-            else:
-                raise ValueError(f"ACL line not understood: {raw!r}")
+            match words:
+                case ["user", name]:
+                    user = name
+                    continue
+                case ["topic" | "pattern" as kind, topic]:
+                    access = "readwrite"
+                case ["topic" | "pattern" as kind, access, topic]:
+                    pass
+                case _:
+                    raise ValueError(f"ACL line not understood: {raw!r}")
+            if kind == "topic" and user is None:
+                continue  # anonymous rules: the hall's brokers have no anonymous clients
+            rules.append(AclRule.model_validate({"user": user if kind == "topic" else None,
+                                                 "access": access, "topic": topic}))
         return cls(rules=rules)
 
     def allows(self, user: str, client_id: str, topic: str, access: Access) -> bool:
@@ -162,11 +169,12 @@ COUNTY_QUEUE_LIMITS = (
 
 
 def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None, acl: Path | None,
-                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS) -> str:
+                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS, tls: TlsFiles | None = None) -> str:
     lines = [
         "# Written by hallkit. Limits set on purpose: see docs/deployment.md.",
         "per_listener_settings false",
         f"listener {port} {bind}",
+        *(tls_lines(tls) if tls is not None else ()),
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 60",
@@ -189,21 +197,30 @@ def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None,
     return "\n".join(lines) + "\n"
 
 
+def tls_lines(tls: TlsFiles) -> list[str]:
+    """The listener's TLS: the county's server certificate; clients check it against the county CA."""
+    return ["# TLS: halls check this certificate against ca.pem (their [upstream] ca_file).",
+            f"certfile {tls.server_cert.resolve()}", f"keyfile {tls.server_key.resolve()}",
+            f"cafile {tls.ca_cert.resolve()}", "tls_version tlsv1.2"]
+
+
 def acl_text(config: HallConfig) -> str:
     base = f"hall/v1/{config.hall.id}"
+    shared_reads = [f"{base}/state/#", f"{base}/evt/#", f"{base}/hub/status", f"{base}/dev/+/status"]
+    devices = [user for user in hall_users(config) if user != HUB_USER]
     lines = [
         "# Written by `hall broker config`: a device may publish only under its own id.",
         f"user {HUB_USER}",
         f"topic readwrite {base}/#",
         "",
-        "# every device: its own commands and status out; its replies, queue state and events in",
+        "# every device reads the queue state, the events and everyone's status (a pattern without %u",
+        "# would do, but Mosquitto warns about each at start)",
+        *(line for user in devices for line in (f"user {user}", *(f"topic read {t}" for t in shared_reads))),
+        "",
+        "# every device: its own commands and status out; its replies in",
         f"pattern write {base}/cmd/%u",
         f"pattern readwrite {base}/dev/%u/#",
         f"pattern read {base}/reply/%u",
-        f"pattern read {base}/state/#",
-        f"pattern read {base}/evt/#",
-        f"pattern read {base}/hub/status",
-        f"pattern read {base}/dev/+/status",
         "# ratings: a pad or kiosk hands in ratings, a counter case steps; each reads its answers and screen",
         f"pattern write {base}/rating/submit/%u",
         f"pattern write {base}/rating/case/%u",
@@ -222,20 +239,106 @@ def hall_users(config: HallConfig) -> list[str]:
     return [HUB_USER, *sorted({d.id for d in config.devices} | set(CONSOLE_USERS))]
 
 
-def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0") -> list[Path]:
+class LoginsWritten(BaseModel):
+    """What a broker configuration writer did with the logins: kept as they were, or new."""
+
+    paths: list[Path]
+    kept: list[str]
+    added: list[str]
+
+
+def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind: str = "0.0.0.0",
+                           add: bool = False) -> LoginsWritten:
+    """The hall broker's configuration; with ``add``, the logins of the one already in ``out`` keep
+    their passwords (devices keep working) and only new devices get a login, in credentials.toml."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    logins = write_logins(out, port, hall_users(config), HALL_LOGINS_HEADER)
-    passwords, acl = write_hall_access(config, out, logins)
+    users = hall_users(config)
+    kept = {u: h for u, h in read_passwords((out / "passwords").read_text()).items() if u in users} \
+        if add and (out / "passwords").exists() else {}
+    logins = write_logins(out, port, [u for u in users if u not in kept], HALL_LOGINS_HEADER)
+    passwords, acl = write_hall_access(config, out, logins, kept)
     conf = out / "mosquitto.conf"
     conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
-    return [conf, passwords, acl, out / "credentials.toml"]
+    hand_to_broker(out, readable=[conf, passwords, acl], writable=[])
+    secrets_folder = write_password_files(out, logins)
+    return LoginsWritten(paths=[conf, passwords, acl, out / "credentials.toml", secrets_folder], kept=sorted(kept),
+                         added=sorted(logins.credentials))
 
 
-def write_hall_access(config: HallConfig, out: Path, logins: Logins) -> tuple[Path, Path]:
-    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one)."""
+def write_password_files(out: Path, logins: Logins) -> Path:
+    """``secrets/<login>``: each login's password alone, for its process's ``--password-file``
+    (or a systemd unit's ``LoadCredential=``); copy each to the machine that logs in with it."""
+    folder = out / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    for user, password in logins.credentials.items():
+        path = folder / user
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(password + "\n")
+    return folder
+
+
+BROKER_USER = "mosquitto"
+"""The user Debian's mosquitto drops to when started as root (its ``user`` default)."""
+
+
+def hand_to_broker(out: Path, readable: list[Path], writable: list[Path]) -> None:
+    """Let Mosquitto read (and for ``writable`` write) its files, and nobody else.
+
+    Started as root (Debian's service, or ``sudo mosquitto -c``), Mosquitto drops to user
+    ``mosquitto`` before it opens the password, ACL and plugin files and its persistence folder:
+    they go to group ``mosquitto``, 0640, the data folder and the plugin's file (which the
+    plugin rewrites) to user ``mosquitto``. Run by a plain user, it stays that user: 0600 then.
+    ``credentials.toml`` (plain passwords) stays its writer's alone.
+    """
+    data = out / "data"
+    owner = _broker_ids() if os.geteuid() == 0 else None
+    for path in readable:
+        path.chmod(0o640 if owner else 0o600)
+    for path in [*writable, data]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    if owner is not None:
+        uid, gid = owner
+        out.chmod(0o750)
+        for path in [out, *readable]:
+            os.chown(path, 0, gid)
+        for path in [*writable, data]:
+            os.chown(path, uid, gid)
+
+
+def _broker_ids() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam(BROKER_USER)
+    except KeyError:  # no Debian mosquitto user: it runs as whoever starts it
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def unreachable_folders(out: Path) -> list[Path]:
+    """Folders above ``out`` that Mosquitto, once it is user mosquitto, cannot pass through."""
+    owner = _broker_ids() if os.geteuid() == 0 else None
+    if owner is None:
+        return []
+    uid, gid = owner
+    blocked = []
+    for folder in out.resolve().parents:
+        st = folder.stat()
+        allowed = (st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010)
+                   or (st.st_uid == uid and st.st_mode & 0o100))
+        if not allowed:
+            blocked.append(folder)
+    return blocked
+
+
+def write_hall_access(config: HallConfig, out: Path, logins: Logins,
+                      kept: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """The password file and the ACL of a hall broker (Mosquitto's or the embedded one); ``kept``
+    are logins (user → hash) already handed out, written as they were."""
     passwords = out / "passwords"
-    passwords.write_text("".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
+    passwords.write_text("".join(f"{u}:{h}\n" for u, h in (kept or {}).items())
+                         + "".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
     passwords.chmod(0o600)
     acl = out / "acl"
     acl.write_text(acl_text(config))
@@ -334,23 +437,35 @@ def county_dynsec(county: str, halls: list[str], logins: Logins) -> DynsecConfig
 
 
 def write_county_config(county: str, halls: list[str], out: Path, port: int = 8883, bind: str = "0.0.0.0",
-                        workers: int = 2, plugin: str = DYNSEC_PLUGIN) -> list[Path]:
-    """The county broker: one login per hall (its id), one per ingest worker, no queue caps."""
+                        workers: int = 2, plugin: str = DYNSEC_PLUGIN, tls_names: list[str] | None = None,
+                        add: bool = False) -> LoginsWritten:
+    """The county broker: one login per hall (its id), one per ingest worker, no queue caps; with
+    ``add``, the logins of the configuration already in ``out`` keep their passwords.
+
+    With ``tls_names`` (the names and addresses halls reach the broker by) the listener speaks
+    TLS with a server certificate of the county's own CA, both made here where missing.
+    """
     halls = sorted(set(halls))
     if clash := set(halls) & set(ingest_users(workers)):
         raise ValueError(f"hall ids {sorted(clash)} are the names of ingest logins")
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    logins = write_logins(out, port, [*ingest_users(workers), *halls],
+    dynsec = out / "dynamic-security.json"
+    users = [*ingest_users(workers), *halls]
+    before = DynsecConfig.model_validate_json(dynsec.read_text()).clients if add and dynsec.exists() else []
+    kept = [c for c in before if c.username in users]
+    logins = write_logins(out, port, [u for u in users if u not in {c.username for c in kept}],
                           "# Hall logins for the county broker ([upstream] username/password of each hall) and\n"
                           "# one login per ingest worker (hall county ingest --worker N): hand each out, then\n"
                           "# delete this file.\n")
-    dynsec = out / "dynamic-security.json"
+    access = county_dynsec(county, halls, logins)
+    access.clients = kept + access.clients
     dynsec.touch(mode=0o600)
     dynsec.chmod(0o600)
-    dynsec.write_text(json.dumps(county_dynsec(county, halls, logins).model_dump(), indent=1))
+    dynsec.write_text(json.dumps(access.model_dump(), indent=1))
+    tls, certificates = ensure_tls(out, county, tls_names) if tls_names else (None, [])
     conf = out / "mosquitto.conf"
-    text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS)
+    text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS, tls)
     text = text.replace("allow_anonymous true\n", "\n".join([
         "allow_anonymous false",
         "# Logins, their fixed client ids and their rights; the plugin can refuse a SUBSCRIBE, an acl_file cannot.",
@@ -358,4 +473,8 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
         f"plugin_opt_config_file {dynsec.resolve()}",
     ]) + "\n")
     conf.write_text(text)
-    return [conf, dynsec, out / "credentials.toml"]
+    served = [tls.ca_cert, tls.server_cert, tls.server_key] if tls else []
+    hand_to_broker(out, readable=[conf, *served], writable=[dynsec])
+    secrets_folder = write_password_files(out, logins)
+    return LoginsWritten(paths=[conf, dynsec, out / "credentials.toml", secrets_folder, *certificates],
+                         kept=sorted(c.username for c in kept), added=sorted(logins.credentials))

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hallkit.broker.login import add_broker_options, add_hall_option, address_from_args
 from hallkit.devices.sim_cli import pad_commands, sim_commands
 
 from hallkit.commandline import CommandFailed, add_json_flag
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from hallkit.devices.evaluator.keypad import KeypadPad
     from hallkit.devices.evaluator.serial_pad import SerialPad
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
 PAD_URL_HELP = ("serial:///dev/ttyUSB0?address=1&baud=9600 (button pad, docs/pad-protocol.md) or "
                 "keypad:///dev/input/event5?display=/dev/tty2 (USB keypad)")
 
@@ -62,9 +62,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def add_pad_identity(parser: argparse.ArgumentParser, window_required: bool = True) -> None:
     parser.add_argument("--window", type=int, required=window_required, help="the window the pad belongs to")
     parser.add_argument("--device", help="the pad's device id in the hall configuration (default: pad-<window>)")
-    parser.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
-    parser.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
-                        help="hall id (default: the one hall whose hub runs on the broker)")
+    add_broker_options(parser, login="pad-N")
+    add_hall_option(parser)
     parser.add_argument("--config", type=Path,
                         help="hall configuration, for the bad-rating reasons (default: the built-in list)")
 
@@ -173,9 +172,9 @@ def _listen_keypad(pad: KeypadPad, stop: threading.Event, say: Callable[[Message
 
 
 def pad_connection(args: argparse.Namespace):  # noqa: ANN202 - (BrokerAddress, hall id), imported lazily
-    from hallkit.broker.cli import broker_address, hall_id_of
+    from hallkit.broker.cli import hall_id_of
 
-    address = broker_address(args.broker)
+    address = address_from_args(args)
     return address, hall_id_of(args, address)
 
 

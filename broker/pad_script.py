@@ -34,6 +34,8 @@ _Finder = Callable[[list[str]], str | None]
 """Looks at the pad's display and returns what it waited for, or None."""
 
 TICKET_NUMBER = re.compile(r"(?<![A-Za-z0-9])[A-Z]\d{3,}(?!\d)")
+SERVING_LINE = 1
+"""The pad screen's second line shows the ticket being served."""
 
 
 class Behaviour(BaseModel):
@@ -116,9 +118,9 @@ class PadScript:
 
 def _serving(lines: list[str], previous: str | None) -> str | None:
     """The ticket on the serving line (the second), if it is a new one."""
-    if len(lines) < 2:
+    if len(lines) <= SERVING_LINE:
         return None
-    match = TICKET_NUMBER.search(lines[1])
+    match = TICKET_NUMBER.search(lines[SERVING_LINE])
     return match.group(0) if match and match.group(0) != previous else None
 
 

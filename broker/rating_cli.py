@@ -8,11 +8,11 @@ it and hands it to the county uplink in one transaction.
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hallkit.broker.login import add_broker_options, add_hall_option
 from pydantic import BaseModel
 
 from hallkit.commandline import CommandFailed, add_json_flag, emit
@@ -51,12 +51,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         cmd.add_argument("case", help="case id (the first characters `hall cases` shows are enough)")
         cmd.add_argument("--by", required=True, help="id of the staff member or manager taking the step")
         cmd.add_argument("--note", default="", help="what was found, done or decided")
-        cmd.add_argument("--broker", default=os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883"))
-        cmd.add_argument("--hall", default=os.environ.get("HALLKIT_HALL"),
-                         help="hall id (default: the one hall whose hub runs on the broker)")
-        cmd.add_argument("--device", default="console", help="this terminal's device id (a counter)")
-        cmd.add_argument("--logins", type=Path, metavar="FILE",
-                         help="credentials.toml holding the password of the login in --broker mqtt://LOGIN@HOST:PORT")
+        add_broker_options(cmd)
+        add_hall_option(cmd)
+        cmd.add_argument("--device", help="this terminal's device id, a counter (default: the login's name)")
         cmd.add_argument("--timeout", type=float, default=5.0)
         add_json_flag(cmd)
         cmd.set_defaults(handler=record_step, step=step)

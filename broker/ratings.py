@@ -251,10 +251,7 @@ class RatingsPart:
             own = self.topics.rating_reply(sender)
             self._refuse(topic, own, request_id, "hub.bad_reply_to", bad_reply_to(request.reply_to, own))
             return
-        if isinstance(request, RatingRequest):
-            reply = self.rate(device, request)
-        else:
-            reply = self.record_step(device, request)
+        reply = self.rate(device, request) if isinstance(request, RatingRequest) else self.record_step(device, request)
         if reply.refusal is not None:
             self.refusals[reply.refusal.reason] += 1
             log.info("refused %s from %s: %s / %s", model.__name__, sender, reply.refusal.zh, reply.refusal.en)

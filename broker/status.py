@@ -82,8 +82,10 @@ def _uplink_lines(detail: dict[str, str | int | float | bool | None]) -> list[st
 def describe_reply(action: str, reply: CommandReply) -> str:
     if not reply.ok:
         refusal = reply.refusal
-        reason = f"{refusal.zh} / {refusal.en}" if refusal else "?"
-        return bilingual("counter.refused", reason=reason)
+        if refusal is None:
+            return bilingual("counter.refused", reason="?")
+        # Each language with its own reason: "未执行：… / Not done: …", each text once.
+        return f"{text('counter.refused', 'zh', reason=refusal.zh)} / {text('counter.refused', 'en', reason=refusal.en)}"
     outcome = reply.outcome
     assert outcome is not None
     ticket = outcome.ticket

@@ -46,8 +46,8 @@ class Mosquitto:
         return self.address.url
 
     def start(self) -> Mosquitto:
-        log = open(self.folder / "mosquitto.log", "ab")
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+        with open(self.folder / "mosquitto.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as probe:

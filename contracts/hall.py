@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +23,7 @@ from hallkit.i18n import Message
 from hallkit.queue.models import Command, Event, Outcome, ServiceQueueView, WindowView, new_id
 from hallkit.rating.models import CaseStepCommand, CaseUpdate, RatingReceipt, RatingSubmission
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 ROOT = "hall/v1"
 
 
@@ -329,16 +329,20 @@ class Topics:
     @staticmethod
     def device_of_appointment(topic: str) -> str:
         """The device id segment of an ``appt/<device>`` topic."""
-        parts = topic.split("/")
-        return parts[4] if len(parts) == 5 and parts[3] == "appt" else ""
+        match topic.split("/"):
+            case [_, _, _, "appt", device]:
+                return device
+            case _:
+                return ""
 
     @staticmethod
     def device_of(topic: str) -> str:
         """The device id segment of a ``cmd/<device>`` or ``dev/<device>/…`` topic."""
-        parts = topic.split("/")
-        if len(parts) >= 5 and parts[3] in ("cmd", "dev"):
-            return parts[4]
-        return ""
+        match topic.split("/"):
+            case [_, _, _, "cmd" | "dev", device, *_]:
+                return device
+            case _:
+                return ""
 
 
 class TopicSpec(BaseModel):

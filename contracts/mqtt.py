@@ -7,6 +7,7 @@ only works while the network loop runs (``loop_start``).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from urllib.parse import unquote, urlparse
@@ -112,7 +113,5 @@ def say_offline(client: mqtt.Client, topic: str, payload: str) -> None:
     if not client.is_connected():
         return
     info = client.publish(topic, payload, qos=1, retain=True)
-    try:
+    with contextlib.suppress(RuntimeError, ValueError):  # the link went down meanwhile: the Will says it
         info.wait_for_publish(2)
-    except (RuntimeError, ValueError):  # the link went down meanwhile: the Will says it
-        pass

@@ -13,15 +13,16 @@ same hall) is cleared by the hall and refused by the county.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from hallkit.rating.models import CaseUpdate, Rating
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 ROOT = "county/v1"
 ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Identifier = Annotated[str, Field(pattern=ID)]
@@ -132,10 +133,12 @@ class _Batch(_Frozen):
     epoch: str = Field(min_length=1, max_length=64, description="the hall outbox's identity: seq restarts with it")
     historical: bool = Field(description="every item was made before the current uplink connection")
     sent_at: datetime
+    if TYPE_CHECKING:  # each kind of batch declares its own list of items
+        items: Sequence[RatingItem | CaseItem | StatsItem | TelemetryItem]
 
     @model_validator(mode="after")
     def _one_hall(self) -> Self:
-        items: list[RatingItem] | list[CaseItem] | list[StatsItem] | list[TelemetryItem] = getattr(self, "items")
+        items = self.items
         for item in items:
             if item.body.hall_id != self.hall:
                 raise ValueError(f"item {item.seq} belongs to hall {item.body.hall_id!r}, not {self.hall!r}")
@@ -310,11 +313,10 @@ class TopicParts(_Frozen):
 
 def parse_topic(topic: str) -> TopicParts | None:
     """The parts of an uplink topic, or None for a topic outside the tree."""
-    parts = topic.split("/")
-    if len(parts) < 6 or parts[:2] != ["county", "v1"] or parts[3] != "hall" or not parts[2] or not parts[4]:
-        return None
-    if len(parts) == 6 and parts[5] == "status":
-        return TopicParts(county=parts[2], hall=parts[4], leaf="status", kind=None)
-    if len(parts) == 7 and parts[5] == "up":
-        return TopicParts(county=parts[2], hall=parts[4], leaf="up", kind=parts[6])
-    return None
+    match topic.split("/"):
+        case ["county", "v1", county, "hall", hall, "status"] if county and hall:
+            return TopicParts(county=county, hall=hall, leaf="status", kind=None)
+        case ["county", "v1", county, "hall", hall, "up", kind] if county and hall:
+            return TopicParts(county=county, hall=hall, leaf="up", kind=kind)
+        case _:
+            return None

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import sys
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hallkit.broker.cli import add_rewrite_flags, check_rewrite, describe_written
+from hallkit.broker.login import add_broker_options, address_from_args
 from hallkit.county.quarantine import QuarantineLimits
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, emit, failure
 from hallkit.i18n import bilingual
 
 DEFAULT_DB = os.environ.get("HALLKIT_COUNTY_DB", "postgresql:///hallkit_county")
-DEFAULT_BROKER = os.environ.get("HALLKIT_COUNTY_BROKER", "mqtt://127.0.0.1:1883")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +26,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     actions = county.add_subparsers(metavar="ACTION", required=True)
 
     ingest = actions.add_parser("ingest", help="store every hall's uplink in PostgreSQL (run one or more)")
-    ingest.add_argument("--broker", default=DEFAULT_BROKER, help=f"county broker (default {DEFAULT_BROKER})")
+    add_broker_options(ingest, login="ingest-N", env="HALLKIT_COUNTY_BROKER", logins=False, what="county broker")
     _add_db(ingest)
     ingest.add_argument("--worker", default="1",
                         help="this worker's id, one per worker; on a broker from `hall county broker-config` "
@@ -58,10 +62,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     broker.add_argument("--hall", action="append", required=True, dest="halls", metavar="HALL_ID",
                         help="a hall id; repeat for every hall")
     broker.add_argument("--out", required=True, type=Path, help="folder to write into")
-    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--port", type=int, help="port to listen on (default: 8883 with --tls, else 1883)")
     broker.add_argument("--bind", default="0.0.0.0")
+    broker.add_argument("--tls", action="store_true",
+                        help="listen with TLS: makes the county's CA (ca.pem, for every hall's [upstream] ca_file) "
+                             "and the broker's certificate where missing")
+    broker.add_argument("--tls-name", action="append", dest="tls_names", metavar="NAME",
+                        help="a host name or address halls reach the broker by, for its certificate; repeat "
+                             "(default: this machine's name, localhost and 127.0.0.1)")
     broker.add_argument("--workers", type=int, default=2,
                         help="ingest workers: one login each, ingest-1 … ingest-N (default 2)")
+    add_rewrite_flags(broker)
     broker.set_defaults(handler=write_broker_config)
 
     devices = actions.add_parser("devices", help="every hall's devices: offline, paper, faults, versions")
@@ -75,30 +86,37 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def write_broker_config(args: argparse.Namespace) -> int:
-    from hallkit.broker.mosquitto import write_county_config
+    from hallkit.broker.mosquitto import unreachable_folders, write_county_config
 
+    check_rewrite(args)
+    names = (args.tls_names or [socket.getfqdn(), "localhost", "127.0.0.1"]) if args.tls else None
+    port = args.port or (8883 if args.tls else 1883)
     try:
-        paths = write_county_config(args.county, args.halls, args.out, port=args.port, bind=args.bind,
-                                    workers=args.workers)
+        written = write_county_config(args.county, args.halls, args.out, port=port, bind=args.bind,
+                                      workers=args.workers, tls_names=names, add=args.add)
     except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
         raise CommandFailed(str(exc)) from None
-    for path in paths:
-        print(f"wrote {path}")
+    print(describe_written(written))
+    for folder in unreachable_folders(args.out):
+        print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
+    print(bilingual("county.broker_next", out=args.out.resolve(), port=port,
+                    scheme="mqtts" if args.tls else "mqtt"))
     return 0
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=DEFAULT_DB,
-                        help=f"PostgreSQL connection, postgresql://USER@HOST/DB (default {DEFAULT_DB})")
+                        help=f"PostgreSQL connection, postgresql://USER@HOST/DB; its password in ~/.pgpass, not here "
+                             f"(default: $HALLKIT_COUNTY_DB, else {DEFAULT_DB})")
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from hallkit.broker.cli import broker_address, wait_for_signal
+    from hallkit.broker.cli import wait_for_signal
     from hallkit.county.ingest import Ingest
 
     limits = QuarantineLimits(messages_per_minute=args.quarantine_per_minute,
                               bytes_per_hour=args.quarantine_bytes_per_hour, payload_cap=args.quarantine_payload_cap)
-    ingest = Ingest(broker_address(args.broker), args.db, worker_id=args.worker,
+    ingest = Ingest(address_from_args(args), args.db, worker_id=args.worker,
                     group=None if args.no_shared else args.group, ca_file=args.ca_file, limits=limits)
     ingest.start()
     wait_for_signal()
@@ -114,14 +132,40 @@ def _connect(dsn: str):  # noqa: ANN202 - psycopg.Connection, imported lazily to
         conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True)
         migrate(conn)
     except (psycopg.Error, SchemaTooNew) as exc:
-        raise CommandFailed(bilingual("county.db_unreachable", db=dsn, detail=str(exc).strip()[:300])) from None
+        raise database_failure(dsn, exc) from None
     return conn
+
+
+def database_failure(dsn: str, exc: Exception) -> CommandFailed:
+    """PostgreSQL's refusal under one bilingual line naming the database, its password hidden."""
+    detail = redacted(str(exc).strip()[:300], dsn).replace("\n", "\n  ")
+    return CommandFailed(f"{bilingual('errors.database', dsn=redacted(dsn))}\n  {detail}")
+
+
+def redacted(text: str, dsn: str | None = None) -> str:
+    """``text`` (a DSN, or an error about one) with the DSN's password replaced by ***."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        secret = conninfo_to_dict(dsn or text).get("password")
+    except Exception:  # noqa: BLE001 - not a DSN psycopg can read: hide a URL's password all the same
+        secret = urlsplit(dsn or text).password
+    if not secret:
+        return text
+    return text.replace(quote(str(secret), safe=""), "***").replace(str(secret), "***")
+
+
+def zone_of(name: str, option: str = "--timezone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise failure("errors.unknown_zone", 2, zone=name, option=option) from None
 
 
 def show_report(args: argparse.Namespace) -> int:
     from hallkit.county.report import county_report, render_report
 
-    zone = ZoneInfo(args.timezone)
+    zone = zone_of(args.timezone)
     day = args.day or datetime.now(zone).date()
     with _connect(args.db) as conn:
         report = county_report(conn, day, zone, args.silent_hours)

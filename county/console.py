@@ -111,7 +111,7 @@ _OPEN_CASES = f"""SELECT hall, count(*) AS open, count(*) FILTER (WHERE deadline
 
 def open_cases(conn: psycopg.Connection, scope: Scope, today: date) -> dict[str, tuple[int, int]]:
     """Every open case per hall and those overdue, now, whatever day their rating was (a partial index)."""
-    rows = conn.execute(_OPEN_CASES, {"today": today, "halls": scope.param})  # type: ignore[arg-type]
+    rows = conn.execute(_OPEN_CASES, {"today": today, "halls": scope.param})
     return {hall: (open_count, overdue) for hall, open_count, overdue in rows}
 
 
@@ -140,10 +140,11 @@ def halls_overview(conn: psycopg.Connection, scope: Scope, day: date, now: datet
         WHERE {_scoped('k.hall')}
         ORDER BY k.hall""", params).fetchall()
     result = []
-    for hall, name, township, link, total, ratings, bad, satisfied, open_cases, overdue, offline, attention in rows:
-        link = link or {}
+    for hall, name, township, link_or_none, total_or_none, ratings, bad, satisfied, open_cases, overdue, offline, \
+            attention in rows:
+        link = link_or_none or {}
         last_seen = datetime.fromisoformat(link["last_seen"]) if link.get("last_seen") else None
-        total = total or {}
+        total = total_or_none or {}
         result.append(HallRow(
             hall=hall, name=name, township=township, link_state=link.get("link_state"), last_seen=last_seen,
             silent=last_seen is None or now - last_seen > timedelta(hours=silent_hours),
@@ -208,7 +209,7 @@ def hall_detail(conn: psycopg.Connection, scope: Scope, hall: str, day: date, no
     period = Period(start=day, end=day)
     scope_one = Scope(halls=(hall,))
     # Statistics name a service by the hall's id; a hall whose ids are its catalogue codes gets names.
-    names = dict(conn.execute("SELECT DISTINCT ON (service_code) service_code, service_name FROM rating_monthly "
+    names: dict[str, str] = dict(conn.execute("SELECT DISTINCT ON (service_code) service_code, service_name FROM rating_monthly "
                               "WHERE hall = %s ORDER BY service_code, month DESC", (hall,)).fetchall())
     return HallDetail(row=rows[0], day=day, hours=hourly(snapshots, rated), services=services, service_names=names,
                       rated_services=satisfaction(conn, scope_one, period, Grouping.SERVICE),
@@ -218,9 +219,9 @@ def hall_detail(conn: psycopg.Connection, scope: Scope, hall: str, day: date, no
 def hourly(snapshots: Iterable[tuple[datetime, int, int]], rated: dict[int, tuple[int, int]]) -> list[HourRow]:
     """Tickets taken in each hour (the difference of the cumulative statistics at the hour's end)
     and the queue at the hour's end; ratings of services done in that hour."""
-    at_end: dict[int, tuple[int, int]] = {}
-    for as_of, taken, waiting in snapshots:
-        at_end[as_of.astimezone(ZONE).hour] = (taken, waiting)  # ordered by time: the hour's last wins
+    at_end: dict[int, tuple[int | None, int | None]] = {}
+    for as_of, taken_by_then, waiting_then in snapshots:
+        at_end[as_of.astimezone(ZONE).hour] = (taken_by_then, waiting_then)  # ordered by time: the hour's last wins
     hours = sorted(set(at_end) | set(rated))
     if not hours:
         return []
@@ -309,7 +310,8 @@ _GROUP_COLUMNS = {  # key, hall, name, GROUP BY: staff ids are a hall's own, ser
 
 def _summary_source(period: Period) -> tuple[str, dict[str, Any]]:
     """Rating summary rows of ``period``: whole months from the monthly table, the rest by day."""
-    parts, params = [], {}
+    parts: list[str] = []
+    params: dict[str, Any] = {}
     for index, (first, last) in enumerate(period.edges()):
         parts.append(f"SELECT * FROM rating_daily WHERE day BETWEEN %(e{index}a)s AND %(e{index}b)s")
         params |= {f"e{index}a": first, f"e{index}b": last}
@@ -582,11 +584,13 @@ def month_report(conn: psycopg.Connection, scope: Scope, month: date, now: datet
         SELECT hall, count(*), count(*) FILTER (WHERE NOT finished),
                count(*) FILTER (WHERE NOT finished AND deadline < %(today)s), sum(appeals), sum(upheld), sum(rejected)
         FROM case_latest WHERE ticket_day BETWEEN %(start)s AND %(end)s AND {_scoped()} GROUP BY hall""", params)}
-    names = {hall: (name, township) for hall, name, township in conn.execute(
+    names: dict[str, tuple[str, str]] = {hall: (name, township) for hall, name, township in conn.execute(
         f"SELECT hall, name, township FROM hall_register WHERE {_scoped()}", params)}
-    halls = [_hall_month(hall, *names.get(hall, (hall, "")), queue.get(hall, (0, None, None, None, None, None)),
-                         rated.get(hall, (0, 0, 0, 0, 0, 0)), cases.get(hall, (0, 0, 0, 0, 0, 0)))
-             for hall in sorted(set(queue) | set(rated) | set(names) | set(cases))]
+    halls = []
+    for hall in sorted(set(queue) | set(rated) | set(names) | set(cases)):
+        name, township = names.get(hall, (hall, ""))
+        halls.append(_hall_month(hall, name, township, queue.get(hall, (0, None, None, None, None, None)),
+                                 rated.get(hall, (0, 0, 0, 0, 0, 0)), cases.get(hall, (0, 0, 0, 0, 0, 0))))
     total = _hall_month("", "", "", _add(queue.values(), 6), _add(rated.values(), 6), _add(cases.values(), 6))
     return MonthReport(month=period.start, generated_at=now, halls=halls, total=total,
                        services=satisfaction(conn, scope, period, Grouping.SERVICE))

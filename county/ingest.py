@@ -31,6 +31,7 @@ new connection, until it commits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -119,7 +120,7 @@ class Ingest:
             log.info(bilingual("county.ingest.connected_unshared", broker=self.broker.url))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.mid, message.topic, message.payload, message.qos))
+        self._inbox.put(_Message(message.mid, message.topic, bytes(message.payload), message.qos))
 
     # ---- the writer thread -----------------------------------------------------------------
 
@@ -148,7 +149,8 @@ class Ingest:
                 rejects: list[Parsed] = [Rejected(m.topic, m.payload, "county.quarantine.internal",
                                                   f"{type(exc).__name__}: {exc}"[:300]) for m in group]
 
-                def quarantine(conn: psycopg.Connection) -> None:
+                def quarantine(conn: psycopg.Connection, rejects: list[Parsed] = rejects,
+                               kept: list[Rejected] = kept) -> None:
                     kept.clear()
                     with conn.transaction():
                         write(conn, rejects, self.limits, kept=kept)
@@ -232,8 +234,6 @@ class Ingest:
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.close()
-            except psycopg.Error:
-                pass
         self._conn = None

@@ -145,11 +145,11 @@ def county_report(conn: psycopg.Connection, day: date, zone: ZoneInfo, silent_ho
                   avg(r.score) FILTER (WHERE NOT coalesce(c.voided, false)),
                   count(*) FILTER (WHERE r.channel <> 'default'), count(*) FILTER (WHERE c.voided)
            FROM ratings r LEFT JOIN ({DAY_CASES}) c ON c.hall = r.hall AND c.rating_id = r.rating_id
-           WHERE r.ticket_id LIKE %(day)s GROUP BY r.hall""", day_params)}  # type: ignore[arg-type]
+           WHERE r.ticket_id LIKE %(day)s GROUP BY r.hall""", day_params)}
     cases = {row[0]: row[1:] for row in conn.execute(
         f"""SELECT hall, count(*) FILTER (WHERE NOT finished), count(*) FILTER (WHERE NOT finished AND deadline < %(today)s),
                   sum(appeals), sum(upheld), sum(rejected)
-           FROM ({DAY_CASES}) c GROUP BY hall""", day_params)}  # type: ignore[arg-type]
+           FROM ({DAY_CASES}) c GROUP BY hall""", day_params)}
     halls = {row[0]: row[1:] for row in conn.execute(
         """SELECT hall, county, last_seen, link_state, backlog, unsent, unsent_oldest_seconds, awaiting_receipt,
                   awaiting_oldest_seconds, link_at FROM halls""")}
@@ -225,6 +225,8 @@ def _cell(value: object) -> str:
 REPORT_COLUMNS = ("hall", "taken", "served", "abandoned", "waiting", "mean_wait", "p90_wait", "ratings", "bad",
                   "satisfaction", "coverage", "cases_open", "overdue")
 FLEET_COLUMNS = ("hall", "device", "kind", "state", "version", "problems")
+KIB = 1024
+MIB = 1024 * KIB
 QUARANTINE_COLUMNS = ("hall", "kept", "kept_size", "dropped", "dropped_size", "truncated")
 
 
@@ -303,9 +305,9 @@ def render_fleet(result: Fleet) -> str:
 
 
 def _size(size: int) -> str:
-    if size < 1024:
+    if size < KIB:
         return f"{size} B"
-    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
+    return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / KIB:.1f} KiB"
 
 
 def _percent(share: float | None) -> str:

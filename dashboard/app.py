@@ -69,6 +69,7 @@ class Dashboard(SessionPages):
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/", self.board_page),
+            Route("/wall", self.wall_page),
             Route("/charts", self.charts_page),
             Route("/ratings", self.ratings_page),
             Route("/cases/{case_id}/step", self.case_step, methods=["POST"]),
@@ -125,6 +126,9 @@ class Dashboard(SessionPages):
 
     async def board_page(self, request: Request) -> HTMLResponse:
         return self.render(request, "board.html")
+
+    async def wall_page(self, request: Request) -> HTMLResponse:
+        return self.render(request, "wall.html")
 
     async def charts_page(self, request: Request) -> HTMLResponse:
         return self.render(request, "charts.html", day=self._day(request))
@@ -201,7 +205,9 @@ class Dashboard(SessionPages):
     # ---- JSON and the live stream ------------------------------------------------------------
 
     async def board_json(self, _request: Request) -> Response:
-        board = self.live.board or await run_in_threadpool(self.live.refresh)
+        board = self.live.board
+        if board is None:
+            board = await run_in_threadpool(self.live.refresh)
         return Response(board.model_dump_json(), media_type="application/json")
 
     async def charts_json(self, request: Request) -> Response:

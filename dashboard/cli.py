@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.broker.login import add_broker_options, address_from_args
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+from hallkit.commandline import (
+    CommandFailed,
+    add_json_flag,
+    add_listen_flags,
+    emit,
+    say_listening,
+    tls_files,
+    writable_folder,
+)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,9 +26,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Serve the dashboard: live board, charts, ratings and cases, devices, alerts, daily report. "
                     "Create an account first: hall dashboard user add NAME --role manager --config FILE")
     _add_place(dash)
-    dash.add_argument("--broker", default=DEFAULT_BROKER, help=f"hall broker (default {DEFAULT_BROKER})")
-    dash.add_argument("--host", help="address to listen on (default: [dashboard] host, 0.0.0.0)")
-    dash.add_argument("--port", type=int, help="port (default: [dashboard] port, 8080)")
+    add_broker_options(dash, login="dashboard")
+    add_listen_flags(dash, "dashboard", 8080)
     dash.add_argument("--device", default="dashboard",
                       help="the dashboard's device id (a counter in the config; default: dashboard)")
     dash.set_defaults(handler=run_dashboard)
@@ -58,24 +64,24 @@ def _place(args: argparse.Namespace):  # noqa: ANN202 - (HallConfig, Path); impo
     if args.config is None:
         raise CommandFailed("give the hall configuration: --config FILE", 2)
     config = load_or_fail(args.config)
-    return config, args.data or Path("var") / config.hall.id
+    return config, writable_folder(args.data or Path("var") / config.hall.id)
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
-    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
     from hallkit.dashboard.server import DashboardServer
 
     config, data = _place(args)
-    try:
-        address = parse_broker_url(args.broker)
-    except BrokerUrlError as exc:
-        raise CommandFailed(str(exc), 2) from None
-    server = DashboardServer(config, address, data, args.host, args.port, args.device)
+    address = address_from_args(args)
+    server = DashboardServer(config, address, data, args.host, args.port, args.device, tls_files(args))
     if not server.users.users():
         print(f"no dashboard accounts yet: hall dashboard user add NAME --role manager --config {args.config}",
               file=sys.stderr)
     print(f"大厅管理看板 / dashboard: {server.url}  (hall {config.hall.id}, broker {address.url}, data {data})")
-    server.run()
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
     return 0
 
 

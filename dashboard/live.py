@@ -32,7 +32,7 @@ from hallkit.contracts.mqtt import BrokerAddress, say_offline
 from hallkit.dashboard.alerts import AlertBook, conditions
 from hallkit.dashboard.ratings import RatingBook
 from hallkit.dashboard.stats import DayStats, EventLog, current_day
-from hallkit.dashboard.views import AlertView, BoardView, DeviceRow, ServiceRow, WindowRow
+from hallkit.dashboard.views import AlertView, BoardView, DetailItem, DeviceRow, ServiceRow, WindowRow
 from pydantic import ValidationError
 
 from hallkit import __version__
@@ -233,8 +233,8 @@ class LiveHall:
                     served_today=tally.served if tally else 0))
             for w in snapshot.windows:
                 cfg = self.config.window(w.number)
-                tally = stats.by_window.get(w.number)
-                mean_wait = tally.mean_wait_seconds if tally else None
+                desk = stats.by_window.get(w.number)
+                mean_wait = desk.mean_wait_seconds if desk else None
                 windows.append(WindowRow(
                     number=w.number, name=w.name, open=w.open, paused=w.paused,
                     calling=w.ticket.number if w.ticket else None,
@@ -263,7 +263,7 @@ class LiveHall:
             kind = configured[device_id].kind.value if device_id in configured else (known.status.kind if known else "")
             if known is None:
                 rows.append(DeviceRow(device=device_id, kind=kind, kind_label=_kind(kind, lang), configured=True, state="unknown", last_seen=None,
-                                      version="", paper=None, problems=[], detail=""))
+                                      version="", paper=None, problems=[], detail=[]))
                 continue
             status = known.status
             paper = status.detail.get("paper")
@@ -271,7 +271,7 @@ class LiveHall:
                 device=device_id, kind=kind or status.kind, kind_label=_kind(kind or status.kind, lang), configured=device_id in configured or device_id == "hub",
                 state=status.state.value, last_seen=known.at, version=status.version,
                 paper=str(paper) if paper is not None else None, problems=[p.zh for p in status.problems],
-                detail=" · ".join(f"{k}={v}" for k, v in sorted(status.detail.items()) if k != "paper")))
+                detail=[_detail_item(k, v, lang) for k, v in sorted(status.detail.items()) if k != "paper"]))
         return rows
 
     # ---- alerts and case steps out ---------------------------------------------------------
@@ -303,6 +303,21 @@ class LiveHall:
         if pending is not None:
             pending.reply = reply
             pending.done.set()
+
+
+def _detail_item(key: str, value: object, lang: Lang) -> DetailItem:
+    """A reported fact in words: its key's first and last parts by the catalogue's names for them (else
+    the part itself: ratings.refused is 评价 · 已拒绝, refused.queue.nothing_waiting 已拒绝 · nothing
+    waiting), 是/否 for a flag."""
+    def word(part: str) -> str:
+        found = text(f"dashboard.detail.{part}", lang)
+        return part.replace("_", " ") if found == f"dashboard.detail.{part}" else found
+
+    if isinstance(value, bool):
+        value = text(f"dashboard.detail.{'yes' if value else 'no'}", lang)
+    parts = key.split(".")
+    label = word(parts[0]) + (f" · {word(parts[-1])}" if len(parts) > 1 else "")
+    return DetailItem(label=label, value="–" if value is None else str(value))
 
 
 def _kind(kind: str, lang: Lang) -> str:

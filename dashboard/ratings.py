@@ -18,12 +18,14 @@ from hallkit.dashboard.views import CaseStepView, CaseView, RatingLine, RatingSl
 
 from hallkit.config import HallConfig
 from hallkit.rating import store
-from hallkit.rating.cases import Case, CaseState, next_steps
+from hallkit.rating.cases import OPENED_BY, Case, CaseState, next_steps
 from hallkit.rating.models import Level, Rating
 from hallkit.rating.report import Period, RatingReport, build_report
 from hallkit.rating.rules import ServiceEvent
 
 FINISHED = (CaseState.CLOSED.value, CaseState.VOIDED.value)
+FINISHED_SHOWN_DAYS = 30
+"""A finished case stays on the list this many days after its last step."""
 
 
 class RatingBook:
@@ -96,7 +98,7 @@ class RatingBook:
         services = {s.id: s.name for s in self.config.services}
         views = []
         for case in sorted(store.cases(conn), key=lambda c: (c.state.finished, c.opened_at)):
-            if case.state.finished and (today - case.updated_at.date()).days > 30:
+            if case.state.finished and (today - case.updated_at.date()).days > FINISHED_SHOWN_DAYS:
                 continue
             rating = store.rating_by_id(conn, case.rating_id)
             views.append(CaseView(
@@ -106,7 +108,8 @@ class RatingBook:
                 overdue=case.overdue(today),
                 due_soon=not case.state.finished and (case.deadline - today).days <= warning_days,
                 opened_at=case.opened_at, next_steps=[s.value for s in next_steps(case.state)],
-                steps=[CaseStepView(step=u.step.value, by=u.by, at=u.at, note=u.note)
+                steps=[CaseStepView(step=u.step.value, by="" if u.by == OPENED_BY else names.get(u.by, u.by),
+                                    at=u.at, note=u.note)
                        for u in store.steps(conn, case.case_id)],
                 channel=rating.channel.value if rating else "", tags=rating.tags if rating else [],
                 text=rating.text if rating else "",

@@ -18,6 +18,7 @@ from hallkit.dashboard.live import LiveHall
 from hallkit.dashboard.stats import EventLog
 
 from hallkit.accounts import ACCOUNTS_FILE, UserStore
+from hallkit.commandline import listening_socket
 from hallkit.config import HallConfig
 
 log = logging.getLogger("hallkit.dashboard")
@@ -34,37 +35,44 @@ def users_at(config: HallConfig, data: Path) -> UserStore:
 
 class DashboardServer:
     def __init__(self, config: HallConfig, broker: BrokerAddress, data: Path, host: str | None = None,
-                 port: int | None = None, device: str = DEFAULT_DEVICE) -> None:
+                 port: int | None = None, device: str = DEFAULT_DEVICE, tls: tuple[Path, Path] | None = None) -> None:
         self.config = config
         self.host = host or config.dashboard.host
         self.port = port if port is not None else config.dashboard.port
+        self.tls = tls
         if device not in {d.id for d in config.devices}:
             log.warning("device %r is not in the hall configuration: the hub will refuse its case steps "
                         "(add [[devices]] id = %r, kind = \"counter\")", device, device)
         self.live = LiveHall(config, broker, EventLog(data / "hall.sqlite3"), device)
         self.users = users_at(config, data)
         self.app = Dashboard(config, self.live, self.users).app()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="on",
+            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
     def run(self) -> None:
         """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
+        # The port first: a dashboard that cannot listen has not joined the broker, so it cannot
+        # displace the running one's connection nor say "offline" in its name.
+        sock = listening_socket(self.host, self.port)
         self.live.start()
         try:
-            self.server.run()
+            self.server.run(sockets=[sock])
         finally:
             self.close()
 
     def start(self, wait: float = 10.0) -> DashboardServer:
         """In a thread, for the demo and tests; returns once the port answers."""
+        sock = listening_socket(self.host, self.port)
         self.live.start()
-        self._thread = threading.Thread(target=self.server.run, name="dashboard-http", daemon=True)
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="dashboard-http",
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + wait
         while not self.server.started:

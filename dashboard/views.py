@@ -83,6 +83,13 @@ class BoardView(_View):
     alerts: list[AlertView]
 
 
+class DetailItem(_View):
+    """One fact a device reports, named in words: 按键数 7, not ``keys=7``."""
+
+    label: str
+    value: str
+
+
 class DeviceRow(_View):
     device: str
     kind: str
@@ -93,7 +100,7 @@ class DeviceRow(_View):
     version: str
     paper: str | None
     problems: list[str]
-    detail: str
+    detail: list[DetailItem]
 
 
 class ChartSeries(_View):
@@ -144,7 +151,7 @@ class ReportRow(_View):
 
 class CaseStepView(_View):
     step: str
-    by: str
+    by: str = Field(description="who took the step: a staff member's name or a login; empty when the bad rating opened it")
     at: datetime
     note: str
 

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
+from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -29,6 +30,7 @@ log = logging.getLogger("hallkit.dashboard.web")
 SESSION_COOKIE = "hallkit_session"
 LOGIN_CSRF_COOKIE = "hallkit_login_csrf"
 LANG_COOKIE = "hallkit_lang"
+CSRF_TOKEN_BYTES = 24
 
 SECURITY_HEADERS = {
     # Scripts come from the app itself, never inline; ECharts sets element styles, hence style-src.
@@ -64,7 +66,9 @@ class LoginRequired:
             if path.startswith("/api/") or scope["method"] != "GET":
                 response: Response = JSONResponse({"error": "login required"}, status_code=401)
             else:
-                response = RedirectResponse("/login", status_code=303)
+                asked = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+                response = RedirectResponse("/login" + (f"?{urlencode({'next': asked})}" if path != "/" else ""),
+                                            status_code=303)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -91,6 +95,19 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def safe_next(asked: str) -> str:
+    """Where to go after login: a path on this site, else the board (never another site: an open redirect).
+
+    ``//evil.example`` and ``/\\evil.example`` are other sites to a browser; so is anything with a scheme.
+    """
+    if not asked.startswith("/") or asked.startswith(("//", "/\\")) or any(c in asked for c in "\\\r\n\t"):
+        return "/"
+    parts = urlsplit(asked)
+    if parts.scheme or parts.netloc or parts.path.startswith(("/login", "/logout")):
+        return "/"
+    return asked
+
+
 def chosen_lang(request: Request) -> Lang:
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
     return "en" if chosen == "en" else "zh"
@@ -106,7 +123,7 @@ def remember_lang(request: Request, response: Response) -> None:
     """A ``?lang=`` choice sticks for later pages."""
     if "lang" in request.query_params:
         response.set_cookie(LANG_COOKIE, chosen_lang(request), max_age=365 * 86400, samesite="strict",
-                            httponly=True)
+                            httponly=True, secure=request.url.scheme == "https")
 
 
 class SessionPages:
@@ -121,10 +138,12 @@ class SessionPages:
         # Keep the token a browser already holds: its favicon request also lands here, and a new
         # token would then no longer match the form on screen.
         held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        token = held if len(held) >= 32 else secrets.token_urlsafe(24)
-        response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error)
+        token = held if len(held) >= len(secrets.token_urlsafe(CSRF_TOKEN_BYTES)) else secrets.token_urlsafe(CSRF_TOKEN_BYTES)
+        response = self.render(request, "login.html", status_code=status_code, csrf=token, error=error,
+                               next=safe_next(request.query_params.get("next", "/")))
         # Double-submit: the form's token must match this cookie, which another site cannot read or set.
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
         return response
 
     async def login(self, request: Request) -> Response:
@@ -140,7 +159,7 @@ class SessionPages:
         except AuthError as exc:
             key = "dashboard.login.locked" if str(exc) == "locked" else "dashboard.login.failed"
             return await self.login_page(request, text(key, chosen_lang(request)), 429 if str(exc) == "locked" else 401)
-        response = RedirectResponse("/", status_code=303)
+        response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
                             max_age=int((session.expires - datetime.now(UTC)).total_seconds()),
                             secure=request.url.scheme == "https")

@@ -16,14 +16,15 @@ reader (:mod:`kiosk.demo`).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hallkit.broker.client import HallClient, HubError, read_hall
 from hallkit.broker.embedded import EmbeddedBroker, hall_logins
@@ -34,21 +35,31 @@ from hallkit.broker.parts import hub_parts
 from hallkit.contracts.mqtt import BrokerAddress, parse_broker_url
 from hallkit.dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
 from hallkit.dashboard.server import DashboardServer, free_port
+from hallkit.demo.screens import DemoDevices, DemoScreens
+from hallkit.devices.printer.layout import TicketPrint
+from hallkit.devices.printer.printer import EscposTicketPrinter
+from hallkit.devices.printer.spooler import TicketSpooler
 from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
 from hallkit.accounts import Role
+from hallkit.commandline import say_listening
 from hallkit.commands import example_config
 from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
 
-if TYPE_CHECKING:
-    from hallkit.demo.screens import DemoScreens
-
 log = logging.getLogger("hallkit.demo")
 
-ARRIVAL_MEAN_SECONDS = 16.0
-"""A busy township hall: about 2,000 residents in a nine-hour day."""
+SERVICE_MINUTES = (1.4, 0.5)
+"""A service's length: lognormal (mu, sigma) in minutes, about 4.6 minutes on average."""
+LOAD = 0.85
+"""Arrivals as a share of what the windows can serve: busy, yet the queue does not grow without end."""
+BALK_PER_WINDOW = 8
+"""A resident who finds more than this many waiting per window goes home and comes back another day."""
+PRIORITY_SHARE = 0.1
+"""Residents who take a priority ticket (elderly, disabled, servicemen)."""
+NO_SHOW_SHARE = 0.05
+"""Called residents who never come to the window and are skipped."""
 
 DEMO_RESIDENTS = "5,5,4,5,3,5,4,walk,5,1:态度不好+效率低,5,4,2:多次跑腿,5"
 """How the demo's residents rate, in turn: mostly satisfied, some walk away, a few bad ratings."""
@@ -68,6 +79,8 @@ class DemoOptions(BaseModel):
     config: Path | None = None
     data: Path = Path("var/demo")
     headless: bool = False
+    keep: bool = False
+    """Go on with the previous run's hall state instead of a fresh one."""
     duration: float = 0
     speed: float = 20.0
 
@@ -111,7 +124,15 @@ class Traffic:
         self.stop = threading.Event()
         self.taken = 0
         self.served = 0
+        self.skipped = 0
+        self.balked = 0
+        self.spooler: TicketSpooler | None = None
+        """Without windows there is no kiosk to print: the arrivals' tickets go to the virtual printer here."""
         self.threads: list[threading.Thread] = []
+        mu, sigma = SERVICE_MINUTES
+        mean_service_seconds = math.exp(mu + sigma * sigma / 2) * 60
+        # Arrivals at LOAD of the windows' capacity: the queue stays bounded, as in a real day.
+        self.arrival_mean_seconds = mean_service_seconds / max(1, len(config.windows)) / LOAD
 
     def start(self) -> None:
         ids = {d.id for d in self.config.devices}
@@ -136,21 +157,31 @@ class Traffic:
 
     def _arrivals(self, device: str) -> None:
         services = self.config.services
-        # A few services draw most residents, as in a real hall.
-        weights = [1.0 / (rank + 1) for rank in range(len(services))]
+        weights = arrival_weights(self.config)
         with HallClient(self.login(device), self.config.hall.id, device) as client:
-            while not self.stop.wait(self.random.expovariate(1 / ARRIVAL_MEAN_SECONDS) / self.speed):
+            while not self.stop.wait(self.random.expovariate(1 / self.arrival_mean_seconds) / self.speed):
+                if self.waiting > BALK_PER_WINDOW * len(self.config.windows):
+                    self.balked += 1
+                    continue
                 service = self.random.choices(services, weights)[0]
-                priority = Priority.PRIORITY if self.random.random() < 0.1 else Priority.NORMAL
+                priority = Priority.PRIORITY if self.random.random() < PRIORITY_SHARE else Priority.NORMAL
                 try:
                     reply = client.request(TakeTicket(service_id=service.id, priority=priority))
                 except HubError as exc:
-                    log.warning("kiosk: %s", exc)
+                    if not self.stop.is_set():  # the hub going away at Ctrl-C is not news
+                        log.warning("kiosk: %s", exc)
                     continue
                 self.taken += reply.ok
+                if self.spooler is not None and reply.outcome is not None and reply.outcome.ticket is not None:
+                    self.spooler.submit(TicketPrint.from_view(reply.outcome.ticket, self.config))
+
+    @property
+    def waiting(self) -> int:
+        """Tickets taken and not yet served or skipped (the arrivals' own count: no round trip to the hub)."""
+        return self.taken - self.served - self.skipped
 
     def _service_seconds(self) -> float:
-        return self.random.lognormvariate(1.4, 0.5) * 60 / self.speed
+        return self.random.lognormvariate(*SERVICE_MINUTES) * 60 / self.speed
 
     def _pad(self, number: int, device: str) -> None:
         """A window with a pad: its staff use the pad's keys and residents rate on it (a simulated tablet)."""
@@ -175,13 +206,15 @@ class Traffic:
                     if not reply.ok or reply.outcome is None or reply.outcome.ticket is None:
                         self.stop.wait(2 / max(1.0, self.speed / 10))
                         continue
-                    service_minutes = self.random.lognormvariate(1.4, 0.5)
-                    if self.stop.wait(service_minutes * 60 / self.speed):
+                    if self.stop.wait(self._service_seconds()):
                         return
-                    no_show = self.random.random() < 0.05
+                    no_show = self.random.random() < NO_SHOW_SHARE
                     client.request(Skip(window=number) if no_show else Complete(window=number))
                     self.served += not no_show
+                    self.skipped += no_show
                 except HubError as exc:
+                    if self.stop.is_set():
+                        return
                     log.warning("window %d: %s", number, exc)
                     self.stop.wait(1)
 
@@ -204,6 +237,7 @@ class Demo:
             self.embedded = EmbeddedBroker(access, port=port)
             self.address = parse_broker_url(self.embedded.url)
         self.hub: Hub | None = None
+        self.devices: DemoDevices | None = None
         self.screens: DemoScreens | None = None
         self.dashboard: DashboardServer | None = None
         self.web: WebServer | None = None
@@ -219,6 +253,11 @@ class Demo:
         return self.address.as_login(user, password)
 
     def start(self) -> None:
+        state = self.options.data / self.config.hall.id
+        if state.exists() and not self.options.keep:
+            # Yesterday's queue, paused windows and ratings would greet today's newcomer unexplained.
+            shutil.rmtree(state)
+            print(f"  fresh hall state in {state} (--keep goes on with the previous run's)")
         if self.embedded is not None:
             self.embedded.start()
         self.hub = Hub(self.config, self.login(HUB_USER), self.options.data / self.config.hall.id,
@@ -228,12 +267,15 @@ class Demo:
         self.web = WebServer(self.config, self.login("web"), self.options.data / self.config.hall.id,
                              port=free_port(self.config.web.port)).start()
         print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
+        # The same devices with and without windows: the virtual printer and the card reader.
+        self.devices = DemoDevices(self.options.data).start()
+        if self.options.headless:
+            printer = EscposTicketPrinter(self.devices.printer.url, self.config.ticket, status_timeout=1.0)
+            self.traffic.spooler = TicketSpooler(printer, retry_seconds=5.0).start()
         self.traffic.start()
         if not self.options.headless:
-            from hallkit.demo.screens import DemoScreens  # Kivy and the simulators only when there are windows
-
             config_path = self.options.config or self.options.data / "hall.toml"
-            self.screens = DemoScreens(config_path, self.address.url, self.logins_file, self.options.data).start()
+            self.screens = DemoScreens(config_path, self.address.url, self.logins_file, self.devices).start()
         print(f"hallkit demo: {self.config.hall.name} on {self.address.url}; "
               f"state in {self.options.data}; Ctrl-C to stop")
         if self.logins_file is None:
@@ -253,6 +295,7 @@ class Demo:
         dashboard.users.add_user("demo", Role.MANAGER, password)
         dashboard.start()
         print(f"  dashboard 管理看板: {dashboard.url}  login: demo / {password}")
+        print(f"  {say_listening(dashboard.url, dashboard.host)}")
         return dashboard
 
     def run(self) -> None:
@@ -269,9 +312,11 @@ class Demo:
         view = read_hall(self.login(reader), self.config.hall.id, timeout=1.0)
         if view.queue is None:
             return "等待中心服务 / waiting for the hub"
-        calling = " ".join(f"{w.number}:{w.ticket.number if w.ticket else '-'}" for w in view.queue.windows)
+        calling = " ".join(f"{w.number}:{window_word(w.open, w.paused, w.ticket.number if w.ticket else None)}"
+                           for w in view.queue.windows)
+        balked = f" · 未排队离开 left {self.traffic.balked}" if self.traffic.balked else ""
         return (f"[{time.strftime('%H:%M:%S')}] 取号 taken {self.traffic.taken} · 办结 served "
-                f"{self.traffic.served} · 等候 waiting {view.queue.waiting_total} · 窗口 windows {calling}")
+                f"{self.traffic.served} · 等候 waiting {view.queue.waiting_total}{balked} · 窗口 windows {calling}")
 
     def stop(self) -> None:
         # The dashboard goes first: it would otherwise raise "offline" alerts for every device
@@ -283,10 +328,40 @@ class Demo:
         if self.screens is not None:
             self.screens.stop()
         self.traffic.join()
+        if self.traffic.spooler is not None:
+            self.traffic.spooler.stop()
+        if self.devices is not None:
+            self.devices.stop()
         if self.hub is not None:
             self.hub.stop()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def arrival_weights(config: HallConfig) -> list[float]:
+    """How residents spread over the services: each window's time shared among what it serves.
+
+    Residents for a service served by one busy window must not outnumber what that window can do
+    (the queue would grow without end there while other windows idle); within that, the first
+    services of a window draw more, as a few services do in a real hall.
+    """
+    weights = dict.fromkeys((s.id for s in config.services), 0.0)
+    for window in config.windows:
+        served = [s.id for s in config.services if s.id in config.served_by(window)]
+        draw = [1.0 / (rank + 1) for rank in range(len(served))]
+        total = sum(draw)
+        for service_id, share in zip(served, draw, strict=True):
+            weights[service_id] += share / total
+    return [weights[s.id] for s in config.services]
+
+
+def window_word(open_: bool, paused: bool, ticket: str | None) -> str:
+    """A window in the summary: its ticket, idle (-), or why it serves no one (暂停 paused, 关闭 closed)."""
+    if not open_:
+        return "关闭closed"
+    if paused:
+        return "暂停paused"
+    return ticket or "-"
 
 
 def _free_port_from(port: int) -> int:

@@ -1,7 +1,7 @@
-"""The demo's screens: the kiosk and the hall display in their own processes, with the
-virtual ticket printer and the simulated ID-card reader they use.
+"""The demo's devices and screens: the virtual ticket printer and the simulated ID-card reader
+(with or without windows), and the kiosk and the hall display in their own processes.
 
-``hall demo`` (without ``--headless``) starts these beside the hub and the traffic
+``hall demo`` (without ``--headless``) starts the screens beside the hub and the traffic
 simulator, so a newcomer can take a ticket at the kiosk, watch it called on the display
 and hear it. Cards are placed by typing ``place elderly`` (or ``valid``, ``expired`` …)
 and ``remove`` in the demo's terminal.
@@ -21,45 +21,64 @@ from hallkit.devices.printer.simulator import PrinterSimulator
 log = logging.getLogger(__name__)
 
 
+class DemoDevices:
+    """The virtual printer (tickets drawn as PNGs) and the card reader, the same with or without windows."""
+
+    def __init__(self, data: Path) -> None:
+        self.printer = PrinterSimulator(out_dir=data / "printed-tickets")
+        self.idcard = IdCardSimulator()
+
+    def start(self) -> DemoDevices:
+        self.printer.start()
+        self.idcard.start()
+        threading.Thread(target=self._card_orders, name="demo-cards", daemon=True).start()
+        print(f"  virtual printer draws tickets into {self.printer.out_dir}")
+        print(f"  ID card reader on {self.idcard.port}: type 'place NAME' ({', '.join(self.idcard.card_names)}) "
+              "or 'remove', then Enter")
+        return self
+
+    def _card_orders(self) -> None:
+        for line in sys.stdin:
+            match line.split():
+                case ["place", name] if name in self.idcard.card_names:
+                    self.idcard.place(name)
+                case ["remove"]:
+                    self.idcard.remove()
+                case [_, *_]:
+                    print(f"  ID card orders: place {{{','.join(self.idcard.card_names)}}} | remove")
+
+    def stop(self) -> None:
+        self.printer.stop()
+        self.idcard.stop()
+
+
 class DemoScreens:
-    def __init__(self, config_path: Path, broker_url: str, logins: Path | None, data: Path) -> None:
+    def __init__(self, config_path: Path, broker_url: str, logins: Path | None, devices: DemoDevices) -> None:
         self.config_path = config_path
         self.broker_url = broker_url
         self.logins = logins
-        self.printer = PrinterSimulator(out_dir=data / "printed-tickets")
-        self.idcard = IdCardSimulator()
+        self.devices = devices
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> DemoScreens:
-        self.printer.start()
-        self.idcard.start()
         hall = [sys.executable, "-m", "hallkit.cli"]
         common = ["--config", str(self.config_path), "--windowed"]
         # Each screen logs in as its own device; its password comes from the logins file, not the
         # command line (which every user of the machine can read).
         kiosk, display = self._as("kiosk-1"), self._as("display-1")
-        self.processes.append(subprocess.Popen(
-            [*hall, "kiosk", *common, *kiosk, "--printer", self.printer.url, "--idcard", f"serial://{self.idcard.port}"]))
-        self.processes.append(subprocess.Popen([*hall, "display", *common, *display, "--device", "display-1"]))
-        threading.Thread(target=self._card_orders, name="demo-cards", daemon=True).start()
-        print(f"  kiosk and hall display opened; virtual printer draws tickets into {self.printer.out_dir}")
-        print(f"  ID card: type 'place NAME' ({', '.join(self.idcard.card_names)}) or 'remove', then Enter")
+        devices = ["--printer", self.devices.printer.url, "--idcard", f"serial://{self.devices.idcard.port}"]
+        # Their own session: Ctrl-C in the demo's terminal is the demo's to handle (it closes them),
+        # not a KeyboardInterrupt traceback in each screen.
+        self.processes.append(subprocess.Popen([*hall, "kiosk", *common, *kiosk, *devices], start_new_session=True))
+        self.processes.append(subprocess.Popen([*hall, "display", *common, *display, "--device", "display-1"],
+                                               start_new_session=True))
+        print("  kiosk and hall display opened")
         return self
 
     def _as(self, device: str) -> list[str]:
         if self.logins is None:
             return ["--broker", self.broker_url]
         return ["--broker", self.broker_url.replace("://", f"://{device}@", 1), "--logins", str(self.logins)]
-
-    def _card_orders(self) -> None:
-        for line in sys.stdin:
-            order = line.split()
-            if len(order) == 2 and order[0] == "place" and order[1] in self.idcard.card_names:
-                self.idcard.place(order[1])
-            elif order == ["remove"]:
-                self.idcard.remove()
-            elif order:
-                print(f"  ID card orders: place {{{','.join(self.idcard.card_names)}}} | remove")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -69,5 +88,3 @@ class DemoScreens:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        self.printer.stop()
-        self.idcard.stop()

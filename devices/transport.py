@@ -19,6 +19,7 @@ driver's business (its codec); how to choose a pad kind is :mod:`devices.evaluat
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -212,10 +213,8 @@ class SerialTransport(Transport):
     def close(self) -> None:
         import serial
 
-        try:
+        with contextlib.suppress(serial.SerialException, OSError):  # already gone (unplugged): nothing to release
             self._port.close()
-        except (serial.SerialException, OSError):
-            pass  # already gone (unplugged): nothing left to release
 
 
 class FileTransport(Transport):

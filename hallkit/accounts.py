@@ -3,8 +3,9 @@
 Passwords are hashed with scrypt (hashlib, a standard memory-hard KDF; no extra dependency).
 A session is a random token in an HttpOnly cookie; only its SHA-256 is stored, so a copy of
 the database does not let anyone in. Every session carries its own CSRF token, which every
-form posts back. Failed logins are counted per name and per address; past the limit further
-attempts are refused for a while and each one is logged.
+form posts back. Failed logins are counted per name and per address (which may fail four times as
+often: made-up names do not lock a real account out); past the limit further attempts are refused
+for a while and each one is logged. Parallel tries are counted before their password is checked.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ SCRYPT_P = 1
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 """Names go into case records as who took a step, so they follow the hall's id rule."""
 MIN_PASSWORD = 8
+
+ADDRESS_FACTOR = 4
+"""An address may fail this many times the per-account limit: a few mistyped or made-up names
+from the manager's own PC must not lock the manager out, a sweep over many names is still stopped."""
 
 
 class Role(StrEnum):
@@ -162,22 +167,37 @@ class UserStore:
         by_name, by_address = self.conn.execute(
             "SELECT sum(name = ?), sum(address = ?) FROM login_failures WHERE at >= ?",
             (name, address, since)).fetchone()
-        return (by_name or 0) >= self.max_failures or (by_address or 0) >= self.max_failures
+        return (by_name or 0) >= self.max_failures or (by_address or 0) >= self.max_failures * ADDRESS_FACTOR
 
     def login(self, name: str, password: str, address: str) -> tuple[str, Session]:
-        """A new session token and its session; raises :class:`AuthError` (logged) when refused."""
+        """A new session token and its session; raises :class:`AuthError` (logged) when refused.
+
+        Each try is counted as a failure before its password is checked, in the same transaction
+        as the lockout check, and uncounted only once it succeeds: tries made in parallel all
+        count, so no more than the limit ever reach the password check.
+        """
         now = datetime.now(UTC)
-        if self.locked_out(name, address, now):
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")  # also against another process on the same file
+            try:
+                locked = self.locked_out(name, address, now)
+                attempt = None if locked else self.conn.execute(
+                    "INSERT INTO login_failures VALUES (?, ?, ?)", (now.isoformat(), name, address)).lastrowid
+                self.conn.execute("DELETE FROM login_failures WHERE at < ?", ((now - timedelta(days=30)).isoformat(),))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        if attempt is None:
             log.warning("login refused (locked out after repeated failures): name=%r address=%s", name, address)
             raise AuthError("locked")
         row = self.conn.execute("SELECT role, password FROM users WHERE name = ?", (name,)).fetchone()
         ok = verify_password(password, row[1] if row else _DUMMY_HASH) and row is not None
         if not ok:
-            with self._lock:
-                self.conn.execute("INSERT INTO login_failures VALUES (?, ?, ?)", (now.isoformat(), name, address))
-                self.conn.execute("DELETE FROM login_failures WHERE at < ?", ((now - timedelta(days=30)).isoformat(),))
             log.warning("failed login: name=%r address=%s", name, address)
             raise AuthError("failed")
+        with self._lock:
+            self.conn.execute("DELETE FROM login_failures WHERE rowid = ?", (attempt,))
         token = secrets.token_urlsafe(32)
         session = Session(user=User(name=name, role=Role(row[0])), csrf=secrets.token_urlsafe(24),
                           expires=now + self.session_life)

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import csv
 import io
-import string
 from pathlib import Path
 
 import tomli_w
 from pydantic import BaseModel
 
-from hallkit.config import HallLevel, Handling, Service
+from hallkit.config import READABLE_PREFIXES, HallLevel, Handling, Service
 from hallkit.i18n import Message
 
 HANDLING_WORDS = {"受理": Handling.ACCEPT, "办理": Handling.COMPLETE}
@@ -100,7 +99,7 @@ def import_catalog(path: Path | str, level: HallLevel) -> CatalogImport:
             codes.add(code)
         group = (row.get("window") or "").strip() or (row.get("department") or "").strip()
         if group not in prefixes:
-            prefixes[group] = string.ascii_uppercase[len(prefixes) % 26]
+            prefixes[group] = READABLE_PREFIXES[len(prefixes) % len(READABLE_PREFIXES)]
         seq = int(row["seq"]) if row["seq"].strip().isdigit() else line - 1
         services.append(Service(
             id=f"s{seq:03d}",

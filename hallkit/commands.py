@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import sys
 from importlib import resources
@@ -11,8 +12,16 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from hallkit.catalog import CatalogError, import_catalog
-from hallkit.commandline import CommandFailed, add_json_flag, emit
-from hallkit.config import ConfigError, HallConfig, HallLevel, load_config
+from hallkit.commandline import (
+    CommandFailed,
+    add_force_flag,
+    add_json_flag,
+    emit,
+    refuse_existing,
+    write_atomically,
+)
+from hallkit.config import ConfigError, HallConfig, HallLevel, load_config, parse_config
+from hallkit.i18n import bilingual
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +32,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(check)
     check.set_defaults(handler=config_check)
     example = config_cmds.add_parser("example", help="print a commented example configuration")
-    example.add_argument("--output", "-o", type=Path, help="write to this file instead of printing")
+    example.add_argument("--output", "-o", type=Path, help="write to this file instead of printing (0600: it "
+                                                           "holds the hall's id_hash_key)")
+    add_force_flag(example)
     example.set_defaults(handler=config_example)
 
     catalog = commands.add_parser("catalog", help="import a county's published service catalogue")
@@ -33,7 +44,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     imp.add_argument("csv", type=Path, help="catalogue CSV (UTF-8 or GB18030)")
     imp.add_argument("--level", required=True, choices=[lvl.value for lvl in HallLevel])
-    imp.add_argument("--output", "-o", type=Path, help="write the services TOML here (default: print it)")
+    target = imp.add_mutually_exclusive_group()
+    target.add_argument("--output", "-o", type=Path, help="write the services TOML here (default: print it)")
+    target.add_argument("--into", type=Path, metavar="HALL_TOML",
+                        help="replace the [[services]] of this hall configuration, keeping everything else")
+    add_force_flag(imp)
     add_json_flag(imp)
     imp.set_defaults(handler=catalog_import)
 
@@ -82,7 +97,8 @@ def example_config() -> str:
 def config_example(args: argparse.Namespace) -> int:
     text = example_config()
     if args.output:
-        args.output.write_text(text, "utf-8")
+        refuse_existing(args.output, args.force)
+        write_atomically(args.output, text, SECRET_MODE)
         print(f"wrote {args.output}")
     else:
         print(text, end="")
@@ -95,17 +111,56 @@ def catalog_import(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         raise CommandFailed(str(exc)) from None
     if args.output:
-        args.output.write_text(result.services_toml(), "utf-8")
+        refuse_existing(args.output, args.force)
+        write_atomically(args.output, result.services_toml())
+    elif args.into:
+        merge_services(args.into, result.services_toml())
     lines = [f"{len(result.services)} services kept for level {args.level}, {len(result.skipped)} rows skipped"]
     lines += [f"  skipped: {row.reason.bilingual()}" for row in result.skipped]
     lines += [f"  note: {row.reason.bilingual()}" for row in result.notes]
-    if args.output:
-        lines.append(f"wrote {args.output}")
+    if args.output or args.into:
+        lines.append(f"wrote {args.output or args.into}")
     if args.json:
         emit(args, result, "")
-    elif args.output:
+    elif args.output or args.into:
         print("\n".join(lines))
     else:
         print(result.services_toml(), end="")
         print("\n".join(lines), file=sys.stderr)
     return 0
+
+
+SECRET_MODE = 0o600
+"""A hall configuration holds id_hash_key: with it, a stored hash gives back the ID number in seconds."""
+
+SERVICES_HEADER = re.compile(r"^\s*\[\[services\]\]\s*(#.*)?$")
+TABLE_HEADER = re.compile(r"^\s*\[")
+
+
+def without_services(text: str) -> str:
+    """``text`` with its ``[[services]]`` tables (and what is nested in them) taken out."""
+    kept: list[str] = []
+    inside = False
+    for line in text.splitlines(keepends=True):
+        if SERVICES_HEADER.match(line) or (inside and line.lstrip().startswith("[services.")):
+            inside = True
+        elif TABLE_HEADER.match(line):
+            inside = False
+        if not inside:
+            kept.append(line)
+    return "".join(kept).rstrip("\n") + "\n"
+
+
+def merge_services(path: Path, services: str) -> None:
+    """Put ``services`` in place of the hall configuration's own, check the result, write it atomically."""
+    try:
+        current = path.read_text("utf-8")
+    except OSError as exc:
+        raise CommandFailed(bilingual("errors.unreadable", path=path, reason=exc.strerror or exc)) from None
+    merged = without_services(current) + "\n" + services
+    try:
+        parse_config(merged, source=path)
+    except ConfigError as exc:
+        raise CommandFailed(exc.report()) from None
+    mode = path.stat().st_mode & 0o777
+    write_atomically(path, merged, mode & ~0o077 if "id_hash_key" in merged else mode)

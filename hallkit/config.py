@@ -9,11 +9,13 @@ settings, not constants.
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -83,6 +85,11 @@ class Guide(_Strict):
     location: str = ""
 
 
+LOOKALIKE_PREFIXES = frozenset("IO")
+"""Letters residents read as 1 and 0 in a ticket number."""
+READABLE_PREFIXES = "".join(c for c in string.ascii_uppercase if c not in LOOKALIKE_PREFIXES)
+
+
 class Service(_Strict):
     id: Identifier
     name: str = Field(min_length=1)
@@ -94,6 +101,14 @@ class Service(_Strict):
     catalogue_no: str = Field("", description="the county's code for it (事项编码); two services never share one")
     default_service_minutes: float = Field(5.0, gt=0, le=240)
     guide: Guide = Guide()
+
+    @field_validator("prefix")
+    @classmethod
+    def _readable_prefix(cls, prefix: str) -> str:
+        if prefix in LOOKALIKE_PREFIXES:
+            raise ValueError(f"prefix {prefix!r} reads as a digit on the board and the ticket "
+                             f"(I021 as 1021, O021 as 0021): choose another letter")
+        return prefix
 
     @property
     def upstream_code(self) -> str:
@@ -265,10 +280,10 @@ class Privacy(_Strict):
 class DashboardSettings(_Strict):
     """The hall manager's dashboard (``hall dashboard``): where it listens, logins, alert thresholds."""
 
-    host: str = Field("0.0.0.0", description="address to listen on (the hall LAN)")
+    host: str = Field("127.0.0.1", description="address to listen on: this computer only; 0.0.0.0 for the hall LAN")
     port: int = Field(8080, ge=1, le=65535)
     session_hours: float = Field(8.0, gt=0, le=168, description="a login lasts this long, then asks again")
-    max_failed_logins: int = Field(5, ge=1, le=100, description="failed logins per name or address before a lockout")
+    max_failed_logins: int = Field(5, ge=1, le=100, description="failed logins per account before a lockout (an address: four times as many)")
     lockout_minutes: float = Field(15.0, gt=0, le=1440)
     alert_queue_length: int = Field(15, ge=1, description="alert when this many wait for one service")
     alert_wait_minutes: float = Field(30.0, gt=0, description="alert when someone has waited this long")
@@ -282,7 +297,8 @@ PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
 class WebSettings(_Strict):
     """The phone page behind each ticket's QR code (``hall web``): address, limits, follow-up numbers."""
 
-    host: str = Field("0.0.0.0", description="address to listen on (the hall's Wi-Fi)")
+    host: str = Field("127.0.0.1", description="address to listen on: this computer only (behind a reverse proxy); "
+                                               "0.0.0.0 for the hall's Wi-Fi")
     port: int = Field(8090, ge=1, le=65535)
     public_url: str = Field(
         "http://hall.local:8090", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
@@ -333,6 +349,36 @@ class Upstream(_Strict):
         if self.receipt_backoff_max_seconds < self.receipt_timeout_seconds:
             raise ValueError("receipt_backoff_max_seconds must not be shorter than receipt_timeout_seconds")
         return self
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        # What the hub's uplink would refuse at start, said by `hall config check` instead.
+        url = urlsplit(value)
+        if url.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("use mqtts://HOST:PORT (or mqtt://HOST:PORT on a trusted network)")
+        if not url.hostname:
+            raise ValueError("the URL names no host")
+        try:
+            url.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("the URL has a bad port") from None
+        return value
+
+    def file_problems(self) -> list[str]:
+        """What is wrong with the files this section names, which the hub reads when it starts."""
+        problems = []
+        for key, path in (("password_file", self.password_file), ("ca_file", self.ca_file)):
+            if path is None:
+                continue
+            try:
+                content = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"upstream.{key}: cannot read {path} ({exc.strerror or exc})")
+                continue
+            if not content.strip():
+                problems.append(f"upstream.{key}: {path} is empty")
+        return problems
 
     def secret(self) -> str | None:
         """The password, from password_file when given (its first line)."""
@@ -496,7 +542,7 @@ class ConfigError(Exception):
 
 
 def load_config(path: Path | str) -> HallConfig:
-    """Read and validate a hall configuration file, or raise :class:`ConfigError`."""
+    """Read and validate a hall configuration file and the files it names, or raise :class:`ConfigError`."""
     file = Path(path)
     try:
         raw = file.read_text("utf-8")
@@ -504,7 +550,10 @@ def load_config(path: Path | str) -> HallConfig:
         raise ConfigError(file, ["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, [f"cannot read the file: {exc}"]) from None
-    return parse_config(raw, source=file)
+    config = parse_config(raw, source=file)
+    if config.upstream is not None and (problems := config.upstream.file_problems()):
+        raise ConfigError(file, problems)
+    return config
 
 
 def parse_config(raw: str, source: Path | str = "<text>") -> HallConfig:

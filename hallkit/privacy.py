@@ -11,6 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+KEPT_HEAD = 6
+"""Characters of an ID number a mask keeps at the front (the region code)."""
+KEPT_TAIL = 4
+"""Characters kept at the end (the check part)."""
+
 
 def id_hash(key: str, id_number: str) -> str:
     """Keyed hash of an ID number (HMAC-SHA256, hex), case-folded so 'x' and 'X' agree."""
@@ -21,9 +26,9 @@ def id_hash(key: str, id_number: str) -> str:
 def mask_id(id_number: str) -> str:
     """Keep the first 6 and last 4 characters: the region and the check part."""
     value = id_number.strip()
-    if len(value) <= 10:
+    if len(value) <= KEPT_HEAD + KEPT_TAIL:
         return "*" * len(value)
-    return f"{value[:6]}{'*' * (len(value) - 10)}{value[-4:]}"
+    return f"{value[:KEPT_HEAD]}{'*' * (len(value) - KEPT_HEAD - KEPT_TAIL)}{value[-KEPT_TAIL:]}"
 
 
 def mask_name(name: str) -> str:

@@ -27,7 +27,9 @@ _pool = _Pool()
 
 def _forget() -> None:
     # After fork the child holds a copy of the parent's unused bytes: they must never be used twice.
-    global _pool
+    # A fresh thread-local replaces every thread's block at once; rebinding the module's name
+    # is the one way to do that.
+    global _pool  # noqa: PLW0603
     _pool = _Pool()
 
 

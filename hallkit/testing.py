@@ -291,7 +291,7 @@ counter_group = "乡镇规划办"
 [[services]]
 id = "youdai"
 name = "退役军人优待证的办理"
-prefix = "I"
+prefix = "J"
 department = "退役军人事务局"
 counter_group = "乡镇退役军人服务站"
 

@@ -93,6 +93,10 @@ class KioskApp(App):
     """Shown only when the hub is slow to answer: a quick answer goes straight to the ticket."""
     hub_attempts = NumericProperty(0)
     refusal = ObjectProperty(None, allownone=True)
+    idle_left = NumericProperty(0)
+    """Seconds before the idle reset while "还在吗？" counts down; 0 when it does not."""
+    refused_choice = BooleanProperty(False)
+    """The refusal is of a service chosen from the list (its windows paused): the visit goes on."""
     ticket = ObjectProperty(None, allownone=True)
     print_state = OptionProperty("none", options=["none", "printing", "printed", "failed", "no_printer"])
     printer_condition = StringProperty("")
@@ -127,7 +131,9 @@ class KioskApp(App):
         self.ticket_flow = TicketFlow(self, self.hub, self.devices, self.appointment_flow, self, self.timers)
         self.card_flow = CardFlow(self, self, self.timers, self.appointment_flow, self.reset_session)
         self.pin_flow = PinFlow(self, self, self.timers)
-        self.idle_flow = IdleFlow(self, self.timers, config.kiosk.idle_seconds, self.reset_session)
+        self.idle_flow = IdleFlow(self, self.timers, config.kiosk.idle_seconds, self.reset_session,
+                                  warn=lambda left: setattr(self, "idle_left", left),
+                                  at_rest=lambda: self.current == "home" and self.resident is None)
         self.elder = config.kiosk.elder_mode
 
     # ---- Kivy life cycle --------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class KioskApp(App):
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
         """The catalogue text of ``key``; kv passes ``app.lang`` so the text follows a language switch."""
-        return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
+        return text(key, lang or self.lang, **params)
 
     def show(self, name: str) -> None:
         if not self.manager.has_screen(name):
@@ -190,6 +196,7 @@ class KioskApp(App):
         self.ticket_flow.drop()
         self.card_flow.drop()
         self.group = None
+        self.refused_choice = False
         self.agent = False
         self.lang = "zh"
         self.elder = self.hall.kiosk.elder_mode
@@ -207,6 +214,7 @@ class KioskApp(App):
         if not service_open(self.hall, self.snapshot, service_id):
             self.refusal = Refusal.of(Message(key="queue.no_window_open",
                                               params={"service": self.hall.service(service_id).name}))
+            self.refused_choice = True
             self.show("refused")
             return
         self.service_id = service_id
@@ -214,6 +222,12 @@ class KioskApp(App):
         if self.group is None or all(s.id != service_id for s in self.group.services):
             self.group = next((g for g in self.groups if any(s.id == service_id for s in g.services)), None)
         self.show("confirm")
+
+    def choose_again(self) -> None:
+        """From a refused choice back to the list it came from; the card and the visit stay."""
+        self.refusal = None
+        self.refused_choice = False
+        self.show("services" if self.group is not None else "home")
 
     def open_guide(self, service_id: str) -> None:
         self.service_id = service_id
@@ -261,7 +275,7 @@ class KioskApp(App):
         self.status_line = "  ".join(parts)
 
     def _ticket_texts(self, *_: object) -> None:
-        texts = ticket_texts(self.ticket, self.lang)  # type: ignore[arg-type]
+        texts = ticket_texts(self.ticket, self.lang)
         self.ticket_ahead_text, self.ticket_wait_text, self.ticket_windows_text = \
             texts.ahead, texts.wait, texts.windows
 

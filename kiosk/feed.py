@@ -75,7 +75,7 @@ class HallFeed:
         if self._tap is not None:
             self._tap.leave()
 
-    def _disconnected(self) -> None:
+    def _disconnected(self, _client: mqtt.Client) -> None:
         if self._on_hub is not None:
             self._on_hub(False)
 

@@ -64,6 +64,55 @@ def find_text(root: Widget, needle: str) -> Widget:
     raise AssertionError(f"no visible text {needle!r} in {texts(root)}")
 
 
+def _box(label: Label) -> tuple[float, float, float, float]:
+    """Where a label's text is on the window: along an axis its text_size fixes, its box; else its
+    texture, which Kivy centres in the box."""
+    x, y = label.to_window(label.x, label.y)
+    (w, h), (fixed_w, fixed_h) = label.texture_size, label.text_size
+    x0 = x if fixed_w is not None else x + (label.width - w) / 2
+    y0 = y if fixed_h is not None else y + (label.height - h) / 2
+    return (x0, y0, x0 + (label.width if fixed_w is not None else w),
+            y0 + (label.height if fixed_h is not None else h))
+
+
+def _shown_text(label: Label) -> str:
+    """The text the label actually drew: the words of the lines it laid out (fewer when cut)."""
+    lines = getattr(label._label, "_cached_lines", None) or []
+    return "".join(word.text for line in lines for word in line.words)
+
+
+def layout_problems(root: Widget, *, ignore: tuple[Widget, ...] = ()) -> list[str]:
+    """Texts cut short, drawn outside ``root`` or over one another (empty when the layout is sound).
+
+    A label is cut when it shortened its text (…) or left lines out; two labels clash when
+    their text boxes overlap. ``ignore``: labels meant to move past edges (a scrolling line).
+    """
+    labels = [w for w in root.walk(restrict=True)
+              if isinstance(w, Label) and w.text.strip() and visible(w) and w not in ignore]
+    left, bottom = root.to_window(root.x, root.y)
+    right, top = left + root.width, bottom + root.height
+    problems: list[str] = []
+    boxes = []
+    for label in labels:
+        label.texture_update()
+        text = MARKUP.sub("", label.text)
+        shown = _shown_text(label)
+        if label.shorten or "".join(text.split()) != "".join(shown.split()):
+            problems.append(f"{text!r} is cut to {shown!r}")
+        box = _box(label)
+        tw, th = label.texture_size
+        if tw > label.width + 1 and label.text_size[0] is not None:
+            problems.append(f"{text!r} is wider ({tw:.0f}) than its box ({label.width:.0f})")
+        if box[0] < left - 1 or box[1] < bottom - 1 or box[2] > right + 1 or box[3] > top + 1:
+            problems.append(f"{text!r} at {tuple(round(v) for v in box)} leaves the screen")
+        boxes.append((text, box))
+    for index, (text, (x0, y0, x1, y1)) in enumerate(boxes):
+        for other, (u0, v0, u1, v1) in boxes[index + 1:]:
+            if min(x1, u1) - max(x0, u0) > 1 and min(y1, v1) - max(y0, v0) > 1:
+                problems.append(f"{text!r} overlaps {other!r}")
+    return problems
+
+
 def settled(root: Widget) -> Step:
     """Holds once nothing under ``root`` waits to be laid out or to have its text drawn.
 

@@ -257,7 +257,7 @@ class TouchPadApp(App):
     def _staff_strip(self) -> None:
         for key in (StaffKey.CALL, StaffKey.RECALL, StaffKey.SKIP, StaffKey.PAUSE, StaffKey.DONE):
             button = self._button(say(f"key.{key.value}"), theme.PRIMARY_DOWN, lambda k=key: self._press(k), size=34)
-            button.key = key  # type: ignore[attr-defined]
+            button.key = key
             self.staff.add_widget(button)
 
     def _pause_label(self, display: PadDisplay | None) -> None:

@@ -7,11 +7,17 @@ import io
 import qrcode
 from hallkit.kiosk import theme
 from kivy.core.image import Image as CoreImage
+from kivy.core.text import Label as CoreLabel
 from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, OptionProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
+
+
+def text_width(text: str, font_size: float, bold: bool = True) -> float:
+    """How wide ``text`` is drawn on one line: a button sized from it never feeds back into its wrapping."""
+    return float(CoreLabel(font_size=font_size, bold=bold).get_extents(text)[0])
 
 
 class Body(Label):

@@ -20,6 +20,7 @@ as_root() {
 # absolute path, its file; a glob matches any architecture's folder) is missing.
 APT_NEEDS=(   # the hall itself: screens, fonts, voice (its broker is embedded: pure Python)
   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"   # Chinese on screens and ticket images
+  "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf:fonts-dejavu-core"   # ticket numbers (I vs 1, O vs 0)
   "espeak-ng:espeak-ng"                     # the hall display's offline Mandarin voice
   "aplay:alsa-utils"                        # plays the voice where there is no PulseAudio (paplay)
   "Xvfb:xvfb"                               # kiosk and display tests, or a kiosk without a desktop
@@ -36,6 +37,7 @@ if [ "$HALLKIT_FOR" = test ]; then
     "/usr/bin/chromium:chromium"            # dashboard browser tests (Playwright drives it; no browser download)
     "/usr/bin/chromedriver:chromium-driver"
     "pg_lsclusters:postgresql"              # the county ingest's database; tests make their own databases
+    "systemd-analyze:systemd"               # checks the units of `hall install systemd`
   )
 fi
 missing=()

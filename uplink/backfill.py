@@ -133,8 +133,8 @@ def _read_mark(conn: sqlite3.Connection) -> Mark | None:
 
 def _queue_everything(conn: sqlite3.Connection, hall_id: str, reason: BackfillReason,
                       target: Target) -> BackfillReport:
-    # Imported here: broker.outbox imports this module to call it from Outbox.attach.
-    from hallkit.uplink.outbox import add_item
+    # Imported here: uplink.outbox imports this module to call it from Outbox.attach (a cycle).
+    from hallkit.uplink.outbox import add_item  # noqa: PLC0415
 
     ratings = cases = days = failed = 0
     if _has_table(conn, "ratings"):

@@ -63,9 +63,11 @@ def current_day(conn: sqlite3.Connection) -> DaySlice | None:
 def closed_day(conn: sqlite3.Connection) -> tuple[DaySlice, DayOpened] | None:
     """The day the latest ``day_opened`` closed, and that event (it names the tickets left over)."""
     rows = conn.execute("SELECT seq FROM events WHERE type = 'day_opened' ORDER BY seq DESC LIMIT 2").fetchall()
-    if len(rows) < 2:
-        return None
-    (latest,), (previous,) = rows
+    match rows:
+        case [(latest,), (previous,)]:
+            pass
+        case _:
+            return None  # no day has closed yet
     closing = EVENT.validate_json(conn.execute("SELECT body FROM events WHERE seq = ?", (latest,)).fetchone()[0])
     day = _slice(conn, previous, latest)
     if day is None or not isinstance(closing, DayOpened):

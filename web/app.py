@@ -104,7 +104,8 @@ class PhonePage:
             path=self.prefix + request.url.path, base=self.prefix, **context)
         response = HTMLResponse(html, status_code=status_code)
         if "lang" in request.query_params:
-            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True)
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True,
+                                secure=request.url.scheme == "https")
         return response
 
     def _limited(self, request: Request, token: str | None) -> Response | None:

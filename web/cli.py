@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from hallkit.commandline import CommandFailed
+from hallkit.broker.login import add_broker_options, address_from_args
 
-DEFAULT_BROKER = os.environ.get("HALLKIT_BROKER", "mqtt://127.0.0.1:1883")
+from hallkit.commandline import CommandFailed, add_listen_flags, say_listening, tls_files, writable_folder
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,27 +19,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     web.add_argument("--config", type=Path, required=True, help="hall configuration file")
     web.add_argument("--data", type=Path,
                      help="the hub's data folder, with hall.sqlite3 (default: ./var/<hall id>, as hall hub)")
-    web.add_argument("--broker", default=DEFAULT_BROKER,
-                     help=f"hall broker, with the web device's login: mqtt://web:PASSWORD@HOST:1883 (default {DEFAULT_BROKER})")
-    web.add_argument("--host", help="address to listen on (default: [web] host, 0.0.0.0)")
-    web.add_argument("--port", type=int, help="port (default: [web] port, 8090)")
+    add_broker_options(web, login="web")
+    add_listen_flags(web, "web", 8090)
     web.set_defaults(handler=run_web)
 
 
 def run_web(args: argparse.Namespace) -> int:
-    from hallkit.contracts.mqtt import BrokerUrlError, parse_broker_url
     from hallkit.web.server import WebServer
 
     from hallkit.commands import load_or_fail
 
     config = load_or_fail(args.config)
-    data = args.data or Path("var") / config.hall.id
-    try:
-        address = parse_broker_url(args.broker)
-    except BrokerUrlError as exc:
-        raise CommandFailed(str(exc), 2) from None
-    server = WebServer(config, address, data, args.host, args.port)
+    data = writable_folder(args.data or Path("var") / config.hall.id)
+    address = address_from_args(args)
+    server = WebServer(config, address, data, args.host, args.port, tls_files(args))
     print(f"扫码页 / phone page: {server.url}/t/<token>  (QR codes link to {config.web.public_url}/t/<token>; "
           f"hall {config.hall.id}, broker {address.url}, data {data})")
-    server.run()
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
     return 0

@@ -15,6 +15,7 @@ from hallkit.contracts.mqtt import BrokerAddress
 from hallkit.web.app import PhonePage
 from hallkit.web.live import PhoneHall
 
+from hallkit.commandline import listening_socket
 from hallkit.config import DeviceKind, HallConfig
 
 log = logging.getLogger("hallkit.web")
@@ -22,11 +23,12 @@ log = logging.getLogger("hallkit.web")
 
 class WebServer:
     def __init__(self, config: HallConfig, broker: BrokerAddress, data: Path, host: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, tls: tuple[Path, Path] | None = None) -> None:
         self.config = config
         settings = config.web
         self.host = host or settings.host
         self.port = port if port is not None else settings.port
+        self.tls = tls
         known = {d.id: d.kind for d in config.devices}
         if known.get(settings.device) is not DeviceKind.WEB:
             log.warning("device %r is not a [[devices]] entry of kind web: the hub will refuse its ratings "
@@ -37,26 +39,30 @@ class WebServer:
             self.app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="on",
             # The phone's own address, for the limits, only from proxies the hall trusts.
             proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None,
-            timeout_keep_alive=30))
+            timeout_keep_alive=30, ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def run(self) -> None:
         """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
+        # The port first: a second phone page that cannot listen never joins the broker as the first.
+        sock = listening_socket(self.host, self.port)
         self.hall.start()
         try:
-            self.server.run()
+            self.server.run(sockets=[sock])
         finally:
             self.hall.stop()
 
     def start(self, wait: float = 10.0) -> WebServer:
         """In a thread, for the demo, tests and bench; returns once the port answers."""
+        sock = listening_socket(self.host, self.port)
         self.hall.start()
-        self._thread = threading.Thread(target=self.server.run, name="web-http", daemon=True)
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="web-http",
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + wait
         while not self.server.started:

@@ -231,7 +231,8 @@ class Console(SessionPages):
 
         every = request.query_params.get("overdue") == "all"
 
-        def load(conn: psycopg.Connection, scope: Scope, account: Account) -> tuple[object, ...]:
+        def load(conn: psycopg.Connection, scope: Scope, account: Account
+                 ) -> tuple[list[console.OverdueCase], int, list[console.RatingFigures], list[console.BadRating], Account]:
             limit = console.OVERDUE_LIST_LIMIT if every else console.OVERDUE_SHOWN
             total = sum(overdue for _open, overdue in console.open_cases(conn, scope, today).values())
             return (console.overdue_cases(conn, scope, today, limit), total,

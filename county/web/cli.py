@@ -59,24 +59,24 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"folder of the console's login file (default {DEFAULT_DATA})")
+                        help=f"folder of the console's login file (default: $HALLKIT_COUNTY_CONSOLE_DATA, else {DEFAULT_DATA})")
 
 
 def run_console(args: argparse.Namespace) -> int:
     import psycopg
+    from hallkit.county.cli import database_failure, redacted
     from hallkit.county.schema import SchemaTooNew
     from hallkit.county.web.server import ConsoleServer
 
-    from hallkit.i18n import bilingual
 
     try:
         server = ConsoleServer(args.db, args.data, args.host, args.port, args.county_name)
     except (psycopg.Error, SchemaTooNew) as exc:
-        raise CommandFailed(bilingual("county.db_unreachable", db=args.db, detail=str(exc).strip()[:300])) from None
+        raise database_failure(args.db, exc) from None
     if not server.users.users():
         print(f"no console logins yet: hall county web user add NAME --role admin --data {args.data}",
               file=sys.stderr)
-    print(f"县级政务服务监管平台 / county console: {server.url}  (db {args.db}, data {args.data})")
+    print(f"县级政务服务监管平台 / county console: {server.url}  (db {redacted(args.db)}, data {args.data})")
     server.run()
     return 0
 

@@ -17,14 +17,21 @@ window.hallkitCharts = function () {
   function empty(id, message) {
     chart(id, {title: {text: message, left: "center", top: "middle", textStyle: {color: "#888", fontSize: 18}}});
   }
+  // A hall has dozens of services: a line each would need a legend of many pages. The busiest
+  // MAX_LINES are drawn; the tooltip still names each.
+  var MAX_LINES = 6;
+  // Long service names, cut to a legend item's width (the tooltip gives them whole), in at most two rows.
+  var legendText = {width: 96, overflow: "truncate"};
+  function peak(s) { return s.values.reduce(function (m, v) { return v === null ? m : Math.max(m, v); }, 0); }
   function lines(id, times, series, unit) {
     if (!series.length) return empty(id, d.noData);
+    series = series.slice().sort(function (a, b) { return peak(b) - peak(a); }).slice(0, MAX_LINES);
     chart(id, {
       tooltip: {trigger: "axis"},
-      legend: {type: "scroll", top: 0},
-      grid: {left: 50, right: 20, top: 40, bottom: 30},
-      xAxis: {type: "category", data: times, boundaryGap: false},
-      yAxis: {type: "value", name: unit, minInterval: 1},
+      legend: {top: 0, left: 0, right: 0, textStyle: legendText},
+      grid: {left: 10, right: 20, top: 84, bottom: 10, containLabel: true},
+      xAxis: {type: "category", data: times, boundaryGap: false, axisLabel: {hideOverlap: true}},
+      yAxis: {type: "value", name: unit, minInterval: 1, nameLocation: "end", nameGap: 8},
       series: series.map(function (s) {
         return {name: s.name, type: "line", step: unit === d.people ? "end" : false, connectNulls: true,
                 showSymbol: times.length < 30, data: s.values};
@@ -41,9 +48,10 @@ window.hallkitCharts = function () {
     series.push({name: d.satisfaction, type: "line", yAxisIndex: 1, itemStyle: {color: "#2c7fb8"},
                  data: slices.map(function (s) { return s.satisfaction === null ? null : Math.round(s.satisfaction * 1000) / 10; })});
     chart(id, {
-      tooltip: {trigger: "axis"}, legend: {top: 0},
-      grid: {left: 50, right: 50, top: 40, bottom: 60},
-      xAxis: {type: "category", data: slices.map(function (s) { return s.name; }), axisLabel: {interval: 0, rotate: 20}},
+      tooltip: {trigger: "axis"}, legend: {type: "scroll", top: 0, left: 0, right: 0},
+      grid: {left: 10, right: 10, top: 48, bottom: 10, containLabel: true},
+      xAxis: {type: "category", data: slices.map(function (s) { return s.name; }),
+              axisLabel: {interval: 0, rotate: slices.length > 6 ? 30 : 0, width: 90, overflow: "truncate", hideOverlap: true}},
       yAxis: [{type: "value", minInterval: 1}, {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}}],
       series: series
     });

@@ -13,14 +13,25 @@ var hallkit = (function () {
   }
   function fmt(value, unit) { return value === null || value === undefined ? "–" : value + (unit || ""); }
 
+  // All alerts on one line (a day's queue alerts must not push the board off the screen);
+  // the worst colours it, a click lists them one a line (not on the wall board: nobody clicks a wall).
   function renderAlerts(board) {
     var bar = document.getElementById("alerts");
     if (!bar) return;
     var english = bar.dataset.lang === "en";
+    var items = board.alerts.map(function (a) { return {severity: a.severity, text: english ? a.en : a.zh}; });
+    if (!board.connected) items.unshift({severity: "critical", text: bar.dataset.offline});
     bar.replaceChildren();
-    board.alerts.forEach(function (a) { bar.appendChild(el("div", "alert " + a.severity, english ? a.en : a.zh)); });
-    if (!board.connected) bar.appendChild(el("div", "alert critical", bar.dataset.offline));
-    bar.classList.toggle("empty", bar.children.length === 0);
+    bar.classList.toggle("empty", items.length === 0);
+    if (!items.length) return;
+    var worst = items.some(function (i) { return i.severity === "critical"; }) ? "critical" : "warning";
+    var line = el("div", "alert-line " + worst);
+    line.appendChild(el("strong", "count", bar.dataset.count.replace("{count}", items.length)));
+    line.appendChild(el("span", "texts", items.map(function (i) { return i.text; }).join("；")));
+    bar.appendChild(line);
+    var list = el("ul", "alert-list");
+    items.forEach(function (i) { list.appendChild(el("li", "alert " + i.severity, i.text)); });
+    bar.appendChild(list);
   }
 
   function renderBoard(board) {
@@ -55,6 +66,8 @@ var hallkit = (function () {
     var body = document.getElementById("services");
     body.replaceChildren();
     var shown = board.services.filter(function (s) { return s.waiting > 0 || s.issued_today > 0; });
+    var limit = Number(root.dataset.serviceRows || 0);  // the wall board: the busiest that fit its screen
+    if (limit) shown = shown.slice().sort(function (a, b) { return b.waiting - a.waiting; }).slice(0, limit);
     if (shown.length === 0) {
       var row = el("tr"), cell = el("td", "empty", d.noWaiting);
       cell.colSpan = 8; row.appendChild(cell); body.appendChild(row);
@@ -87,7 +100,12 @@ var hallkit = (function () {
         row.appendChild(el("td", "", r.last_seen ? new Date(r.last_seen).toLocaleString("zh-CN", {timeZone: document.body.dataset.zone, hour12: false}) : "–"));
         row.appendChild(el("td", "", r.version));
         row.appendChild(el("td", "", r.problems.join("；")));
-        row.appendChild(el("td", "detail", r.detail));
+        var facts = el("ul", "facts");
+        r.detail.forEach(function (item) {
+          var li = el("li"); li.appendChild(el("span", "fact", item.label)); li.appendChild(document.createTextNode(" " + item.value));
+          facts.appendChild(li);
+        });
+        var detail = el("td", "detail"); detail.appendChild(facts); row.appendChild(detail);
         body.appendChild(row);
       });
     });
@@ -116,6 +134,10 @@ var hallkit = (function () {
 
   document.addEventListener("DOMContentLoaded", function () {
     tick(); setInterval(tick, 1000);
+    var alerts = document.getElementById("alerts");
+    if (alerts && !document.body.classList.contains("wall-page")) {
+      alerts.addEventListener("click", function () { alerts.classList.toggle("open"); });
+    }
     var print = document.getElementById("print");
     if (print) print.addEventListener("click", function () { window.print(); });
     if (document.getElementById("devices")) listeners.push(refreshDevices);

@@ -12,6 +12,7 @@ Both offer the same :class:`SimulatedHardware` face to a scripted resident and s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -152,10 +153,8 @@ class SerialPadSimulator:
             if frame.command is not PadCommand.POLL or self.silent:
                 return
             answer = self.outbox[0] if self.outbox else codec.nothing(self.address)
-        try:
+        with contextlib.suppress(OSError):  # unplugged while answering
             os.write(master, codec.encode(answer))
-        except OSError:
-            pass  # unplugged while answering
 
 
 class KeypadSimulator:

@@ -45,7 +45,7 @@ REFUSALS = frozenset({
 class IdCardError(Exception):
     """A reader or card problem, carrying the message a person reads."""
 
-    def __init__(self, problem: Problem, **params: str | int) -> None:
+    def __init__(self, problem: Problem, **params: str | int | float) -> None:
         self.problem = problem
         self.message = Message(key=f"idcard.{problem.value}", params=params)
         super().__init__(self.message.bilingual())

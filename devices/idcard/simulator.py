@@ -92,21 +92,21 @@ def sim_cards(today: date) -> tuple[SimCard, ...]:
     expired_until = today - timedelta(days=40)
     wrong = idnumber.compose(REGION, adult_birth, 124)
     wrong = wrong[:17] + idnumber.CHECK_CHARACTERS[(idnumber.CHECK_CHARACTERS.index(wrong[17]) + 1) % 11]
-    common = {"issuer": "呼图壁县公安局", "photo": photo}
+    issuer = "呼图壁县公安局"
     return (
         SimCard("valid", CardHolder(
             kind=CardKind.RESIDENT, name="王小明", gender=Gender.MALE, nation_code="01", birth=adult_birth,
             address="新疆呼图壁县兴华镇幸福路12号", id_number=idnumber.compose(REGION, adult_birth, 123),
-            valid_from=_years_before(today, 2), valid_until=_years_before(today, -8), **common)),
+            valid_from=_years_before(today, 2), valid_until=_years_before(today, -8), issuer=issuer, photo=photo)),
         SimCard("elderly", CardHolder(
             kind=CardKind.RESIDENT, name="马秀兰", gender=Gender.FEMALE, nation_code="03", birth=elder_birth,
             address="新疆呼图壁县兴华镇团结村3组", id_number=idnumber.compose(REGION, elder_birth, 246),
-            valid_from=_years_before(today, 5), valid_until=None, **common),
+            valid_from=_years_before(today, 5), valid_until=None, issuer=issuer, photo=photo),
             appended_address="新疆呼图壁县兴华镇和谐小区5栋"),
         SimCard("expired", CardHolder(
             kind=CardKind.RESIDENT, name="赵刚", gender=Gender.MALE, nation_code="17", birth=expired_birth,
             address="新疆呼图壁县兴华镇建设路8号", id_number=idnumber.compose(REGION, expired_birth, 311),
-            valid_from=_years_before(expired_until, 10), valid_until=expired_until, **common)),
+            valid_from=_years_before(expired_until, 10), valid_until=expired_until, issuer=issuer, photo=photo)),
         SimCard("foreign", CardHolder(
             kind=CardKind.FOREIGN_PERMANENT, name="史密斯", latin_name="SMITH JOHN", gender=Gender.MALE,
             nationality="USA", birth=adult_birth, id_number=f"USA{adult_birth:%y%m%d}650023",
@@ -115,7 +115,7 @@ def sim_cards(today: date) -> tuple[SimCard, ...]:
         SimCard("bad-checksum", CardHolder(
             kind=CardKind.RESIDENT, name="陈静", gender=Gender.FEMALE, nation_code="01", birth=adult_birth,
             address="新疆呼图壁县兴华镇幸福路14号", id_number=wrong,
-            valid_from=_years_before(today, 2), valid_until=_years_before(today, -8), **common)),
+            valid_from=_years_before(today, 2), valid_until=_years_before(today, -8), issuer=issuer, photo=photo)),
         SimCard("permit", CardHolder(
             kind=CardKind.PERMIT, name="黄港生", gender=Gender.MALE, birth=permit_birth,
             address="香港特别行政区", id_number=idnumber.compose("810000", permit_birth, 17),

@@ -7,6 +7,7 @@ Kept light at import time: ``hall --help`` loads every part, so the printer modu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -165,10 +166,8 @@ def sim_command(args: argparse.Namespace) -> int:
     with simulator:
         print(bilingual("printer.cli.sim_listening", port=simulator.port, control=simulator.control_port,
                         out=args.out.resolve()), flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

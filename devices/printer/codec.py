@@ -360,7 +360,7 @@ def _decode_2d(buffer: bytes, pos: int) -> tuple[EscposCommand, int] | None:
         command = QrModel(model=params[0] - 0x30)
     elif fn == 0x43 and len(params) == 1 and 1 <= params[0] <= 16:
         command = QrModuleSize(dots=params[0])
-    elif fn == 0x45 and len(params) == 1 and params[0] in iter(QrErrorLevel):
+    elif fn == 0x45 and len(params) == 1 and params[0] in set(QrErrorLevel):
         command = QrErrorCorrection(level=QrErrorLevel(params[0]))
     elif fn == 0x50 and len(params) >= 2 and params[0] == 0x30:
         command = QrStore(data=params[1:])

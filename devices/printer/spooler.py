@@ -22,6 +22,7 @@ worker carries on.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections import deque
@@ -160,7 +161,7 @@ class TicketSpooler:
                 self._reported.update(t.ticket_id for t in unreported)
             for waiting in unreported:
                 log.warning(failure.status.bilingual("printer.spool.not_printed", number=waiting.number))
-                self._tell(lambda listener, t=waiting, s=failure.status: listener.ticket_not_printed(t, s))
+                self._tell(operator.methodcaller("ticket_not_printed", waiting, failure.status))
             return
         with self._wake:
             self._queue.popleft()

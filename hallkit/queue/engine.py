@@ -348,8 +348,8 @@ class QueueEngine:
                 record.window = event.window
                 record.called_at = event.at
                 record.directed_window = None
-                if (pace := self._pace.get(record.service_id)) is not None:
-                    pace.add(event.at)
+                if (called_pace := self._pace.get(record.service_id)) is not None:
+                    called_pace.add(event.at)
                 window = self._window_state(event.window)
                 window.current = record.ticket.id
                 if record.ticket.priority is Priority.NORMAL:
@@ -386,8 +386,8 @@ class QueueEngine:
                 seconds = max(0.0, (event.at - event.called_at).total_seconds())
                 window.served += 1
                 window.service_seconds += seconds
-                if (times := self._times.get(event.service_id)) is not None:
-                    times.add(seconds)
+                if (service_times := self._times.get(event.service_id)) is not None:
+                    service_times.add(seconds)
             case WindowPaused():
                 self._window_state(event.window).paused = True
             case WindowResumed():

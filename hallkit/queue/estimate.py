@@ -84,6 +84,6 @@ class CallPace:
     @property
     def interval(self) -> float | None:
         """Mean seconds between two calls of the service, once it has been called twice."""
-        if len(self._calls) < 2:
+        if len(self._calls) < 2:  # noqa: PLR2004 - an interval needs two calls
             return None
         return max(0.0, (self._calls[-1] - self._calls[0]).total_seconds()) / (len(self._calls) - 1)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -90,6 +91,27 @@ class StaffFigures(DeskFigures):
     staff_id: str
 
 
+class _QueueCounts(TypedDict):
+    """:class:`QueueFigures`' fields, filled in before the service id is known."""
+
+    taken: int
+    served: int
+    abandoned: int
+    waiting: int
+    mean_wait_seconds: float | None
+    p90_wait_seconds: float | None
+
+
+class _DeskCounts(TypedDict):
+    """:class:`DeskFigures`' fields, for a window or a staff member."""
+
+    called: int
+    served: int
+    mean_wait_seconds: float | None
+    p90_wait_seconds: float | None
+    mean_service_seconds: float | None
+
+
 class QueueDay(_Model):
     """The queue figures of one business day, cumulative up to the last event folded."""
 
@@ -126,7 +148,7 @@ class _Desk:
     served: int = 0
     service_seconds: list[float] = field(default_factory=list)
 
-    def figures(self) -> dict[str, int | float | None]:
+    def figures(self) -> _DeskCounts:
         return {"called": len(self.waits), "served": self.served, "mean_wait_seconds": mean(self.waits),
                 "p90_wait_seconds": p90(self.waits), "mean_service_seconds": mean(self.service_seconds)}
 
@@ -234,7 +256,7 @@ class DayFold:
             staff=[StaffFigures(staff_id=s, **desk.figures()) for s, desk in sorted(self.staff.items())])
 
     @staticmethod
-    def _queue(taken: list[_Ticket], current: list[_Ticket], waiting: int) -> dict[str, int | float | None]:
+    def _queue(taken: list[_Ticket], current: list[_Ticket], waiting: int) -> _QueueCounts:
         """Taken and waits count for the service a ticket was taken for; the rest where it ended up."""
         waits = [t.wait_seconds for t in taken if t.wait_seconds is not None]
         return {"taken": len(taken), "served": sum(t.state is TicketState.DONE for t in current),

@@ -26,6 +26,8 @@ from hallkit.queue.models import new_id
 from hallkit.rating.models import CaseStep, CaseUpdate, Level, Rating
 
 OPENED_BY = "hub"
+SATURDAY = 5
+"""``date.weekday()`` of Saturday: Monday to Friday are working days unless a holiday."""
 """Who opens a case: the hub, the moment the bad rating is stored."""
 
 
@@ -97,7 +99,7 @@ class WorkingCalendar:
     def is_working_day(self, day: date) -> bool:
         if day in self.working_weekends:
             return True
-        return day.weekday() < 5 and day not in self.holidays
+        return day.weekday() < SATURDAY and day not in self.holidays
 
     def add_working_days(self, start: date, days: int) -> date:
         """The ``days``-th working day after ``start`` (the opening day itself does not count)."""

@@ -14,8 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from hallkit.config import HallConfig
+from hallkit.encoding import dump_spliced
 from hallkit.queue.engine import QueueEngine, Refused
 from hallkit.queue.models import Command, Event, Outcome
 from hallkit.store.sqlite import EventStore, Synchronous
@@ -31,6 +33,14 @@ Listener = Callable[[list[Event]], None]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Answer(NamedTuple):
+    """A command carried out: its outcome, and that outcome as JSON (stored for repeats, sent as
+    the reply's ``outcome`` by whoever may see all of it), encoded once."""
+
+    outcome: Outcome
+    json: str
 
 
 class DurableQueue:
@@ -66,6 +76,12 @@ class DurableQueue:
     def execute_batch(
         self, commands: Sequence[Command], now: datetime | Sequence[datetime] | None = None
     ) -> list[Outcome | Refused]:
+        """:meth:`answer_batch`, each outcome without its JSON."""
+        return [r if isinstance(r, Refused) else r.outcome for r in self.answer_batch(commands, now)]
+
+    def answer_batch(
+        self, commands: Sequence[Command], now: datetime | Sequence[datetime] | None = None
+    ) -> list[Answer | Refused]:
         """Run ``commands`` in order and persist them in one transaction (group commit).
 
         ``now`` is the time of all of them, or one time per command (a replay), or the clock.
@@ -75,27 +91,27 @@ class DurableQueue:
         command. Nothing is answered before that commit. If the commit fails, none of the
         batch happened: the engine is rebuilt from the log and the error raised.
         """
-        results: list[Outcome | Refused] = []
+        results: list[Answer | Refused] = []
         committed: list[Event] = []
-        new_events: list[Event] = []
+        new_events: list[tuple[Event, str]] = []
         new_replies: list[tuple[str, str, str]] = []
-        answered: dict[str, tuple[str, Outcome]] = {}
+        answered: dict[str, tuple[str, Answer]] = {}
         with self.lock:
             try:
                 stored = self.store.replies_for([c.request_id for c in commands])
                 times = now if isinstance(now, Sequence) else [now] * len(commands)
-                for command, at in zip(commands, times, strict=True):
-                    at = at or self.clock()
+                for command, given in zip(commands, times, strict=True):
+                    at = given or self.clock()
                     if new_replies and self.engine.opens_day(at):
                         # Projectors read the engine's state of the day they project: one
                         # transaction never holds the end of one business day and the next.
                         self._commit(new_events, new_replies)
-                        committed += new_events
+                        committed += [event for event, _ in new_events]
                         new_events, new_replies = [], []
                     results.append(self._run(command, at, stored, answered, new_events, new_replies))
                 if new_replies:
                     self._commit(new_events, new_replies)
-                    committed += new_events
+                    committed += [event for event, _ in new_events]
             except BaseException:
                 # The engine may hold events that did not reach the disk: rebuild it from the log.
                 self._replay()
@@ -108,30 +124,30 @@ class DurableQueue:
                     log.exception("event listener failed")
         return results
 
-    def _commit(self, events: list[Event], replies: list[tuple[str, str, str]]) -> None:
+    def _commit(self, events: list[tuple[Event, str]], replies: list[tuple[str, str, str]]) -> None:
         with self.store.transaction() as conn:
             EventStore.append(conn, events)
             EventStore.remember(conn, replies)
             for project in self.projectors:
-                project(conn, events)
+                project(conn, [event for event, _ in events])
 
     def _run(
         self,
         command: Command,
         now: datetime | None,
         stored: dict[str, tuple[str, str]],
-        answered: dict[str, tuple[str, Outcome]],
-        new_events: list[Event],
+        answered: dict[str, tuple[str, Answer]],
+        new_events: list[tuple[Event, str]],
         new_replies: list[tuple[str, str, str]],
-    ) -> Outcome | Refused:
+    ) -> Answer | Refused:
         known = answered.get(command.request_id)
         if known is None and (before := stored.get(command.request_id)) is not None:
-            known = (before[0], Outcome.model_validate_json(before[1]))
+            known = (before[0], Answer(Outcome.model_validate_json(before[1]), before[1]))
         if known is not None:
-            action, outcome = known
+            action, answer = known
             if action != command.action:
                 return Refused("queue.request_id_reused", request=command.request_id)
-            return outcome
+            return answer
         try:
             events = self.engine.decide(command, now or self.clock())
         except Refused as refused:
@@ -139,10 +155,14 @@ class DurableQueue:
         for event in events:
             self.engine.apply(event)
         outcome = self.engine.outcome(command, events)
-        answered[command.request_id] = (command.action, outcome)
-        new_events.extend(events)
-        new_replies.append((command.request_id, command.action, outcome.model_dump_json()))
-        return outcome
+        # Each event encoded once: the log's row, and spliced into the stored and sent outcome.
+        bodies = [event.model_dump_json() for event in events]
+        answer = Answer(outcome, dump_spliced(outcome.model_copy(update={"events": []}),
+                                              {"events": f"[{','.join(bodies)}]"}))
+        answered[command.request_id] = (command.action, answer)
+        new_events.extend(zip(events, bodies, strict=True))
+        new_replies.append((command.request_id, command.action, answer.json))
+        return answer
 
     def close(self) -> None:
         self.store.close()

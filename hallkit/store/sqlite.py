@@ -14,7 +14,10 @@ inside the same transaction through :meth:`EventStore.transaction`.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,8 +27,14 @@ from pathlib import Path
 from typing import Literal
 
 from hallkit.queue.models import EVENT, Event
+from hallkit.store.lock import FolderLock
 
 SCHEMA_VERSION = 1
+
+SQLITE_IOERR = 10
+SQLITE_FULL = 13
+LOW_SPACE = 1 << 20
+"""Free bytes under which a "disk I/O error" is taken for what it then is: a full disk."""
 
 Synchronous = Literal["full", "normal"]
 
@@ -36,6 +45,18 @@ class EventStore:
     def __init__(self, path: Path | str, synchronous: Synchronous = "full") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One writer per log: a second process on it would interleave its own events.
+        self._lock = FolderLock(self.path.parent, f"{self.path.name}.lock").acquire()
+        try:
+            # Created for its owner only; SQLite gives the -wal and -shm files the same mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self.path.chmod(0o600)
+            self._open(synchronous)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, synchronous: Synchronous) -> None:
         # One connection, used under the owner's lock; check_same_thread off because the hub
         # hands commands from the MQTT thread.
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -91,7 +112,8 @@ class EventStore:
                         reply TEXT NOT NULL
                     )"""
                 )
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                # Written only when it changes: a hub on a full disk still opens its log.
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -107,10 +129,11 @@ class EventStore:
             raise
 
     @staticmethod
-    def append(conn: sqlite3.Connection, events: list[Event]) -> None:
+    def append(conn: sqlite3.Connection, events: list[tuple[Event, str]]) -> None:
+        """Store each event with its JSON (the caller encoded it once, for the reply too)."""
         conn.executemany(
             "INSERT INTO events (id, type, at, request_id, body) VALUES (?, ?, ?, ?, ?)",
-            [(e.id, e.type, e.at.isoformat(), e.request_id, e.model_dump_json()) for e in events],
+            [(e.id, e.type, e.at.isoformat(), e.request_id, body) for e, body in events],
         )
 
     @staticmethod
@@ -147,6 +170,7 @@ class EventStore:
         self._closing.set()
         self._checkpointer.join(timeout=5)
         self.conn.close()
+        self._lock.release()
 
 
 def day_opened_seq(conn: sqlite3.Connection, day: date) -> int | None:
@@ -168,3 +192,26 @@ def day_events(conn: sqlite3.Connection, day: date) -> list[Event]:
     last = row[0] if row and row[0] is not None else 2**62
     rows = conn.execute("SELECT body FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last))
     return [EVENT.validate_json(body) for (body,) in rows]
+
+
+def disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether ``exc`` means the disk under ``folder`` has no room left.
+
+    SQLite says "database or disk is full" on most writes but only "disk I/O error" on some
+    (a WAL or shared-memory file it cannot grow); the free space tells those apart.
+    """
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == SQLITE_FULL:
+            return True
+        if code != SQLITE_IOERR:
+            return False
+    elif isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+    else:
+        return False
+    try:
+        return shutil.disk_usage(folder).free < LOW_SPACE
+    except OSError:
+        return False

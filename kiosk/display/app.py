@@ -16,6 +16,7 @@ from hallkit.contracts.hall import QueueSnapshot
 from hallkit.contracts.mqtt import BrokerAddress
 from hallkit.kiosk.app import deliver
 from hallkit.kiosk.catalog import window_state
+from hallkit.kiosk.display.layout import grid_columns, rows_that_fit
 from hallkit.kiosk.display.voice import Announcer
 from hallkit.kiosk.feed import Call, HallFeed
 from kivy.animation import Animation
@@ -31,7 +32,6 @@ from hallkit.i18n import Lang, text
 
 NOTICE_SPEED = 120
 """Pixels a second the notice line scrolls: slow enough to read while walking past."""
-WAITING_ROWS = 5
 FLASH_SECONDS = 4.0
 
 
@@ -39,12 +39,25 @@ class Board(BoxLayout):
     """The board's layout is in board.kv; the app fills its lists."""
 
 
-class BoardRow(BoxLayout):
-    """One line of a list: a ticket or window on the left, its window or count on the right."""
+class WindowRow(BoxLayout):
+    """A window: its number, its name, and the ticket it serves or why it serves none."""
 
-    left = StringProperty("")
-    right = StringProperty("")
+    label = StringProperty("")
+    name = StringProperty("")
+    ticket = StringProperty("")
+    state = StringProperty("")
     highlight = BooleanProperty(False)
+
+
+class RecentCall(BoxLayout):
+    number = StringProperty("")
+    window = StringProperty("")
+    highlight = BooleanProperty(False)
+
+
+class WaitingRow(BoxLayout):
+    name = StringProperty("")
+    count = StringProperty("")
 
 
 class DisplayApp(App):
@@ -69,6 +82,7 @@ class DisplayApp(App):
         self.notice = config.kiosk.display.notice
         self.announcer = announcer
         self.recent: deque[Call] = deque(maxlen=config.kiosk.display.recent_calls)
+        self.snapshot: QueueSnapshot | None = None
         self.calls_shown = 0
         self.last_call_frames: int | None = None
         """Frames between the last call's arrival and the board showing it (tests check it is the next)."""
@@ -78,13 +92,15 @@ class DisplayApp(App):
                              on_hub=lambda online: deliver(lambda: self._online(online)))
 
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str:
-        return text(key, lang or self.lang, **params)  # type: ignore[arg-type]
+        return text(key, lang or self.lang, **params)
 
     def build(self) -> Board:
         Window.bind(size=lambda _w, size: setattr(self, "u", size[1] / 100))
         self.u = Window.height / 100
         Builder.load_file(str(Path(__file__).with_name("board.kv")))
         self.board = Board()
+        # How many services fit the waiting panel depends on its height, known after layout.
+        self.board.ids.waiting_panel.bind(height=lambda *_: self._fill_waiting())
         Clock.schedule_interval(self._tick, 5)
         Clock.schedule_interval(self._scroll, 1 / 30)
         self._tick()
@@ -141,25 +157,36 @@ class DisplayApp(App):
         box = self.board.ids.recent
         box.clear_widgets()
         for index, call in enumerate(self.recent):
-            box.add_widget(BoardRow(left=call.number, right=self.t("display.window", window=call.window),
-                                            highlight=index == 0))
+            box.add_widget(RecentCall(number=call.number, window=self.t("display.window", window=call.window),
+                                      highlight=index == 0))
 
     def _snapshot(self, snapshot: QueueSnapshot) -> None:
+        self.snapshot = snapshot
         self._online(True)
         self._fill_windows(snapshot)
-        box = self.board.ids.waiting
-        box.clear_widgets()
-        busiest = sorted((s for s in snapshot.services if s.waiting), key=lambda s: -s.waiting)[:WAITING_ROWS]
+        self._fill_waiting()
+
+    def _fill_waiting(self) -> None:
+        """The busiest services, as many as the panel holds below its caption."""
+        grid = self.board.ids.waiting
+        panel = self.board.ids.waiting_panel
+        grid.clear_widgets()
+        if self.snapshot is None:
+            return
+        room = panel.height - panel.padding[1] - panel.padding[3] - self.u * 5.5 - panel.spacing
+        shown = rows_that_fit(room, grid.row_default_height, grid.spacing[1]) * grid.cols
+        busiest = sorted((s for s in self.snapshot.services if s.waiting), key=lambda s: -s.waiting)[:shown]
         for service in busiest:
-            box.add_widget(BoardRow(left=service.name, right=self.t("display.count", count=service.waiting)))
+            grid.add_widget(WaitingRow(name=service.name, count=self.t("display.count", count=service.waiting)))
 
     def _fill_windows(self, snapshot: QueueSnapshot | None) -> None:
         grid = self.board.ids.windows
         grid.clear_widgets()
-        grid.cols = 2 if len(self.hall.windows) <= 6 else 3  # three rows fit the panel
+        grid.cols = grid_columns(len(self.hall.windows))
         calling = {w.number: w.ticket.number for w in snapshot.windows if w.ticket} if snapshot else {}
         for window in self.hall.windows:
             state = window_state(snapshot, window.number)
-            right = calling.get(window.number, "—") if state == "open" else self.t(f"display.{state}")
-            grid.add_widget(BoardRow(left=self.t("display.window", window=window.number), right=right,
-                                     highlight=state == "open" and window.number in calling))
+            ticket = calling.get(window.number, "") if state == "open" else ""
+            shown_state = "" if ticket else "—" if state == "open" else self.t(f"display.{state}")
+            grid.add_widget(WindowRow(label=self.t("display.window", window=window.number), name=window.name,
+                                      ticket=ticket, state=shown_state, highlight=bool(ticket)))

@@ -29,6 +29,8 @@ from pypinyin import Style, lazy_pinyin
 log = logging.getLogger(__name__)
 
 DIGITS = "零一二三四五六七八九"
+MAX_WINDOW = 999
+"""The largest number ``chinese_numeral`` says (hundreds, tens, ones)."""
 PAUSE_SECONDS = 0.8
 """Silence between the repeats of one call."""
 SPEED_WPM = 140
@@ -43,9 +45,9 @@ def spoken_ticket(number: str) -> str:
 
 def chinese_numeral(n: int) -> str:
     """1 → 一, 10 → 十, 12 → 十二, 20 → 二十, 105 → 一百零五 (windows count up to 999)."""
-    if n < 0 or n > 999:
+    if not 0 <= n <= MAX_WINDOW:
         raise ValueError(f"no window number {n}")
-    if n < 10:
+    if n < len(DIGITS):
         return DIGITS[n]
     hundreds, rest = divmod(n, 100)
     tens, ones = divmod(rest, 10)

@@ -90,6 +90,9 @@ class Kiosk(Screens, Visit, Protocol):
     @property
     def items_per_page(self) -> int: ...
 
+    def bind(self, **handlers: Callable[..., object]) -> None:
+        """Kivy's property binding (``EventDispatcher.bind``): screens follow the app's state."""
+
     def t(self, key: str, lang: Lang | None = None, **params: object) -> str: ...
 
     def reset_session(self) -> None: ...

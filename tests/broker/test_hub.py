@@ -296,9 +296,9 @@ def test_bad_input_is_refused_with_a_reason(hub, mosquitto):
 
 
 def test_request_timeout_when_no_hub(mosquitto):
-    with HallClient(mosquitto.address, "nobody", "kiosk-1") as kiosk:
-        with pytest.raises(HubError, match="No answer from the hub"):
-            kiosk.request(TakeTicket(service_id="social"), timeout=0.5)
+    with HallClient(mosquitto.address, "nobody", "kiosk-1") as kiosk, \
+            pytest.raises(HubError, match="No answer from the hub"):
+        kiosk.request(TakeTicket(service_id="social"), timeout=0.5)
 
 
 def test_a_poison_payload_fails_only_itself(hub, mosquitto):

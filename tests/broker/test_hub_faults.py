@@ -84,12 +84,13 @@ class Burst:
 
 
 def start_hub_process(config: Path, mosquitto, data: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hallkit.cli", "hub", "--config", str(config), "--broker", mosquitto.url,
-         "--data", str(data), "--sync", "normal"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(data.parent / "hub.log", "ab"),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    with open(data.parent / "hub.log", "ab") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hallkit.cli", "hub", "--config", str(config), "--broker", mosquitto.url,
+             "--data", str(data), "--sync", "normal"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     wait_for(lambda: (h := read_hall(mosquitto.address, "test-hall", 0.5).hub) is not None
              and h.state == "online" and h.detail.get("accepted") is not None, timeout=20)
     return process
@@ -137,7 +138,7 @@ def test_broker_restart_mid_burst(mosquitto, tmp_path):
                 mosquitto.restart()
             time.sleep(0.001)
         wait_for(lambda: hub.connected, timeout=40)
-        wait_for(lambda: burst.client.is_connected(), timeout=40)
+        wait_for(burst.client.is_connected, timeout=40)
         time.sleep(1)
         burst.retry_unanswered()
         wait_for(lambda: burst.answered() == 400, timeout=30)

@@ -27,6 +27,8 @@ def test_example_has_a_fresh_secret_each_time(sample_config):
         (('level = "village"', 'level = "city"'), "hall.level: Input should be 'township', 'village' or 'community' (got 'city')"),
         (('region_code = "652323100201"', 'region_code = "65"'), "hall.region_code: String should match pattern"),
         (('prefix = "B"', 'prefix = "BB"'), "services[pension].prefix"),
+        (('prefix = "B"', 'prefix = "O"'), "services[pension].prefix: prefix 'O' reads as a digit"),
+        (('prefix = "B"', 'prefix = "I"'), "services[pension].prefix: prefix 'I' reads as a digit"),
         (('services = ["permit"]', 'services = ["nothing"]'), "window 3 serves unknown service 'nothing'"),
         (('staff_a = "b1"', 'staff_a = "ghost"'), "window 2 names unknown staff 'ghost'"),
         (('id = "permit"', 'id = "pension"'), "services: 'pension' appears twice"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import psycopg
 from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
@@ -50,7 +51,7 @@ def test_no_page_without_login(browser, console):
     page = context.new_page()
     for path in PAGES:
         page.goto(console.url + path.lstrip("/"))
-        assert page.url == console.url + "login", path
+        assert page.url == console.url + "login" + ("" if path == "/" else f"?{urlencode({'next': path})}"), path
         expect(page.locator("form.login h1")).to_have_text("登录政务服务监管平台")
     context.close()
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -43,7 +44,9 @@ def test_no_page_without_login(console):
     with httpx.Client(base_url=console.url) as anonymous:
         for path in PAGES:
             response = anonymous.get(path)
-            assert response.status_code == 303 and response.headers["location"] == "/login", path
+            # To the login page, which brings the user back to the page asked for (the shared login rules).
+            expected = "/login" if path == "/" else f"/login?{urlencode({'next': path})}"
+            assert response.status_code == 303 and response.headers["location"] == expected, path
         assert anonymous.get("/api/halls/xinghua/hours").status_code == 401
         assert anonymous.get("/api/devices/stamp").status_code == 401
         assert anonymous.post("/logout").status_code == 401
@@ -234,7 +237,7 @@ def test_migration_4_summarises_what_an_older_database_already_holds(county_db):
 
 
 def test_the_summaries_finish_cases_as_the_core_does():
-    assert FINISHING == "(" + ", ".join(f"'{step.value}'" for step in FINISHING_STEPS) + ")"
+    assert "(" + ", ".join(f"'{step.value}'" for step in FINISHING_STEPS) + ")" == FINISHING
 
 
 def test_an_upheld_appeal_voids_its_rating_whichever_arrives_first(county_db):

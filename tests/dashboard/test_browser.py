@@ -80,6 +80,10 @@ def test_bad_rating_opens_a_case_worked_to_closure_on_the_page(browser, hall):
     case = page.locator(f"#case-{rated.receipt.case_id}")
     expect(case).to_contain_text("A001")
     expect(case.locator(".case-state")).to_have_text("待核实")
+    expect(case.locator(".reasons")).to_contain_text("态度不好")  # why the resident was unhappy, on the card
+    expect(case.locator(".comment")).to_contain_text("等了很久")
+    expect(case.locator("ol.steps li").first).to_contain_text("差评生成 · 群众差评自动立案")
+    assert "hub" not in case.locator("ol.steps").inner_text()
     expect(page.locator("table.grid tr.bad")).to_contain_text("非常不满意")
     notes = {"verified": "调取录像，情况属实", "rectified": "窗口人员已培训", "called_back": "电话回访，群众满意",
              "closed": ""}
@@ -130,6 +134,40 @@ def test_device_going_offline_and_low_paper_raise_alerts(browser, hall):
     page.context.close()
 
 
+def test_devices_page_reads_in_whole_words(browser, hall):
+    page = login(browser, hall, MANAGER, width=1366, height=768)
+    page.goto(hall.url + "devices")
+    hub = page.locator("tr[data-device=hub]")
+    expect(hub).to_contain_text("在线", timeout=3000)
+    expect(hub.locator("td.detail")).to_contain_text("已受理")  # the hub's facts in words, not accepted=3
+    assert "=" not in page.locator("#devices").inner_text()
+    expect(page.locator("tr[data-device=printer-1]")).to_contain_text("从未上线")
+    # No heading or badge breaks inside a word: each is one line high.
+    one_line = page.evaluate("""() => [...document.querySelectorAll('#devices th, #devices .badge')].filter(
+        e => e.getClientRects().length > 1 || e.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(e).fontSize) + 12
+    ).map(e => e.textContent)""")
+    assert one_line == []
+    page.context.close()
+
+
+def test_wall_board_fits_one_screen_and_follows_the_hall(browser, hall):
+    page = login(browser, hall, VIEWER, width=1920, height=1080)
+    page.goto(hall.url + "wall")
+    expect(page.locator("#windows .window")).to_have_count(3)
+    with hall.client("kiosk-1") as kiosk:
+        for _ in range(7):  # over alert_queue_length: a queue alert
+            kiosk.request(TakeTicket(service_id="pension"))
+        kiosk.request(TakeTicket(service_id="social"))
+    expect(page.locator("#waiting-total")).to_have_text("8", timeout=2000)
+    expect(page.locator("#alerts .alert-line")).to_be_visible()
+    assert page.locator("#alerts .alert-line").evaluate("e => e.getBoundingClientRect().height") < 60  # one line
+    assert page.locator("form, nav, button").evaluate_all("els => els.filter(e => e.offsetParent !== null).length") == 0
+    scroll = page.evaluate("() => [document.documentElement.scrollHeight, document.documentElement.scrollWidth]")
+    assert scroll[0] <= 1080 and scroll[1] <= 1920, scroll  # no scrolling on the wall
+    shoot(page, "wall")
+    page.context.close()
+
+
 def test_viewer_sees_everything_and_changes_nothing(browser, hall):
     with hall.client("kiosk-1") as kiosk, hall.client("console") as counter:
         kiosk.request(TakeTicket(service_id="social"))
@@ -158,12 +196,17 @@ def test_viewer_sees_everything_and_changes_nothing(browser, hall):
 def test_no_page_answers_without_login(browser, hall):
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
-    for path in ("", "charts", "ratings", "devices", "report"):
+    for path in ("", "charts", "ratings", "devices", "report", "wall"):
         page.goto(hall.url + path)
-        assert page.url == hall.url + "login"
+        assert page.url == hall.url + "login" + (f"?next=%2F{path}" if path else "")
     expect(page.locator("form.login h1")).to_have_text("登录大厅管理看板")
     shoot(page, "login")
     for path in ("api/board", "api/stream", "api/charts", "report.csv", "static/echarts.min.js"):
         assert page.request.get(hall.url + path, max_redirects=0).status in (401, 303)
     assert page.request.get(hall.url + "health").ok
+    # Logging in from there lands on the page that was asked for, not on the board.
+    page.fill("input[name=name]", MANAGER[0])
+    page.fill("input[name=password]", MANAGER[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(hall.url + "wall")
     context.close()

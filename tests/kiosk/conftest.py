@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -30,10 +31,11 @@ def kivy_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def run_scenario(mosquitto, tmp_path):
-    def run(name: str, timeout: float = 120) -> dict:
-        work = tmp_path / name
+    def run(name: str, timeout: float = 120, size: str | None = None) -> dict:
+        work = tmp_path / (name if size is None else f"{name}-{size}")
         work.mkdir()
-        proc = subprocess.run([sys.executable, "-m", "tests.kiosk.harness", name, str(work), mosquitto.url],
+        proc = subprocess.run([sys.executable, "-m", "tests.kiosk.harness", name, str(work), mosquitto.url,
+                               *([size] if size else [])],
                               cwd=ROOT, env=kivy_env(tmp_path / "kivy-home"), capture_output=True, text=True,
                               timeout=timeout, check=False)
         log = (work / "harness.log").read_text("utf-8") if (work / "harness.log").exists() else ""
@@ -57,17 +59,17 @@ def check_screenshot(shot: dict) -> None:
     assert not missing, f"{shot['png']}: no glyph for {missing!r} (would show as tofu)"
 
 
-_font: ImageFont.FreeTypeFont | None = None
-_notdef: bytes = b""
+@functools.cache
+def _font_and_notdef() -> tuple[ImageFont.FreeTypeFont, bytes]:
+    """The CJK font and the mask it draws for a character it lacks, loaded once."""
+    path = cjk_font()
+    assert path is not None, "no CJK font installed (fonts-wqy-microhei)"
+    font = ImageFont.truetype(str(path), 32)
+    return font, bytes(font.getmask("\U000f0000"))  # a private-use character no font has
 
 
 def has_glyph(char: str) -> bool:
-    global _font, _notdef
     if char.isspace():
         return True
-    if _font is None:
-        path = cjk_font()
-        assert path is not None, "no CJK font installed (fonts-wqy-microhei)"
-        _font = ImageFont.truetype(str(path), 32)
-        _notdef = bytes(_font.getmask("\U000f0000"))  # a private-use character no font has
-    return bytes(_font.getmask(char)) != _notdef
+    font, notdef = _font_and_notdef()
+    return bytes(font.getmask(char)) != notdef

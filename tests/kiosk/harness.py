@@ -2,7 +2,7 @@
 
 Kivy keeps one window and one app per process, so each test starts this module:
 
-    python -m tests.kiosk.harness SCENARIO WORKDIR BROKER_URL
+    python -m tests.kiosk.harness SCENARIO WORKDIR BROKER_URL [WIDTHxHEIGHT]
 
 It starts the hub (in process, on the test's Mosquitto), the virtual printer, the
 ID-card simulator on a pseudo-terminal and the simulated document camera, writes the
@@ -69,6 +69,7 @@ class Context:
 
 def main(argv: list[str]) -> int:
     scenario_name, work, broker_url = argv[0], Path(argv[1]), argv[2]
+    screen = tuple(int(n) for n in argv[3].split("x")) if len(argv) > 3 else None
     logging.basicConfig(level=logging.INFO, filename=work / "harness.log",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tests.kiosk import scenarios
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
     ctx.start_hub()
     from hallkit.kiosk import boot
 
-    size = config.kiosk.display.size if kind == "display" else config.kiosk.size
+    size = screen or (config.kiosk.display.size if kind == "display" else config.kiosk.size)
     boot.prepare(size, "windowed", kiosk=True)
     from hallkit.kiosk.testing import Script
 

@@ -19,7 +19,7 @@ from hallkit.contracts.hall import AppointmentView
 from hallkit.kiosk.screens.appointment_flow import check_in_command
 from hallkit.kiosk.screens.base import KioskScreen
 from hallkit.kiosk.screens.retry_flow import RETRY_SECONDS
-from hallkit.kiosk.testing import Scenario, Step, find_text, settled, tap, texts
+from hallkit.kiosk.testing import Scenario, Step, find_text, layout_problems, settled, tap, texts
 
 from hallkit.queue.models import CallNext, Pause, Recall, Resume, TakeTicket
 from hallkit.testing import KIOSK_PIN
@@ -225,7 +225,15 @@ def idle_reset(ctx: Context) -> Scenario:
         ctx.timers.advance(10)
         tap(screen(ctx, "confirm").ids.card_banner)
     ctx.result["after_tapping"] = {"screen": app.current, "resident": app.resident is not None}
+    # Quiet for a while: "还在吗？" counts down; a touch then keeps the visit.
+    ctx.timers.advance(idle - 10)
+    yield laid_out(ctx)
+    warning = ctx.shot("idle_warning")
+    ctx.result["warning"] = {"left": app.idle_left, "shown": [t for t in warning["texts"] if "还在吗" in t]}
+    tap(screen(ctx, "confirm").ids.card_banner)
+    ctx.result["after_touch_in_warning"] = {"left": app.idle_left, "screen": app.current}
     ctx.timers.advance(idle - 1)
+    ctx.result["countdown_end"] = app.idle_left
     ctx.result["just_before_idle"] = app.current
     ctx.timers.advance(1)
     yield from arrive(ctx, "home")
@@ -437,8 +445,59 @@ def display(ctx: Context) -> Scenario:
     ctx.result["wavs"] = sorted(str(p) for p in (ctx.work / "voice").glob("call-*.wav"))
 
 
+def display_busy(ctx: Context) -> Scenario:
+    """A busy board at the harness's screen size: every service waiting, windows calling and paused."""
+    app = ctx.app
+    yield lambda: not app.status_text
+    with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
+        for round_ in range(3):
+            for service in ctx.config.services[round_:]:
+                console.request(TakeTicket(service_id=service.id))
+        for window in (1, 2, 3, 2, 1, 3):
+            console.request(CallNext(window=window))
+        console.request(Pause(window=4))
+    yield lambda: app.calls_shown >= 6 and "暂停" in texts(app.board.ids.windows) and len(app.board.ids.waiting.children) > 0
+    yield laid_out(ctx)
+    ctx.result["texts"] = ctx.shot(f"display-{int(app.root.width)}x{int(app.root.height)}")["texts"]
+    ctx.result["problems"] = layout_problems(app.root, ignore=(app.board.ids.notice,))
+    ctx.result["waiting_shown"] = len(app.board.ids.waiting.children)
+    ctx.result["numbers_font"] = app.board.ids.latest_number.font_name
+
+
+def gallery(ctx: Context) -> Scenario:
+    """The screens a resident sees, for docs/screenshots (scripts/screenshots.py): home, services,
+    confirm, ticket, then elder mode; at the harness's screen size."""
+    app = ctx.app
+    yield from ready(ctx)
+    ctx.shot("home")
+    ctx.idcard.place("valid")
+    yield lambda: app.resident is not None
+    tap(find_text(screen(ctx, "home").ids.groups, "劳动保障"))
+    yield from arrive(ctx, "services")
+    ctx.shot("services")
+    tap(find_text(screen(ctx, "services"), "就业登记"))
+    yield from arrive(ctx, "confirm")
+    ctx.shot("confirm")
+    tap(screen(ctx, "confirm").ids.take)
+    yield from arrive(ctx, "ticket")
+    yield lambda: app.print_state == "printed"
+    yield laid_out(ctx)
+    ctx.shot("ticket")
+    tap(screen(ctx, "ticket").ids.done)
+    yield from arrive(ctx, "home")
+    ctx.idcard.remove()
+    tap(screen(ctx, "home").ids.elder_button)
+    yield lambda: app.elder
+    yield laid_out(ctx)
+    ctx.shot("elder-home")
+    tap(find_text(screen(ctx, "home").ids.groups, "社会救助"))
+    yield from arrive(ctx, "services")
+    ctx.shot("elder-services")
+
+
 def paused_windows(ctx: Context) -> Scenario:
     """A paused window says so on its tile; a service no open window serves says so, and a tap says why."""
+    app = ctx.app
     yield from ready(ctx)
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         console.request(Pause(window=3))
@@ -453,10 +512,17 @@ def paused_windows(ctx: Context) -> Scenario:
     yield lambda: any("暂停办理" in line for line in texts(screen(ctx, "services")))
     yield laid_out(ctx)
     ctx.result["services_texts"] = ctx.shot("services_paused")["texts"]
+    ctx.idcard.place("valid")  # a resident with a card: refused one service, they choose another
+    yield lambda: app.resident is not None
     tap(find_text(screen(ctx, "services"), "失业登记"))
     yield from arrive(ctx, "refused")
     ctx.result["refused_texts"] = ctx.shot("refused_paused")["texts"]
     ctx.result["issued"] = sum(ctx.hub.queue.engine.state.counters.values())
+    tap(find_text(screen(ctx, "refused"), "选择其他业务"))
+    yield from arrive(ctx, "services")
+    ctx.result["after_refused"] = {"screen": app.current, "card": app.resident is not None,
+                                   "group": app.group.name if app.group else None}
+    ctx.idcard.remove()
     with HallClient(ctx.broker, ctx.config.hall.id, "console") as console:
         console.request(Resume(window=1))
         console.request(Resume(window=3))
@@ -473,4 +539,6 @@ SCENARIOS = {
     "appointment_check_in": (appointment_check_in, "kiosk"),
     "paused_windows": (paused_windows, "kiosk"),
     "display": (display, "display"),
+    "display_busy": (display_busy, "display"),
+    "gallery": (gallery, "kiosk"),
 }

@@ -59,6 +59,11 @@ def test_idle_reset_drops_personal_data(run_scenario):
     result = run_scenario("idle_reset")["result"]
     assert result["before"] == {"resident": True, "service": "jiuye", "elder": True}
     assert result["after_tapping"] == {"screen": "confirm", "resident": True}
+    # The last 15 s count down on screen; a touch then ends the warning and keeps the visit.
+    assert result["warning"]["left"] == 10
+    assert result["warning"]["shown"] == ["还在吗？10 秒后返回首页，请触摸屏幕继续办理"]
+    assert result["after_touch_in_warning"] == {"left": 0, "screen": "confirm"}
+    assert result["countdown_end"] == 1
     assert result["just_before_idle"] == "confirm"
     assert result["after"] == {"resident": False, "service": "", "elder": False, "name_on_screen": False}
 
@@ -115,6 +120,18 @@ def test_paused_windows_are_shown_and_their_services_refused_with_the_reason(run
     assert any("失业登记" in line and "暂停办理" in line for line in result["services_texts"])
     assert any("失业登记" in line and "暂无开放的窗口" in line for line in result["refused_texts"])
     assert result["issued"] == 0
+    # Its button goes back to the list with the card still read: the visit goes on.
+    assert result["after_refused"] == {"screen": "services", "card": True, "group": "劳动保障"}
+
+
+@pytest.mark.parametrize("size", ["1920x1080", "1366x768", "1280x720"])
+def test_display_board_fits_the_screen_with_whole_names(run_scenario, size):
+    result = run_scenario("display_busy", size=size)["result"]
+    assert result["problems"] == []  # nothing cut, nothing drawn over something else or off the screen
+    names = [line.replace("\n", "") for line in result["texts"]]
+    assert "困难残疾人生活补贴和重度残疾人护理补贴" in names  # the longest names in full, on two lines
+    assert result["waiting_shown"] >= 4
+    assert result["numbers_font"] == "HallNumbers"
 
 
 def test_display_shows_calls_within_a_second_and_speaks_them(run_scenario):
@@ -126,6 +143,6 @@ def test_display_shows_calls_within_a_second_and_speaks_them(run_scenario):
     assert result["call_frames"] <= 1  # on the board at the frame after the event arrived
     assert result["shown"].startswith("C")  # window 3 serves the labour services
     assert "正在叫号" in result["texts"] or "再次呼叫" in result["texts"]
-    assert result["texts"][result["texts"].index("4号窗口") + 1] == "暂停"  # two characters: the column holds no more
+    assert result["texts"][result["texts"].index("4号窗口"):][:3] == ["4号窗口", "规划·退役军人", "暂停"]
     with wave.open(result["wavs"][0]) as wav:
         assert 4.0 < wav.getnframes() / wav.getframerate() < 20.0

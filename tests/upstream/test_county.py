@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import threading
@@ -15,7 +16,7 @@ from hallkit.contracts.uplink import DeviceTelemetry, QueueFigures, QueueStats, 
 from hallkit.county.cli import register
 from hallkit.county.ingest import Ingest
 from hallkit.county.report import county_report
-from hallkit.county.schema import LATEST, SchemaTooNew, migrate
+from hallkit.county.schema import LATEST, TICKET_DAY, SchemaTooNew, migrate
 from hallkit.county.store import parse, write
 from hallkit.uplink.testing import SERVED, case, rating
 
@@ -41,17 +42,13 @@ class Proxy:
 
     def down(self) -> None:
         if self._server is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close alone does not
-            except OSError:
-                pass
             self._server.close()
             self._server = None
         for sock in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         self._sockets.clear()
 
@@ -134,6 +131,24 @@ def test_migrations_apply_once_and_refuse_a_newer_schema(county_db):
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, 'from the future')", (LATEST + 1,))
         with pytest.raises(SchemaTooNew):
             migrate(conn)
+
+
+def test_ticket_day_is_inlined_and_names_the_days_it_did(county_db):
+    """Migration 5 rewrote ``ticket_day`` for speed: the same day (or none) for every id, every day of
+    four years and dates that do not exist, and the planner inlines it (no call per row)."""
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute(TICKET_DAY.replace("FUNCTION ticket_day(", "FUNCTION ticket_day_4(", 1))
+        conn.execute("""CREATE TEMP TABLE ids AS SELECT to_char(date '2023-01-01' + n, 'YYYYMMDD') || '-A001' AS id
+                        FROM generate_series(0, 4 * 366) AS n""")
+        conn.execute("""INSERT INTO ids VALUES ('20230229-A001'), ('20240229-A001'), ('21000229-A001'),
+            ('20000229-A001'), ('20260230-A001'), ('20260431-A001'), ('20261301-A001'), ('20260001-A001'),
+            ('20260100-A001'), ('00010101-A001'), ('20260101A001'), ('2026010-A001'), (''), ('x')""")
+        assert conn.execute("SELECT count(*), count(ticket_day(id)) FROM ids").fetchone() == (4 * 366 + 15, 4 * 366 + 3)
+        assert conn.execute("SELECT count(*) FROM ids WHERE ticket_day(id) IS DISTINCT FROM ticket_day_4(id)"
+                             ).fetchone() == (0,)
+        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN VERBOSE SELECT ticket_day(id) FROM ids"))
+        assert "ticket_day" not in plan and "make_date" in plan, plan
 
 
 def _store(conn: psycopg.Connection, kind: UpKind, hall: str, bodies: list[str], first_seq: int) -> None:

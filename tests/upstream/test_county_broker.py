@@ -68,7 +68,7 @@ class Session:
         for topic in topics:
             count = len(self.subacks)
             self.client.subscribe(topic, 1)
-            wait_for(lambda: len(self.subacks) > count, timeout=5)
+            wait_for(lambda count=count: len(self.subacks) > count, timeout=5)
 
 
 @pytest.fixture

@@ -34,9 +34,10 @@ class Producer:
     """The hub process of the test (tests/upstream/producer.py)."""
 
     def __init__(self, config: Path, data: Path, broker_url: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.upstream.producer", str(config), str(data), broker_url, str(COUNT)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(data.parent / "hub.log", "ab"), text=True)
+        with open(data.parent / "hub.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.upstream.producer", str(config), str(data), broker_url, str(COUNT)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
 
     def wait_for_line(self, wanted: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -71,12 +72,12 @@ def backlog(hall_broker) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def publish(broker, messages: list[tuple[str, bytes]]) -> None:
+def publish(broker, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
     client = make_client(broker.address, "test-intruder")
     client.connect(broker.address.host, broker.address.port)
     client.loop_start()
     for topic, payload in messages:
-        client.publish(topic, payload, qos=1).wait_for_publish(5)
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
 
@@ -97,7 +98,9 @@ def test_outage_kill_and_restore_every_rating_once_in_order(tmp_path, hall_broke
         # A printer's state goes up as telemetry, thinned to what changed.
         printer = DeviceStatus(device="printer-1", state=DeviceState.ONLINE, session=3, kind="printer",
                                version="2.1", detail={"paper": "near_end"})
-        publish(hall_broker, [(Topics("test-hall").device_status("printer-1"), printer.model_dump_json().encode())])
+        # Retained, as every device's status (docs/contract.md): the hub reads it whenever it subscribes.
+        publish(hall_broker, [(Topics("test-hall").device_status("printer-1"), printer.model_dump_json().encode())],
+                retain=True)
         hub.wait_for_line("done")
         # Everything waits in the outbox, and `hall status` says how much and since when.
         wait_for(lambda: backlog(hall_broker) == COUNT + 1, timeout=20)

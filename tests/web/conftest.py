@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +28,10 @@ from hallkit.queue.models import TakeTicket, TicketView
 from hallkit.testing import WEB_HALL, free_port
 from tests.dashboard.conftest import MANAGER, VIEWER
 
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+SCREENSHOTS = (Path(__file__).parents[2] / "docs" / "screenshots" if os.environ.get("HALLKIT_DOCS_SCREENSHOTS")
+               else Path(tempfile.gettempdir()) / "hallkit-screenshots")
+"""docs/screenshots only when asked (HALLKIT_DOCS_SCREENSHOTS=1, as scripts/screenshots.py sets it): a
+test run leaves the checkout as it found it."""
 
 
 def web_config(port: int, web: str = "", rating: str = "", upstream: str = "") -> HallConfig:

@@ -85,9 +85,9 @@ def test_a_day_through_all_three_kinds(rating_hub, mosquitto, pads):
         assert by_number[s.number].channel is RatingChannel.PAD
     assert len(cases) == sum(1 for s in rated if s.behaviour.level.bad)
     assert {e.status for e in events} == {EventStatus.RATED, EventStatus.PENDING}
-    for window in KINDS:
+    for window, kind in KINDS.items():
         status = status_of(mosquitto.address, f"pad-{window}")
-        assert status.state == "online" and status.problems == [] and status.detail["pad"] == KINDS[window]
+        assert status.state == "online" and status.problems == [] and status.detail["pad"] == kind
 
 
 def test_serial_pad_garbage_and_unplugging_are_reported_and_it_recovers(rating_hub, mosquitto, pads):

@@ -1,0 +1,82 @@
+"""The hub's own CPU per take, one burst at a time: less sensitive to a loaded machine than bench/hub.py.
+
+    .venv/bin/python bench/hub_burst.py [--bursts 40] [--size 64] [--code DIR ...]
+
+A hub in this process against a real Mosquitto is handed ``--bursts`` bursts of ``--size`` take
+requests (``Hub.handle_batch``, the request thread's work: parse, check, run, commit, reply and
+notices handed to paho), and the thread's CPU time per take is printed as min / median / p90,
+with the load. paho's own thread (the socket writes) and the broker are not in it: bench/hub.py
+measures the whole. ``--code DIR`` runs the same in another source tree (its own ``.venv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(bursts: int, size: int) -> list[float]:
+    sys.path.insert(0, str(ROOT))
+    from hallkit.broker.hub import Hub
+    from hallkit.contracts.hall import CommandRequest, Topics
+
+    from hallkit.config import parse_config
+    from hallkit.queue.models import TakeTicket
+    from tests.broker.test_hub import HALL_WITH_DEVICES
+    from tests.brokers import Mosquitto
+
+    # Logged as in production (formatted, written, flushed), not shown.
+    logging.basicConfig(level=logging.INFO, handlers=[logging.FileHandler(os.devnull)])
+    services = ("social", "pension", "permit")
+    topics = Topics("test-hall")
+    per_take = []
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Mosquitto(Path(tmp) / "mosquitto").start()
+        hub = Hub(parse_config(HALL_WITH_DEVICES), broker.address, Path(tmp) / "data")
+        hub.start()
+        try:
+            for _ in range(bursts):
+                burst = [(topics.command("kiosk-1"),
+                          CommandRequest(device="kiosk-1", reply_to=topics.reply("kiosk-1"),
+                                         command=TakeTicket(service_id=services[i % 3])).model_dump_json().encode())
+                         for i in range(size)]
+                cpu = time.thread_time()
+                hub.handle_batch(burst)
+                per_take.append((time.thread_time() - cpu) / size * 1e6)
+                time.sleep(0.05)  # let paho's thread write them out before the next burst
+        finally:
+            hub.stop()
+            broker.stop()
+    return per_take
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bursts", type=int, default=40)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--code", type=Path, action="append", default=[])
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # this tree only, no others
+    args = parser.parse_args()
+    if args.one:
+        per_take = sorted(measure(args.bursts, args.size))
+        one, five, _ = os.getloadavg()
+        print(f"{ROOT}: {statistics.median(per_take):.0f} us median CPU per take (min {per_take[0]:.0f}, p90 "
+              f"{per_take[int(len(per_take) * 0.9)]:.0f}; {args.bursts} bursts of {args.size}; load {one:.2f}/{five:.2f})")
+        return
+    for code in [ROOT, *args.code]:
+        own = code / ".venv" / "bin" / "python"
+        subprocess.run([str(own if own.exists() else sys.executable), str(code / "bench" / "hub_burst.py"), "--one",
+                        "--bursts", str(args.bursts), "--size", str(args.size)], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""``hall demo --headless``: a bounded queue, the virtual printer in use, a fresh state per run, a quiet Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hallkit.demo.demo import BALK_PER_WINDOW, arrival_weights, demo_config, window_word
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY = re.compile(r"等候 waiting (\d+)")
+
+
+def _demo(data: Path, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "hallkit.cli", "demo", "--headless", "--speed", "200",
+                             "--data", str(data), *extra], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_headless_demo_keeps_its_queue_bounded_and_prints_on_the_virtual_printer(tmp_path):
+    demo = _demo(tmp_path, "--duration", "20")
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 0, err[-3000:]
+    waiting = [int(n) for n in SUMMARY.findall(out)]
+    assert len(waiting) >= 4, out
+    config = demo_config(tmp_path, None)
+    assert max(waiting) <= BALK_PER_WINDOW * len(config.windows) + len(config.windows)
+    assert max(waiting[len(waiting) // 2:]) < 3 * len(config.windows)  # not growing without end
+    assert list((tmp_path / "printed-tickets").glob("ticket-*.png"))  # the same printer as with windows
+    assert "Traceback" not in err
+
+
+def test_each_run_starts_fresh_unless_kept(tmp_path):
+    config = demo_config(tmp_path, None)
+    marker = tmp_path / config.hall.id / "from-an-earlier-run"
+    marker.parent.mkdir(parents=True)
+    marker.touch()
+    kept = _demo(tmp_path, "--duration", "3", "--keep")
+    kept.communicate(timeout=120)
+    assert marker.exists()
+    fresh = _demo(tmp_path, "--duration", "3")
+    out, _err = fresh.communicate(timeout=120)
+    assert not marker.exists() and "fresh hall state" in out
+
+
+def test_ctrl_c_stops_the_demo_without_a_traceback(tmp_path):
+    demo = _demo(tmp_path)
+    assert demo.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # running: its first summary line is out
+        line = demo.stdout.readline()
+        if SUMMARY.search(line):
+            break
+    demo.send_signal(signal.SIGINT)
+    out, err = demo.communicate(timeout=60)
+    assert demo.returncode == 0, err[-3000:]
+    assert "hallkit demo stopped" in out
+    assert "Traceback" not in err and "CancelledError" not in err, err[-3000:]
+
+
+def test_summary_and_arrivals_follow_the_windows(tmp_path):
+    assert [window_word(True, False, "A001"), window_word(True, False, None), window_word(True, True, None),
+            window_word(False, False, None)] == ["A001", "-", "暂停paused", "关闭closed"]
+    config = demo_config(tmp_path, None)
+    weights = arrival_weights(config)
+    # Every window's share of residents adds up to one window's worth: none is sent more than it serves.
+    assert abs(sum(weights) - len(config.windows)) < 1e-9 and min(weights) > 0
