@@ -27,14 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(bursts: int, size: int) -> list[float]:
     sys.path.insert(0, str(ROOT))
     from hallkit.broker.hub import Hub
+    from hallkit.broker.testing import Mosquitto
     from hallkit.contracts.hall import CommandRequest, Topics
 
     from hallkit.config import parse_config
     from hallkit.queue.models import TakeTicket
-    from tests.broker.test_hub import HALL_WITH_DEVICES
-    from tests.brokers import Mosquitto
-
-    # Logged as in production (formatted, written, flushed), not shown.
+    from hallkit.testing import HALL_WITH_DEVICES
     logging.basicConfig(level=logging.INFO, handlers=[logging.FileHandler(os.devnull)])
     services = ("social", "pension", "permit")
     topics = Topics("test-hall")

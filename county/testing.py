@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import count
+from typing import Literal
 from uuid import uuid4
 
 import psycopg
@@ -51,14 +52,14 @@ def create_database(prefix: str = "hallkit_test") -> str:
     """A new, empty database named ``prefix`` and a random suffix; returns its name."""
     name = f"{prefix}_{uuid4().hex[:12]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a name we made, not input
+        conn.execute(f"CREATE DATABASE {name}")  # a name we made, not input
     return name
 
 
 def drop_database(name: str) -> None:
     """Drop database ``name``, closing whatever is still connected to it."""
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @contextmanager
@@ -70,6 +71,9 @@ def fresh_database(prefix: str = "hallkit_test") -> Iterator[str]:
     finally:
         drop_database(name)
 
+
+Presence = Literal["online", "offline"]
+"""A hall's link or a device, as the uplink reports it."""
 
 COUNTY = "test-county"
 HALLS = {  # hall: (name, township)
@@ -97,7 +101,7 @@ def store(conn: psycopg.Connection, kind: UpKind, hall: str, bodies: list[str]) 
         write(conn, [parsed])
 
 
-def link(conn: psycopg.Connection, hall: str, state: str = "online", backlog: int = 0) -> None:
+def link(conn: psycopg.Connection, hall: str, state: Presence = "online", backlog: int = 0) -> None:
     status = UplinkStatus(hall=hall, county=COUNTY, state=state, session=1, backlog=backlog)
     with conn.transaction():
         write(conn, [parse(UpTopics(COUNTY, hall).status, status.model_dump_json().encode())])
@@ -176,7 +180,7 @@ def case(rating: Rating, step: CaseStep, when: datetime, deadline: date) -> Case
                       deadline=deadline)
 
 
-def telemetry(hall: str, device: str, kind: str, state: str, paper: str | None = None,
+def telemetry(hall: str, device: str, kind: str, state: Presence, paper: str | None = None,
               observed: datetime | None = None, faults: list[str] | None = None) -> DeviceTelemetry:
     return DeviceTelemetry(telemetry_id=f"t-{next(_ids)}", hall_id=hall, device=device, kind=kind, state=state,
                            session=1, version="1.4.2", observed_at=observed or datetime.now(UTC),
