@@ -72,6 +72,9 @@ def fresh_database(prefix: str = "hallkit_test") -> Iterator[str]:
         drop_database(name)
 
 
+Presence = Literal["online", "offline"]
+"""A hall's link or a device, as the uplink reports it."""
+
 COUNTY = "test-county"
 HALLS = {  # hall: (name, township)
     "xinghua": ("兴华镇便民服务中心", "兴华镇"),
@@ -98,7 +101,7 @@ def store(conn: psycopg.Connection, kind: UpKind, hall: str, bodies: list[str]) 
         write(conn, [parsed])
 
 
-def link(conn: psycopg.Connection, hall: str, state: Literal["online", "offline"] = "online", backlog: int = 0) -> None:
+def link(conn: psycopg.Connection, hall: str, state: Presence = "online", backlog: int = 0) -> None:
     status = UplinkStatus(hall=hall, county=COUNTY, state=state, session=1, backlog=backlog)
     with conn.transaction():
         write(conn, [parse(UpTopics(COUNTY, hall).status, status.model_dump_json().encode())])
@@ -177,7 +180,7 @@ def case(rating: Rating, step: CaseStep, when: datetime, deadline: date) -> Case
                       deadline=deadline)
 
 
-def telemetry(hall: str, device: str, kind: str, state: Literal["online", "offline"], paper: str | None = None,
+def telemetry(hall: str, device: str, kind: str, state: Presence, paper: str | None = None,
               observed: datetime | None = None, faults: list[str] | None = None) -> DeviceTelemetry:
     return DeviceTelemetry(telemetry_id=f"t-{next(_ids)}", hall_id=hall, device=device, kind=kind, state=state,
                            session=1, version="1.4.2", observed_at=observed or datetime.now(UTC),

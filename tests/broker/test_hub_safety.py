@@ -16,13 +16,14 @@ from hallkit.broker.latest import LatestPerKey
 from hallkit.contracts.hall import Topics
 from hallkit.contracts.uplink import DeviceTelemetry
 from hallkit.uplink.outbox import Outbox
+from hallkit.uplink.testing import hall_config as upstream_config
+from hallkit.uplink.testing import unreachable_url
 
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
 from hallkit.store.lock import FolderInUse
-from tests.broker.test_hub import HALL_WITH_DEVICES, wait_for
-from tests.upstream.records import hall_config as upstream_config
-from tests.upstream.test_outbox import unreachable_url
+from hallkit.testing import HALL_WITH_DEVICES
+from tests.broker.test_hub import wait_for
 
 ROOT = Path(__file__).parents[2]
 TOPICS = Topics("test-hall")

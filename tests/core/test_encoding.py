@@ -11,7 +11,7 @@ from hallkit.config import HallConfig
 from hallkit.encoding import dump_spliced
 from hallkit.queue.models import CallNext, Complete, Outcome, TakeTicket
 from hallkit.store.durable import Answer, DurableQueue
-from tests.conftest import MONDAY
+from hallkit.testing import MONDAY
 
 
 def test_the_stored_outcome_is_the_outcome_encoded_whole(small_config: HallConfig, tmp_path) -> None:

@@ -14,8 +14,7 @@ from hallkit.contracts.mqtt import make_client
 from hallkit.dashboard.server import DashboardServer
 from hallkit.dashboard.web import SECURITY_HEADERS
 
-from tests.brokers import free_port
-from tests.dashboard.conftest import DASHBOARD_HALL
+from hallkit.testing import DASHBOARD_HALL, free_port
 
 ROOT = Path(__file__).parents[2]
 

@@ -9,7 +9,7 @@ from hallkit.contracts.hall import DeviceState, DeviceStatus
 
 from hallkit.config import parse_config
 from hallkit.i18n import Message
-from tests.broker.test_hub import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES
 
 UPSTREAM = '\n[upstream]\nbroker = "mqtts://county.example:8883"\npassword_file = "/etc/hallkit/upstream.secret"\n'
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

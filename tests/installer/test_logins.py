@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hallkit.cli import main
+from hallkit.testing import free_port
 from tests.broker.test_mosquitto_config import secured  # noqa: F401 - the fixture: a broker from `hall broker config`
-from tests.brokers import free_port
 
 
 def status(broker, *extra: str) -> list[str]:  # noqa: ANN001

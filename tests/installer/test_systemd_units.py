@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hallkit.cli import main
-from tests.broker.test_hub import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES
 
 ANALYZE = shutil.which("systemd-analyze")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers import free_port
+from hallkit.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mosquitto -c", "hall hub", "hall dashboard", "hall web", "hall county ingest")
