@@ -171,6 +171,15 @@ class _HallBroker(Broker):
         if any(s.client_id == session.client_id for s, _ in subscribers):
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
+    async def shutdown(self) -> None:
+        # Stop listening first: amqtt closes its listeners last, after cleaning up every session,
+        # which clients that keep reconnecting and resending (a hall's uplink) can hold up for
+        # minutes, with the port still taken by a broker that is meant to be gone.
+        for server in self._servers.values():
+            if server.instance is not None:
+                server.instance.close()
+        await super().shutdown()
+
 
 class EmbeddedBroker:
     """An amqtt broker on its own event-loop thread, with the logins and ACL in ``access``."""
