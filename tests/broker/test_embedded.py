@@ -151,3 +151,34 @@ def test_a_client_gets_only_the_retained_messages_it_subscribed_to(embedded):
     assert received == []  # amqtt 0.12.1 would hand it pad-2's retained status
     for client in (owner, other, *crowd):
         client.loop_stop()
+
+
+def test_a_stopped_broker_frees_its_port_while_a_client_keeps_sending(tmp_path):
+    """amqtt closes its listener last, after every session; a client that keeps publishing (a hall
+    resending its uplink) held the port for minutes and a restart on it failed. Now it is free at once."""
+    broker = Embedded(tmp_path / "broker")
+    broker.broker.start()
+    sender = make_client(broker.login("kiosk-1"), "kiosk-1")
+    sender.connect(broker.address.host, broker.address.port)
+    sender.loop_start()
+    sending = threading.Event()
+    sending.set()
+
+    def keep_sending() -> None:
+        while sending.is_set():
+            sender.publish(TOPICS.device_status("kiosk-1"), b"{}", qos=1)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=keep_sending, daemon=True)
+    thread.start()
+    try:
+        broker.broker.stop(timeout=0.5)
+        again = EmbeddedBroker(hall_logins(broker.config, tmp_path / "broker", broker.broker.port)[1],
+                               port=broker.broker.port)
+        again.start()  # raises "port … is already in use" when the old listener still holds it
+        again.stop(timeout=1)
+    finally:
+        sending.clear()
+        thread.join(timeout=5)
+        sender.loop_stop()
+        sender.disconnect()
