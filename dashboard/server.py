@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
@@ -16,6 +15,7 @@ from hallkit.contracts.mqtt import BrokerAddress
 from hallkit.dashboard.app import Dashboard
 from hallkit.dashboard.live import LiveHall
 from hallkit.dashboard.stats import EventLog
+from hallkit.dashboard.web import local_url, serve_in_background, stop_serving
 
 from hallkit.accounts import ACCOUNTS_FILE, UserStore
 from hallkit.commandline import listening_socket
@@ -53,8 +53,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+        return local_url(self.host, self.port, bool(self.tls)) + "/"
 
     def run(self) -> None:
         """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
@@ -71,20 +70,11 @@ class DashboardServer:
         """In a thread, for the demo and tests; returns once the port answers."""
         sock = listening_socket(self.host, self.port)
         self.live.start()
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="dashboard-http",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + wait
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise OSError(f"the dashboard did not start on {self.host}:{self.port}")
-            time.sleep(0.02)
+        self._thread = serve_in_background(self.server, "dashboard", sock, wait)
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        stop_serving(self.server, self._thread)
         self.close()
 
     def close(self) -> None:

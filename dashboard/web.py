@@ -11,11 +11,15 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
+import uvicorn
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -186,3 +190,33 @@ class SessionPages:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
+
+
+# ---- serving: the dashboard, the county's console and the phone page alike ----------------------
+
+
+def local_url(host: str, port: int, tls: bool) -> str:
+    """Where a browser on this machine reaches a server listening on ``host``."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def serve_in_background(server: uvicorn.Server, what: str, sock: socket.socket | None = None,
+                        wait: float = 10.0) -> threading.Thread:
+    """Run ``server`` on a thread (the demo, tests, benches); return once it serves, or raise
+    ``OSError`` naming ``what`` (given ``sock``, the port was bound before anything else started)."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock] if sock else None},
+                              name=f"{what}-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + wait
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise OSError(f"the {what} did not start on {server.config.host}:{server.config.port}")
+        time.sleep(0.02)
+    return thread
+
+
+def stop_serving(server: uvicorn.Server, thread: threading.Thread | None) -> None:
+    server.should_exit = True
+    if thread is not None:
+        thread.join(timeout=10)

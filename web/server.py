@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
 from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.dashboard.web import local_url, serve_in_background, stop_serving
 from hallkit.web.app import PhonePage
 from hallkit.web.live import PhoneHall
 
@@ -44,8 +44,7 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return local_url(self.host, self.port, bool(self.tls))
 
     def run(self) -> None:
         """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
@@ -61,18 +60,9 @@ class WebServer:
         """In a thread, for the demo, tests and bench; returns once the port answers."""
         sock = listening_socket(self.host, self.port)
         self.hall.start()
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="web-http",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + wait
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise OSError(f"the phone page did not start on {self.host}:{self.port}")
-            time.sleep(0.02)
+        self._thread = serve_in_background(self.server, "phone page", sock, wait)
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        stop_serving(self.server, self._thread)
         self.hall.stop()

@@ -6,7 +6,6 @@ Used by ``hall county web`` (in the foreground) and the tests and bench (in a th
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import psycopg
@@ -14,6 +13,7 @@ import uvicorn
 from hallkit.county.schema import migrate
 from hallkit.county.web.accounts import open_users
 from hallkit.county.web.app import Console, Pool
+from hallkit.dashboard.web import local_url, serve_in_background, stop_serving
 
 
 class ConsoleServer:
@@ -31,8 +31,7 @@ class ConsoleServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}/"
+        return local_url(self.host, self.port, tls=False) + "/"
 
     def run(self) -> None:
         """In the foreground until Ctrl-C or SIGTERM (uvicorn handles both)."""
@@ -42,19 +41,11 @@ class ConsoleServer:
             self.close()
 
     def start(self, wait: float = 10.0) -> ConsoleServer:
-        self._thread = threading.Thread(target=self.server.run, name="county-console-http", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + wait
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise OSError(f"the county console did not start on {self.host}:{self.port}")
-            time.sleep(0.02)
+        self._thread = serve_in_background(self.server, "county console", wait=wait)
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        stop_serving(self.server, self._thread)
         self.close()
 
     def close(self) -> None:
