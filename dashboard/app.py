@@ -64,10 +64,7 @@ class Dashboard(SessionPages):
 
     def app(self) -> Starlette:
         routes = [
-            Route("/health", self.health),
-            Route("/login", self.login_page, methods=["GET"]),
-            Route("/login", self.login, methods=["POST"]),
-            Route("/logout", self.logout, methods=["POST"]),
+            *self.session_routes(),
             Route("/", self.board_page),
             Route("/wall", self.wall_page),
             Route("/charts", self.charts_page),

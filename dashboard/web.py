@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hallkit.accounts import AuthError, Role, Session, UserStore
@@ -137,6 +138,18 @@ class SessionPages:
 
     def render(self, request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
         raise NotImplementedError
+
+    async def health(self, _request: Request) -> JSONResponse:
+        raise NotImplementedError
+
+    def session_routes(self) -> list[Route]:
+        """The routes every app with logins has: its health check, logging in and out."""
+        return [
+            Route("/health", self.health),
+            Route("/login", self.login_page, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+        ]
 
     async def login_page(self, request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
         # Keep the token a browser already holds: its favicon request also lands here, and a new

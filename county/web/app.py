@@ -84,10 +84,7 @@ class Console(SessionPages):
 
     def app(self) -> Starlette:
         routes = [
-            Route("/health", self.health),
-            Route("/login", self.login_page, methods=["GET"]),
-            Route("/login", self.login, methods=["POST"]),
-            Route("/logout", self.logout, methods=["POST"]),
+            *self.session_routes(),
             Route("/", self.halls_page),
             Route("/halls/{hall}", self.hall_page),
             Route("/api/halls/{hall}/hours", self.hall_hours),
