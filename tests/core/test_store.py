@@ -275,8 +275,10 @@ def test_killed_process_loses_nothing_acknowledged(small_config: HallConfig, db:
         acknowledged += read
         time.sleep(rng.uniform(0, 0.05))
         os.kill(child.pid, signal.SIGKILL)
-        rest, _ = child.communicate(timeout=10)
-        assert child.returncode == -signal.SIGKILL
+        # Through the same text reader as above: communicate(timeout=…) reads the pipe's descriptor
+        # directly and would skip what this reader had already buffered, starting mid-line.
+        rest = child.stdout.read()
+        assert child.wait(timeout=10) == -signal.SIGKILL
         # Lines read here were printed before the kill; a torn last line was never acknowledged.
         acknowledged += [json.loads(line) for line in rest.splitlines() if line.endswith("}")]
         check_after_crash(small_config, db, run, acknowledged)
