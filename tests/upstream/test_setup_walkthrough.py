@@ -160,5 +160,9 @@ def test_readme_setup_brings_up_a_hall_and_a_county_over_tls(place, county_db):
                 process.wait()
     for line, _process, log in services:
         if line.startswith("mosquitto"):
-            text = log.read_text()
+            # The test's own "is the port open yet" probe connects and closes without a TLS
+            # handshake; on a TLS listener Mosquitto logs that as an error of an unknown client.
+            probe = ("unexpected eof while reading", "Client <unknown> disconnected")
+            text = "\n".join(entry for entry in log.read_text().splitlines()
+                             if not any(mark in entry for mark in probe))
             assert "Warning" not in text and "Error" not in text, f"{line}:\n{text}"
