@@ -35,10 +35,8 @@ from hallkit.broker.parts import hub_parts
 from hallkit.contracts.mqtt import BrokerAddress, parse_broker_url
 from hallkit.dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
 from hallkit.dashboard.server import DashboardServer, free_port
-from hallkit.demo.screens import DemoDevices, DemoScreens
+from hallkit.demo.screens import KIOSK_DEVICE, DemoDevices, DemoScreens, HeadlessKiosk
 from hallkit.devices.printer.layout import TicketPrint
-from hallkit.devices.printer.printer import EscposTicketPrinter
-from hallkit.devices.printer.spooler import TicketSpooler
 from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
@@ -126,8 +124,9 @@ class Traffic:
         self.served = 0
         self.skipped = 0
         self.balked = 0
-        self.spooler: TicketSpooler | None = None
-        """Without windows there is no kiosk to print: the arrivals' tickets go to the virtual printer here."""
+        self.print_ticket: Callable[[TicketPrint], None] | None = None
+        """Without windows, the arrivals' tickets print at the headless kiosk (with windows, the kiosk's own
+        residents' tickets print there and the simulated ones are not printed)."""
         self.threads: list[threading.Thread] = []
         mu, sigma = SERVICE_MINUTES
         mean_service_seconds = math.exp(mu + sigma * sigma / 2) * 60
@@ -172,8 +171,8 @@ class Traffic:
                         log.warning("kiosk: %s", exc)
                     continue
                 self.taken += reply.ok
-                if self.spooler is not None and reply.outcome is not None and reply.outcome.ticket is not None:
-                    self.spooler.submit(TicketPrint.from_view(reply.outcome.ticket, self.config))
+                if self.print_ticket is not None and reply.outcome is not None and reply.outcome.ticket is not None:
+                    self.print_ticket(TicketPrint.from_view(reply.outcome.ticket, self.config))
 
     @property
     def waiting(self) -> int:
@@ -239,6 +238,7 @@ class Demo:
         self.hub: Hub | None = None
         self.devices: DemoDevices | None = None
         self.screens: DemoScreens | None = None
+        self.kiosk: HeadlessKiosk | None = None
         self.dashboard: DashboardServer | None = None
         self.web: WebServer | None = None
         self.traffic = Traffic(self.config, self.login, options.speed)
@@ -270,8 +270,8 @@ class Demo:
         # The same devices with and without windows: the virtual printer and the card reader.
         self.devices = DemoDevices(self.options.data).start()
         if self.options.headless:
-            printer = EscposTicketPrinter(self.devices.printer.url, self.config.ticket, status_timeout=1.0)
-            self.traffic.spooler = TicketSpooler(printer, retry_seconds=5.0).start()
+            self.kiosk = HeadlessKiosk(self.config, self.devices, self.login(KIOSK_DEVICE), self.logins).start()
+            self.traffic.print_ticket = self.kiosk.print_ticket
         self.traffic.start()
         if not self.options.headless:
             config_path = self.options.config or self.options.data / "hall.toml"
@@ -328,8 +328,8 @@ class Demo:
         if self.screens is not None:
             self.screens.stop()
         self.traffic.join()
-        if self.traffic.spooler is not None:
-            self.traffic.spooler.stop()
+        if self.kiosk is not None:
+            self.kiosk.stop()
         if self.devices is not None:
             self.devices.stop()
         if self.hub is not None:

@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hallkit.demo.demo import BALK_PER_WINDOW, arrival_weights, demo_config, window_word
+from hallkit.broker.client import read_hall
+from hallkit.broker.mosquitto import Logins
+from hallkit.contracts.hall import DeviceState
+from hallkit.contracts.mqtt import parse_broker_url
+from hallkit.demo.demo import BALK_PER_WINDOW, CONSOLE, arrival_weights, demo_config, window_word
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(r"等候 waiting (\d+)")
@@ -93,3 +97,32 @@ def test_summary_and_arrivals_follow_the_windows(tmp_path):
     weights = arrival_weights(config)
     # Every window's share of residents adds up to one window's worth: none is sent more than it serves.
     assert abs(sum(weights) - len(config.windows)) < 1e-9 and min(weights) > 0
+
+
+def test_headless_demo_has_the_kiosk_printer_and_card_reader_online(tmp_path):
+    """Without windows the kiosk's devices still run: the manager's device list shows them online,
+    not 从未上线 (never seen)."""
+    printed = tmp_path / "demo.out"
+    with printed.open("w") as out_file:
+        demo = _demo(tmp_path, stdout=out_file)
+        try:
+            deadline = time.monotonic() + 120
+            while not (started := re.search(r" on (mqtt://\S+);", printed.read_text())):
+                assert demo.poll() is None and time.monotonic() < deadline, printed.read_text()
+                time.sleep(0.2)
+            logins = Logins.read(tmp_path / "broker" / "credentials.toml")
+            password = logins.password(CONSOLE)
+            assert password is not None
+            console = parse_broker_url(started.group(1)).as_login(CONSOLE, password)
+            wanted = {"kiosk-1", "printer-1", "idcard-1"}
+            while True:
+                devices = read_hall(console, demo_config(tmp_path, None).hall.id, timeout=2.0).devices
+                online = {d for d in wanted if d in devices and devices[d].state is DeviceState.ONLINE}
+                if online == wanted and devices["printer-1"].detail.get("paper") == "ok":
+                    break
+                assert demo.poll() is None and time.monotonic() < deadline, (online, printed.read_text())
+                time.sleep(0.5)
+        finally:
+            demo.send_signal(signal.SIGINT)
+            _, err = demo.communicate(timeout=240)
+    assert demo.returncode == 0 and "Traceback" not in err, err[-3000:]
