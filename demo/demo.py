@@ -260,6 +260,7 @@ class Demo:
             print(f"  fresh hall state in {state} (--keep goes on with the previous run's)")
         if self.embedded is not None:
             self.embedded.start()
+            print(f"  {say_listening(self.embedded.url, self.embedded.host, widen='errors.embedded_widen')}")
         self.hub = Hub(self.config, self.login(HUB_USER), self.options.data / self.config.hall.id,
                        parts=hub_parts(self.config))
         self.hub.start()
@@ -267,6 +268,7 @@ class Demo:
         self.web = WebServer(self.config, self.login("web"), self.options.data / self.config.hall.id,
                              port=free_port(self.config.web.port)).start()
         print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
+        print(f"  {say_listening(self.web.url, self.web.host)}")
         # The same devices with and without windows: the virtual printer and the card reader.
         self.devices = DemoDevices(self.options.data).start()
         if self.options.headless:
