@@ -191,9 +191,9 @@ def run_hub(args: argparse.Namespace) -> int:
     # (the embedded broker pulls in amqtt and asyncio, and only runs without --broker).
     from hallkit.contracts.mqtt import parse_broker_url
 
-    from hallkit.commands import load_or_fail
+    from hallkit.commands import load_secured_or_fail
 
-    config = load_or_fail(args.config)
+    config = load_secured_or_fail(args.config)
     data = writable_folder(args.data or Path("var") / config.hall.id)
     embedded = None
     if args.broker:
@@ -221,6 +221,8 @@ def run_hub(args: argparse.Namespace) -> int:
         raise
     if hub.disk_is_full:
         print(bilingual("errors.disk_full_start", folder=data), file=sys.stderr)
+    for tightened in hub.tightened:
+        print(tightened.bilingual(), file=sys.stderr)
     hub.start()
     wait_for_signal()
     hub.stop()

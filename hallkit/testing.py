@@ -16,6 +16,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hallkit.commandline import write_atomically
+from hallkit.filemodes import SECRET_MODE
+
 MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 """A Monday morning, 10:00 in Beijing."""
 
@@ -46,6 +49,13 @@ def listening_addresses(port: int) -> set[str]:
                     packed[i:i + 4][::-1] for i in range(0, width, 4))
                 found.add(socket.inet_ntop(socket.AF_INET if width == 4 else socket.AF_INET6, ordered))
     return found
+
+
+def write_hall_config(path: Path, text: str) -> Path:
+    """A hall configuration written as hallkit writes one: for its owner only, since it holds the
+    hall's id_hash_key (the hub refuses one that others may read, :mod:`hallkit.filemodes`)."""
+    write_atomically(path, text, SECRET_MODE)
+    return path
 
 
 SMALL_HALL = """
