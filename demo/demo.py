@@ -41,9 +41,10 @@ from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
 from hallkit.accounts import Role
-from hallkit.commandline import say_listening
-from hallkit.commands import example_config
-from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
+from hallkit.commandline import say_listening, write_atomically
+from hallkit.commands import example_config, load_secured_or_fail
+from hallkit.config import DeviceKind, HallConfig, parse_config
+from hallkit.filemodes import SECRET_MODE
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
 
 log = logging.getLogger("hallkit.demo")
@@ -102,12 +103,14 @@ kind = "counter"
 def demo_config(data: Path, path: Path | None) -> HallConfig:
     """The chosen config, or the sample hall open at any hour (written to the data folder to read)."""
     if path is not None:
-        return load_config(path)
+        return load_secured_or_fail(path)  # the hub's rule: the demo runs one
     data.mkdir(parents=True, exist_ok=True)
     target = data / "hall.toml"
     if not target.exists():
-        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
-                          + DEMO_DEVICES, "utf-8")
+        write_atomically(target, example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
+                         + DEMO_DEVICES, SECRET_MODE)
+    # The demo's own file (an earlier version wrote it 0644): it holds the demo hall's id_hash_key.
+    target.chmod(SECRET_MODE)
     return parse_config(target.read_text("utf-8"), source=target)
 
 
@@ -260,13 +263,17 @@ class Demo:
             print(f"  fresh hall state in {state} (--keep goes on with the previous run's)")
         if self.embedded is not None:
             self.embedded.start()
+            print(f"  {say_listening(self.embedded.url, self.embedded.host, widen='errors.embedded_widen')}")
         self.hub = Hub(self.config, self.login(HUB_USER), self.options.data / self.config.hall.id,
                        parts=hub_parts(self.config))
+        for tightened in self.hub.tightened:
+            print(f"  {tightened.bilingual()}")
         self.hub.start()
         self.dashboard = self._start_dashboard()
         self.web = WebServer(self.config, self.login("web"), self.options.data / self.config.hall.id,
                              port=free_port(self.config.web.port)).start()
         print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
+        print(f"  {say_listening(self.web.url, self.web.host)}")
         # The same devices with and without windows: the virtual printer and the card reader.
         self.devices = DemoDevices(self.options.data).start()
         if self.options.headless:
