@@ -166,8 +166,11 @@ class Generator:
                     "mean_wait_seconds": round(rnd.uniform(180, 900), 1) if s else None,
                     "p90_wait_seconds": round(rnd.uniform(900, 1800), 1) if s else None}
 
-        services = [{"service_id": f"s{i:02d}", **figures(taken // SERVICES, served // SERVICES, 0, waiting // SERVICES,
-                                                          round(rnd.uniform(0.5, 1) * longest, 1))}
+        # The hall's waiting spread over its first lines, so they add up; the first line has the
+        # hall's longest wait (the hall's is its lines' longest), the others shorter ones.
+        services = [{"service_id": f"s{i:02d}", **figures(taken // SERVICES, served // SERVICES, 0,
+                                                          waiting // SERVICES + (i < waiting % SERVICES),
+                                                          longest if i == 0 else round(rnd.uniform(0.5, 1) * longest, 1))}
                     for i in range(SERVICES)]
         body = {"stats_id": f"{self.hall}-{day}-{as_of:%H}", "hall_id": self.hall, "day": day.isoformat(),
                 "as_of": _ts(as_of), "final": final, "total": figures(taken, served, abandoned, waiting, longest),
