@@ -54,6 +54,10 @@ class QueueFigures(_Frozen):
     served: int = Field(ge=0)
     abandoned: int = Field(ge=0, description="not served: no-show after the last skip, or left at day close")
     waiting: int = Field(ge=0)
+    # Optional: a county keeps taking the statistics of halls not yet upgraded (docs/upstream.md).
+    longest_wait_seconds: float | None = Field(
+        None, ge=0, description="最长等候 at as_of: the longest-waiting ticket still in a line, from its taking; "
+                                "0 when nobody waits; None from a hall that does not send it yet")
     mean_wait_seconds: float | None
     p90_wait_seconds: float | None
 

@@ -85,20 +85,33 @@ def _rating_rollups(ratings: str) -> tuple[str, ...]:
             WHERE c.hall = n.hall AND c.rating_id = n.rating_id AND c.ticket_day IS NULL""")
 
 
-def _stats_rollups(stats: str) -> tuple[str, ...]:
+SERVICE_FIGURES_4 = (("taken", "integer"), ("served", "integer"), ("abandoned", "integer"), ("waiting", "integer"),
+                     ("mean_wait_seconds", "double precision"))
+"""The columns of ``stats_service_daily`` migration 4 made: a service's figures as its statistics carry them."""
+SERVICE_FIGURES = (*SERVICE_FIGURES_4, ("longest_wait_seconds", "double precision"))
+"""With migration 6's 最长等候 (NULL from a hall that does not send it)."""
+
+
+def _stats_rollups(stats: str, figures: tuple[tuple[str, str], ...] = SERVICE_FIGURES) -> tuple[str, ...]:
     touched = f"(SELECT DISTINCT hall, day FROM {stats})"
+    names = ", ".join(name for name, _type in figures)
     return (f"""INSERT INTO stats_latest AS s (hall, day, as_of, final, body)
             SELECT DISTINCT ON (hall, day) hall, day, as_of, final, body FROM {stats}
             ORDER BY hall, day, final DESC, as_of DESC
             ON CONFLICT (hall, day) DO UPDATE SET as_of = excluded.as_of, final = excluded.final, body = excluded.body
                 WHERE (excluded.final, excluded.as_of) > (s.final, s.as_of)""",
             f"""DELETE FROM stats_service_daily d USING {touched} t WHERE d.hall = t.hall AND d.day = t.day""",
-            f"""INSERT INTO stats_service_daily (hall, day, service_id, taken, served, abandoned, waiting,
-                mean_wait_seconds)
-            SELECT s.hall, s.day, x.service_id, x.taken, x.served, x.abandoned, x.waiting, x.mean_wait_seconds
+            f"""INSERT INTO stats_service_daily (hall, day, service_id, {names})
+            SELECT s.hall, s.day, x.service_id, {", ".join(f"x.{name}" for name, _type in figures)}
             FROM stats_latest s JOIN {touched} t ON t.hall = s.hall AND t.day = s.day,
-                jsonb_to_recordset(s.body -> 'services') AS x(service_id text, taken integer, served integer,
-                    abandoned integer, waiting integer, mean_wait_seconds double precision)""")
+                jsonb_to_recordset(s.body -> 'services') AS x(service_id text,
+                    {", ".join(f"{name} {kind}" for name, kind in figures)})""")
+
+
+def _summary_function(name: str, statements: tuple[str, ...], replace: bool = False) -> str:
+    """The trigger function running ``statements`` over each statement's new rows."""
+    return f"""CREATE {"OR REPLACE " if replace else ""}FUNCTION summarise_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN {"; ".join(statements)}; RETURN NULL; END $$"""
 
 
 def _case_rollup(cases: str) -> str:
@@ -363,10 +376,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX case_latest_day ON case_latest (ticket_day) INCLUDE (hall)",
         "CREATE INDEX ratings_bad_served ON ratings (served_at) WHERE level <= 2",
         # What is already stored (cases first: a voided case keeps its rating out), then the triggers.
-        _case_rollup("case_updates"), *_rating_rollups("ratings"), *_stats_rollups("queue_stats"),
-        *(f"""CREATE FUNCTION summarise_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN {"; ".join(statements)}; RETURN NULL; END $$"""
-          for name, statements in (("ratings", _rating_rollups("new_rows")), ("stats", _stats_rollups("new_rows")),
+        _case_rollup("case_updates"), *_rating_rollups("ratings"), *_stats_rollups("queue_stats", SERVICE_FIGURES_4),
+        *(_summary_function(name, statements)
+          for name, statements in (("ratings", _rating_rollups("new_rows")),
+                                   ("stats", _stats_rollups("new_rows", SERVICE_FIGURES_4)),
                                    ("cases", (_case_rollup("new_rows"),)))),
         """CREATE TRIGGER ratings_summary AFTER INSERT ON ratings REFERENCING NEW TABLE AS new_rows
             FOR EACH STATEMENT EXECUTE FUNCTION summarise_ratings()""",
@@ -376,6 +389,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOR EACH STATEMENT EXECUTE FUNCTION summarise_cases()""",
     )),
     Migration(5, "ticket_day inlined into the summaries (the ingest's cost per rating)", (TICKET_DAY_INLINED,)),
+    # A nullable column without a default changes only the catalogue, whatever the table's size; the
+    # rows already there stay NULL (statistics from before carry no longest wait, so there is
+    # nothing to backfill); the hall's total is read from stats_latest's body, which has it as sent.
+    Migration(6, "statistics: the longest wait (最长等候) per service", (
+        "ALTER TABLE stats_service_daily ADD COLUMN longest_wait_seconds double precision",
+        _summary_function("stats", _stats_rollups("new_rows"), replace=True),
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

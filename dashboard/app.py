@@ -229,7 +229,7 @@ class Dashboard(SessionPages):
 
         def build() -> str:
             stats = day_stats(self.config, self.live.events, self.live.today, day)
-            return figures(self.config, stats, self.live.ratings, self._today()).model_dump_json()
+            return figures(self.config, stats, self.live.ratings, self._today(), datetime.now(UTC)).model_dump_json()
 
         return Response(await run_in_threadpool(build), media_type="application/json")
 
