@@ -215,6 +215,10 @@ def _telemetry(conn: psycopg.Connection, batches: list[tuple[str, TelemetryBatch
     return cursor.rowcount
 
 
+_FRESHER = "(halls.link_session IS NULL OR halls.link_session < %(session)s OR halls.link_at <= %(ts)s)"
+"""A link status newer than what the row holds: its backlog counts replace the row's."""
+
+
 def _halls(conn: psycopg.Connection, batches: list[UpBatchModel], statuses: list[UplinkStatus],
            now: datetime) -> None:
     """Last heard of, per hall (silent halls in the report), and the link state each hall last reported:
@@ -230,20 +234,31 @@ def _halls(conn: psycopg.Connection, batches: list[UpBatchModel], statuses: list
                county = excluded.county""",
         (now, now, halls, [counties[h] for h in halls]))
     latest: dict[str, UplinkStatus] = {}
-    for status in sorted(statuses, key=lambda s: (s.hall, s.session, s.ts)):
+    # Within a session, "offline" is last whatever its time: a Will carries the time its connection began.
+    for status in sorted(statuses, key=lambda s: (s.hall, s.session, s.state == "offline", s.ts)):
         latest[status.hall] = status
     for hall in sorted(latest):
         status = latest[hall]
-        # A Will from an older session (the hall already reconnected) must not mark it offline.
+        # A Will from an older session (the hall already reconnected) must not mark it offline; one for
+        # the current session does, though it is stamped when that connection began: the broker sends it
+        # only once the connection is gone. Its counts are as old as its stamp, so the hall's later
+        # reports of its backlog stand (a hall stopping cleanly says "offline" with fresh counts).
         conn.execute(
-            """UPDATE halls SET link_state = %s, link_session = %s, link_at = %s, backlog = %s,
-                   backlog_oldest_seconds = %s, unsent = %s, unsent_oldest_seconds = %s, awaiting_receipt = %s,
-                   awaiting_oldest_seconds = %s
-               WHERE hall = %s AND (link_session IS NULL OR link_session < %s
-                                    OR (link_session = %s AND link_at <= %s))""",
-            (status.state, status.session, status.ts, status.backlog, status.oldest_seconds, status.unsent,
-             status.oldest_unsent_seconds, status.awaiting_receipt, status.oldest_awaiting_seconds, hall,
-             status.session, status.session, status.ts))
+            f"""UPDATE halls SET link_state = %(state)s, link_session = %(session)s,
+                   link_at = greatest(halls.link_at, %(ts)s),
+                   backlog = CASE WHEN {_FRESHER} THEN %(backlog)s ELSE halls.backlog END,
+                   backlog_oldest_seconds = CASE WHEN {_FRESHER} THEN %(oldest)s ELSE halls.backlog_oldest_seconds END,
+                   unsent = CASE WHEN {_FRESHER} THEN %(unsent)s ELSE halls.unsent END,
+                   unsent_oldest_seconds = CASE WHEN {_FRESHER} THEN %(oldest_unsent)s ELSE halls.unsent_oldest_seconds END,
+                   awaiting_receipt = CASE WHEN {_FRESHER} THEN %(awaiting)s ELSE halls.awaiting_receipt END,
+                   awaiting_oldest_seconds = CASE WHEN {_FRESHER} THEN %(oldest_awaiting)s
+                                                  ELSE halls.awaiting_oldest_seconds END
+               WHERE hall = %(hall)s AND (link_session IS NULL OR link_session < %(session)s
+                                          OR (link_session = %(session)s
+                                              AND (link_at <= %(ts)s OR %(state)s = 'offline')))""",
+            {"state": status.state, "session": status.session, "ts": status.ts, "backlog": status.backlog,
+             "oldest": status.oldest_seconds, "unsent": status.unsent, "oldest_unsent": status.oldest_unsent_seconds,
+             "awaiting": status.awaiting_receipt, "oldest_awaiting": status.oldest_awaiting_seconds, "hall": hall})
 
 
 def _quarantine(conn: psycopg.Connection, rejected: list[Rejected], limits: QuarantineLimits,

@@ -195,11 +195,16 @@ class Forwarder:
         log.info(bilingual("upstream.connected", broker=self.address.url, backlog=self._backlog.items))
         self._wake.set()
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
+    def _on_disconnect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
                        _p: object) -> None:
         if self._connected.is_set() and not self._stopping.is_set():
             log.warning(bilingual("upstream.lost", broker=self.address.url, reason=str(reason)))
         self._connected.clear()
+        # Each connection is a session of its own with a Will naming it: the county takes an
+        # "offline" for its current session as final (the broker sends a Will only once that
+        # connection is gone), and this connection's Will must not be mistaken for the next one's.
+        self.session = max(self.session + 1, int(time.time()))
+        client.will_set(self.topics.status, self._status("offline").model_dump_json(), qos=1, retain=True)
         self._wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:

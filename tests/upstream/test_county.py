@@ -221,3 +221,26 @@ def test_a_stale_will_does_not_mark_a_reconnected_hall_offline(county_db):
             with conn.transaction():
                 write(conn, [parse(topic, status.model_dump_json().encode())])
         assert conn.execute("SELECT link_state, link_session FROM halls").fetchone() == ("online", 5)
+
+
+def test_a_will_for_the_current_session_marks_the_hall_offline_and_keeps_its_last_backlog(county_db):
+    """A Will is stamped when its connection began, before the hall's later reports of the same session."""
+    from hallkit.contracts.uplink import UplinkStatus
+
+    topic = UpTopics("test-county", "test-hall").status
+    will = UplinkStatus(hall="test-hall", county="test-county", state="offline", session=7,
+                        ts=datetime(2026, 11, 23, 3, tzinfo=UTC))
+    online = will.model_copy(update={"state": "online", "ts": datetime(2026, 11, 23, 5, tzinfo=UTC),
+                                     "backlog": 120, "unsent": 20, "awaiting_receipt": 100})
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        for group in ([online], [will]):
+            with conn.transaction():
+                write(conn, [parse(topic, s.model_dump_json().encode()) for s in group])
+        assert conn.execute("SELECT link_state, link_session, backlog, unsent, awaiting_receipt, link_at FROM halls"
+                            ).fetchone() == ("offline", 7, 120, 20, 100, online.ts)
+        # Both in one message group: the Will is still the last word of its session.
+        with conn.transaction():
+            write(conn, [parse(topic, s.model_dump_json().encode())
+                         for s in (will.model_copy(update={"session": 8}), online.model_copy(update={"session": 8}))])
+        assert conn.execute("SELECT link_state, link_session FROM halls").fetchone() == ("offline", 8)
