@@ -305,14 +305,13 @@ class Demo:
         print(f"  {say_listening(dashboard.url, dashboard.host)}")
         return dashboard
 
-    def run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """Print the summary every few seconds until ``stop`` is set or the duration is over."""
         deadline = time.monotonic() + self.options.duration if self.options.duration else None
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(min(3.0, max(0.1, (deadline or float("inf")) - time.monotonic())))
-                print(self.summary(), flush=True)
-        except KeyboardInterrupt:
-            pass
+        while deadline is None or time.monotonic() < deadline:
+            if stop.wait(min(3.0, max(0.1, (deadline or float("inf")) - time.monotonic()))):
+                return
+            print(self.summary(), flush=True)
 
     def summary(self) -> str:
         reader = STAFF_DEVICE if any(d.id == STAFF_DEVICE for d in self.config.devices) else CONSOLE

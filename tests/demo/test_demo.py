@@ -34,10 +34,25 @@ def one_demo_at_a_time() -> Iterator[None]:
 
 
 def _demo(data: Path, *extra: str, stdout: int | object = subprocess.PIPE) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # A demo that hangs dumps every thread's stack on SIGABRT (see stop_demo).
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
     return subprocess.Popen([sys.executable, "-m", "hallkit.cli", "demo", "--headless", "--speed", "200",
                              "--data", str(data), *extra], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def stop_demo(demo: subprocess.Popen[str]) -> str:
+    """Ctrl-C, and what the demo wrote on stderr; a demo still running after a ceiling fails the test
+    with every thread's stack."""
+    demo.send_signal(signal.SIGINT)
+    try:
+        # A ceiling, not a figure: stopping joins each part in turn (servers, simulated staff and
+        # pads, hub, broker), a few seconds even beside a busy loop on two cores.
+        return demo.communicate(timeout=240)[1]
+    except subprocess.TimeoutExpired:
+        demo.send_signal(signal.SIGABRT)
+        _, err = demo.communicate()
+        raise AssertionError(f"the demo did not stop within 240 s of Ctrl-C: {err[-6000:]}") from None
 
 
 def test_headless_demo_keeps_its_queue_bounded_and_prints_on_the_virtual_printer(tmp_path):
@@ -79,15 +94,7 @@ def test_ctrl_c_stops_the_demo_without_a_traceback(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not SUMMARY.search(printed.read_text()):  # running
             time.sleep(0.2)
-        demo.send_signal(signal.SIGINT)
-        try:
-            # A ceiling, not a figure: stopping joins each part in turn (servers, simulated staff and
-            # pads, hub, broker), which took over 60 s once beside a busy loop on two cores.
-            _, err = demo.communicate(timeout=240)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            _, err = demo.communicate()
-            raise AssertionError(f"the demo did not stop within 240 s of Ctrl-C: {err[-3000:]}") from None
+        err = stop_demo(demo)
     assert demo.returncode == 0, err[-3000:]
     assert "hallkit demo stopped" in printed.read_text()
     assert "Traceback" not in err and "CancelledError" not in err, err[-3000:]
@@ -126,6 +133,22 @@ def test_headless_demo_has_the_kiosk_printer_and_card_reader_online(tmp_path):
                 assert demo.poll() is None and time.monotonic() < deadline, (online, printed.read_text())
                 time.sleep(0.5)
         finally:
-            demo.send_signal(signal.SIGINT)
-            _, err = demo.communicate(timeout=240)
+            err = stop_demo(demo)
     assert demo.returncode == 0 and "Traceback" not in err, err[-3000:]
+
+
+def test_ctrl_c_while_starting_stops_the_demo_cleanly(tmp_path):
+    # A Ctrl-C that lands while the parts start (as on a slow machine, before the first summary)
+    # is kept until they have started, then everything stops.
+    (tmp_path / demo_config(tmp_path, None).hall.id).mkdir()  # an earlier run's state: the demo starts afresh
+    printed = tmp_path / "demo.out"
+    with printed.open("w") as out_file:
+        demo = _demo(tmp_path, stdout=out_file)
+        deadline = time.monotonic() + 120
+        while "fresh hall state" not in printed.read_text():
+            assert demo.poll() is None and time.monotonic() < deadline, printed.read_text()
+            time.sleep(0.05)
+        err = stop_demo(demo)
+    assert demo.returncode == 0, err[-3000:]
+    assert "hallkit demo stopped" in printed.read_text()
+    assert "Traceback" not in err, err[-3000:]
