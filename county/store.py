@@ -8,7 +8,8 @@ id, so a batch sent again under a new message id (after a hall's reconnect)
 adds nothing either. Every id is the sending hall's: keys are (hall, id), the
 hall taken from the topic, which the broker's ACL ties to the hall's login, so
 no hall can pre-empt another's ids. One ``INSERT … SELECT FROM unnest(arrays)``
-per table and group: the cost per row is PostgreSQL's, not a round trip's.
+per table and group (ratings, most of the traffic: a binary COPY into a temporary
+table, then one ``INSERT … SELECT``): the cost per row is PostgreSQL's, not a round trip's.
 
 What is rejected goes to ``quarantine`` within a per-hall budget
 (:class:`QuarantineLimits`); what is over it is dropped and counted per hall.
@@ -35,6 +36,8 @@ from hallkit.contracts.uplink import (
 )
 from hallkit.county.quarantine import UNPARSED_HALL, QuarantineLimits, QuarantineUse, admit
 from pydantic import ValidationError
+
+from hallkit.rating.models import Rating
 
 UpBatchModel = RatingBatch | CaseBatch | StatsBatch | TelemetryBatch
 
@@ -125,28 +128,60 @@ def write(conn: psycopg.Connection, parsed: list[Parsed], limits: QuarantineLimi
     return added
 
 
+_RATING_FIELDS = tuple(Rating.model_fields)
+"""A rating's fields in its model's order: the order of ``model.__dict__``, hence of each COPY row."""
+_INCOMING_TYPES = {"hall": "text", "epoch": "text", "seq": "int8", "rating_id": "text", "hall_id": "text",
+                   "region_code": "text", "service_event_id": "text", "ticket_id": "text", "ticket_number": "text",
+                   "service_code": "text", "service_name": "text", "department": "text", "window": "int8",
+                   "staff_id": "text", "staff_name": "text", "channel": "text", "level": "int8", "score": "int8",
+                   "tags": "text", "text": "text", "served_at": "timestamptz", "rated_at": "timestamptz",
+                   "resident_hash": "text"}
+"""The columns of one COPY row: the envelope's, then every field of the model (``tags`` as its JSON).
+Integers travel as int8 and narrow in the INSERT, where a value out of range is refused (a binary
+int4 would wrap it silently)."""
+assert tuple(_INCOMING_TYPES)[3:] == _RATING_FIELDS, "incoming_ratings must follow the Rating model's fields"
+_TAGS = _RATING_FIELDS.index("tags")
+_TIMES = (_RATING_FIELDS.index("served_at"), _RATING_FIELDS.index("rated_at"))
+
+
 def _ratings(conn: psycopg.Connection, batches: list[Accepted]) -> int:
-    """PostgreSQL unpacks the items from the payloads pydantic just validated: the hot path (ratings
-    are most of the traffic) then costs Python one text parameter per group, not a value per field."""
+    """The hot path (ratings are most of the traffic): binary COPY of the validated models into a
+    temporary table, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``. PostgreSQL reads typed
+    binary values instead of parsing JSON (22 → 15 µs of its CPU per rating), and psycopg's C
+    writer takes each row as the model's own values (about 4 µs of Python per rating more)."""
     if not batches:
         return 0
-    cursor = conn.execute(
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in _INCOMING_TYPES.items())
+    # Dropped at the commit's end with its rows; once per session the table is made.
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_ratings ({columns}) ON COMMIT DELETE ROWS")
+    cursor = conn.cursor()
+    zone = conn.info.timezone  # where PostgreSQL reads a time without an offset, as it did from JSON
+    try:
+        with cursor.copy("COPY incoming_ratings FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_INCOMING_TYPES.values()))
+            tags: dict[tuple[str, ...], str] = {}
+            for accepted in batches:
+                hall, epoch = accepted.hall, accepted.batch.epoch
+                for item in accepted.batch.items:
+                    values = list(item.body.__dict__.values())
+                    key = tuple(values[_TAGS])
+                    values[_TAGS] = tags.get(key) or tags.setdefault(key, json.dumps(values[_TAGS],
+                                                                                      ensure_ascii=False))
+                    for index in _TIMES:
+                        if values[index].tzinfo is None:
+                            values[index] = values[index].replace(tzinfo=zone)
+                    copy.write_row((hall, epoch, item.seq, *values))
+    except OverflowError as exc:  # an integer past int8, refused by PostgreSQL's rules: the caller quarantines
+        raise psycopg.errors.NumericValueOutOfRange(str(exc)) from exc
+    cursor.execute(
         """INSERT INTO ratings (rating_id, hall, epoch, seq, region_code, service_event_id, ticket_id,
                ticket_number, service_code, service_name, department, window_no, staff_id, staff_name, channel,
                level, score, tags, comment, served_at, rated_at)
-           SELECT r.rating_id, (%s::text[])[m.n], m.payload ->> 'epoch', (item ->> 'seq')::bigint, r.region_code,
-               r.service_event_id,
-               r.ticket_id, r.ticket_number, r.service_code, r.service_name, r.department, r."window", r.staff_id,
-               r.staff_name, r.channel, r.level, r.score, r.tags, r.text, r.served_at, r.rated_at
-           FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS m(payload, n),
-               jsonb_array_elements(m.payload -> 'items') AS item,
-               jsonb_to_record(item -> 'body') AS r(rating_id text, region_code text, service_event_id text,
-                   ticket_id text, ticket_number text, service_code text, service_name text, department text,
-                   "window" integer, staff_id text, staff_name text, channel text, level smallint, score integer,
-                   tags jsonb, text text, served_at timestamptz, rated_at timestamptz)
-           ON CONFLICT (hall, rating_id) DO NOTHING""",
-        # One JSON array of the payloads as sent: a text array would escape every quote in Python.
-        ([a.hall for a in batches], (b"[" + b",".join(a.raw for a in batches) + b"]").decode()))
+           SELECT rating_id, hall, epoch, seq, region_code, service_event_id, ticket_id, ticket_number, service_code,
+               service_name, department, "window", staff_id, staff_name, channel, level, score, tags::jsonb, "text",
+               served_at, rated_at
+           FROM incoming_ratings
+           ON CONFLICT (hall, rating_id) DO NOTHING""")
     return cursor.rowcount
 
 
