@@ -191,6 +191,28 @@ def _store(conn: psycopg.Connection, kind: UpKind, hall: str, bodies: list[str],
         write(conn, [parsed])
 
 
+def test_the_fleet_keeps_each_devices_newest_state(county_db):
+    """Telemetry is copied in a group at a time: per device the newest observation wins, of two at the
+    same time the later in the group, and an older one arriving later changes nothing."""
+    at = datetime(2026, 5, 4, 2, tzinfo=UTC)
+
+    def seen(n: int, device: str, state: str, minutes: int) -> str:
+        return DeviceTelemetry(telemetry_id=f"t{n}", hall_id="test-hall", device=device, kind="printer", state=state,
+                               session=n, observed_at=at + timedelta(minutes=minutes),
+                               faults=["printer.paper_out"] if n % 2 else []).model_dump_json()
+
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        _store(conn, UpKind.TELEMETRY, "test-hall", [seen(1, "p-1", "online", 5), seen(2, "p-1", "offline", 9),
+                                                     seen(3, "p-1", "online", 9), seen(4, "p-2", "offline", 1),
+                                                     seen(5, "p-2", "online", 0)], 1)
+        _store(conn, UpKind.TELEMETRY, "test-hall", [seen(6, "p-1", "offline", 7)], 10)
+        assert conn.execute("SELECT device, state, session, faults, observed_at FROM devices ORDER BY 1").fetchall() == [
+            ("p-1", "online", 3, ["printer.paper_out"], at + timedelta(minutes=9)),
+            ("p-2", "offline", 4, [], at + timedelta(minutes=1))]
+        assert conn.execute("SELECT count(*) FROM telemetry").fetchone() == (6,)
+
+
 def test_report_and_devices(county_db, capsys):
     day = SERVED.astimezone(ZoneInfo("Asia/Shanghai")).date()
     now = SERVED + timedelta(days=10)
