@@ -57,8 +57,8 @@ FIGURES_INTERVAL = 0.5
 COMMIT_GRACE_SECONDS = 0.05
 """How long a wake from inside a transaction waits for that transaction's commit (a few ms)."""
 
-Row = tuple[int, float, str]
-"""``(seq, created, body JSON)`` of one outbox row."""
+Row = tuple[int, float, bytes]
+"""``(seq, created, body JSON)`` of one outbox row; the body as stored, UTF-8 (read as a BLOB: no decoding)."""
 
 
 @dataclass(frozen=True)
@@ -337,8 +337,9 @@ class Forwarder:
             if not flight.info.is_published() or not (flight.again or now - flight.sent >= delay):
                 continue
             first, last = min(flight.seqs), max(flight.seqs)
-            rows = [row for row in conn.execute("SELECT seq, created, body FROM outbox WHERE seq BETWEEN ? AND ? "
-                                                "ORDER BY seq", (first, last)) if row[0] in flight.seqs]
+            rows = [row for row in conn.execute("SELECT seq, created, CAST(body AS BLOB) FROM outbox "
+                                                "WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))
+                    if row[0] in flight.seqs]
             self._forget(sorted(flight.seqs - {row[0] for row in rows}))  # thinned meanwhile under the cap
             if not rows:
                 continue
@@ -366,12 +367,12 @@ class Forwarder:
         limit = min(room * size, self.upstream.receipt_window - len(self._flight_of))
         if room <= 0 or limit <= 0:
             return
-        rows = conn.execute("SELECT seq, kind, created, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                            (self._cursor, limit)).fetchall()
+        rows = conn.execute("SELECT seq, kind, created, CAST(body AS BLOB) FROM outbox WHERE seq > ? ORDER BY seq "
+                            "LIMIT ?", (self._cursor, limit)).fetchall()
         rows = [row for row in rows if row[0] not in self._flight_of]
         if not rows:
             return
-        by_kind: dict[str, list[tuple[int, str, float, str]]] = {}
+        by_kind: dict[str, list[tuple[int, str, float, bytes]]] = {}
         for row in rows:
             by_kind.setdefault(row[1], []).append(row)
         batches = [kind_rows[i:i + size] for kind_rows in by_kind.values() for i in range(0, len(kind_rows), size)]

@@ -223,6 +223,33 @@ def test_summaries_count_a_resent_rating_once(console):
         assert after == (before[0] + 1, before[1]) and monthly[0] == after[0]
 
 
+def test_the_ratings_trigger_sums_as_the_full_fold_does(console):
+    """Migration 7's one-pass trigger, fed group by group (the seed, a voided case, a resend, a bad
+    ticket id), leaves the summaries the whole-table fold of migration 4 computes from scratch."""
+    fold = next(m for m in MIGRATIONS if m.version == 4).statements
+    rollups = [s for s in fold if s.lstrip().startswith("INSERT INTO rating_")]
+    assert len(rollups) == 2  # daily, monthly
+    columns = "SELECT * FROM rating_{} ORDER BY 1, 2, 3, 4, 5"
+    with psycopg.connect(console.dsn, autocommit=True) as conn:
+        day = county_today() - timedelta(days=1)
+        late = [rating("xinghua", at(day, 9, n), 800 + n, Level.VERY_DISSATISFIED if n % 3 else Level.SATISFIED)
+                for n in range(5)]
+        odd = rating("xinghua", at(day, 9), 900, Level.BASIC).model_copy(update={"ticket_id": "20230229-A900"})
+        store(conn, UpKind.CASE, "xinghua", [case(late[1], CaseStep.APPEAL_UPHELD, late[1].served_at, day)
+                                             .model_dump_json()])
+        store(conn, UpKind.RATING, "xinghua", [r.model_dump_json() for r in [*late, odd]])
+        store(conn, UpKind.RATING, "xinghua", [r.model_dump_json() for r in late[:2]])  # a resend adds nothing
+        kept = {period: conn.execute(columns.format(period)).fetchall() for period in ("daily", "monthly")}
+        assert sum(row[7] for row in kept["daily"]) > 0
+        with conn.transaction():
+            conn.execute("TRUNCATE rating_daily, rating_monthly")
+            for statement in rollups:
+                conn.execute(statement)  # type: ignore[arg-type]  # constant SQL
+            folded = {period: conn.execute(columns.format(period)).fetchall() for period in ("daily", "monthly")}
+            raise psycopg.Rollback  # the console's summaries stay as the trigger left them
+    assert kept == folded
+
+
 def test_logins_from_the_command_line(county_db, tmp_path, capsys, monkeypatch):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
