@@ -155,13 +155,19 @@ class Script:
         app: the running app.
         scenario: the steps.
         step_timeout: seconds a predicate may take to hold before the scenario fails.
+        diagnose: called when a step times out, while the app still runs: what it returns (the
+            app's state, where its threads are) is added to the error, to tell why it hung.
     """
 
-    def __init__(self, app: App, scenario: Scenario, step_timeout: float = 60.0) -> None:
+    def __init__(self, app: App, scenario: Scenario, step_timeout: float = 60.0,
+                 diagnose: Callable[[], str] | None = None) -> None:
         self.app = app
         self.scenario = scenario
         self.step_timeout = step_timeout
+        self.diagnose = diagnose
         self.error: str | None = None
+        self.timed_out = False
+        """A step did not hold within ``step_timeout`` (a hang, as opposed to a failing step)."""
         self.finished = False
         self._until: Callable[[], bool] | None = None
         self._deadline = 0.0
@@ -184,7 +190,9 @@ class Script:
                 return
             if not held:
                 if now > self._deadline:
-                    self._fail(f"timed out waiting for {getattr(self._until, '__doc__', None) or self._until}")
+                    what = getattr(self._until, "__doc__", None) or self._until
+                    self.timed_out = True
+                    self._fail(f"timed out waiting for {what}" + (f"\n{self.diagnose()}" if self.diagnose else ""))
                 return
             self._until = None
         try:

@@ -43,6 +43,8 @@ class BigButton(ButtonBehavior, Label):
     accent (yellow with dark text: the one thing on the screen meant for this resident)."""
 
     kind = OptionProperty("primary", options=["primary", "secondary", "warn", "accent"])
+    fill = ColorProperty(theme.PRIMARY)
+    """The colour of the button's face for its kind and state (set in shared.kv)."""
     min_height = NumericProperty(96)
     scaled = BooleanProperty(True)
     """Grows with elder mode; the header's buttons do not, so the header keeps its height."""
