@@ -63,7 +63,14 @@ def lock_window() -> None:
     Window.bind(on_request_close=lambda *_args, **_kw: True)
 
 
-def prepare(size: tuple[int, int] | Placement, mode: WindowMode = "borderless", *, kiosk: bool = True) -> None:
+KIOSK_DESIGN_HEIGHT = 800
+"""The kiosk's screens are laid out for its default 1280x800: on a taller screen text and touch
+targets grow with its height (a 1080-line screen: 1.35x), so a wall TV does not show small text
+on vast tiles; never smaller than designed."""
+
+
+def prepare(size: tuple[int, int] | Placement, mode: WindowMode = "borderless", *, kiosk: bool = True,
+            design_height: int | None = None) -> None:
     """Set Kivy's environment and configuration for a hall screen.
 
     Args:
@@ -71,6 +78,8 @@ def prepare(size: tuple[int, int] | Placement, mode: WindowMode = "borderless", 
         mode: borderless at ``size`` (the default: ``fullscreen`` draws only 800x600 on some
             X servers without a window manager), real fullscreen, or an ordinary window.
         kiosk: hide the cursor and keep Escape from closing the app (False for a staff desk).
+        design_height: the screen height the layout is drawn for; a taller screen scales every
+            ``dp``/``sp`` size by its height (``KIVY_METRICS_DENSITY`` set by hand wins).
     """
     placement = size if isinstance(size, Placement) else Placement(mode=mode, size=size)
     mode = placement.mode
@@ -99,6 +108,13 @@ def prepare(size: tuple[int, int] | Placement, mode: WindowMode = "borderless", 
     # A second finger or a right click must not leave red multitouch dots on the screen.
     Config.set("input", "mouse", "mouse,disable_multitouch")
     Config.set("kivy", "keyboard_mode", "system")
+
+    if design_height is not None and "KIVY_METRICS_DENSITY" not in os.environ:
+        # Set on Metrics, not through the variable: Kivy reads that once, when kivy.metrics is first
+        # imported, which a caller may already have done.
+        from kivy.metrics import Metrics
+
+        Metrics.density = max(1.0, height / design_height)
 
     from kivy.core.text import DEFAULT_FONT, LabelBase
 

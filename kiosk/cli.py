@@ -138,7 +138,8 @@ def run_kiosk(args: argparse.Namespace) -> int:
     from hallkit.kiosk import boot
 
     # On top: where the display shares the machine, it must not cover the kiosk.
-    boot.prepare(placement(args, config.kiosk.size, config.kiosk.window_mode, on_top=True), kiosk=not args.windowed)
+    boot.prepare(placement(args, config.kiosk.size, config.kiosk.window_mode, on_top=True), kiosk=not args.windowed,
+                 design_height=boot.KIOSK_DESIGN_HEIGHT)
     from hallkit.kiosk.app import KioskApp
 
     if not args.windowed:

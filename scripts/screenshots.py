@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hallkit.broker.testing import Mosquitto  # noqa: E402
 from hallkit.demo.demo import Demo, DemoOptions  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
-from tests.brokers import Mosquitto  # noqa: E402
 
 from hallkit.accounts import Role  # noqa: E402
 from tests.kiosk.conftest import kivy_env  # noqa: E402

@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
     from hallkit.kiosk import boot
 
     size = screen or (config.kiosk.display.size if kind == "display" else config.kiosk.size)
-    boot.prepare(size, "windowed", kiosk=True)
+    boot.prepare(size, "windowed", kiosk=True, design_height=None if kind == "display" else boot.KIOSK_DESIGN_HEIGHT)
     from hallkit.kiosk.testing import Script
 
     if kind == "display":

@@ -63,3 +63,24 @@ def test_the_window_lands_where_asked_above_the_others_and_does_not_close(tmp_pa
     assert line is not None, proc.stderr[-3000:]
     # Borderless at (300, 200), 640x480, always on top; Alt+F4 (a close request) is refused.
     assert line.split()[1:] == ["300", "200", "640", "480", "1", "1"]
+
+
+SCALED = """
+import sys
+from kivy.metrics import Metrics, sp  # imported first, as a caller may: the scale must still apply
+from hallkit.kiosk import boot
+boot.prepare((int(sys.argv[1]), int(sys.argv[2])), "windowed", design_height=boot.KIOSK_DESIGN_HEIGHT)
+print("SCALED", Metrics.density, sp(20))
+"""
+
+
+@pytest.mark.parametrize(("size", "density"), [((1920, 1080), 1.35), ((1280, 800), 1.0), ((1366, 768), 1.0)])
+def test_kiosk_text_and_targets_grow_with_a_taller_screen(tmp_path, size, density):
+    env = dict(os.environ, SDL_VIDEODRIVER="offscreen", KIVY_HOME=str(tmp_path), KIVY_NO_ARGS="1",
+               KIVY_NO_CONSOLELOG="1", PYTHONPATH=str(ROOT))
+    env.pop("KIVY_METRICS_DENSITY", None)
+    proc = subprocess.run([sys.executable, "-c", SCALED, *map(str, size)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("SCALED")), None)
+    assert line is not None, proc.stderr[-3000:]
+    assert [float(x) for x in line.split()[1:]] == pytest.approx([density, 20 * density])
