@@ -42,6 +42,10 @@ class SimulatedHardware(Protocol):
     def display(self) -> list[str]: ...
 
 
+ASK_WAIT_SECONDS = 30.0
+"""How long a simulated resident waits for the pad to ask before giving reasons (a ceiling, not a pace)."""
+
+
 class SerialPadSimulator:
     """A serial button pad at ``address`` behind the link ``link``."""
 
@@ -56,6 +60,8 @@ class SerialPadSimulator:
         self.reasons: list[str] = []
         self.silent = False
         self.frames_seen = 0
+        self._asked = threading.Event()
+        """The driver's ASK (the prompt's reasons) came since the last rating."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,9 +116,14 @@ class SerialPadSimulator:
             self.outbox.append(codec.key(self.address, self._next_seq(), KEY_CODES[key]))
 
     def rate(self, level: Level, tags: list[str]) -> None:
+        # The driver shows the prompt's text, then asks with the reasons in a frame of its own: a
+        # resident answering between the two would find no reasons to choose (the reason was lost).
+        if tags and not self._asked.wait(ASK_WAIT_SECONDS):
+            raise TimeoutError(f"pad {self.address}: no rating prompt with reasons in {ASK_WAIT_SECONDS:.0f} s")
         with self._lock:
             numbers = [self.reasons.index(t) + 1 for t in tags if t in self.reasons]
             self.outbox.append(codec.rating(self.address, self._next_seq(), int(level), numbers))
+            self._asked.clear()
 
     def display(self) -> list[str]:
         with self._lock:
@@ -148,6 +159,7 @@ class SerialPadSimulator:
                 self.lines = codec.text_of(frame.payload)
             elif frame.command is PadCommand.ASK:
                 _, self.reasons = codec.asked(frame)
+                self._asked.set()
             elif frame.command is PadCommand.ACK and self.outbox and frame.payload[:1] == self.outbox[0].payload[:1]:
                 self.outbox.popleft()
             if frame.command is not PadCommand.POLL or self.silent:
