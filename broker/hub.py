@@ -57,6 +57,7 @@ from hallkit.queue.models import (
     TicketIssued,
     TicketView,
     WindowView,
+    ticket_of,
 )
 from hallkit.queue.numbering import business_day
 from hallkit.store.durable import Answer, DurableQueue
@@ -445,7 +446,7 @@ class Hub:
             number = None
             if isinstance(event, TicketIssued):
                 number = event.ticket.number
-            elif (ticket_id := getattr(event, "ticket_id", None)) is not None:
+            elif (ticket_id := ticket_of(event)) is not None:
                 number = ticket_id.rsplit("-", 1)[-1]
             notice = QueueEventNotice(device=HUB_DEVICE, event=_public(event), number=number)
             self.client.publish(self.topics.event(event.type), notice.model_dump_json(), qos=1)
@@ -516,7 +517,7 @@ def _permission(device: Device, command: Command) -> str:
         return ""
     if device.kind not in WINDOW_KINDS:
         return f"{device.kind.value} {device.id} may not run counter commands"
-    window = getattr(command, "window", None)
+    window = command.window
     if device.window is not None and window != device.window:
         return f"{device.id} belongs to window {device.window}, not {window}"
     return ""

@@ -49,6 +49,8 @@ from hallkit.queue.models import (
     WindowPaused,
     WindowResumed,
     WindowView,
+    command_window,
+    ticket_of,
 )
 from hallkit.queue.priority import Candidate, choose, rank
 
@@ -566,11 +568,8 @@ class QueueEngine:
 
     def outcome(self, command: Command, events: list[Event]) -> Outcome:
         """The reply to ``command`` once its events are applied."""
-        ticket_id = next((getattr(e, "ticket_id", None) or getattr(getattr(e, "ticket", None), "id", None)
-                          for e in reversed(events)
-                          if isinstance(e, (TicketIssued, TicketCalled, TicketRecalled, TicketSkipped,
-                                            TicketTransferred, TicketCompleted))), None)
-        window = getattr(command, "window", None)
+        ticket_id = next((tid for e in reversed(events) if (tid := ticket_of(e)) is not None), None)
+        window = command_window(command)
         return Outcome(
             action=command.action,
             events=events,
