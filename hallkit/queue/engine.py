@@ -491,7 +491,9 @@ class QueueEngine:
             return 0
         state = self.state
         key = (rank(record.ticket.priority), record.order)
-        ahead = sum(len(state.lines.get((record.service_id, c), ())) for c in range(key[0]))
+        # The line of the class ranked before this one: a normal ticket (rank 1) has the
+        # priority line (rank 0) ahead of it, a priority ticket none.
+        ahead = len(state.lines.get((record.service_id, 0), ())) if key[0] else 0
         line = state.lines.get((record.service_id, key[0]), ())
         if record.order == state.next_order - 1 and record.directed_window is None:
             # The ticket that joined last (the reply to every take): everyone in its line is ahead.
@@ -509,12 +511,17 @@ class QueueEngine:
         return self._windows_for.get(service_id, [])
 
     def estimated_wait_seconds(self, service_id: str, ahead: int) -> float:
-        usable = [n for n in self.windows_for(service_id) if self._window_usable(n)]
-        all_busy = bool(usable) and all(self.state.windows[n].current is not None for n in usable)
         times, pace = self._times.get(service_id), self._pace.get(service_id)
         if times is None or pace is None:  # a service removed from the configuration since
             return 0.0
-        return estimated_wait_seconds(ahead, times.mean, len(usable), all_busy, pace.interval)
+        # One pass over the service's windows (this runs for every ticket answered).
+        usable, idle = 0, False
+        for number in self.windows_for(service_id):
+            window = self.state.windows[number]
+            if window.open and not window.paused:
+                usable += 1
+                idle = idle or window.current is None
+        return estimated_wait_seconds(ahead, times.mean, usable, usable > 0 and not idle, pace.interval)
 
     def ticket_view(self, ticket_id: str) -> TicketView:
         record = self.state.tickets[ticket_id]
