@@ -299,7 +299,7 @@ class QueueEngine:
         return window
 
     def _require_usable_window(self, service_id: str) -> None:
-        if not any(self._window_usable(n) for n, s in self._serves.items() if service_id in s):
+        if not any(self._window_usable(n) for n in self.windows_for(service_id)):
             raise Refused("queue.no_window_open", service=self._services[service_id].name)
 
     def _window_usable(self, number: int) -> bool:
