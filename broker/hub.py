@@ -252,8 +252,13 @@ class Hub:
             # A status is a state: only the newest of a device counts, so it is acknowledged now
             # (the broker re-sends the retained one at the next connection anyway).
             with self._statuses_lock:
-                self._statuses.put(message.topic, bytes(message.payload))
+                fresh = self._statuses.put(message.topic, bytes(message.payload))
             self._ack(message.mid, message.qos)
+            if not fresh:
+                # The device's older status is still waiting, due when it was: nothing to wake the
+                # parts' thread for. A flapping device costs its network thread, not a switch of
+                # threads (and the GIL) per status.
+                return
         else:
             self._part_inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
         self._parts_wake.set()
