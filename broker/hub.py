@@ -243,16 +243,17 @@ class Hub:
     # ---- requests ---------------------------------------------------------------------------
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        if message.topic.startswith(self._command_prefix) and "/" not in message.topic[len(self._command_prefix):]:
+        topic = message.topic  # decoded from bytes at every read
+        if topic.startswith(self._command_prefix) and "/" not in topic[len(self._command_prefix):]:
             # Acknowledged to the broker only after the command is committed and answered
             # (see _serve): a hub killed before that gets the request again when it returns.
-            self._inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
+            self._inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
             return
-        if message.topic.startswith(self._device_prefix) and message.topic.endswith("/status"):
+        if topic.startswith(self._device_prefix) and topic.endswith("/status"):
             # A status is a state: only the newest of a device counts, so it is acknowledged now
             # (the broker re-sends the retained one at the next connection anyway).
             with self._statuses_lock:
-                fresh = self._statuses.put(message.topic, bytes(message.payload))
+                fresh = self._statuses.put(topic, bytes(message.payload))
             self._ack(message.mid, message.qos)
             if not fresh:
                 # The device's older status is still waiting, due when it was: nothing to wake the
@@ -260,7 +261,7 @@ class Hub:
                 # threads (and the GIL) per status.
                 return
         else:
-            self._part_inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
+            self._part_inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
         self._parts_wake.set()
 
     def _serve_parts(self) -> None:
