@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import assert_never
+from typing import NamedTuple, assert_never
 
 from hallkit.config import HallConfig
 from hallkit.i18n import Message
@@ -108,6 +108,32 @@ class QueueState:
     windows: dict[int, WindowState] = field(default_factory=dict)
     next_order: int = 0
     events_applied: int = 0
+
+
+class PastDays(NamedTuple):
+    """What the events before the current business day leave it, without those events.
+
+    A ``day_opened`` clears the day's tickets, lines, numbers and figures; what lasts is each
+    window's pause and staff, every window the log names (one removed from the configuration
+    since included), and two counters. A restart takes these from the log in a few queries and
+    replays only the current day (see :meth:`QueueEngine.resume`).
+    """
+
+    events: int
+    """Events before the current day."""
+    enqueued: int
+    """Tickets that joined a line before it: issued, or put back after a skip."""
+    windows: list[int]
+    """Every window those events name (the ones :meth:`QueueEngine.apply` looks up)."""
+    window_events: list[Event]
+    """Their pauses, resumptions and staff changes, in order."""
+
+
+WINDOW_STATE_EVENTS = ("ticket_called", "ticket_skipped", "ticket_transferred", "ticket_completed",
+                       "window_paused", "window_resumed", "staff_changed")
+"""Event types whose ``window`` the engine looks up (and so makes up, for a removed window)."""
+LASTING_EVENTS = ("window_paused", "window_resumed", "staff_changed")
+"""Event types whose effect outlasts the day: a window's pause and staff."""
 
 
 class QueueEngine:
@@ -398,6 +424,17 @@ class QueueEngine:
                 self._window_state(event.window).staff_id = event.staff_id
             case _:
                 assert_never(event)
+
+    def resume(self, past: PastDays) -> None:
+        """After :meth:`reset`, the state the days before the current one leave: then applying
+        the current day's events from its ``day_opened`` on gives the state a replay of the whole
+        log gives (``tests/core`` compares the two)."""
+        for number in past.windows:
+            self._window_state(number)
+        for event in past.window_events:
+            self.apply(event)
+        self.state.next_order = past.enqueued
+        self.state.events_applied = past.events
 
     def _window_state(self, number: int) -> WindowState:
         """A window's state, made up for a window the log names but the configuration no longer

@@ -69,7 +69,13 @@ class DurableQueue:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for _, event in self.store.events():
+            # Only the current business day is replayed: a day_opened clears the tickets, and
+            # what earlier days leave it (pauses, staff, counters) comes from a few queries. A
+            # restart then costs the day, not the whole log.
+            start = self.store.current_day_seq()
+            if start:
+                self.engine.resume(self.store.past_days(start))
+            for _, event in self.store.events(after_seq=start - 1 if start else 0):
                 self.engine.apply(event)
         finally:
             if collecting:
