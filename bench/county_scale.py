@@ -452,18 +452,6 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return int(lines["VmRSS"].split()[0]) / 1024, int(lines["VmHWM"].split()[0]) / 1024
 
 
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -502,6 +490,10 @@ class Meter:
             with contextlib.suppress(OSError):
                 total += cpu_seconds(pid)
         return total
+
+    def used(self, name: str) -> float:
+        """CPU seconds the processes of ``name`` used since the meter started."""
+        return self._cpu(name) - self.cpu[name]
 
     def read(self) -> dict[str, float]:
         """Share of one core each used since the meter started; ``machine``: share of all cores."""
@@ -544,6 +536,12 @@ class County:
         assert row is not None
         return float(row[0])
 
+    def backends(self) -> list[int]:
+        """The ingest workers' PostgreSQL backends: every other session of this database. Not the
+        server's shared processes, nor other databases' sessions (other work on a shared machine)."""
+        return [pid for (pid,) in self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
     def scalar(self, sql: str) -> int:
         row = self.conn.execute(sql).fetchone()  # type: ignore[arg-type]
         return int(row[0] or 0) if row else 0
@@ -584,7 +582,12 @@ def fmt_lag(lag: tuple[int, float, float, float]) -> str:
 
 def fmt_cpu(shares: dict[str, float], cores: int) -> str:
     return (f"CPU (one core = 100%): Mosquitto {shares['mosquitto']:.0%}, ingest {shares['ingest']:.0%}, "
-            f"PostgreSQL {shares['postgres']:.0%}; machine {shares['machine']:.0%} of {cores} cores")
+            f"its PostgreSQL backends {shares['postgres']:.0%}; machine {shares['machine']:.0%} of {cores} cores")
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -608,7 +611,7 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
 
         def meter() -> Meter:
             return Meter({"mosquitto": [broker.process.pid], "ingest": [p.pid for p in ingest],  # type: ignore[union-attr]
-                          "postgres": postgres_pids()})
+                          "postgres": county.backends()})
 
         per = -(-args.halls // args.processes)
         print(f"county scale on {cores} cores, all on this machine: Mosquitto 2.0, `hall county ingest`, PostgreSQL; "
@@ -667,6 +670,7 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             # Polled once a second: a count over the growing tables is PostgreSQL work of its own.
             missing = settle(lambda back=back: county.counts(back), owed)
             shares = m.read()
+            ingest_cpu, backends_cpu = m.used("ingest"), m.used("postgres")
             drained = county.last_stored(back) - back
             items = sum(owed.values()) - stored_before
             _, peak = memory_mib(broker.process.pid)
@@ -684,6 +688,9 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
                   f"({items / drained:,.0f} items/s)")
             print(f"    items made during the storm: lag {fmt_lag(live)}")
             print(f"    Mosquitto peak RSS {peak:.1f} MiB; {fmt_cpu(shares, cores)}")
+            # What the load of other work on the machine moves least: CPU per item of the county's side.
+            print(f"    CPU per item: ingest worker{'s' if workers > 1 else ''} {ingest_cpu / items * 1e6:.1f} µs, "
+                  f"their PostgreSQL backends {backends_cpu / items * 1e6:.1f} µs; {load()}")
 
         # 4. exactly once
         halls.ask("produce", False)

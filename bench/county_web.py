@@ -14,6 +14,8 @@ one after another, and prints p50/p99 beside the goal (1 s p99), then the machin
     .venv/bin/python bench/county_web.py [--scale 0.01] [--requests 30] [--screenshots docs/screenshots]
 
 ``--screenshots DIR`` also opens every page in Debian's Chromium and saves ``county-*.png``.
+``--keep`` leaves the database; ``--reuse DATABASE`` measures such a one again without loading,
+after applying the migrations it lacks (a county upgrading hallkit), and prints how long they took.
 Needs a PostgreSQL login that may create databases (``HALLKIT_TEST_PG``).
 """
 
@@ -37,7 +39,7 @@ from pathlib import Path
 import httpx
 import psycopg
 from hallkit.county.console import county_today, day_start
-from hallkit.county.schema import migrate
+from hallkit.county.schema import LATEST, migrate
 from hallkit.county.testing import create_database, database_dsn, drop_database, fresh_database
 
 from hallkit.testing import free_port
@@ -156,15 +158,22 @@ class Generator:
         abandoned = rnd.randrange(0, 6)
         served = max(0, taken - waiting - abandoned)
 
-        def figures(t: int, s: int, a: int, w: int) -> dict[str, object]:
+        longest = round(rnd.uniform(60, 2400), 1)  # the hall's; a line's is up to it
+
+        def figures(t: int, s: int, a: int, w: int, longest_wait: float) -> dict[str, object]:
             return {"taken": t, "served": s, "abandoned": a, "waiting": w,
+                    "longest_wait_seconds": longest_wait if w else 0.0,
                     "mean_wait_seconds": round(rnd.uniform(180, 900), 1) if s else None,
                     "p90_wait_seconds": round(rnd.uniform(900, 1800), 1) if s else None}
 
-        services = [{"service_id": f"s{i:02d}", **figures(taken // SERVICES, served // SERVICES, 0, waiting // SERVICES)}
+        # The hall's waiting spread over its first lines, so they add up; the first line has the
+        # hall's longest wait (the hall's is its lines' longest), the others shorter ones.
+        services = [{"service_id": f"s{i:02d}", **figures(taken // SERVICES, served // SERVICES, 0,
+                                                          waiting // SERVICES + (i < waiting % SERVICES),
+                                                          longest if i == 0 else round(rnd.uniform(0.5, 1) * longest, 1))}
                     for i in range(SERVICES)]
         body = {"stats_id": f"{self.hall}-{day}-{as_of:%H}", "hall_id": self.hall, "day": day.isoformat(),
-                "as_of": _ts(as_of), "final": final, "total": figures(taken, served, abandoned, waiting),
+                "as_of": _ts(as_of), "final": final, "total": figures(taken, served, abandoned, waiting, longest),
                 "services": services, "windows": []}
         return json.dumps(body, ensure_ascii=False)
 
@@ -362,10 +371,14 @@ def main() -> int:
                   f"({with_triggers / without:.2f}×)")
         started = time.perf_counter()
         if args.reuse:
-            with psycopg.connect(dsn) as conn:
+            with psycopg.connect(dsn, autocommit=True) as conn:
                 found = conn.execute("SELECT count(*) FROM hall_register").fetchone()
+                # As a county upgrading would: the migrations this hallkit adds, before the console starts.
+                migrating = time.perf_counter()
+                before = migrate(conn)
+                migrated = time.perf_counter() - migrating
             halls = int(found[0]) if found else halls
-            print(f"reusing {name}: {halls} halls")
+            print(f"reusing {name}: {halls} halls; schema {before} → {LATEST} in {migrated:.2f} s")
         else:
             loaded = load(dsn, halls, now)
             print(f"loaded in {time.perf_counter() - started:.0f} s: {int(loaded['ratings_total']):,} ratings by COPY "

@@ -55,7 +55,7 @@ from hallkit.contracts.mqtt import BrokerAddress, make_client
 from hallkit.contracts.uplink import DeviceTelemetry
 
 from hallkit.queue.models import TakeTicket
-from hallkit.testing import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES, write_hall_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -329,7 +329,7 @@ def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argp
     print(f"\n== hub from {code} (synchronous={args.sync}) ==")
     folder.mkdir(parents=True)
     hub = HubProcess(code, folder, broker, args.sync)
-    hub.config.write_text(hall_toml(args.clients), "utf-8")
+    write_hall_config(hub.config, hall_toml(args.clients))
     hub.start()
     rng = random.Random(16)
     commit = BareCommit(folder, args.sync)
@@ -427,7 +427,7 @@ def storm_tree(code: Path, folder: Path, broker: Mosquitto, args: argparse.Names
     with socket.socket() as probe:  # a county broker that is not there: telemetry stays in the outbox
         probe.bind(("127.0.0.1", 0))
         county = f"mqtt://127.0.0.1:{probe.getsockname()[1]}"
-    hub.config.write_text(hall_toml(1) + f'\n[upstream]\nbroker = "{county}"\npassword = "x"\n', "utf-8")
+    write_hall_config(hub.config, hall_toml(1) + f'\n[upstream]\nbroker = "{county}"\npassword = "x"\n')
     hub.start()
     quiet_p99, storm_p99, slowest = [], [], []
     try:

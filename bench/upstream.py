@@ -10,7 +10,9 @@ cores moves every figure):
   figure is items from the hall's outbox into the county's database (items per second, counted
   in items, never in messages), checked exactly once at the end;
 - ingest: ``--ingest`` ratings published to the county broker while one worker process runs,
-  then again with two (items per second between the first and the last commit);
+  then again with two (items per second between the first and the last commit), and the CPU per
+  item of the workers and of their PostgreSQL backends; ``--repeat N`` runs both N times,
+  alternately, and prints min / median / max (the load of other work moves every run);
 - county: ``--halls`` halls, each a real forwarder with its own outbox of ``--hall-backlog``
   ratings and ``--devices`` device states, all coming back at once to one county broker with one
   ingest worker: seconds until every hall's outbox is empty (every item receipted).
@@ -33,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from uuid import uuid4
 
 import psycopg
@@ -210,21 +213,30 @@ def drain_rate(folder: Path, items: int, worker_count: int, batch_size: int,
 # ---- ingest ------------------------------------------------------------------------------------
 
 
-def publish_ratings(broker: Mosquitto, items: int, per_batch: int) -> None:
-    """``items`` ratings from ``HALLS`` halls, ``per_batch`` to a message, as fast as the broker takes them."""
+def rating_messages(items: int, per_batch: int) -> list[tuple[str, bytes]]:
+    """``items`` ratings from ``HALLS`` halls, ``per_batch`` to a message: ``(topic, payload)``."""
+    body = rating(0).model_copy(update={"resident_hash": None}).model_dump_json()
+    messages = []
+    for start in range(0, items, per_batch):
+        hall = f"hall-{start // per_batch % HALLS:03d}"
+        rows = [(i + 1, body.replace('"test-hall"', f'"{hall}"').replace("test-hall-r000000", f"r{i:08d}"))
+                for i in range(start, min(items, start + per_batch))]
+        messages.append((UpTopics("bench", hall).up(UpKind.RATING),
+                         encode_batch(UpKind.RATING, f"m{start}", hall, "bench", "e", True, rows)))
+    return messages
+
+
+def publish(broker: Mosquitto, messages: list[tuple[str, bytes]]) -> None:
+    """As fast as the broker takes them. Made beforehand: the publisher shares the cores with the
+    workers, and building the payloads here cost more CPU than the two workers' ingest was to show."""
     client = make_client(broker.address, f"bench-halls-{uuid4().hex[:6]}")
     client.connect(broker.address.host, broker.port)
     client.loop_start()
     window = threading.Semaphore(50)
     client.on_publish = lambda *_: window.release()
-    body = rating(0).model_copy(update={"resident_hash": None}).model_dump_json()
-    for start in range(0, items, per_batch):
-        hall = f"hall-{start // per_batch % HALLS:03d}"
-        rows = [(i + 1, body.replace('"test-hall"', f'"{hall}"').replace("test-hall-r000000", f"r{i:08d}"))
-                for i in range(start, min(items, start + per_batch))]
+    for topic, payload in messages:
         window.acquire()
-        client.publish(UpTopics("bench", hall).up(UpKind.RATING),
-                       encode_batch(UpKind.RATING, f"m{start}", hall, "bench", "e", True, rows), qos=1)
+        client.publish(topic, payload, qos=1)
     for _ in range(50):
         window.acquire()
     client.disconnect()
@@ -239,8 +251,9 @@ def ingest_rate(folder: Path, items: int, worker_count: int, per_batch: int) -> 
             psycopg.connect(dsn, autocommit=True) as conn:
         backends = [pid for (pid,) in conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        messages = rating_messages(items, per_batch)
         cpu_before = cpu_seconds(pids), cpu_seconds(backends)
-        publish_ratings(broker, items, per_batch)
+        publish(broker, messages)
         wait_until(lambda: count_rows(conn, "ratings") >= items, "the ingest")
         cpu = cpu_seconds(pids) - cpu_before[0], cpu_seconds(backends) - cpu_before[1]
         row = conn.execute(
@@ -294,6 +307,7 @@ def main() -> None:
     parser.add_argument("--receipt-window", type=int, help="the hall's receipt_window (default: the configuration's)")
     parser.add_argument("--ingest", type=int, default=300_000, help="items for each ingest run")
     parser.add_argument("--per-batch", type=int, default=200, help="items per message (the hall's default batch_size)")
+    parser.add_argument("--repeat", type=int, default=1, help="ingest runs of 1 and 2 workers, alternately")
     # 500 forwarders in one Python process (1,000 threads on 2 cores) do not all get their CONNECT
     # out: the harness, not the county, is then the limit. Real halls are separate machines.
     parser.add_argument("--halls", type=int, default=50, help="halls of the county run (0: skip it)")
@@ -322,13 +336,25 @@ def main() -> None:
               f"worker(s): {rate:>10,.0f} items/s ({seconds:.1f} s; goal ≥ 20,000; batches of {upstream.batch_size}, "
               f"{upstream.max_inflight} unacknowledged, {upstream.receipt_window:,} items awaiting receipts at most; "
               f"{forwarder.receipts:,} receipts, {forwarder.resent:,} items sent again); {load()}")
-        one, worker_cpu, pg_cpu = ingest_rate(folder, args.ingest, 1, args.per_batch)
-        print(f"county ingest, 1 worker, {args.ingest:,} ratings, {args.per_batch} a message: {one:>10,.0f} items/s "
-              f"(goal ≥ 20,000; CPU per item: worker {worker_cpu:.1f} µs, PostgreSQL {pg_cpu:.1f} µs); {load()}")
-        two, worker_cpu, pg_cpu = ingest_rate(folder, args.ingest, 2, args.per_batch)
-        print(f"county ingest, 2 workers, {args.ingest:,} ratings, {args.per_batch} a message: {two:>10,.0f} items/s "
-              f"({two / one:.2f}× one worker; goal ≥ 1.6×; CPU per item: workers {worker_cpu:.1f} µs, "
-              f"PostgreSQL {pg_cpu:.1f} µs); {load()}")
+        ones, ratios, costs = [], [], []
+        for _ in range(args.repeat):  # 1 and 2 workers side by side, again and again: the load moves
+            one, worker_cpu, pg_cpu = ingest_rate(folder, args.ingest, 1, args.per_batch)
+            print(f"county ingest, 1 worker, {args.ingest:,} ratings, {args.per_batch} a message: {one:>10,.0f} "
+                  f"items/s (goal ≥ 20,000; CPU per item: worker {worker_cpu:.1f} µs, PostgreSQL {pg_cpu:.1f} µs); "
+                  f"{load()}")
+            two, workers_cpu, pgs_cpu = ingest_rate(folder, args.ingest, 2, args.per_batch)
+            print(f"county ingest, 2 workers, {args.ingest:,} ratings, {args.per_batch} a message: {two:>10,.0f} "
+                  f"items/s ({two / one:.2f}× one worker; goal ≥ 1.6×; CPU per item: workers {workers_cpu:.1f} µs, "
+                  f"PostgreSQL {pgs_cpu:.1f} µs); {load()}")
+            ones.append(one)
+            ratios.append(two / one)
+            costs.append(worker_cpu + pg_cpu)
+        if args.repeat > 1:
+            print(f"over {args.repeat} runs (min / median / max): 1 worker {min(ones):,.0f} / {median(ones):,.0f} / "
+                  f"{max(ones):,.0f} items/s; 2 workers ÷ 1 worker {min(ratios):.2f} / {median(ratios):.2f} / "
+                  f"{max(ratios):.2f}×; CPU per item of one worker and its backend {min(costs):.1f} / "
+                  f"{median(costs):.1f} / {max(costs):.1f} µs (one core's worth: "
+                  f"{1e6 / median(costs):,.0f} items/s)")
         if args.halls:
             seconds, rss, connected = county_scale(folder, args.halls, args.devices, args.hall_backlog)
             items = args.halls * (args.devices + args.hall_backlog)

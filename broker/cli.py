@@ -15,8 +15,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from hallkit.broker.login import add_broker_options, add_hall_option, address_from_args
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit, failure, writable_folder
-from hallkit.i18n import bilingual
+from hallkit.commandline import (
+    CommandFailed,
+    add_json_flag,
+    emit,
+    failure,
+    listening_scope,
+    say_listening,
+    writable_folder,
+)
+from hallkit.i18n import LANGS, bilingual, text
 
 if TYPE_CHECKING:
     from hallkit.broker.client import HallClient
@@ -94,7 +102,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     conf.add_argument("--config", required=True, type=Path, help="hall configuration file")
     conf.add_argument("--out", required=True, type=Path, help="folder to write into")
     conf.add_argument("--port", type=int, default=1883)
-    conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (the hall LAN)")
+    conf.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0: the devices reach it over the hall LAN)")
     add_rewrite_flags(conf)
     conf.set_defaults(handler=write_broker_config)
 
@@ -122,6 +130,13 @@ def describe_written(written) -> str:  # noqa: ANN001 - LoginsWritten, imported 
     lines.append(bilingual("errors.logins_added", count=len(written.added), users=", ".join(written.added) or "-"))
     return "\n".join(lines)
 
+
+def broker_reach(bind: str, port: int) -> str:
+    """Where a written broker configuration listens: a broker is for the other machines (devices,
+    halls), so it is open to the network by default, and says so."""
+    zh, en = (text("errors.broker_listens", lang, address=f"{bind}:{port}",
+                   scope=listening_scope(bind, lang, widen="--bind 0.0.0.0")) for lang in LANGS)
+    return f"{zh} / {en}"
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
@@ -177,9 +192,9 @@ def run_hub(args: argparse.Namespace) -> int:
     # (the embedded broker pulls in amqtt and asyncio, and only runs without --broker).
     from hallkit.contracts.mqtt import parse_broker_url
 
-    from hallkit.commands import load_or_fail
+    from hallkit.commands import load_secured_or_fail
 
-    config = load_or_fail(args.config)
+    config = load_secured_or_fail(args.config)
     data = writable_folder(args.data or Path("var") / config.hall.id)
     embedded = None
     if args.broker:
@@ -198,6 +213,7 @@ def run_hub(args: argparse.Namespace) -> int:
         address = parse_broker_url(embedded.url).as_login(HUB_USER, logins.credentials[HUB_USER])
         print(f"embedded broker {embedded.url}: one login per device in {folder / 'credentials.toml'}, e.g. "
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
+        print(say_listening(embedded.url, embedded.host, widen="errors.embedded_widen"))
     try:
         hub = open_hub(config, address, data, args.sync)
     except CommandFailed:
@@ -206,6 +222,8 @@ def run_hub(args: argparse.Namespace) -> int:
         raise
     if hub.disk_is_full:
         print(bilingual("errors.disk_full_start", folder=data), file=sys.stderr)
+    for tightened in hub.tightened:
+        print(tightened.bilingual(), file=sys.stderr)
     # What the start built (modules, models, the replayed day's tickets) lives as long as the
     # process: moved out of the cyclic collector's sight, so that its full collections, which
     # the day's new tickets set off, do not scan all of it again each time.
@@ -320,6 +338,7 @@ def write_broker_config(args: argparse.Namespace) -> int:
     check_rewrite(args)
     written = write_mosquitto_config(config, args.out, port=args.port, bind=args.bind, add=args.add)
     print(describe_written(written))
+    print(broker_reach(args.bind, args.port))
     for folder in unreachable_folders(args.out):
         print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
     print(bilingual("broker.config_next", out=args.out.resolve()))

@@ -22,6 +22,7 @@ from hallkit.contracts.mqtt import BrokerAddress
 from pydantic import BaseModel
 
 from hallkit.config import DeviceKind, HallConfig
+from hallkit.filemodes import TooOpen, exposed_secrets
 from hallkit.i18n import Message
 
 PAPER_TROUBLE = {"near_end": "doctor.paper_low", "out": "doctor.paper_out"}
@@ -59,6 +60,9 @@ class LoginFile(BaseModel):
 
 
 class Observations(BaseModel):
+    config_file: Path = Path("hall.toml")
+    exposed: list[TooOpen] = []
+    """The configuration and its password file where others may read them (the hub refuses them)."""
     broker_error: Message | None = None
     hub: DeviceStatus | None = None
     devices: dict[str, DeviceStatus] = {}
@@ -68,7 +72,8 @@ class Observations(BaseModel):
     now: datetime
 
 
-def observe(config: HallConfig, address: BrokerAddress, broker_folder: Path | None, timeout: float) -> Observations:
+def observe(config: HallConfig, config_file: Path, address: BrokerAddress, broker_folder: Path | None,
+            timeout: float) -> Observations:
     """Everything :func:`diagnose` judges: the hall's retained statuses, the login files, the clock."""
     broker_error = None
     hub = None
@@ -78,7 +83,8 @@ def observe(config: HallConfig, address: BrokerAddress, broker_folder: Path | No
         hub, devices = view.hub, view.devices
     except HubError as exc:
         broker_error = exc.message
-    return Observations(broker_error=broker_error, hub=hub, devices=devices,
+    return Observations(config_file=config_file, exposed=exposed_secrets(config_file, config),
+                        broker_error=broker_error, hub=hub, devices=devices,
                         logins=login_files(config, broker_folder) if broker_folder else [],
                         utc_offset_seconds=time.localtime().tm_gmtoff, ntp_synchronised=ntp_synchronised(),
                         now=datetime.now().astimezone())
@@ -107,7 +113,7 @@ def ntp_synchronised() -> bool | None:
 
 
 def diagnose(config: HallConfig, seen: Observations) -> list[Finding]:
-    findings = [*_broker_and_hub(config, seen), *_logins(seen), *_clock(config, seen)]
+    findings = [*_broker_and_hub(config, seen), *_secrets(seen), *_logins(seen), *_clock(config, seen)]
     if seen.broker_error is None and seen.hub is not None:
         findings += _devices(config, seen)
         if config.upstream is not None:
@@ -130,6 +136,13 @@ def _broker_and_hub(config: HallConfig, seen: Observations) -> list[Finding]:
                                 fix=note("doctor.fix_hub"))]
     return [*found, Finding(check="hub", verdict=Verdict.OK,
                             message=note("doctor.hub_ok", hall=config.hall.id, session=seen.hub.session))]
+
+
+def _secrets(seen: Observations) -> list[Finding]:
+    if not seen.exposed:
+        return [Finding(check="secrets", verdict=Verdict.OK, message=note("doctor.secrets_ok", path=str(seen.config_file)))]
+    return [Finding(check=f"file {found.path}", verdict=Verdict.FAIL, message=found.problem, fix=found.fix)
+            for found in seen.exposed]
 
 
 def _logins(seen: Observations) -> list[Finding]:

@@ -171,6 +171,14 @@ class _HallBroker(Broker):
         if any(s.client_id == session.client_id for s, _ in subscribers):
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
+    async def start(self) -> None:
+        # amqtt makes the future that tells its broadcast loop to end in __init__, on the event loop
+        # of the thread that builds the broker, not the loop it runs on: set from there, it never
+        # woke the loop, and every shutdown waited out amqtt's 5 s timeout (far longer on a loaded
+        # machine, with the loop's tasks half torn down).
+        self._broadcast_shutdown_waiter = asyncio.get_running_loop().create_future()
+        await super().start()
+
     async def shutdown(self) -> None:
         # Stop listening first: amqtt closes its listeners last, after cleaning up every session,
         # which clients that keep reconnecting and resending (a hall's uplink) can hold up for
@@ -179,6 +187,11 @@ class _HallBroker(Broker):
             if server.instance is not None:
                 server.instance.close()
         await super().shutdown()
+
+
+STOP_CEILING_SECONDS = 60.0
+"""How long stopping waits for the broker's loop to end once told to (it ends within one turn of the
+loop unless a callback is stuck)."""
 
 
 class EmbeddedBroker:
@@ -234,7 +247,12 @@ class EmbeddedBroker:
         except Exception:  # amqtt may wait on clients that never leave; the thread is a daemon
             log.debug("embedded broker shutdown did not finish in %.0f s", timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
+        # Wait for the loop to really end, however loaded the machine: a loop thread still closing
+        # its clients' transports while the interpreter exits races the garbage collector closing
+        # the same sockets (an AttributeError traceback from asyncio at exit).
+        self._thread.join(STOP_CEILING_SECONDS)
+        if self._thread.is_alive():
+            log.warning("embedded broker thread still running %.0f s after stop", STOP_CEILING_SECONDS)
 
 
 def _port_taken(host: str, port: int) -> bool:

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ValidationError
 from hallkit import __version__
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.encoding import dump_spliced
+from hallkit.filemodes import own_only
 from hallkit.i18n import Message
 from hallkit.queue.engine import Refused
 from hallkit.queue.models import (
@@ -142,8 +143,8 @@ class Hub:
         self._command_prefix = self.topics.command("")
         self._device_prefix = self.topics.device_status("").removesuffix("/status")
         self.devices = {d.id: d for d in config.devices}
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data_dir.chmod(0o700)  # the log holds keyed hashes of ID numbers: for the hub's user only
+        # The log holds keyed hashes of ID numbers: for the hub's user only, said where it was not.
+        self.tightened = own_only(data_dir)
         self.queue = DurableQueue(config, data_dir / "hall.sqlite3", synchronous)  # FolderInUse: another hub
         self.queue.listeners.append(self._on_events)
         self.session = _next_session(data_dir / "hub-session")

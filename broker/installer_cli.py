@@ -58,7 +58,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     if args.broker_folder is not None and not (args.broker_folder / "passwords").is_file():
         raise CommandFailed(bilingual("doctor.no_broker_folder", folder=args.broker_folder), 2)
     try:
-        seen = observe(config, address, args.broker_folder, args.timeout)
+        seen = observe(config, args.config, address, args.broker_folder, args.timeout)
     except OSError as exc:  # the broker folder's files unreadable (not root)
         raise CommandFailed(bilingual("doctor.unreadable", detail=str(exc)), 2) from None
     findings = diagnose(config, seen)

@@ -188,7 +188,7 @@ def show_figures(args: argparse.Namespace) -> int:
     config, conn = _open(args)
     now = datetime.now(config.hall.zone)
     day = args.day or business_day(now, config.hall.zone, config.queue.reset_hour)
-    queue = fold_day(day, day_events(conn, day)).figures()
+    queue = fold_day(day, day_events(conn, day)).figures(now)
     ratings = build_report(config.hall.id, Period(start=day, end=day), now.date(), store.events_of_day(conn, day),
                            store.ratings_of_day(conn, day), store.every_step(conn))
     conn.close()
@@ -202,7 +202,8 @@ def render_figures(figures: DailyFigures, hall_name: str) -> str:
     return "\n".join([
         bilingual("figures.title_final" if figures.queue.final else "figures.title_running", hall=hall_name,
                   day=figures.day.isoformat()),
-        text("figures.queue", taken=total.taken, served=total.served, waiting=total.waiting, abandoned=total.abandoned,
+        text("figures.queue", taken=total.taken, served=total.served, waiting=total.waiting,
+             longest=_minutes(total.longest_wait_seconds), abandoned=total.abandoned,
              mean=_minutes(total.mean_wait_seconds), p90=_minutes(total.p90_wait_seconds)),
         text("figures.ratings", counted=rated.counted, voided=rated.voided, coverage=_percent(rated.coverage),
              satisfaction=_percent(rated.satisfaction_rate), bad_rate=_percent(rated.bad_rate), bad=rated.bad),

@@ -54,6 +54,10 @@ class QueueFigures(_Frozen):
     served: int = Field(ge=0)
     abandoned: int = Field(ge=0, description="not served: no-show after the last skip, or left at day close")
     waiting: int = Field(ge=0)
+    # Optional: a county keeps taking the statistics of halls not yet upgraded (docs/upstream.md).
+    longest_wait_seconds: float | None = Field(
+        None, ge=0, description="最长等候 at as_of: the longest-waiting ticket still in a line, from its taking; "
+                                "0 when nobody waits; None from a hall that does not send it yet")
     mean_wait_seconds: float | None
     p90_wait_seconds: float | None
 
@@ -250,17 +254,19 @@ def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:
 
 
 def encode_batch(kind: UpKind, msg_id: str, hall: str, county: str, epoch: str, historical: bool,
-                 items: list[tuple[int, str]]) -> bytes:
+                 items: Sequence[tuple[int, str | bytes]]) -> bytes:
     """A batch as JSON from items already serialised by their models (``(seq, body JSON)``).
 
     The hall stores each item as its model's JSON when it is made; joining those strings is what
-    lets the forwarder drain a long backlog at tens of thousands of items a second. The result is
+    lets the forwarder drain a long backlog at tens of thousands of items a second. The forwarder
+    reads them as UTF-8 bytes (no decoding into Python strings and encoding back). The result is
     exactly what ``UP_BATCH`` reads (the tests check the round trip).
     """
     header = _Header(msg_id=msg_id, hall=hall, county=county, epoch=epoch, historical=historical,
-                     sent_at=utcnow(), kind=kind.value).model_dump_json()
-    body = ",".join(f'{{"seq":{seq},"body":{item}}}' for seq, item in items)
-    return f'{header[:-1]},"items":[{body}]}}'.encode()
+                     sent_at=utcnow(), kind=kind.value).model_dump_json().encode()
+    body = b",".join(b'{"seq":%d,"body":%b}' % (seq, item if isinstance(item, bytes) else item.encode())
+                     for seq, item in items)
+    return header[:-1] + b',"items":[' + body + b"]}"
 
 
 class _Header(_Frozen):

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hallkit.broker.cli import add_rewrite_flags, check_rewrite, describe_written
+from hallkit.broker.cli import add_rewrite_flags, broker_reach, check_rewrite, describe_written
 from hallkit.broker.login import add_broker_options, address_from_args
 from hallkit.county.quarantine import QuarantineLimits
 
@@ -63,7 +63,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="a hall id; repeat for every hall")
     broker.add_argument("--out", required=True, type=Path, help="folder to write into")
     broker.add_argument("--port", type=int, help="port to listen on (default: 8883 with --tls, else 1883)")
-    broker.add_argument("--bind", default="0.0.0.0")
+    broker.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0: the halls reach it over the network)")
     broker.add_argument("--tls", action="store_true",
                         help="listen with TLS: makes the county's CA (ca.pem, for every hall's [upstream] ca_file) "
                              "and the broker's certificate where missing")
@@ -97,6 +97,7 @@ def write_broker_config(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a hall named like an ingest login, or an unreadable credentials.toml
         raise CommandFailed(str(exc)) from None
     print(describe_written(written))
+    print(broker_reach(args.bind, port))
     for folder in unreachable_folders(args.out):
         print(bilingual("install.folder_closed", folder=folder), file=sys.stderr)
     print(bilingual("county.broker_next", out=args.out.resolve(), port=port,

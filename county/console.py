@@ -94,6 +94,8 @@ class HallRow(_View):
     taken: int | None
     served: int | None
     waiting: int | None
+    longest_wait_minutes: float | None
+    """最长等候 when the hall's latest statistics of the day were made; None: not sent (an older hall)."""
     mean_wait_minutes: float | None
     p90_wait_minutes: float | None
     ratings: int
@@ -151,6 +153,7 @@ def halls_overview(conn: psycopg.Connection, scope: Scope, day: date, now: datet
             # Columns a later migration adds (the receipts' split of the backlog) show once they exist.
             backlog=link.get("backlog"), unsent=link.get("unsent"), awaiting_receipt=link.get("awaiting_receipt"),
             taken=total.get("taken"), served=total.get("served"), waiting=total.get("waiting"),
+            longest_wait_minutes=_minutes(total.get("longest_wait_seconds")),
             mean_wait_minutes=_minutes(total.get("mean_wait_seconds")),
             p90_wait_minutes=_minutes(total.get("p90_wait_seconds")),
             ratings=ratings, bad=bad, satisfaction=share(satisfied, ratings), cases_open=open_cases,
@@ -172,6 +175,7 @@ class ServiceQueueRow(_View):
     served: int
     abandoned: int
     waiting: int
+    longest_wait_minutes: float | None
     mean_wait_minutes: float | None
 
 
@@ -201,9 +205,9 @@ def hall_detail(conn: psycopg.Connection, scope: Scope, hall: str, day: date, no
            FROM ratings WHERE hall = %s AND served_at >= %s AND served_at < %s AND ticket_id LIKE %s GROUP BY 1""",
         (SUMMARY_ZONE, hall, start - timedelta(days=1), start + timedelta(days=2), ticket_id_prefix(day) + "%"))}
     services = [ServiceQueueRow(service_id=s, taken=t, served=v, abandoned=a, waiting=w,
-                                mean_wait_minutes=_minutes(m))
-                for s, t, v, a, w, m in conn.execute(
-                    """SELECT service_id, taken, served, abandoned, waiting, mean_wait_seconds
+                                longest_wait_minutes=_minutes(longest), mean_wait_minutes=_minutes(m))
+                for s, t, v, a, w, longest, m in conn.execute(
+                    """SELECT service_id, taken, served, abandoned, waiting, longest_wait_seconds, mean_wait_seconds
                        FROM stats_service_daily WHERE hall = %s AND day = %s ORDER BY taken DESC, service_id""",
                     (hall, day))]
     period = Period(start=day, end=day)

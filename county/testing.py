@@ -121,11 +121,14 @@ def rating(hall: str, served: datetime, n: int, level: Level, channel: RatingCha
 
 
 def stats(hall: str, day: date, as_of: datetime, final: bool, taken: int, waiting: int) -> QueueStats:
+    """Made-up figures; the longest wait 90 s per person waiting in a line (svc-1's line the longer)."""
     served = taken - waiting - 1 if taken > waiting else 0
     total = QueueFigures(taken=taken, served=served, abandoned=min(1, taken), waiting=waiting,
-                         mean_wait_seconds=240.0 + taken, p90_wait_seconds=600.0)
+                         longest_wait_seconds=90.0 * waiting, mean_wait_seconds=240.0 + taken, p90_wait_seconds=600.0)
+    lines = (waiting // 2, waiting - waiting // 2)
     services = [ServiceStats(service_id=f"svc-{i}", taken=taken // 2, served=served // 2, abandoned=0,
-                             waiting=waiting // 2, mean_wait_seconds=200.0 + i, p90_wait_seconds=500.0)
+                             waiting=lines[i], longest_wait_seconds=90.0 * lines[i], mean_wait_seconds=200.0 + i,
+                             p90_wait_seconds=500.0)
                 for i in range(2)]
     return QueueStats(stats_id=f"{hall}-{day}-{as_of:%H%M}-{final}", hall_id=hall, day=day, as_of=as_of, final=final,
                       total=total, services=services, windows=[])

@@ -21,8 +21,15 @@ from hallkit.dashboard.live import LiveHall
 from hallkit.dashboard.report import charts, day_stats, figures, performance, report_csv
 from hallkit.dashboard.stats import current_day
 from hallkit.dashboard.views import ReportRow
-from hallkit.dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang, session_of
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from hallkit.dashboard.web import (
+    LoginRequired,
+    SecurityHeaders,
+    SessionPages,
+    chosen_lang,
+    page_templates,
+    remember_lang,
+    session_of,
+)
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -59,8 +66,7 @@ class Dashboard(SessionPages):
         self.config = config
         self.live = live
         self.users = users
-        self.templates = Environment(loader=FileSystemLoader(PACKAGE / "templates"),
-                                     autoescape=select_autoescape(["html"]))
+        self.templates = page_templates(PACKAGE / "templates")
 
     def app(self) -> Starlette:
         routes = [
@@ -223,7 +229,7 @@ class Dashboard(SessionPages):
 
         def build() -> str:
             stats = day_stats(self.config, self.live.events, self.live.today, day)
-            return figures(self.config, stats, self.live.ratings, self._today()).model_dump_json()
+            return figures(self.config, stats, self.live.ratings, self._today(), datetime.now(UTC)).model_dump_json()
 
         return Response(await run_in_threadpool(build), media_type="application/json")
 

@@ -71,7 +71,10 @@ class Broadcast:
         if self.loop is None:
             self.latest = payload
             return
-        self.loop.call_soon_threadsafe(self._deliver, payload)
+        try:
+            self.loop.call_soon_threadsafe(self._deliver, payload)
+        except RuntimeError:  # the server's loop has closed: it is stopping, and no page is left to tell
+            self.latest = payload
 
     def _deliver(self, payload: str) -> None:
         self.latest = payload

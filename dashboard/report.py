@@ -58,9 +58,10 @@ def _row(kind: str, key: str, name: str, tally: DeskFigures | None, rated: Ratin
         bad=rated.figures.bad if rated else 0, open_cases=rated.figures.open_cases if rated else 0)
 
 
-def figures(config: HallConfig, stats: DayStats, book: RatingBook, today: date) -> DailyFigures:
-    """Every figure of the day, as ``hall figures`` and the county compute them (hallkit.queue.figures)."""
-    return daily_figures(config.hall.id, stats.figures, book.report(stats, today))
+def figures(config: HallConfig, stats: DayStats, book: RatingBook, today: date, as_of: datetime) -> DailyFigures:
+    """Every figure of the day, as ``hall figures`` and the county compute them (hallkit.queue.figures);
+    the longest wait at ``as_of``."""
+    return daily_figures(config.hall.id, stats.figures(as_of), book.report(stats, today))
 
 
 CSV_COLUMNS = ("kind", "key", "name", "served", "mean_service_minutes", "mean_wait_minutes", "rated",

@@ -91,6 +91,7 @@ class DayStats:
         self.hourly: dict[int, int] = {}
         self.buckets: dict[str, dict[int, Bucket]] = {}
         self.last_seq = 0
+        self.last_at = self.start
         self._figures: QueueDay | None = None
 
     @property
@@ -104,6 +105,7 @@ class DayStats:
         self._figures = None
         if not self.fold.inside:
             return
+        self.last_at = event.at
         if isinstance(event, TicketIssued):
             hour = event.ticket.taken_at.astimezone(self.zone).hour
             self.hourly[hour] = self.hourly.get(hour, 0) + 1
@@ -118,28 +120,33 @@ class DayStats:
             # The wait a resident feels ends at the first call: drawn at that moment, once.
             self._bucket(service, event.at).waits.append(wait)
 
-    @property
-    def figures(self) -> QueueDay:
-        """The fold's figures, made once per change."""
-        if self._figures is None:
-            self._figures = self.fold.figures()
+    def figures(self, as_of: datetime) -> QueueDay:
+        """The fold's figures at ``as_of`` (the longest wait's moment), made once per change and moment."""
+        if self._figures is None or self._figures.as_of != as_of:
+            self._figures = self.fold.figures(as_of)
         return self._figures
 
     @property
+    def counts(self) -> QueueDay:
+        """The figures as of the last event: what the board's and report's tallies read (counts and
+        waits to a call); the longest wait, which grows between events, the board takes from the hub."""
+        return self.figures(self.last_at)
+
+    @property
     def issued(self) -> dict[str, int]:
-        return {s.service_id: s.taken for s in self.figures.services if s.taken}
+        return {s.service_id: s.taken for s in self.counts.services if s.taken}
 
     @property
     def by_service(self) -> dict[str, ServiceFigures]:
-        return {s.service_id: s for s in self.figures.services}
+        return {s.service_id: s for s in self.counts.services}
 
     @property
     def by_window(self) -> dict[int, WindowFigures]:
-        return {w.window: w for w in self.figures.windows}
+        return {w.window: w for w in self.counts.windows}
 
     @property
     def by_staff(self) -> dict[str, StaffFigures]:
-        return {s.staff_id: s for s in self.figures.staff}
+        return {s.staff_id: s for s in self.counts.staff}
 
     def _line(self, service_id: str, at: datetime) -> None:
         now = self.fold.waiting.get(service_id, 0)

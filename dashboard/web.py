@@ -17,9 +17,12 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
+from importlib import resources
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import uvicorn
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -31,6 +34,15 @@ from hallkit.accounts import AuthError, Role, Session, UserStore
 from hallkit.i18n import Lang, text
 
 log = logging.getLogger("hallkit.dashboard.web")
+
+KIT_TEMPLATES = Path(str(resources.files("hallkit.dashboard"))) / "templates" / "kit"
+"""The pages every app with logins shares (the login form), found after the app's own templates."""
+
+
+def page_templates(folder: Path) -> Environment:
+    """An app's templates: its own folder first, then the kit's."""
+    return Environment(loader=FileSystemLoader([folder, KIT_TEMPLATES]), autoescape=select_autoescape(["html"]))
+
 
 SESSION_COOKIE = "hallkit_session"
 LOGIN_CSRF_COOKIE = "hallkit_login_csrf"

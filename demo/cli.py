@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,14 +45,17 @@ def run_demo(args: argparse.Namespace) -> int:
         demo = Demo(options)
     except OSError as exc:
         raise CommandFailed(str(exc)) from None
+    # Ctrl-C is how a demo ends. It only asks: a KeyboardInterrupt raised mid-start (in a lock, a
+    # join, a half-opened connection) left parts that then never stopped, and the demo hung.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     try:
         demo.start()
-        demo.run()
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a demo ends: no traceback
+        demo.run(stop)
     except OSError as exc:
         raise CommandFailed(str(exc)) from None
     finally:
+        signal.signal(signal.SIGINT, previous)
         stop_quietly(demo)
     return 0
 

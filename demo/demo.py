@@ -35,17 +35,16 @@ from hallkit.broker.parts import hub_parts
 from hallkit.contracts.mqtt import BrokerAddress, parse_broker_url
 from hallkit.dashboard.server import DEFAULT_DEVICE as DASHBOARD_DEVICE
 from hallkit.dashboard.server import DashboardServer, free_port
-from hallkit.demo.screens import DemoDevices, DemoScreens
+from hallkit.demo.screens import KIOSK_DEVICE, DemoDevices, DemoScreens, HeadlessKiosk
 from hallkit.devices.printer.layout import TicketPrint
-from hallkit.devices.printer.printer import EscposTicketPrinter
-from hallkit.devices.printer.spooler import TicketSpooler
 from hallkit.web.server import WebServer
 from pydantic import BaseModel
 
 from hallkit.accounts import Role
-from hallkit.commandline import say_listening
-from hallkit.commands import example_config
-from hallkit.config import DeviceKind, HallConfig, load_config, parse_config
+from hallkit.commandline import say_listening, write_atomically
+from hallkit.commands import example_config, load_secured_or_fail
+from hallkit.config import DeviceKind, HallConfig, parse_config
+from hallkit.filemodes import SECRET_MODE
 from hallkit.queue.models import CallNext, Complete, Priority, Skip, TakeTicket
 
 log = logging.getLogger("hallkit.demo")
@@ -104,12 +103,14 @@ kind = "counter"
 def demo_config(data: Path, path: Path | None) -> HallConfig:
     """The chosen config, or the sample hall open at any hour (written to the data folder to read)."""
     if path is not None:
-        return load_config(path)
+        return load_secured_or_fail(path)  # the hub's rule: the demo runs one
     data.mkdir(parents=True, exist_ok=True)
     target = data / "hall.toml"
     if not target.exists():
-        target.write_text(example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
-                          + DEMO_DEVICES, "utf-8")
+        write_atomically(target, example_config().replace("accept_outside_hours = false", "accept_outside_hours = true")
+                         + DEMO_DEVICES, SECRET_MODE)
+    # The demo's own file (an earlier version wrote it 0644): it holds the demo hall's id_hash_key.
+    target.chmod(SECRET_MODE)
     return parse_config(target.read_text("utf-8"), source=target)
 
 
@@ -126,8 +127,9 @@ class Traffic:
         self.served = 0
         self.skipped = 0
         self.balked = 0
-        self.spooler: TicketSpooler | None = None
-        """Without windows there is no kiosk to print: the arrivals' tickets go to the virtual printer here."""
+        self.print_ticket: Callable[[TicketPrint], None] | None = None
+        """Without windows, the arrivals' tickets print at the headless kiosk (with windows, the kiosk's own
+        residents' tickets print there and the simulated ones are not printed)."""
         self.threads: list[threading.Thread] = []
         mu, sigma = SERVICE_MINUTES
         mean_service_seconds = math.exp(mu + sigma * sigma / 2) * 60
@@ -172,8 +174,8 @@ class Traffic:
                         log.warning("kiosk: %s", exc)
                     continue
                 self.taken += reply.ok
-                if self.spooler is not None and reply.outcome is not None and reply.outcome.ticket is not None:
-                    self.spooler.submit(TicketPrint.from_view(reply.outcome.ticket, self.config))
+                if self.print_ticket is not None and reply.outcome is not None and reply.outcome.ticket is not None:
+                    self.print_ticket(TicketPrint.from_view(reply.outcome.ticket, self.config))
 
     @property
     def waiting(self) -> int:
@@ -239,6 +241,7 @@ class Demo:
         self.hub: Hub | None = None
         self.devices: DemoDevices | None = None
         self.screens: DemoScreens | None = None
+        self.kiosk: HeadlessKiosk | None = None
         self.dashboard: DashboardServer | None = None
         self.web: WebServer | None = None
         self.traffic = Traffic(self.config, self.login, options.speed)
@@ -260,18 +263,22 @@ class Demo:
             print(f"  fresh hall state in {state} (--keep goes on with the previous run's)")
         if self.embedded is not None:
             self.embedded.start()
+            print(f"  {say_listening(self.embedded.url, self.embedded.host, widen='errors.embedded_widen')}")
         self.hub = Hub(self.config, self.login(HUB_USER), self.options.data / self.config.hall.id,
                        parts=hub_parts(self.config))
+        for tightened in self.hub.tightened:
+            print(f"  {tightened.bilingual()}")
         self.hub.start()
         self.dashboard = self._start_dashboard()
         self.web = WebServer(self.config, self.login("web"), self.options.data / self.config.hall.id,
                              port=free_port(self.config.web.port)).start()
         print(f"  phone page 扫码页: {self.web.url}/t/<token>  (QR codes link to {self.config.web.public_url}/t/<token>)")
+        print(f"  {say_listening(self.web.url, self.web.host)}")
         # The same devices with and without windows: the virtual printer and the card reader.
         self.devices = DemoDevices(self.options.data).start()
         if self.options.headless:
-            printer = EscposTicketPrinter(self.devices.printer.url, self.config.ticket, status_timeout=1.0)
-            self.traffic.spooler = TicketSpooler(printer, retry_seconds=5.0).start()
+            self.kiosk = HeadlessKiosk(self.config, self.devices, self.login(KIOSK_DEVICE), self.logins).start()
+            self.traffic.print_ticket = self.kiosk.print_ticket
         self.traffic.start()
         if not self.options.headless:
             config_path = self.options.config or self.options.data / "hall.toml"
@@ -298,14 +305,13 @@ class Demo:
         print(f"  {say_listening(dashboard.url, dashboard.host)}")
         return dashboard
 
-    def run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """Print the summary every few seconds until ``stop`` is set or the duration is over."""
         deadline = time.monotonic() + self.options.duration if self.options.duration else None
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(min(3.0, max(0.1, (deadline or float("inf")) - time.monotonic())))
-                print(self.summary(), flush=True)
-        except KeyboardInterrupt:
-            pass
+        while deadline is None or time.monotonic() < deadline:
+            if stop.wait(min(3.0, max(0.1, (deadline or float("inf")) - time.monotonic()))):
+                return
+            print(self.summary(), flush=True)
 
     def summary(self) -> str:
         reader = STAFF_DEVICE if any(d.id == STAFF_DEVICE for d in self.config.devices) else CONSOLE
@@ -328,8 +334,8 @@ class Demo:
         if self.screens is not None:
             self.screens.stop()
         self.traffic.join()
-        if self.traffic.spooler is not None:
-            self.traffic.spooler.stop()
+        if self.kiosk is not None:
+            self.kiosk.stop()
         if self.devices is not None:
             self.devices.stop()
         if self.hub is not None:

@@ -15,8 +15,17 @@ import sys
 import threading
 from pathlib import Path
 
+from hallkit.broker.mosquitto import Logins
+from hallkit.contracts.mqtt import BrokerAddress
+from hallkit.devices.idcard.problems import IdCardError
+from hallkit.devices.idcard.records import ResidentRecord
 from hallkit.devices.idcard.simulator import IdCardSimulator
+from hallkit.devices.printer.layout import TicketPrint
 from hallkit.devices.printer.simulator import PrinterSimulator
+from hallkit.devices.printer.status import PrinterStatus
+from hallkit.kiosk.devices import KioskDevices
+
+from hallkit.config import HallConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +56,60 @@ class DemoDevices:
                 case [_, *_]:
                     print(f"  ID card orders: place {{{','.join(self.idcard.card_names)}}} | remove")
 
+    @property
+    def idcard_url(self) -> str:
+        return f"serial://{self.idcard.port}"
+
     def stop(self) -> None:
         self.printer.stop()
         self.idcard.stop()
+
+
+KIOSK_DEVICE = "kiosk-1"
+"""The sample hall's kiosk, whose printer and card reader the demo simulates."""
+
+
+class HeadlessKiosk:
+    """The kiosk without its screen (``--headless``): the same printer and card reader, opened and
+    reported to the hub under their own logins as the kiosk would, so the manager's device list
+    reads as it does with windows; the simulated residents' tickets print here."""
+
+    def __init__(self, config: HallConfig, devices: DemoDevices, broker: BrokerAddress,
+                 logins: Logins | None) -> None:
+        # Events come from the devices' own threads; nothing here needs a UI thread.
+        self.devices = KioskDevices(config, KIOSK_DEVICE, lambda call: call(), self,
+                                    printer_url=devices.printer.url, idcard_url=devices.idcard_url,
+                                    broker=broker, logins=logins)
+
+    def start(self) -> HeadlessKiosk:
+        self.devices.start()
+        return self
+
+    def print_ticket(self, ticket: TicketPrint) -> None:
+        # The spooler opens on the devices' worker at start; a ticket taken in that instant goes unprinted.
+        if self.devices.spooler is not None:
+            self.devices.spooler.submit(ticket)
+
+    def stop(self) -> None:
+        self.devices.stop()
+
+    # ---- what the devices tell the kiosk ------------------------------------------------------
+
+    def printer_status(self, status: PrinterStatus) -> None:
+        log.info("printer: %s", status.describe("en"))
+
+    def ticket_printed(self, ticket_id: str) -> None:
+        log.debug("ticket %s printed", ticket_id)
+
+    def ticket_not_printed(self, ticket_id: str, status: PrinterStatus) -> None:
+        print(f"  未出票 ticket not printed: {status.describe('zh')} / {status.describe('en')}", flush=True)
+
+    def card_read(self, record: ResidentRecord) -> None:
+        print(f"  已读卡 card read: {record.name_masked} {record.id_masked}"
+              f"{' 老年人 elderly' if record.elderly else ''}", flush=True)
+
+    def card_problem(self, error: IdCardError) -> None:
+        print(f"  读卡问题 card problem: {error.message.bilingual()}", flush=True)
 
 
 class DemoScreens:
@@ -65,8 +125,8 @@ class DemoScreens:
         common = ["--config", str(self.config_path), "--windowed"]
         # Each screen logs in as its own device; its password comes from the logins file, not the
         # command line (which every user of the machine can read).
-        kiosk, display = self._as("kiosk-1"), self._as("display-1")
-        devices = ["--printer", self.devices.printer.url, "--idcard", f"serial://{self.devices.idcard.port}"]
+        kiosk, display = self._as(KIOSK_DEVICE), self._as("display-1")
+        devices = ["--printer", self.devices.printer.url, "--idcard", self.devices.idcard_url]
         # Their own session: Ctrl-C in the demo's terminal is the demo's to handle (it closes them),
         # not a KeyboardInterrupt traceback in each screen.
         self.processes.append(subprocess.Popen([*hall, "kiosk", *common, *kiosk, *devices], start_new_session=True))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from hallkit.i18n import bilingual, text
+from hallkit.i18n import LANGS, Lang, bilingual, text
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -106,11 +106,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def add_listen_flags(parser: argparse.ArgumentParser, what: str, default_port: int) -> None:
-    """--host, --port, --cert and --key of a web server."""
-    parser.add_argument("--host", help=f"address to listen on (default: [{what}] host, 127.0.0.1: this computer "
-                                       "only; 0.0.0.0 for the hall's network)")
-    parser.add_argument("--port", type=int, help=f"port (default: [{what}] port, {default_port})")
+def add_listen_flags(parser: argparse.ArgumentParser, what: str, default_port: int, configured: bool = True) -> None:
+    """--host, --port, --cert and --key of a web server. ``configured``: the host and port default to
+    ``[what]`` of the hall configuration (itself 127.0.0.1); else to 127.0.0.1 and ``default_port``."""
+    section = f"[{what}] host, " if configured else ""
+    parser.add_argument("--host", default=None if configured else LOCAL_HOSTS[0],
+                        help=f"address to listen on (default: {section}127.0.0.1: this computer only; "
+                             "0.0.0.0 opens it to the network)")
+    parser.add_argument("--port", type=int, default=None if configured else default_port,
+                        help=f"port (default: {f'[{what}] port, ' if configured else ''}{default_port})")
     parser.add_argument("--cert", type=Path, help="TLS certificate (PEM): serve HTTPS, cookies marked Secure")
     parser.add_argument("--key", type=Path, help="the certificate's private key (PEM)")
 
@@ -129,8 +133,17 @@ def tls_files(args: argparse.Namespace) -> tuple[Path, Path] | None:
     return args.cert, args.key
 
 
-def say_listening(url: str, host: str) -> str:
-    """Where a server listens and who can reach it, in both languages."""
-    scope = "errors.local_only" if host in LOCAL_HOSTS else "errors.network"
-    zh, en = (text("errors.listening", lang, url=url, scope=text(scope, lang)) for lang in ("zh", "en"))
+def listening_scope(host: str, lang: Lang, widen: str = "--host 0.0.0.0") -> str:
+    """Who can reach a server listening on ``host``; ``widen``: what opens it to the network."""
+    if host not in LOCAL_HOSTS:
+        return text("errors.network", lang)
+    return text("errors.local_only", lang, widen=widen)
+
+
+def say_listening(url: str, host: str, widen: str | None = None) -> str:
+    """Where a server listens and who can reach it, in both languages. ``widen``: the catalogue key
+    of what opens it to the network, when that is not ``--host 0.0.0.0``."""
+    zh, en = (text("errors.listening", lang, url=url,
+                   scope=listening_scope(host, lang, *([text(widen, lang)] if widen else [])))
+              for lang in LANGS)
     return f"{zh} / {en}"

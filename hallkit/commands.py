@@ -21,6 +21,7 @@ from hallkit.commandline import (
     write_atomically,
 )
 from hallkit.config import ConfigError, HallConfig, HallLevel, load_config, parse_config
+from hallkit.filemodes import SECRET_MODE, exposed_secrets
 from hallkit.i18n import bilingual
 
 
@@ -72,12 +73,27 @@ def load_or_fail(path: Path) -> HallConfig:
         raise CommandFailed(exc.report()) from None
 
 
+def load_secured_or_fail(path: Path) -> HallConfig:
+    """Load a config for a process that keeps the hall's data (the hub, the demo): a failure, too,
+    when others may read it or the password file it names (:mod:`hallkit.filemodes`)."""
+    config = load_or_fail(path)
+    if exposed := exposed_secrets(path, config):
+        raise CommandFailed("\n".join(found.bilingual() for found in exposed))
+    return config
+
+
 def config_check(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:
         summary = ConfigSummary(file=str(args.file), valid=False, problems=exc.problems)
         emit(args, summary, exc.report())
+        return 1
+    if exposed := exposed_secrets(args.file, cfg):
+        # Valid as a configuration, but the hub refuses to start on it: an error here too.
+        problems = [found.bilingual() for found in exposed]
+        emit(args, ConfigSummary(file=str(args.file), valid=False, problems=problems),
+             ConfigError(args.file, problems).report())
         return 1
     summary = ConfigSummary(file=str(args.file), valid=True, hall=f"{cfg.hall.name} ({cfg.hall.id})",
                             services=len(cfg.services), windows=len(cfg.windows), staff=len(cfg.staff),
@@ -129,9 +145,6 @@ def catalog_import(args: argparse.Namespace) -> int:
         print("\n".join(lines), file=sys.stderr)
     return 0
 
-
-SECRET_MODE = 0o600
-"""A hall configuration holds id_hash_key: with it, a stored hash gives back the ID number in seconds."""
 
 SERVICES_HEADER = re.compile(r"^\s*\[\[services\]\]\s*(#.*)?$")
 TABLE_HEADER = re.compile(r"^\s*\[")

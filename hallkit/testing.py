@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+from hallkit.commandline import write_atomically
+from hallkit.filemodes import SECRET_MODE
 
 MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 """A Monday morning, 10:00 in Beijing."""
@@ -24,6 +28,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses something listens on at TCP ``port``, from the kernel's own tables (Linux):
+    whether a server is reachable from the network, without needing a second machine."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                packed = bytes.fromhex(address)
+                # The kernel writes each 32-bit word in the machine's byte order.
+                ordered = packed if sys.byteorder == "big" else b"".join(
+                    packed[i:i + 4][::-1] for i in range(0, width, 4))
+                found.add(socket.inet_ntop(socket.AF_INET if width == 4 else socket.AF_INET6, ordered))
+    return found
+
+
+def write_hall_config(path: Path, text: str) -> Path:
+    """A hall configuration written as hallkit writes one: for its owner only, since it holds the
+    hall's id_hash_key (the hub refuses one that others may read, :mod:`hallkit.filemodes`)."""
+    write_atomically(path, text, SECRET_MODE)
+    return path
 
 
 SMALL_HALL = """

@@ -57,8 +57,8 @@ FIGURES_INTERVAL = 0.5
 COMMIT_GRACE_SECONDS = 0.05
 """How long a wake from inside a transaction waits for that transaction's commit (a few ms)."""
 
-Row = tuple[int, float, str]
-"""``(seq, created, body JSON)`` of one outbox row."""
+Row = tuple[int, float, bytes]
+"""``(seq, created, body JSON)`` of one outbox row; the body as stored, UTF-8 (read as a BLOB: no decoding)."""
 
 
 @dataclass(frozen=True)
@@ -195,11 +195,16 @@ class Forwarder:
         log.info(bilingual("upstream.connected", broker=self.address.url, backlog=self._backlog.items))
         self._wake.set()
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
+    def _on_disconnect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
                        _p: object) -> None:
         if self._connected.is_set() and not self._stopping.is_set():
             log.warning(bilingual("upstream.lost", broker=self.address.url, reason=str(reason)))
         self._connected.clear()
+        # Each connection is a session of its own with a Will naming it: the county takes an
+        # "offline" for its current session as final (the broker sends a Will only once that
+        # connection is gone), and this connection's Will must not be mistaken for the next one's.
+        self.session = max(self.session + 1, int(time.time()))
+        client.will_set(self.topics.status, self._status("offline").model_dump_json(), qos=1, retain=True)
         self._wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
@@ -332,8 +337,9 @@ class Forwarder:
             if not flight.info.is_published() or not (flight.again or now - flight.sent >= delay):
                 continue
             first, last = min(flight.seqs), max(flight.seqs)
-            rows = [row for row in conn.execute("SELECT seq, created, body FROM outbox WHERE seq BETWEEN ? AND ? "
-                                                "ORDER BY seq", (first, last)) if row[0] in flight.seqs]
+            rows = [row for row in conn.execute("SELECT seq, created, CAST(body AS BLOB) FROM outbox "
+                                                "WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))
+                    if row[0] in flight.seqs]
             self._forget(sorted(flight.seqs - {row[0] for row in rows}))  # thinned meanwhile under the cap
             if not rows:
                 continue
@@ -361,12 +367,12 @@ class Forwarder:
         limit = min(room * size, self.upstream.receipt_window - len(self._flight_of))
         if room <= 0 or limit <= 0:
             return
-        rows = conn.execute("SELECT seq, kind, created, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                            (self._cursor, limit)).fetchall()
+        rows = conn.execute("SELECT seq, kind, created, CAST(body AS BLOB) FROM outbox WHERE seq > ? ORDER BY seq "
+                            "LIMIT ?", (self._cursor, limit)).fetchall()
         rows = [row for row in rows if row[0] not in self._flight_of]
         if not rows:
             return
-        by_kind: dict[str, list[tuple[int, str, float, str]]] = {}
+        by_kind: dict[str, list[tuple[int, str, float, bytes]]] = {}
         for row in rows:
             by_kind.setdefault(row[1], []).append(row)
         batches = [kind_rows[i:i + size] for kind_rows in by_kind.values() for i in range(0, len(kind_rows), size)]

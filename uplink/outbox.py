@@ -231,17 +231,22 @@ class Outbox:
         self._wake()
 
     def write_stats(self) -> bool:
-        """Interval statistics of the running day, when the log moved since the last ones."""
+        """Interval statistics of the running day, when the log moved since the last ones or someone
+        waits (the longest wait grows without any event)."""
         with self._transaction() as conn:
             day = current_day(conn)
             if day is None:
                 return False
             last = conn.execute("SELECT value FROM outbox_meta WHERE key = 'stats_seq'").fetchone()
-            if last is not None and int(last[0]) == day.last_seq:
+            moved = last is None or int(last[0]) != day.last_seq
+            # The queue's clock, which stamped the tickets: the longest wait is read on the same one.
+            as_of = self.hub.queue.clock() if self.hub is not None else utcnow()
+            stats_id = f"{self.hall}-{day.opened.day.isoformat()}-{day.last_seq}"
+            stats = day_stats(self.hall, day.opened.day, day.events, as_of, False, [],
+                              stats_id if moved else f"{stats_id}-{int(as_of.timestamp())}")
+            if not moved and not stats.total.waiting:
                 return False
             conn.execute("INSERT OR REPLACE INTO outbox_meta VALUES ('stats_seq', ?)", (str(day.last_seq),))
-            stats = day_stats(self.hall, day.opened.day, day.events, utcnow(), False, [],
-                              f"{self.hall}-{day.opened.day.isoformat()}-{day.last_seq}")
             if not self._room_for(conn, 2000):
                 return False
             add_item(conn, UpKind.STATS, stats.stats_id, stats, thin_key=f"day:{day.opened.day.isoformat()}")

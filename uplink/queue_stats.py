@@ -26,7 +26,7 @@ def day_stats(hall_id: str, day: date, events: list[Event], as_of: datetime, fin
         fold.apply(event)
     if final:
         fold.close(left_at_close)
-    figures = fold.figures()
+    figures = fold.figures(as_of)
     return QueueStats(
         stats_id=stats_id, hall_id=hall_id, day=day, as_of=as_of, final=final,
         total=QueueFigures.model_validate(figures.total.model_dump()),

@@ -24,8 +24,15 @@ from hallkit.county.console import Grouping, Scope
 from hallkit.county.report import DEFINITIONS
 from hallkit.county.web.accounts import Account, Accounts, ConsoleRole, scope_of
 from hallkit.county.web.views import format_month, month_csv, parse_month, parse_period
-from hallkit.dashboard.web import LoginRequired, SecurityHeaders, SessionPages, chosen_lang, remember_lang, session_of
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from hallkit.dashboard.web import (
+    LoginRequired,
+    SecurityHeaders,
+    SessionPages,
+    chosen_lang,
+    page_templates,
+    remember_lang,
+    session_of,
+)
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -79,8 +86,7 @@ class Console(SessionPages):
         self.users = users
         self.accounts = Accounts(users)
         self.county_name = county_name
-        self.templates = Environment(loader=FileSystemLoader(PACKAGE / "templates"),
-                                     autoescape=select_autoescape(["html"]))
+        self.templates = page_templates(PACKAGE / "templates")
 
     def app(self) -> Starlette:
         routes = [

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hallkit.commandline import CommandFailed, add_json_flag, emit
+from hallkit.commandline import CommandFailed, add_json_flag, add_listen_flags, emit, say_listening, tls_files
 
 DEFAULT_DATA = Path(os.environ.get("HALLKIT_COUNTY_CONSOLE_DATA", "var/county-console"))
 
@@ -21,8 +21,7 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser],
                                          "hall county web user add NAME --role admin")
     add_db(web)
     _add_data(web)
-    web.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    web.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    add_listen_flags(web, "county console", 8090, configured=False)
     web.add_argument("--county-name", default="", help="shown in the header, e.g. 呼图壁县政务服务管理局")
     web.set_defaults(handler=run_console)
     parts = web.add_subparsers(title="logins and halls", metavar="user|hall", dest="web_command")
@@ -67,17 +66,20 @@ def run_console(args: argparse.Namespace) -> int:
     from hallkit.county.cli import database_failure, redacted
     from hallkit.county.schema import SchemaTooNew
     from hallkit.county.web.server import ConsoleServer
-
-
+    tls = tls_files(args)
     try:
-        server = ConsoleServer(args.db, args.data, args.host, args.port, args.county_name)
+        server = ConsoleServer(args.db, args.data, args.host, args.port, args.county_name, tls)
     except (psycopg.Error, SchemaTooNew) as exc:
         raise database_failure(args.db, exc) from None
     if not server.users.users():
         print(f"no console logins yet: hall county web user add NAME --role admin --data {args.data}",
               file=sys.stderr)
     print(f"县级政务服务监管平台 / county console: {server.url}  (db {redacted(args.db)}, data {args.data})")
-    server.run()
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
     return 0
 
 

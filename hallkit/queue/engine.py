@@ -20,6 +20,7 @@ from hallkit.config import HallConfig
 from hallkit.i18n import Message
 from hallkit.queue import numbering
 from hallkit.queue.estimate import CallPace, ServiceTimes, estimated_wait_seconds
+from hallkit.queue.figures import longest_wait
 from hallkit.queue.models import (
     CallNext,
     Command,
@@ -605,7 +606,7 @@ class QueueEngine:
                 name=service.name,
                 prefix=service.prefix,
                 waiting=waiting,
-                longest_wait_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+                longest_wait_seconds=longest_wait(oldest, now),
                 estimated_wait_minutes=round(self.estimated_wait_seconds(service.id, waiting) / 60, 1),
             ))
         return views

@@ -15,6 +15,13 @@ defined in :mod:`hallkit.rating.report`; :func:`daily_figures` puts both side by
   them.
 - **waiting**: tickets in a line when the figures are made (issued, put back after a skip, or
   transferred, and not called since), counted for the service whose line they are in.
+- **longest wait** (最长等候): how long the longest-waiting of those tickets has waited at the
+  moment the figures are made (``as_of``): from its taking (not from a skip or transfer that put it
+  back), the earliest taking among them, so after a clock stepped back it is the ticket stamped
+  earliest, not the one first in line. Never negative: a ticket stamped after ``as_of`` has waited
+  0 s. 0 when nobody waits (a closed day's figures, so 0 there too), like the queue engine's
+  :meth:`~hallkit.queue.engine.QueueEngine.service_queues` the hall's board shows: both call
+  :func:`longest_wait`. Seconds, rounded to 0.1 s.
 - **abandoned**: tickets not served: skipped as a no-show, or still waiting or called when the next
   ``day_opened`` closed the day (so only a closed day's figures count the latter).
 - **wait**: from taking the ticket to its first call, wherever it is sent after; counted for the
@@ -27,7 +34,7 @@ defined in :mod:`hallkit.rating.report`; :func:`daily_figures` puts both side by
 - **service time**: from the call to the completion, never negative; **mean service** over the
   completions there.
 
-Pure: events in, pydantic models out; no clock, no storage.
+Pure: events in, pydantic models out; no clock (the moment of the figures is the caller's), no storage.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class QueueFigures(_Model):
     served: int
     abandoned: int
     waiting: int
+    longest_wait_seconds: float
     mean_wait_seconds: float | None
     p90_wait_seconds: float | None
 
@@ -98,6 +106,7 @@ class _QueueCounts(TypedDict):
     served: int
     abandoned: int
     waiting: int
+    longest_wait_seconds: float
     mean_wait_seconds: float | None
     p90_wait_seconds: float | None
 
@@ -113,9 +122,11 @@ class _DeskCounts(TypedDict):
 
 
 class QueueDay(_Model):
-    """The queue figures of one business day, cumulative up to the last event folded."""
+    """The queue figures of one business day, cumulative up to the last event folded; the longest
+    wait is measured at ``as_of``."""
 
     day: date
+    as_of: datetime
     final: bool
     total: QueueFigures
     services: list[ServiceFigures]
@@ -239,7 +250,8 @@ class DayFold:
             desks.append(self.staff.setdefault(staff_id, _Desk()))
         return desks
 
-    def figures(self) -> QueueDay:
+    def figures(self, as_of: datetime) -> QueueDay:
+        """The figures so far, with the longest wait as it is at ``as_of``."""
         taken: dict[str, list[_Ticket]] = {}
         current: dict[str, list[_Ticket]] = {}
         for ticket in self.tickets.values():
@@ -247,21 +259,23 @@ class DayFold:
             current.setdefault(ticket.service, []).append(ticket)
         everyone = list(self.tickets.values())
         return QueueDay(
-            day=self.day, final=self.closed,
-            total=QueueFigures(**self._queue(everyone, everyone, sum(self.waiting.values()))),
+            day=self.day, as_of=as_of, final=self.closed,
+            total=QueueFigures(**self._queue(everyone, everyone, sum(self.waiting.values()), as_of)),
             services=[ServiceFigures(service_id=s, **self._queue(taken.get(s, []), current.get(s, []),
-                                                                 self.waiting.get(s, 0)))
+                                                                 self.waiting.get(s, 0), as_of))
                       for s in sorted(taken.keys() | current.keys())],
             windows=[WindowFigures(window=n, **desk.figures()) for n, desk in sorted(self.windows.items())],
             staff=[StaffFigures(staff_id=s, **desk.figures()) for s, desk in sorted(self.staff.items())])
 
     @staticmethod
-    def _queue(taken: list[_Ticket], current: list[_Ticket], waiting: int) -> _QueueCounts:
+    def _queue(taken: list[_Ticket], current: list[_Ticket], waiting: int, as_of: datetime) -> _QueueCounts:
         """Taken and waits count for the service a ticket was taken for; the rest where it ended up."""
         waits = [t.wait_seconds for t in taken if t.wait_seconds is not None]
+        oldest = min((t.taken_at for t in current if t.state is TicketState.WAITING), default=None)
         return {"taken": len(taken), "served": sum(t.state is TicketState.DONE for t in current),
                 "abandoned": sum(t.state in (TicketState.NO_SHOW, TicketState.ABANDONED) for t in current),
-                "waiting": waiting, "mean_wait_seconds": mean(waits), "p90_wait_seconds": p90(waits)}
+                "waiting": waiting, "longest_wait_seconds": longest_wait(oldest, as_of),
+                "mean_wait_seconds": mean(waits), "p90_wait_seconds": p90(waits)}
 
 
 def fold_day(day: date, events: list[Event]) -> DayFold:
@@ -277,6 +291,14 @@ def daily_figures(hall: str, queue: QueueDay, ratings: RatingReport) -> DailyFig
     if not ratings.period.start == ratings.period.end == queue.day:
         raise ValueError(f"the rating report covers {ratings.period.start}..{ratings.period.end}, not {queue.day}")
     return DailyFigures(hall=hall, day=queue.day, as_of=ratings.as_of, queue=queue, ratings=ratings.total.figures)
+
+
+def longest_wait(oldest_taken_at: datetime | None, as_of: datetime) -> float:
+    """最长等候 at ``as_of``, of a line whose longest-waiting ticket was taken at ``oldest_taken_at``
+    (``None``: nobody waits, 0). Never negative: a clock stepped back reads a wait of 0 s."""
+    if oldest_taken_at is None:
+        return 0.0
+    return round(max(0.0, (as_of - oldest_taken_at).total_seconds()), 1)
 
 
 def mean(values: list[float]) -> float | None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
 from hallkit.store.sqlite import EventStore
-from hallkit.testing import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES, write_hall_config
 from tests.broker.test_hub import wait_for
 
 ROOT = Path(__file__).parents[2]
@@ -97,8 +97,7 @@ def start_hub_process(config: Path, mosquitto, data: Path) -> subprocess.Popen[b
 
 
 def test_hub_killed_mid_burst_loses_and_duplicates_nothing(mosquitto, tmp_path):
-    config = tmp_path / "hall.toml"
-    config.write_text(HALL_WITH_DEVICES, "utf-8")
+    config = write_hall_config(tmp_path / "hall.toml", HALL_WITH_DEVICES)
     data = tmp_path / "data"
     hub = start_hub_process(config, mosquitto, data)
     burst = Burst(mosquitto, 600)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hallkit.broker.client import HallClient
+from hallkit.broker.client import HallClient, read_hall
 from hallkit.broker.hub import Hub
 from hallkit.broker.latest import LatestPerKey
 from hallkit.contracts.hall import Topics
@@ -22,7 +22,7 @@ from hallkit.uplink.testing import unreachable_url
 from hallkit.config import parse_config
 from hallkit.queue.models import TakeTicket
 from hallkit.store.lock import FolderInUse
-from hallkit.testing import HALL_WITH_DEVICES
+from hallkit.testing import HALL_WITH_DEVICES, write_hall_config
 from tests.broker.test_hub import wait_for
 
 ROOT = Path(__file__).parents[2]
@@ -61,8 +61,7 @@ def test_a_second_hub_on_the_same_folder_says_who_holds_it(running, mosquitto, t
 
 
 def test_a_second_hub_process_exits_with_one_clear_message(running, mosquitto, tmp_path):
-    config = tmp_path / "hall.toml"
-    config.write_text(HALL_WITH_DEVICES, "utf-8")
+    config = write_hall_config(tmp_path / "hall.toml", HALL_WITH_DEVICES)
     second = subprocess.run([sys.executable, "-m", "hallkit.cli", "hub", "--config", str(config), "--broker",
                              mosquitto.url, "--data", str(tmp_path / "data")],
                             check=False, capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -70,6 +69,35 @@ def test_a_second_hub_process_exits_with_one_clear_message(running, mosquitto, t
     assert "Traceback" not in second.stderr
     assert f"process {os.getpid()}" in second.stderr and "进程" in second.stderr
     assert str(tmp_path / "data") in second.stderr
+
+
+def test_a_data_folder_open_to_others_is_closed_and_said(mosquitto, tmp_path):
+    data = tmp_path / "data"
+    first = Hub(parse_config(HALL_WITH_DEVICES), mosquitto.address, data, synchronous="normal")
+    first.start()
+    first_session = first.session
+    first.stop()
+    data.chmod(0o755)  # as a copy, a restore from backup or an older hallkit may leave them
+    (data / "hall.sqlite3").chmod(0o644)
+    config = write_hall_config(tmp_path / "hall.toml", HALL_WITH_DEVICES)
+    log = tmp_path / "hub.log"
+    with log.open("wb") as err:
+        hub = subprocess.Popen([sys.executable, "-m", "hallkit.cli", "hub", "--config", str(config), "--broker",
+                                mosquitto.url, "--data", str(data)], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+    try:
+        # Said before the hub starts serving: then it is online under a new session.
+        wait_for(lambda: (h := read_hall(mosquitto.address, "test-hall", 0.5).hub) is not None
+                 and h.state == "online" and h.session != first_session, timeout=30)
+    finally:
+        hub.terminate()
+        hub.wait(60)
+    said = log.read_text("utf-8")
+    assert "Traceback" not in said
+    for path, was, now in ((data, "0755", "0700"), (data / "hall.sqlite3", "0644", "0600")):
+        assert said.count(f"{path} was open to other users (mode {was})") == 1, said
+        assert said.count(f"{path} 曾对其他用户开放（权限 {was}）") == 1 and f"only ({now})" in said, said
+    assert oct(data.stat().st_mode & 0o777) == "0o700"
+    assert oct((data / "hall.sqlite3").stat().st_mode & 0o777) == "0o600"
 
 
 STORM = """

@@ -4,7 +4,7 @@ import pytest
 
 from hallkit.cli import main
 from hallkit.config import ConfigError, load_config, parse_config
-from hallkit.testing import SMALL_HALL
+from hallkit.testing import SMALL_HALL, write_hall_config
 
 
 def test_sample_config_is_valid(sample_config):
@@ -78,8 +78,7 @@ def test_orphan_service_is_refused():
 
 
 def test_config_check_command(tmp_path: Path, capsys):
-    good = tmp_path / "hall.toml"
-    good.write_text(SMALL_HALL, "utf-8")
+    good = write_hall_config(tmp_path / "hall.toml", SMALL_HALL)
     assert main(["config", "check", str(good)]) == 0
     assert "configuration is valid" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"

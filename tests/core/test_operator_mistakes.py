@@ -12,7 +12,10 @@ import pytest
 from hallkit.broker.mosquitto import read_passwords
 
 from hallkit.cli import main
+from hallkit.commandline import write_atomically
 from hallkit.config import load_config
+from hallkit.filemodes import SECRET_MODE
+from hallkit.testing import free_port
 
 ROOT = Path(__file__).parents[2]
 CATALOGUE = ROOT / "hallkit" / "sample" / "hutubi-service-catalog.csv"
@@ -82,7 +85,7 @@ def test_config_check_says_what_the_hub_would_refuse_in_upstream(tmp_path, capsy
     # The hub refuses it the same way, before it starts anything.
     code, _, err = hall(capsys, "hub", "--config", str(config), "--data", str(tmp_path / "data"))
     assert code == 1 and "upstream.password_file" in err
-    password.write_text("s3cret\n")
+    write_atomically(password, "s3cret\n", SECRET_MODE)  # as `install -m 0600` does in the README
     assert hall(capsys, "config", "check", str(config))[0] == 0
 
 
@@ -119,3 +122,46 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     finally:
         os.close(write_end)
     assert done.returncode == 141 and done.stderr == ""
+
+
+def test_secret_files_others_may_read_stop_the_hub_and_fail_the_checks(tmp_path, capsys):
+    config = tmp_path / "hall.toml"
+    assert hall(capsys, "config", "example", "--output", str(config))[0] == 0
+    assert hall(capsys, "config", "check", str(config))[0] == 0
+    login = tmp_path / "console.password"
+    write_atomically(login, "not-checked\n", SECRET_MODE)
+    doctor = ["doctor", "--config", str(config), "--broker", f"mqtt://console@127.0.0.1:{free_port()}",
+              "--password-file", str(login), "--timeout", "1"]
+
+    def refused_everywhere(path: Path) -> None:
+        zh, en = "可被其他用户读取", "may be read by other users"
+        code, out, _ = hall(capsys, "config", "check", str(config))
+        assert code == 1 and f"chmod 600 {path}" in out
+        once_each(out, f"{path} {zh}", f"{path} {en}")
+        code, _, err = hall(capsys, "hub", "--config", str(config), "--data", str(tmp_path / "data"))
+        assert code == 1 and f"chmod 600 {path}" in err
+        once_each(err, f"{path} {zh}", f"{path} {en}")
+        assert not (tmp_path / "data").exists()  # refused before anything started
+        code, out, _ = hall(capsys, *doctor)
+        assert code == 1 and f"✗ file {path}: " in out and f"→ 请运行：chmod 600 {path}" in out, out
+
+    config.chmod(0o644)  # as `cp` or an editor under the default umask leaves it
+    refused_everywhere(config)
+    config.chmod(0o600)
+    code, out, _ = hall(capsys, *doctor)
+    assert "✓ secrets: " in out and "✗ file" not in out
+    # The county password the configuration names, copied without `install -m 0600`.
+    password = tmp_path / "upstream.secret"
+    password.write_text("s3cret\n")
+    password.chmod(0o644)
+    config.write_text(config.read_text("utf-8") + UPSTREAM.format(url="mqtts://county.example:8883",
+                                                                   password=password), "utf-8")
+    refused_everywhere(password)
+    password.chmod(0o600)
+    # Readable by its group: how root hands a file to the hub's user (README "Under systemd"),
+    # not what a file of one's own needs.
+    config.chmod(0o640)
+    if os.geteuid() == 0:
+        assert hall(capsys, "config", "check", str(config))[0] == 0  # root's file, the hub's group
+        os.chown(config, 65534, 65534)  # the same mode on a file of another (not root's) user
+    refused_everywhere(config)

@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from hallkit.config import HallConfig, parse_config
 from hallkit.queue.engine import QueueEngine, Refused
+from hallkit.queue.figures import fold_day
 from hallkit.queue.models import (
     EVENT,
     CallNext,
@@ -238,6 +239,19 @@ class QueueMachine(RuleBasedStateMachine):
             oldest = min((r.ticket.taken_at for r in waiting), default=None)
             assert view.waiting == len(waiting)
             assert view.longest_wait_seconds == (max(0.0, (self.now - oldest).total_seconds()) if oldest else 0.0)
+
+    @invariant()
+    def the_days_fold_has_the_engines_lines(self) -> None:
+        # The figures the uplink sends and the board the hall sees: one definition of 最长等候,
+        # clock steps back included.
+        if self.engine.state.day is None:
+            return
+        figures = fold_day(self.engine.state.day, self.log).figures(self.now)
+        folded = {s.service_id: (s.waiting, s.longest_wait_seconds) for s in figures.services}
+        views = self.engine.service_queues(self.now)
+        for view in views:
+            assert folded.get(view.service_id, (0, 0.0)) == (view.waiting, view.longest_wait_seconds)
+        assert figures.total.longest_wait_seconds == max(v.longest_wait_seconds for v in views)
 
     def teardown(self) -> None:
         # The log as the store keeps it (JSON), replayed through a fresh engine ...

@@ -14,7 +14,7 @@ import psycopg
 from hallkit.contracts.uplink import UpKind, UpTopics, encode_batch
 from hallkit.county.console import county_today
 from hallkit.county.ingest import Ingest
-from hallkit.county.testing import COUNTY, HALLS, at, case, rating, store, telemetry
+from hallkit.county.testing import COUNTY, HALLS, at, case, rating, stats, store, telemetry
 from playwright.sync_api import expect
 
 from hallkit.rating.models import CaseStep, Level
@@ -77,6 +77,18 @@ def test_sorting_the_halls_by_satisfaction(browser, console):
     page.click("#halls th:has-text('满意率')")
     values = page.locator("#halls tbody td.satisfaction").evaluate_all("cells => cells.map(c => +c.dataset.value)")
     assert values == sorted(values, reverse=True) and len(values) == 3
+    close(page)
+
+
+def test_sorting_the_halls_by_the_longest_wait(browser, console):
+    today = county_today()
+    with psycopg.connect(console.dsn, autocommit=True) as conn:
+        for hall, waiting in (("dafeng", 1), ("xinghua-shimen", 8)):  # 1.5 and 12 min; xinghua 7.5 from the seed
+            store(conn, UpKind.STATS, hall, [stats(hall, today, at(today, 11, 45), False, 16, waiting).model_dump_json()])
+    page = login(browser, console, VIEWER)
+    page.click("#halls th:has-text('最长等候')")
+    values = page.locator("#halls tbody td.longest-wait").evaluate_all("cells => cells.map(c => +c.dataset.value)")
+    assert values == [12.0, 7.5, 1.5]
     close(page)
 
 

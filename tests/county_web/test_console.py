@@ -19,7 +19,7 @@ from hallkit.contracts.uplink import UpKind
 from hallkit.county.cli import register
 from hallkit.county.console import county_today
 from hallkit.county.schema import FINISHING, MIGRATIONS, migrate
-from hallkit.county.testing import HALLS, at, case, rating, store
+from hallkit.county.testing import HALLS, at, case, rating, stats, store
 from hallkit.county.web.views import HALL_COLUMNS
 
 from hallkit.commandline import CommandFailed
@@ -87,6 +87,41 @@ def test_a_township_leader_sees_only_their_halls(console):
         assert f'data-hall="{other}"' in admin.get("/").text
         logins = admin.get("/logins").text
         assert LEADER[0] in logins and "xinghua-shimen" in logins
+
+
+def longest_waits(page: str, rows: str = r'<tr data-hall="([^"]+)"') -> dict[str, tuple[str, str]]:
+    """Each row's 最长等候 cell: its sort value and what it shows."""
+    cells = re.findall(rows + r'.*?<td class="num longest-wait" data-value="([^"]+)">([^<]*)</td>', page, re.S)
+    return {key: (value, shown) for key, value, shown in cells}
+
+
+def test_the_longest_wait_on_the_halls_page_and_a_halls_page(console):
+    today = county_today()
+    with psycopg.connect(console.dsn, autocommit=True) as conn:
+        # dafeng's latest: one person waiting 90 s; xinghua-shimen runs a hallkit that does not send
+        # the longest wait: its statistics are still taken, and the cell says it is not known.
+        store(conn, UpKind.STATS, "dafeng", [stats("dafeng", today, at(today, 11, 45), False, 16, 1).model_dump_json()])
+        older = stats("xinghua-shimen", today, at(today, 11, 50), False, 16, 2).model_dump(mode="json")
+        for figures in (older["total"], *older["services"]):
+            del figures["longest_wait_seconds"]
+        store(conn, UpKind.STATS, "xinghua-shimen", [json.dumps(older)])
+        stored = conn.execute("SELECT hall, service_id, longest_wait_seconds FROM stats_service_daily WHERE day = %s "
+                              "ORDER BY 1, 2", (today,)).fetchall()
+    assert stored == [("dafeng", "svc-0", 0.0), ("dafeng", "svc-1", 90.0), ("xinghua", "svc-0", 180.0),
+                      ("xinghua", "svc-1", 270.0), ("xinghua-shimen", "svc-0", None), ("xinghua-shimen", "svc-1", None)]
+    with logged_in(console.url, VIEWER) as viewer:
+        halls = viewer.get("/").text
+        assert '<th data-sort="num" class="num">最长等候(分)</th>' in halls
+        # xinghua's 11:30 statistics: five waiting, the longest 450 s.
+        assert longest_waits(halls) == {"xinghua": ("7.5", "7.5"), "xinghua-shimen": ("-1", "–"),
+                                        "dafeng": ("1.5", "1.5")}
+        hall = viewer.get("/halls/xinghua").text
+        assert re.search(r'最长等候\(分\)</div><div class="value">7.5</div>', hall)
+        assert longest_waits(hall, r"<tr><td>([^<]+)</td>") == {"svc-0": ("3.0", "3.0"), "svc-1": ("4.5", "4.5")}
+        # A closed day: nobody waits.
+        past = viewer.get(f"/?day={console.month.isoformat()}").text
+        assert {shown for _value, shown in longest_waits(past).values()} == {"0.0"}
+        assert "Longest wait (min)" in viewer.get("/?lang=en").text
 
 
 def test_an_overdue_case_appears_under_duban_longest_first(console):
@@ -188,6 +223,33 @@ def test_summaries_count_a_resent_rating_once(console):
         assert after == (before[0] + 1, before[1]) and monthly[0] == after[0]
 
 
+def test_the_ratings_trigger_sums_as_the_full_fold_does(console):
+    """Migration 7's one-pass trigger, fed group by group (the seed, a voided case, a resend, a bad
+    ticket id), leaves the summaries the whole-table fold of migration 4 computes from scratch."""
+    fold = next(m for m in MIGRATIONS if m.version == 4).statements
+    rollups = [s for s in fold if s.lstrip().startswith("INSERT INTO rating_")]
+    assert len(rollups) == 2  # daily, monthly
+    columns = "SELECT * FROM rating_{} ORDER BY 1, 2, 3, 4, 5"
+    with psycopg.connect(console.dsn, autocommit=True) as conn:
+        day = county_today() - timedelta(days=1)
+        late = [rating("xinghua", at(day, 9, n), 800 + n, Level.VERY_DISSATISFIED if n % 3 else Level.SATISFIED)
+                for n in range(5)]
+        odd = rating("xinghua", at(day, 9), 900, Level.BASIC).model_copy(update={"ticket_id": "20230229-A900"})
+        store(conn, UpKind.CASE, "xinghua", [case(late[1], CaseStep.APPEAL_UPHELD, late[1].served_at, day)
+                                             .model_dump_json()])
+        store(conn, UpKind.RATING, "xinghua", [r.model_dump_json() for r in [*late, odd]])
+        store(conn, UpKind.RATING, "xinghua", [r.model_dump_json() for r in late[:2]])  # a resend adds nothing
+        kept = {period: conn.execute(columns.format(period)).fetchall() for period in ("daily", "monthly")}
+        assert sum(row[7] for row in kept["daily"]) > 0
+        with conn.transaction():
+            conn.execute("TRUNCATE rating_daily, rating_monthly")
+            for statement in rollups:
+                conn.execute(statement)  # type: ignore[arg-type]  # constant SQL
+            folded = {period: conn.execute(columns.format(period)).fetchall() for period in ("daily", "monthly")}
+            raise psycopg.Rollback  # the console's summaries stay as the trigger left them
+    assert kept == folded
+
+
 def test_logins_from_the_command_line(county_db, tmp_path, capsys, monkeypatch):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -234,6 +296,30 @@ def test_migration_4_summarises_what_an_older_database_already_holds(county_db):
         assert conn.execute("SELECT step FROM case_latest").fetchall() == [("opened",)]
         store(conn, UpKind.RATING, "xinghua", [rating("xinghua", at(day, 11), 50, Level.BASIC).model_dump_json()])
         assert conn.execute("SELECT sum(ratings) FROM rating_daily").fetchone() == (7,)
+
+
+def test_migration_6_adds_the_longest_wait_without_touching_the_rows_there(county_db):
+    """A county upgrading from schema 5: a column added (no rewrite, no backfill), the trigger then fills it."""
+    day = county_today()
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        with conn.transaction():  # the schema as the hallkit before the longest wait left it
+            conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                         "applied_at timestamptz NOT NULL DEFAULT now())")
+            for migration in (m for m in MIGRATIONS if m.version <= 5):
+                for statement in migration.statements:
+                    conn.execute(statement)  # type: ignore[arg-type]  # constant SQL
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                             (migration.version, migration.name))
+        store(conn, UpKind.STATS, "xinghua", [stats("xinghua", day, at(day, 9), False, 6, 2).model_dump_json()])
+        table = "SELECT relfilenode FROM pg_class WHERE relname = 'stats_service_daily'"
+        before = conn.execute(table).fetchone()
+        assert migrate(conn) == 5
+        assert conn.execute(table).fetchone() == before  # the same file: the table was not rewritten
+        assert conn.execute("SELECT service_id, longest_wait_seconds FROM stats_service_daily").fetchall() == [
+            ("svc-0", None), ("svc-1", None)]
+        store(conn, UpKind.STATS, "xinghua", [stats("xinghua", day, at(day, 10), False, 8, 3).model_dump_json()])
+        assert conn.execute("SELECT service_id, longest_wait_seconds FROM stats_service_daily ORDER BY 1").fetchall() \
+            == [("svc-0", 90.0), ("svc-1", 180.0)]
 
 
 def test_the_summaries_finish_cases_as_the_core_does():

@@ -6,15 +6,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
 from hallkit.contracts.mqtt import make_client
 from hallkit.dashboard.server import DashboardServer
 from hallkit.dashboard.web import SECURITY_HEADERS
 
-from hallkit.testing import DASHBOARD_HALL, free_port
+from hallkit.testing import DASHBOARD_HALL, free_port, listening_addresses
 
 ROOT = Path(__file__).parents[2]
 
@@ -68,3 +70,24 @@ def test_https_with_a_certificate_secure_cookies_and_the_headers_on_every_page(h
                     assert response.headers.get(name) == value, (path, name)
     finally:
         dashboard.stop()
+
+
+@pytest.mark.parametrize("command", ["dashboard", "web"])
+def test_the_dashboard_and_the_phone_page_listen_on_this_computer_only_by_default_and_say_so(
+        command, mosquitto, tmp_path):
+    config = tmp_path / "hall.toml"
+    config.write_text(DASHBOARD_HALL, "utf-8")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hallkit.cli", command, "--config", str(config), "--broker", mosquitto.url,
+         "--data", str(tmp_path / "data"), "--port", str(port)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not listening_addresses(port) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=60)
+    assert f"Listening on http://127.0.0.1:{port}" in out and out.count("仅本机可访问") == 1, out + err

@@ -124,6 +124,38 @@ def test_two_workers_split_the_load(county_broker, county_db):
             worker.stop()
 
 
+def test_values_postgresql_refuses_quarantine_their_message_only(county_broker, county_db):
+    """Ratings travel to PostgreSQL as binary COPY rows: a value it cannot hold (an int past int4 or
+    int8, a NUL in a text) still quarantines that message alone as ``db_rejected``, nothing wraps
+    round, and a time without an offset is read in the session's zone as it always was."""
+    migrated(county_db)
+    good = rating(1).model_copy(update={"resident_hash": None}).model_dump_json()
+
+    def variant(n: int, old: str, new: str, seq: int | None = None) -> tuple[str, bytes]:
+        body = good.replace("test-hall-r000001", f"test-hall-r{n:06d}")
+        assert old in body
+        return (UpTopics("test-county", "test-hall").up(UpKind.RATING),
+                encode_batch(UpKind.RATING, f"m{n}", "test-hall", "test-county", "epoch-1", False,
+                             [(seq or n, body.replace(old, new))]))
+
+    served = rating(1).served_at
+    naive = served.replace(tzinfo=None).isoformat()
+    messages = [variant(1, '"window":', '"window":'), variant(2, '"window":2', '"window":4294967296'),
+                variant(3, '"text":""', '"text":"a\\u0000b"'), variant(4, '"window":', '"window":', seq=2**64),
+                variant(5, served.isoformat().replace("+00:00", "Z"), naive)]
+    ingest = Ingest(county_broker.address, county_db).start()
+    try:
+        publish(county_broker, messages)
+        wait_for(lambda: ingest.messages == 5)
+    finally:
+        ingest.stop()
+    with psycopg.connect(county_db) as conn:
+        assert conn.execute("SELECT rating_id, window_no, served_at FROM ratings ORDER BY 1").fetchall() == [
+            ("test-hall-r000001", 2, served), ("test-hall-r000005", 2, served)]  # the session here is UTC
+        assert conn.execute("SELECT reason, count(*) FROM quarantine GROUP BY 1").fetchall() == [
+            ("county.quarantine.db_rejected", 3)]
+
+
 def test_migrations_apply_once_and_refuse_a_newer_schema(county_db):
     with psycopg.connect(county_db, autocommit=True) as conn:
         assert migrate(conn) == 0
@@ -157,6 +189,28 @@ def _store(conn: psycopg.Connection, kind: UpKind, hall: str, bodies: list[str],
     parsed = parse(UpTopics("test-county", hall).up(kind), payload)
     with conn.transaction():
         write(conn, [parsed])
+
+
+def test_the_fleet_keeps_each_devices_newest_state(county_db):
+    """Telemetry is copied in a group at a time: per device the newest observation wins, of two at the
+    same time the later in the group, and an older one arriving later changes nothing."""
+    at = datetime(2026, 5, 4, 2, tzinfo=UTC)
+
+    def seen(n: int, device: str, state: str, minutes: int) -> str:
+        return DeviceTelemetry(telemetry_id=f"t{n}", hall_id="test-hall", device=device, kind="printer", state=state,
+                               session=n, observed_at=at + timedelta(minutes=minutes),
+                               faults=["printer.paper_out"] if n % 2 else []).model_dump_json()
+
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        _store(conn, UpKind.TELEMETRY, "test-hall", [seen(1, "p-1", "online", 5), seen(2, "p-1", "offline", 9),
+                                                     seen(3, "p-1", "online", 9), seen(4, "p-2", "offline", 1),
+                                                     seen(5, "p-2", "online", 0)], 1)
+        _store(conn, UpKind.TELEMETRY, "test-hall", [seen(6, "p-1", "offline", 7)], 10)
+        assert conn.execute("SELECT device, state, session, faults, observed_at FROM devices ORDER BY 1").fetchall() == [
+            ("p-1", "online", 3, ["printer.paper_out"], at + timedelta(minutes=9)),
+            ("p-2", "offline", 4, [], at + timedelta(minutes=1))]
+        assert conn.execute("SELECT count(*) FROM telemetry").fetchone() == (6,)
 
 
 def test_report_and_devices(county_db, capsys):
@@ -221,3 +275,26 @@ def test_a_stale_will_does_not_mark_a_reconnected_hall_offline(county_db):
             with conn.transaction():
                 write(conn, [parse(topic, status.model_dump_json().encode())])
         assert conn.execute("SELECT link_state, link_session FROM halls").fetchone() == ("online", 5)
+
+
+def test_a_will_for_the_current_session_marks_the_hall_offline_and_keeps_its_last_backlog(county_db):
+    """A Will is stamped when its connection began, before the hall's later reports of the same session."""
+    from hallkit.contracts.uplink import UplinkStatus
+
+    topic = UpTopics("test-county", "test-hall").status
+    will = UplinkStatus(hall="test-hall", county="test-county", state="offline", session=7,
+                        ts=datetime(2026, 11, 23, 3, tzinfo=UTC))
+    online = will.model_copy(update={"state": "online", "ts": datetime(2026, 11, 23, 5, tzinfo=UTC),
+                                     "backlog": 120, "unsent": 20, "awaiting_receipt": 100})
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        for group in ([online], [will]):
+            with conn.transaction():
+                write(conn, [parse(topic, s.model_dump_json().encode()) for s in group])
+        assert conn.execute("SELECT link_state, link_session, backlog, unsent, awaiting_receipt, link_at FROM halls"
+                            ).fetchone() == ("offline", 7, 120, 20, 100, online.ts)
+        # Both in one message group: the Will is still the last word of its session.
+        with conn.transaction():
+            write(conn, [parse(topic, s.model_dump_json().encode())
+                         for s in (will.model_copy(update={"session": 8}), online.model_copy(update={"session": 8}))])
+        assert conn.execute("SELECT link_state, link_session FROM halls").fetchone() == ("offline", 8)

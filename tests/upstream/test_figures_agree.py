@@ -3,14 +3,19 @@
 A real hub (queue, ratings, outbox) on a real Mosquitto, its uplink to a real county Mosquitto and
 the county ingest into a real PostgreSQL. The hub's clock is simulated (the queue and the rating
 part read it), so the day can have a clock stepped back 3 minutes between a ticket and its call.
-The day has a no-show, a ticket left waiting at close, three pad ratings of which two are bad: one
-appeal upheld (the rating is voided), one rejected (the case goes on, past its deadline).
+The day has a no-show, two tickets left waiting at close, three pad ratings of which two are bad: one
+appeal upheld (the rating is voided), one rejected (the case goes on, past its deadline). While those
+two wait, the longest wait (最长等候) is read at three moments, one on a clock stepped back, on the
+hall's board (the queue engine), on the dashboard (its fold) and at the county (statistics, summary,
+console).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -19,16 +24,18 @@ from hallkit.broker.hub import Hub
 from hallkit.broker.parts import hub_parts
 from hallkit.broker.ratings import RatingsPart
 from hallkit.contracts.uplink import QueueStats
+from hallkit.county.console import WHOLE_COUNTY, halls_overview
 from hallkit.county.ingest import Ingest
 from hallkit.county.report import county_report
 from hallkit.county.schema import migrate
 from hallkit.dashboard.ratings import RatingBook
 from hallkit.dashboard.report import figures as dashboard_figures
 from hallkit.dashboard.stats import EventLog, load_day
+from hallkit.uplink.outbox import Outbox
 from hallkit.uplink.testing import hall_toml
 
 from hallkit.cli import main
-from hallkit.config import parse_config
+from hallkit.config import HallConfig, parse_config
 from hallkit.queue.figures import DailyFigures
 from hallkit.queue.models import CallNext, Command, Complete, Skip, TakeTicket
 from hallkit.rating.models import CaseStep, CaseStepCommand, Level, RatingChannel, RatingSubmission
@@ -56,6 +63,59 @@ def count(dsn: str, sql: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(sql).fetchone()  # type: ignore[arg-type]  # test constants
         return int(row[0]) if row else 0
+
+
+@dataclass
+class Longest:
+    """The longest wait of the hall and of each service with someone waiting, in seconds."""
+
+    total: float | None
+    services: dict[str, float | None]
+
+    def __post_init__(self) -> None:
+        # A line nobody waits in reads 0 everywhere; the board lists every service, the folds those with tickets.
+        self.services = {s: w for s, w in self.services.items() if w}
+
+
+def everywhere(longest: Longest) -> dict[str, Longest]:
+    return dict.fromkeys(("board", "dashboard", "county"), longest)
+
+
+def longest_everywhere(hub: Hub, config: HallConfig, data: Path, county_db: str, clock: SimClock,
+                       minutes: float) -> dict[str, Longest]:
+    """At ``minutes``: the hall's board, the dashboard's figures and the county's statistics made then."""
+    clock.set(minutes)
+    as_of = clock()
+    outbox = next(p for p in hub.parts if isinstance(p, Outbox))
+    assert outbox.write_stats()  # as its timer does: someone waits, so figures go up even with no new event
+    board = hub.snapshot().services  # what the hub publishes and the board shows as 最长等候
+    log = EventLog(data / "hall.sqlite3")
+    try:
+        dashboard = dashboard_figures(config, load_day(config, log, DAY), RatingBook(config, log), DAY, as_of).queue
+    finally:
+        log.close()
+
+    def stored() -> list[tuple[object]]:
+        with psycopg.connect(county_db) as conn:
+            return conn.execute("SELECT body FROM queue_stats WHERE as_of = %s", (as_of,)).fetchall()
+
+    wait_for(lambda: len(stored()) == 1, timeout=60)
+    county = QueueStats.model_validate(stored()[0][0])
+    return {"board": Longest(max(s.longest_wait_seconds for s in board),
+                             {s.service_id: s.longest_wait_seconds for s in board}),
+            "dashboard": Longest(dashboard.total.longest_wait_seconds,
+                                 {s.service_id: s.longest_wait_seconds for s in dashboard.services}),
+            "county": Longest(county.total.longest_wait_seconds,
+                              {s.service_id: s.longest_wait_seconds for s in county.services})}
+
+
+def county_console_longest(county_db: str) -> tuple[float | None, dict[str, float | None]]:
+    """What the county's console shows: the Halls page (minutes) and the hall's page per service (seconds)."""
+    with psycopg.connect(county_db) as conn:
+        [row] = halls_overview(conn, WHOLE_COUNTY, DAY, datetime.now(UTC))
+        services = dict(conn.execute("SELECT service_id, longest_wait_seconds FROM stats_service_daily "
+                                     "WHERE day = %s AND longest_wait_seconds > 0", (DAY,)).fetchall())
+    return row.longest_wait_minutes, services
 
 
 def test_one_day_has_the_same_figures_everywhere(tmp_path, hall_broker, county_broker, county_db, capsys):
@@ -113,6 +173,16 @@ def test_one_day_has_the_same_figures_everywhere(tmp_path, hall_broker, county_b
         at(37, CallNext(window=1))  # the PC's clock stepped back 3 min: A002 called "before" it was taken
         at(39, Complete(window=1))
         at(41, TakeTicket(service_id="social"), kiosk)           # A003: still waiting at close
+        # 最长等候, one definition everywhere: from the taking of the ticket stamped earliest, never negative.
+        first = longest_everywhere(hub, config, data, county_db, clock, 44)
+        assert first == everywhere(Longest(180.0, {"social": 180.0}))  # A003, 3 min
+        assert county_console_longest(county_db) == (3.0, {"social": 180.0})
+        stepped = longest_everywhere(hub, config, data, county_db, clock, 40)  # the clock stepped back 4 min
+        assert stepped == everywhere(Longest(0.0, {}))  # A003 has waited 0 s, not -60
+        at(40, TakeTicket(service_id="social"), kiosk)           # A004: behind A003, stamped a minute earlier
+        later = longest_everywhere(hub, config, data, county_db, clock, 46)
+        assert later == everywhere(Longest(360.0, {"social": 360.0}))  # A004's 6 min, not A003's 5
+        assert county_console_longest(county_db) == (6.0, {"social": 360.0})
         step(50, upheld_case, CaseStep.APPEALED)
         step(51, upheld_case, CaseStep.APPEAL_UPHELD)            # the rating is voided
         step(52, rejected_case, CaseStep.APPEALED)
@@ -131,7 +201,8 @@ def test_one_day_has_the_same_figures_everywhere(tmp_path, hall_broker, county_b
         # On the dashboard: its day fold and rating book over the same file, as /api/figures serves them.
         log = EventLog(data / "hall.sqlite3")
         try:
-            dashboard = dashboard_figures(config, load_day(config, log, DAY), RatingBook(config, log), hall.as_of)
+            dashboard = dashboard_figures(config, load_day(config, log, DAY), RatingBook(config, log), hall.as_of,
+                                          hall.queue.as_of)
         finally:
             log.close()
         # At the county: its report, and the statistics it stored.
@@ -148,7 +219,8 @@ def test_one_day_has_the_same_figures_everywhere(tmp_path, hall_broker, county_b
     # What the day was, by hand: waits 5, 5.5, 9, 13.5, 17 min and 0 s for the stepped-back call.
     queue = hall.queue.total
     assert hall.queue.final and hall.as_of == datetime.now(ZONE).date()
-    assert (queue.taken, queue.served, queue.waiting, queue.abandoned) == (7, 5, 0, 2)
+    assert (queue.taken, queue.served, queue.waiting, queue.abandoned) == (8, 5, 0, 3)
+    assert queue.longest_wait_seconds == 0.0  # closed: nobody waits
     assert (queue.mean_wait_seconds, queue.p90_wait_seconds) == (500.0, 1020.0)
     waits = [f.mean_wait_seconds for f in [*hall.queue.services, *hall.queue.windows, *hall.queue.staff]]
     assert all(w is None or w >= 0 for w in waits)
@@ -166,7 +238,7 @@ def test_one_day_has_the_same_figures_everywhere(tmp_path, hall_broker, county_b
     assert stats.final and stats.total.model_dump() == queue.model_dump()
     assert [s.model_dump() for s in stats.services] == [s.model_dump() for s in hall.queue.services]
     assert [w.model_dump() for w in stats.windows] == [w.model_dump() for w in hall.queue.windows]
-    assert (county.taken, county.served, county.waiting, county.abandoned) == (7, 5, 0, 2)
+    assert (county.taken, county.served, county.waiting, county.abandoned) == (8, 5, 0, 3)
     assert county.mean_wait_minutes == round(queue.mean_wait_seconds / 60, 1)
     assert county.p90_wait_minutes == round(queue.p90_wait_seconds / 60, 1)
     assert (county.ratings, county.voided, county.bad_ratings) == (rated.counted, rated.voided, rated.bad)

@@ -65,20 +65,33 @@ def test_statistics_every_interval_and_final_at_day_close(hub):
     queue.execute(CallNext(window=1), MONDAY + timedelta(minutes=10))
     queue.execute(Complete(window=1), MONDAY + timedelta(minutes=15))
     outbox = outbox_of(hub)
+    queue.clock = lambda: MONDAY + timedelta(minutes=20)
     assert outbox.write_stats()
-    assert not outbox.write_stats()  # nothing happened since: no second copy
     interval = QueueStats.model_validate(rows(hub, "stats")[0])
-    assert not interval.final
+    assert not interval.final and interval.as_of == MONDAY + timedelta(minutes=20)  # on the queue's clock
     assert (interval.total.taken, interval.total.served, interval.total.waiting) == (2, 1, 1)
     assert interval.total.mean_wait_seconds == 600.0
+    assert interval.total.longest_wait_seconds == 19 * 60.0  # the pension ticket, taken at minute 1
+    assert {s.service_id: s.longest_wait_seconds for s in interval.services} == {"social": 0.0, "pension": 1140.0}
     assert [w.window for w in interval.windows] == [1]
+    # Nothing happened since, but the pension ticket still waits: its wait grew, newer figures go up.
+    queue.clock = lambda: MONDAY + timedelta(minutes=25)
+    assert outbox.write_stats()
+    later = QueueStats.model_validate(rows(hub, "stats")[1])
+    assert later.stats_id != interval.stats_id and later.total.longest_wait_seconds == 24 * 60.0
     # The next day's first ticket opens a new day: the final figures of Monday go in that transaction.
     queue.execute(TakeTicket(service_id="social"), MONDAY + timedelta(days=1))
     final = QueueStats.model_validate(rows(hub, "stats")[-1])
     assert final.final and final.day == interval.day
     assert (final.total.taken, final.total.served, final.total.abandoned, final.total.waiting) == (2, 1, 1, 0)
+    assert final.total.longest_wait_seconds == 0.0  # nobody waits once the day is closed
     by_service = {s.service_id: s for s in final.services}
     assert by_service["pension"].abandoned == 1 and by_service["social"].served == 1
+    # Tuesday: once its only ticket is served, nothing happening means no second copy.
+    queue.execute(CallNext(window=1), MONDAY + timedelta(days=1, minutes=1))
+    queue.execute(Complete(window=1), MONDAY + timedelta(days=1, minutes=5))
+    assert outbox.write_stats()
+    assert not outbox.write_stats()
 
 
 def status_payload(device: str, paper: str, session: int = 1) -> bytes:

@@ -33,10 +33,10 @@ UP = UpTopics("test-county", "test-hall")
 class Producer:
     """The hub process of the test (tests/upstream/producer.py)."""
 
-    def __init__(self, config: Path, data: Path, broker_url: str) -> None:
+    def __init__(self, config: Path, data: Path, broker_url: str, count: int = COUNT) -> None:
         with open(data.parent / "hub.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.upstream.producer", str(config), str(data), broker_url, str(COUNT)],
+                [sys.executable, "-m", "tests.upstream.producer", str(config), str(data), broker_url, str(count)],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
 
     def wait_for_line(self, wanted: str, timeout: float = 60) -> None:
@@ -208,3 +208,23 @@ class _SilentBroker:
         self._closing = True
         self.server.close()
 
+
+
+def test_a_killed_hub_reads_offline_at_the_county_with_its_last_backlog(tmp_path, hall_broker, county_broker,
+                                                                       county_db):
+    config = tmp_path / "hall.toml"
+    config.write_text(hall_toml(county_broker.url), "utf-8")
+    ingest = Ingest(county_broker.address, county_db).start()
+    hub = Producer(config, tmp_path / "data", hall_broker.url, count=50)
+    link = "SELECT link_state FROM halls WHERE hall = 'test-hall'"
+    try:
+        hub.wait_for_line("done")
+        wait_progress(lambda: county_count(county_db, "SELECT count(*) FROM ratings"), 50, what="ratings stored")
+        with psycopg.connect(county_db) as conn:
+            wait_for(lambda: conn.execute(link).fetchone() == ("online",), timeout=60)
+        hub.kill()  # the broker sees the connection drop and sends the hall's Will
+        with psycopg.connect(county_db, autocommit=True) as conn:
+            wait_for(lambda: conn.execute(link).fetchone() == ("offline",), timeout=60)
+    finally:
+        hub.stop()
+        ingest.stop()
