@@ -10,8 +10,9 @@ number of waiting tickets of ``--levels`` (the waiting-ticket curve):
 
 1. take-a-ticket round trips (a kiosk's ``HallClient.request``) **interleaved** one by one with
    raw MQTT round trips (paho → Mosquitto → paho echo client → Mosquitto → paho, the same two hops
-   with nothing done in between), in a random order per pair, so both see the same machine: p50
-   and p99 of each and take p99 ÷ raw p99 (goal ≤ 3×), and the hub's CPU per take;
+   with nothing done in between) and with bare SQLite commits beside the hub's log (what the disk
+   alone costs each take at the same durability), in a random order per step, so all see the same
+   machine: p50 and p99 of each and take p99 ÷ raw p99 (goal ≤ 3×), and the hub's CPU per take;
 2. between two levels, the sustained rate with ``--clients`` kiosks each keeping requests in
    flight (this is what fills the queue to the next level; goal ≥ 2,000 tickets/s with 4), and
    the hub's CPU time per ticket (goal ≤ 250 µs), from /proc;
@@ -208,6 +209,8 @@ class Latency:
     take_p99: float
     raw_p50: float
     raw_p99: float
+    commit_p50: float
+    commit_p99: float
     cpu_per_take_us: float
 
     @property
@@ -215,24 +218,52 @@ class Latency:
         return self.take_p99 / self.raw_p99
 
 
-def interleaved(hub: HubProcess, echo: Echo, kiosk: HallClient, pairs: int, rng: random.Random) -> Latency:
-    takes, raws = [], []
+class BareCommit:
+    """What the disk alone costs a take: one small SQLite transaction committed the way the hub
+    commits (WAL, ``synchronous`` as the hub's), in a file beside the hub's log. A take cannot be
+    answered sooner than its commit, so its p99 says how much of the take's p99 is the disk's."""
+
+    def __init__(self, folder: Path, sync: str) -> None:
+        self.db = sqlite3.connect(folder / "bare-commit.sqlite3", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={sync.upper()}")
+        self.db.execute("CREATE TABLE IF NOT EXISTS t (body TEXT)")
+        self.body = "x" * 1500  # about a take's event and reply
+
+    def once(self) -> float:
+        start = time.perf_counter()
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("INSERT INTO t VALUES (?)", (self.body,))
+        self.db.execute("COMMIT")
+        return time.perf_counter() - start
+
+
+def interleaved(hub: HubProcess, echo: Echo, commit: BareCommit, kiosk: HallClient, pairs: int,
+                rng: random.Random) -> Latency:
+    """Takes, raw round trips and bare commits, one of each per step in a random order."""
+    takes: list[float] = []
+    raws: list[float] = []
+    commits: list[float] = []
     cpu = cpu_seconds(hub.pid)
     for i in range(pairs):
         command = TakeTicket(service_id=SERVICES[i % 3])
-        take_first = rng.random() < 0.5
-        if not take_first:
-            raws.append(echo.once())
-        start = time.perf_counter()
-        reply = kiosk.request(command)
-        takes.append(time.perf_counter() - start)
-        if not reply.ok:
-            raise RuntimeError(f"refused: {reply.refusal}")
-        if take_first:
-            raws.append(echo.once())
+
+        def take(command: TakeTicket = command) -> None:
+            start = time.perf_counter()
+            reply = kiosk.request(command)
+            takes.append(time.perf_counter() - start)
+            if not reply.ok:
+                raise RuntimeError(f"refused: {reply.refusal}")
+
+        steps: list[Callable[[], None]] = [take, lambda: raws.append(echo.once()),
+                                           lambda: commits.append(commit.once())]
+        rng.shuffle(steps)
+        for step in steps:
+            step()
     cpu = cpu_seconds(hub.pid) - cpu
     return Latency(percentile(takes, 0.5) * 1e3, percentile(takes, 0.99) * 1e3,
-                   percentile(raws, 0.5) * 1e3, percentile(raws, 0.99) * 1e3, cpu / pairs * 1e6)
+                   percentile(raws, 0.5) * 1e3, percentile(raws, 0.99) * 1e3,
+                   percentile(commits, 0.5) * 1e3, percentile(commits, 0.99) * 1e3, cpu / pairs * 1e6)
 
 
 def sustained(hub: HubProcess, broker: Mosquitto, clients: int, tickets: int) -> tuple[float, float]:
@@ -301,6 +332,7 @@ def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argp
     write_hall_config(hub.config, hall_toml(args.clients))
     hub.start()
     rng = random.Random(16)
+    commit = BareCommit(folder, args.sync)
     waiting = 0
     try:
         with HallClient(broker.address, HALL, "kiosk-1") as kiosk:
@@ -321,15 +353,16 @@ def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argp
                           f"{verdict(statistics.median(cpus) <= GOAL_CPU_US)})")
                 runs = []
                 for _ in range(args.rounds):
-                    runs.append(interleaved(hub, echo, kiosk, args.pairs, rng))
+                    runs.append(interleaved(hub, echo, commit, kiosk, args.pairs, rng))
                     waiting += args.pairs
                 print(f"  at {level:,}+ waiting, {args.pairs} interleaved pairs x {args.rounds} ({load()}): "
                       f"take p50 {spread([r.take_p50 for r in runs])} ms, p99 {spread([r.take_p99 for r in runs])} "
                       f"ms; raw p50 {spread([r.raw_p50 for r in runs])} ms, p99 "
                       f"{spread([r.raw_p99 for r in runs])} ms; take p99 / raw p99 "
                       f"{spread([r.ratio for r in runs])}x (goal <= {GOAL_RATIO:.0f}x: "
-                      f"{verdict(statistics.median([r.ratio for r in runs]) <= GOAL_RATIO)}); hub CPU per take "
-                      f"{spread([r.cpu_per_take_us for r in runs], '{:.0f}')} us")
+                      f"{verdict(statistics.median([r.ratio for r in runs]) <= GOAL_RATIO)}); bare commit beside the "
+                      f"log p50 {spread([r.commit_p50 for r in runs])} ms, p99 {spread([r.commit_p99 for r in runs])} ms; "
+                      f"hub CPU per take {spread([r.cpu_per_take_us for r in runs], '{:.0f}')} us")
         hub.stop()
         restarts, peaks = [], []
         for _ in range(args.rounds):

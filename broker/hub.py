@@ -58,6 +58,7 @@ from hallkit.queue.models import (
     TicketIssued,
     TicketView,
     WindowView,
+    ticket_of,
 )
 from hallkit.queue.numbering import business_day
 from hallkit.store.durable import Answer, DurableQueue
@@ -243,19 +244,25 @@ class Hub:
     # ---- requests ---------------------------------------------------------------------------
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        if message.topic.startswith(self._command_prefix) and "/" not in message.topic[len(self._command_prefix):]:
+        topic = message.topic  # decoded from bytes at every read
+        if topic.startswith(self._command_prefix) and "/" not in topic[len(self._command_prefix):]:
             # Acknowledged to the broker only after the command is committed and answered
             # (see _serve): a hub killed before that gets the request again when it returns.
-            self._inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
+            self._inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
             return
-        if message.topic.startswith(self._device_prefix) and message.topic.endswith("/status"):
+        if topic.startswith(self._device_prefix) and topic.endswith("/status"):
             # A status is a state: only the newest of a device counts, so it is acknowledged now
             # (the broker re-sends the retained one at the next connection anyway).
             with self._statuses_lock:
-                self._statuses.put(message.topic, bytes(message.payload))
+                fresh = self._statuses.put(topic, bytes(message.payload))
             self._ack(message.mid, message.qos)
+            if not fresh:
+                # The device's older status is still waiting, due when it was: nothing to wake the
+                # parts' thread for. A flapping device costs its network thread, not a switch of
+                # threads (and the GIL) per status.
+                return
         else:
-            self._part_inbox.put(_Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
+            self._part_inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
         self._parts_wake.set()
 
     def _serve_parts(self) -> None:
@@ -446,7 +453,7 @@ class Hub:
             number = None
             if isinstance(event, TicketIssued):
                 number = event.ticket.number
-            elif (ticket_id := getattr(event, "ticket_id", None)) is not None:
+            elif (ticket_id := ticket_of(event)) is not None:
                 number = ticket_id.rsplit("-", 1)[-1]
             notice = QueueEventNotice(device=HUB_DEVICE, event=_public(event), number=number)
             self.client.publish(self.topics.event(event.type), notice.model_dump_json(), qos=1)
@@ -517,7 +524,7 @@ def _permission(device: Device, command: Command) -> str:
         return ""
     if device.kind not in WINDOW_KINDS:
         return f"{device.kind.value} {device.id} may not run counter commands"
-    window = getattr(command, "window", None)
+    window = command.window
     if device.window is not None and window != device.window:
         return f"{device.id} belongs to window {device.window}, not {window}"
     return ""

@@ -21,10 +21,14 @@ class LatestPerKey(Generic[T]):
         self.superseded = 0
         """Values replaced by a newer one of the same key before they were taken."""
 
-    def put(self, key: str, value: T) -> None:
-        if key in self._pending:
+    def put(self, key: str, value: T) -> bool:
+        """Keep ``value`` as the newest of ``key``; True when the key had none waiting (only then
+        can the next value be due sooner than :meth:`wait` said before)."""
+        fresh = key not in self._pending
+        if not fresh:
             self.superseded += 1
         self._pending[key] = value
+        return fresh
 
     def due(self, now: float) -> list[tuple[str, T]]:
         """The pending values whose key was last let through at least ``interval`` ago; taken."""

@@ -29,14 +29,18 @@ import secrets
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import paho.mqtt.client as mqtt
 import tomli_w
-from hallkit.broker.certificates import TlsFiles, ensure_tls
 from pydantic import BaseModel, Field, ValidationError
 
 from hallkit.config import HallConfig
+
+if TYPE_CHECKING:
+    # Only the county's broker configuration makes certificates: the hub, which imports this
+    # module for its logins, does not load cryptography (about 70 ms of every hub start).
+    from hallkit.broker.certificates import TlsFiles
 
 PBKDF2_ITERATIONS = 101
 """What mosquitto_passwd writes for the ``$7$`` (PBKDF2-SHA512) format."""
@@ -463,6 +467,8 @@ def write_county_config(county: str, halls: list[str], out: Path, port: int = 88
     dynsec.touch(mode=0o600)
     dynsec.chmod(0o600)
     dynsec.write_text(json.dumps(access.model_dump(), indent=1))
+    from hallkit.broker.certificates import ensure_tls  # noqa: PLC0415 (cryptography: not at the hub's start)
+
     tls, certificates = ensure_tls(out, county, tls_names) if tls_names else (None, [])
     conf = out / "mosquitto.conf"
     text = mosquitto_conf((out / "data").resolve(), port, bind, None, None, COUNTY_QUEUE_LIMITS, tls)

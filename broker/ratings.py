@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from hallkit.accounts import manager_names
 from hallkit.config import Device, DeviceKind, HallConfig
 from hallkit.i18n import Message
-from hallkit.queue.models import Event, TicketCompleted
+from hallkit.queue.models import Event, TicketCompleted, window_of
 from hallkit.rating import store
 from hallkit.rating.cases import CaseRefused, open_case, take_step
 from hallkit.rating.models import CaseUpdate, Rating, RatingChannel, RatingReceipt, RatingSubmission
@@ -177,7 +177,7 @@ class RatingsPart:
     def _on_queue_events(self, events: list[Event]) -> None:
         windows: set[int] = set()
         for event in events:
-            window = getattr(event, "window", None)
+            window = window_of(event)
             if window is None:
                 continue
             windows.add(window)

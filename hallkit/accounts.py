@@ -87,10 +87,6 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# A hash to check against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(12))
-
-
 ACCOUNTS_FILE = "dashboard.sqlite3"
 
 
@@ -121,6 +117,10 @@ class UserStore:
         self.max_failures = max_failures
         self.lockout = timedelta(minutes=lockout_minutes)
         self._lock = threading.Lock()
+        # A hash to check against when the name is unknown, so a wrong name costs as long as a
+        # wrong password. Made here, not at import: the hub imports this module, and a scrypt
+        # hash (about 60 ms) would delay every hub start.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(12))
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
@@ -192,7 +192,7 @@ class UserStore:
             log.warning("login refused (locked out after repeated failures): name=%r address=%s", name, address)
             raise AuthError("locked")
         row = self.conn.execute("SELECT role, password FROM users WHERE name = ?", (name,)).fetchone()
-        ok = verify_password(password, row[1] if row else _DUMMY_HASH) and row is not None
+        ok = verify_password(password, row[1] if row else self._dummy_hash) and row is not None
         if not ok:
             log.warning("failed login: name=%r address=%s", name, address)
             raise AuthError("failed")

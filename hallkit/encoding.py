@@ -7,8 +7,6 @@ encoding the same models three or four times, is most of what a ticket costs in 
 
 from __future__ import annotations
 
-import json
-
 from pydantic import BaseModel
 
 
@@ -22,7 +20,11 @@ def dump_spliced(instance: BaseModel, encoded: dict[str, str]) -> str:
     text = instance.model_dump_json()
     for name, value in encoded.items():
         empty = getattr(instance, name)
-        if empty not in (None, []):
+        if empty is None:
+            placeholder = "null"
+        elif empty == []:
+            placeholder = "[]"
+        else:
             raise ValueError(f"{type(instance).__name__}.{name} holds no empty placeholder to splice into")
-        text = text.replace(f'"{name}":{json.dumps(empty)}', f'"{name}":{value}', 1)
+        text = text.replace(f'"{name}":{placeholder}', f'"{name}":{value}', 1)
     return text

@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import assert_never
+from typing import NamedTuple, assert_never
 
 from hallkit.config import HallConfig
 from hallkit.i18n import Message
@@ -50,6 +50,8 @@ from hallkit.queue.models import (
     WindowPaused,
     WindowResumed,
     WindowView,
+    command_window,
+    ticket_of,
 )
 from hallkit.queue.priority import Candidate, choose, rank
 
@@ -107,6 +109,32 @@ class QueueState:
     windows: dict[int, WindowState] = field(default_factory=dict)
     next_order: int = 0
     events_applied: int = 0
+
+
+class PastDays(NamedTuple):
+    """What the events before the current business day leave it, without those events.
+
+    A ``day_opened`` clears the day's tickets, lines, numbers and figures; what lasts is each
+    window's pause and staff, every window the log names (one removed from the configuration
+    since included), and two counters. A restart takes these from the log in a few queries and
+    replays only the current day (see :meth:`QueueEngine.resume`).
+    """
+
+    events: int
+    """Events before the current day."""
+    enqueued: int
+    """Tickets that joined a line before it: issued, or put back after a skip."""
+    windows: list[int]
+    """Every window those events name (the ones :meth:`QueueEngine.apply` looks up)."""
+    window_events: list[Event]
+    """Their pauses, resumptions and staff changes, in order."""
+
+
+WINDOW_STATE_EVENTS = ("ticket_called", "ticket_skipped", "ticket_transferred", "ticket_completed",
+                       "window_paused", "window_resumed", "staff_changed")
+"""Event types whose ``window`` the engine looks up (and so makes up, for a removed window)."""
+LASTING_EVENTS = ("window_paused", "window_resumed", "staff_changed")
+"""Event types whose effect outlasts the day: a window's pause and staff."""
 
 
 class QueueEngine:
@@ -298,7 +326,7 @@ class QueueEngine:
         return window
 
     def _require_usable_window(self, service_id: str) -> None:
-        if not any(self._window_usable(n) for n, s in self._serves.items() if service_id in s):
+        if not any(self._window_usable(n) for n in self.windows_for(service_id)):
             raise Refused("queue.no_window_open", service=self._services[service_id].name)
 
     def _window_usable(self, number: int) -> bool:
@@ -398,6 +426,17 @@ class QueueEngine:
             case _:
                 assert_never(event)
 
+    def resume(self, past: PastDays) -> None:
+        """After :meth:`reset`, the state the days before the current one leave: then applying
+        the current day's events from its ``day_opened`` on gives the state a replay of the whole
+        log gives (``tests/core`` compares the two)."""
+        for number in past.windows:
+            self._window_state(number)
+        for event in past.window_events:
+            self.apply(event)
+        self.state.next_order = past.enqueued
+        self.state.events_applied = past.events
+
     def _window_state(self, number: int) -> WindowState:
         """A window's state, made up for a window the log names but the configuration no longer
         has (it was removed since): replaying an old log must not stop the hub from starting."""
@@ -490,7 +529,9 @@ class QueueEngine:
             return 0
         state = self.state
         key = (rank(record.ticket.priority), record.order)
-        ahead = sum(len(state.lines.get((record.service_id, c), ())) for c in range(key[0]))
+        # The line of the class ranked before this one: a normal ticket (rank 1) has the
+        # priority line (rank 0) ahead of it, a priority ticket none.
+        ahead = len(state.lines.get((record.service_id, 0), ())) if key[0] else 0
         line = state.lines.get((record.service_id, key[0]), ())
         if record.order == state.next_order - 1 and record.directed_window is None:
             # The ticket that joined last (the reply to every take): everyone in its line is ahead.
@@ -508,12 +549,17 @@ class QueueEngine:
         return self._windows_for.get(service_id, [])
 
     def estimated_wait_seconds(self, service_id: str, ahead: int) -> float:
-        usable = [n for n in self.windows_for(service_id) if self._window_usable(n)]
-        all_busy = bool(usable) and all(self.state.windows[n].current is not None for n in usable)
         times, pace = self._times.get(service_id), self._pace.get(service_id)
         if times is None or pace is None:  # a service removed from the configuration since
             return 0.0
-        return estimated_wait_seconds(ahead, times.mean, len(usable), all_busy, pace.interval)
+        # One pass over the service's windows (this runs for every ticket answered).
+        usable, idle = 0, False
+        for number in self.windows_for(service_id):
+            window = self.state.windows[number]
+            if window.open and not window.paused:
+                usable += 1
+                idle = idle or window.current is None
+        return estimated_wait_seconds(ahead, times.mean, usable, usable > 0 and not idle, pace.interval)
 
     def ticket_view(self, ticket_id: str) -> TicketView:
         record = self.state.tickets[ticket_id]
@@ -567,11 +613,8 @@ class QueueEngine:
 
     def outcome(self, command: Command, events: list[Event]) -> Outcome:
         """The reply to ``command`` once its events are applied."""
-        ticket_id = next((getattr(e, "ticket_id", None) or getattr(getattr(e, "ticket", None), "id", None)
-                          for e in reversed(events)
-                          if isinstance(e, (TicketIssued, TicketCalled, TicketRecalled, TicketSkipped,
-                                            TicketTransferred, TicketCompleted))), None)
-        window = getattr(command, "window", None)
+        ticket_id = next((tid for e in reversed(events) if (tid := ticket_of(e)) is not None), None)
+        window = command_window(command)
         return Outcome(
             action=command.action,
             events=events,

@@ -230,6 +230,32 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 EVENT = TypeAdapter(Event)
+
+
+# Which events name a ticket or a window. Tested by class, not with getattr(event, name, None):
+# on a pydantic model that lacks the field that raises and catches an AttributeError built with
+# its message, several microseconds, on the path of every ticket.
+_TICKET_EVENTS = (TicketCalled, TicketRecalled, TicketSkipped, TicketTransferred, TicketCompleted)
+_WINDOW_EVENTS = (*_TICKET_EVENTS, WindowPaused, WindowResumed, StaffChanged)
+
+
+def ticket_of(event: Event) -> str | None:
+    """The id of the ticket ``event`` concerns, if any."""
+    if isinstance(event, TicketIssued):
+        return event.ticket.id
+    if isinstance(event, _TICKET_EVENTS):
+        return event.ticket_id
+    return None
+
+
+def window_of(event: Event) -> int | None:
+    """The window ``event`` happened at, if any."""
+    return event.window if isinstance(event, _WINDOW_EVENTS) else None
+
+
+def command_window(command: Command) -> int | None:
+    """The window ``command`` is for (every command but taking a ticket)."""
+    return None if isinstance(command, TakeTicket) else command.window
 EVENTS = TypeAdapter(list[Event])
 
 

@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
+from hallkit.queue.engine import LASTING_EVENTS, WINDOW_STATE_EVENTS, PastDays
 from hallkit.queue.models import EVENT, Event
 from hallkit.store.lock import FolderLock
 
@@ -160,8 +161,32 @@ class EventStore:
     def events(self, after_seq: int = 0) -> Iterator[tuple[int, Event]]:
         """The log from ``after_seq`` on, streamed: one row in memory at a time."""
         cursor = self.conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
+        # pydantic-core's validator itself, without the TypeAdapter's wrapper in Python around each
+        # call: a fifth of parsing an event, and a restart parses the whole log.
+        validate = EVENT.validator.validate_json
         for seq, body in cursor:
-            yield seq, EVENT.validate_json(body)
+            yield seq, validate(body)
+
+    def current_day_seq(self) -> int:
+        """``seq`` of the last ``day_opened``: where the current business day begins (0: no day yet)."""
+        row = self.conn.execute("SELECT max(seq) FROM events WHERE type = 'day_opened'").fetchone()
+        return int(row[0]) if row[0] is not None else 0
+
+    def past_days(self, before_seq: int) -> PastDays:
+        """What the events before ``before_seq`` leave a later business day (see :class:`PastDays`)."""
+        conn = self.conn
+        events = conn.execute("SELECT count(*) FROM events WHERE seq < ?", (before_seq,)).fetchone()[0]
+        enqueued = conn.execute(
+            "SELECT count(*) FROM events WHERE seq < ? AND (type = 'ticket_issued' "
+            "OR (type = 'ticket_skipped' AND json_extract(body, '$.requeued')))", (before_seq,)).fetchone()[0]
+        marks = ",".join("?" * len(WINDOW_STATE_EVENTS))
+        windows = [number for (number,) in conn.execute(
+            f"SELECT DISTINCT json_extract(body, '$.window') FROM events WHERE seq < ? AND type IN ({marks})",
+            (before_seq, *WINDOW_STATE_EVENTS))]
+        marks = ",".join("?" * len(LASTING_EVENTS))
+        lasting = [EVENT.validate_json(body) for (body,) in conn.execute(
+            f"SELECT body FROM events WHERE seq < ? AND type IN ({marks}) ORDER BY seq", (before_seq, *LASTING_EVENTS))]
+        return PastDays(events=events, enqueued=enqueued, windows=windows, window_events=lasting)
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])

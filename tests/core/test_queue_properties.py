@@ -4,14 +4,16 @@ A hypothesis state machine drives one engine with random actions at random times
 days, and now and then a clock set back) and checks after every step that numbers are unique
 and gapless per prefix per day, that every ticket of the day is in exactly one state, that
 waiting tickets can still be called, and at the end that replaying the event log through a
-fresh engine rebuilds the same state.
+fresh engine, and restarting on it (which replays only the current day), rebuild the same state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,6 +41,8 @@ from hallkit.queue.models import (
     TicketState,
     Transfer,
 )
+from hallkit.store.durable import DurableQueue
+from hallkit.store.sqlite import EventStore
 from hallkit.testing import MONDAY, SMALL_HALL
 
 CONFIG: HallConfig = parse_config(
@@ -250,11 +254,23 @@ class QueueMachine(RuleBasedStateMachine):
         assert figures.total.longest_wait_seconds == max(v.longest_wait_seconds for v in views)
 
     def teardown(self) -> None:
-        # The log as the store keeps it (JSON), replayed through a fresh engine.
+        # The log as the store keeps it (JSON), replayed through a fresh engine ...
         fresh = QueueEngine(CONFIG)
         for event in self.log:
             fresh.apply(EVENT.validate_json(event.model_dump_json()))
         assert fresh.snapshot() == self.engine.snapshot()
+        # ... and as a restart replays it: the current day only, with what the days before left.
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "hall.sqlite3"
+            store = EventStore(path)
+            with store.transaction() as conn:
+                EventStore.append(conn, [(event, event.model_dump_json()) for event in self.log])
+            store.close()
+            restarted = DurableQueue(CONFIG, path)
+            try:
+                assert restarted.engine.snapshot() == self.engine.snapshot()
+            finally:
+                restarted.close()
 
 
 QueueMachine.TestCase.settings = settings(
