@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from hallkit.contracts.mqtt import BrokerAddress, make_client
 from hallkit.contracts.uplink import UpTopics, shared
 
 from hallkit.testing import free_port, listening_addresses
+from tests.upstream.test_setup_walkthrough import wait_until
 
 PLAIN_USER = "nobody"
 """Who the test becomes when it runs as root: a user every Debian has, with no rights of its own."""
@@ -102,16 +102,6 @@ def plain() -> Iterator[PlainUser]:
     yield user
     user.stop_all()
     shutil.rmtree(home, ignore_errors=True)
-
-
-def wait_until(check, what: str, seconds: float = 60.0, explain=lambda: ""):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds} s: {what}\n{explain()}")
 
 
 def start_mosquitto(plain: PlainUser, conf: Path) -> Path:
