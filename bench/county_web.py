@@ -361,8 +361,9 @@ def main() -> int:
     data = Path(tempfile.mkdtemp(prefix="county-console-"))
     server: subprocess.Popen[bytes] | None = None
     try:
-        print(f"county console bench: {halls} halls × {DAYS} days × {RATINGS_PER_DAY} ratings a day "
-              f"(scale {args.scale}; the full size is {FULL_HALLS} halls), database {name}")
+        if not args.reuse:  # a reused database says its own size below
+            print(f"county console bench: {halls} halls × {DAYS} days × {RATINGS_PER_DAY} ratings a day "
+                  f"(scale {args.scale}; the full size is {FULL_HALLS} halls), database {name}")
         if args.ingest_cost:
             with_triggers, without = ingest_cost()
             print(f"ingest write path (county.store.write, 8 messages of 500 ratings per transaction, 1 writer, "
@@ -378,7 +379,7 @@ def main() -> int:
                 before = migrate(conn)
                 migrated = time.perf_counter() - migrating
             halls = int(found[0]) if found else halls
-            print(f"reusing {name}: {halls} halls; schema {before} → {LATEST} in {migrated:.2f} s")
+            print(f"county console bench: reusing {name}: {halls} halls; schema {before} → {LATEST} in {migrated:.2f} s")
         else:
             loaded = load(dsn, halls, now)
             print(f"loaded in {time.perf_counter() - started:.0f} s: {int(loaded['ratings_total']):,} ratings by COPY "
