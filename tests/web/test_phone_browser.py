@@ -141,9 +141,11 @@ def test_resident_follows_the_ticket_and_rates_it_on_the_phone(  # noqa: PLR0915
             path = rig.data / name
             assert not path.exists() or PHONE.encode() not in path.read_bytes(), name
 
-        # A forged token opens nothing.
+        # A forged token (the real one with its last character changed: a fixed "z" was the real one
+        # once in 32 tickets) opens nothing.
+        forged = ticket.public_id[:-1] + ("y" if ticket.public_id.endswith("z") else "z")
         with http(rig) as client:
-            assert client.get(f"/t/{ticket.public_id[:-1]}z").status_code == 404
+            assert client.get(f"/t/{forged}").status_code == 404
         phone.close()
         manager.context.close()
         viewer.context.close()
