@@ -14,7 +14,6 @@ from hallkit.commandline import (
     add_json_flag,
     add_listen_flags,
     emit,
-    say_listening,
     tls_files,
     writable_folder,
 )
@@ -77,12 +76,9 @@ def run_dashboard(args: argparse.Namespace) -> int:
         print(f"no dashboard accounts yet: hall dashboard user add NAME --role manager --config {args.config}",
               file=sys.stderr)
     print(f"大厅管理看板 / dashboard: {server.url}  (hall {config.hall.id}, broker {address.url}, data {data})")
-    print(say_listening(server.url, server.host))
-    try:
-        server.run()
-    except OSError as exc:
-        raise CommandFailed(exc.strerror or str(exc)) from None
-    return 0
+    from hallkit.dashboard.web import serve_in_foreground
+
+    return serve_in_foreground(server)
 
 
 def user_add(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 import uvicorn
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hallkit.accounts import AuthError, Role, Session, UserStore
+from hallkit.commandline import CommandFailed, say_listening
 from hallkit.i18n import Lang, text
 
 log = logging.getLogger("hallkit.dashboard.web")
@@ -224,6 +226,28 @@ def local_url(host: str, port: int, tls: bool) -> str:
     """Where a browser on this machine reaches a server listening on ``host``."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+class Serving(Protocol):
+    """A web app's server as its command runs it: where it listens, and serving until stopped."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    def run(self) -> None: ...
+
+
+def serve_in_foreground(server: Serving) -> int:
+    """Say where ``server`` listens and serve until Ctrl-C: the ``hall`` command's end for every web app."""
+    print(say_listening(server.url, server.host))
+    try:
+        server.run()
+    except OSError as exc:
+        raise CommandFailed(exc.strerror or str(exc)) from None
+    return 0
 
 
 def serve_in_background(server: uvicorn.Server, what: str, sock: socket.socket | None = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hallkit.broker.login import add_broker_options, address_from_args
 
-from hallkit.commandline import CommandFailed, add_listen_flags, say_listening, tls_files, writable_folder
+from hallkit.commandline import add_listen_flags, tls_files, writable_folder
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,9 +35,6 @@ def run_web(args: argparse.Namespace) -> int:
     server = WebServer(config, address, data, args.host, args.port, tls_files(args))
     print(f"扫码页 / phone page: {server.url}/t/<token>  (QR codes link to {config.web.public_url}/t/<token>; "
           f"hall {config.hall.id}, broker {address.url}, data {data})")
-    print(say_listening(server.url, server.host))
-    try:
-        server.run()
-    except OSError as exc:
-        raise CommandFailed(exc.strerror or str(exc)) from None
-    return 0
+    from hallkit.dashboard.web import serve_in_foreground
+
+    return serve_in_foreground(server)

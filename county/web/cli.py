@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hallkit.commandline import CommandFailed, add_json_flag, add_listen_flags, emit, say_listening, tls_files
+from hallkit.commandline import CommandFailed, add_json_flag, add_listen_flags, emit, tls_files
 
 DEFAULT_DATA = Path(os.environ.get("HALLKIT_COUNTY_CONSOLE_DATA", "var/county-console"))
 
@@ -75,12 +75,9 @@ def run_console(args: argparse.Namespace) -> int:
         print(f"no console logins yet: hall county web user add NAME --role admin --data {args.data}",
               file=sys.stderr)
     print(f"县级政务服务监管平台 / county console: {server.url}  (db {redacted(args.db)}, data {args.data})")
-    print(say_listening(server.url, server.host))
-    try:
-        server.run()
-    except OSError as exc:
-        raise CommandFailed(exc.strerror or str(exc)) from None
-    return 0
+    from hallkit.dashboard.web import serve_in_foreground
+
+    return serve_in_foreground(server)
 
 
 def user_add(args: argparse.Namespace) -> int:
