@@ -27,6 +27,8 @@ from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from hallkit.broker.latest import LatestPerKey
+from hallkit.broker.mosquitto import HUB_STATUS_USER, hub_status_password
+from hallkit.broker.status_watch import StatusWatch
 from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
     CommandReply,
@@ -179,6 +181,14 @@ class Hub:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self._subscribe_mid: int | None = None
+        self.status_watch = StatusWatch(
+            broker.as_login(HUB_STATUS_USER, hub_status_password(broker.password or ""))
+            if broker.username else broker,
+            HUB_STATUS_USER if broker.username else f"hub-{config.hall.id}-status",
+            self.topics.device_statuses, self._on_statuses, self._on_statuses_refused)
+        self._statuses_on_requests = False
+        """Set when the broker has no status login for the hub: statuses then share the request
+        connection, as before the hub had a connection for them."""
         for part in self.parts:
             part.attach(self)
 
@@ -188,6 +198,8 @@ class Hub:
         log.info("hub for %s (%s) connecting to %s", self.config.hall.name, self.config.hall.id, self.broker.url)
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
         self.client.loop_start()
+        if any(self.topics.device_statuses in part.subscriptions() for part in self.parts):
+            self.status_watch.start()
         self._publisher.start()
         self._server.start()
         self._parts_worker.start()
@@ -199,6 +211,7 @@ class Hub:
         self._dirty.set()
         say_offline(self.client, self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json())
         self._server.join(timeout=5)
+        self.status_watch.stop()
         self._parts_wake.set()
         if self._parts_worker.is_alive():
             self._parts_worker.join(timeout=5)
@@ -219,11 +232,13 @@ class Hub:
         if reason.is_failure:
             log.error("broker refused the hub: %s", reason)
             return
-        patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions())]
+        patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions()
+                                            if p != self.topics.device_statuses or self._statuses_on_requests)]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
         # device that waits for "online" never sends a request the hub is not yet subscribed to.
-        # Statuses at QoS 0: they are retained states the broker sends again at every subscription,
-        # and a flood of them then costs neither the broker's in-flight window nor an acknowledgement each.
+        # Statuses (when they come here) at QoS 0: they are retained states the broker sends again at
+        # every subscription, and a flood of them then costs neither the broker's in-flight window nor
+        # an acknowledgement each.
         _, self._subscribe_mid = client.subscribe(
             [(pattern, 0 if pattern == self.topics.device_statuses else 1) for pattern in patterns])
 
@@ -264,6 +279,20 @@ class Hub:
         else:
             self._part_inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
         self._parts_wake.set()
+
+    def _on_statuses(self, newest: dict[str, bytes]) -> None:
+        """The status watch's newest status per device of one read (see _on_message for why)."""
+        with self._statuses_lock:
+            fresh = [self._statuses.put(topic, payload) for topic, payload in newest.items()]
+        if any(fresh):
+            self._parts_wake.set()
+
+    def _on_statuses_refused(self, reason: str) -> None:
+        log.warning("device statuses: %s; they now share the request connection (a device flooding its "
+                    "status can then delay tickets: run `hall broker config --add` again to give the hub "
+                    "its status login)", reason)
+        self._statuses_on_requests = True
+        self.client.subscribe(self.topics.device_statuses, 0)
 
     def _serve_parts(self) -> None:
         """Hand the parts their messages in arrival order, and each device's newest status when due."""

@@ -46,6 +46,9 @@ PBKDF2_ITERATIONS = 101
 """What mosquitto_passwd writes for the ``$7$`` (PBKDF2-SHA512) format."""
 
 HUB_USER = "hub"
+HUB_STATUS_USER = "hub-status"
+"""The hub's second login, for its watch on device statuses (:mod:`broker.status_watch`): it may
+only read them. Its password is derived from the hub's, so the hub still takes one secret."""
 CONSOLE_USERS = ("console",)
 INGEST_USER = "ingest-{n}"
 """One login per county ingest worker: a login has one connection, so workers cannot share one."""
@@ -62,6 +65,12 @@ def password_line(user: str, password: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(12)
     digest = _pbkdf2(password, salt)
     return f"{user}:$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def hub_status_password(hub_password: str) -> str:
+    """The status login's password: a keyed hash of the hub's, which it does not reveal."""
+    digest = hmac.new(hub_password.encode(), b"hallkit hub-status login", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
 def read_passwords(text: str) -> dict[str, str]:
@@ -216,6 +225,8 @@ def acl_text(config: HallConfig) -> str:
         "# Written by `hall broker config`: a device may publish only under its own id.",
         f"user {HUB_USER}",
         f"topic readwrite {base}/#",
+        f"user {HUB_STATUS_USER}",
+        f"topic read {base}/dev/+/status",
         "",
         "# every device reads the queue state, the events and everyone's status (a pattern without %u",
         "# would do, but Mosquitto warns about each at start)",
@@ -258,7 +269,8 @@ def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
     users = hall_users(config)
-    kept = {u: h for u, h in read_passwords((out / "passwords").read_text()).items() if u in users} \
+    kept = {u: h for u, h in read_passwords((out / "passwords").read_text()).items()
+            if u in users or u == HUB_STATUS_USER} \
         if add and (out / "passwords").exists() else {}
     logins = write_logins(out, port, [u for u in users if u not in kept], HALL_LOGINS_HEADER)
     passwords, acl = write_hall_access(config, out, logins, kept)
@@ -340,9 +352,18 @@ def write_hall_access(config: HallConfig, out: Path, logins: Logins,
                       kept: dict[str, str] | None = None) -> tuple[Path, Path]:
     """The password file and the ACL of a hall broker (Mosquitto's or the embedded one); ``kept``
     are logins (user → hash) already handed out, written as they were."""
+    kept = dict(kept or {})
+    hub = logins.credentials.get(HUB_USER)
+    if hub is not None:  # a new or re-read hub password: its status login follows it
+        kept.pop(HUB_STATUS_USER, None)
+    lines = [f"{u}:{h}\n" for u, h in kept.items()]
+    lines += [password_line(u, p) + "\n" for u, p in logins.credentials.items()]
+    if hub is not None:
+        lines.append(password_line(HUB_STATUS_USER, hub_status_password(hub)) + "\n")
+    # A hub login kept by hash from a configuration older than the status login: none can be
+    # derived; that hub reads statuses on its request connection and says so.
     passwords = out / "passwords"
-    passwords.write_text("".join(f"{u}:{h}\n" for u, h in (kept or {}).items())
-                         + "".join(password_line(u, p) + "\n" for u, p in logins.credentials.items()))
+    passwords.write_text("".join(lines))
     passwords.chmod(0o600)
     acl = out / "acl"
     acl.write_text(acl_text(config))

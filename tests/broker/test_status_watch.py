@@ -1,0 +1,187 @@
+"""The hub reads device statuses on a connection and login of their own (its requests never wait
+behind a flood of them), through broker restarts, and falls back to its request connection on a
+broker configured before that login existed."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+
+import paho.mqtt.client as mqtt
+import pytest
+from hallkit.broker.hub import Hub
+from hallkit.broker.mosquitto import HUB_STATUS_USER, hub_status_password
+from hallkit.broker.testing import Mosquitto
+from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
+from hallkit.contracts.mqtt import BrokerAddress, make_client
+from hallkit.contracts.uplink import DeviceTelemetry
+from hallkit.uplink.outbox import Outbox
+from hallkit.uplink.testing import hall_config, hall_toml, unreachable_url
+
+from hallkit.cli import main
+from hallkit.testing import free_port
+from tests.broker.test_hub import wait_for
+
+TOPICS = Topics("test-hall")
+
+
+def publish_status(address: BrokerAddress, device: str, paper: str) -> None:
+    client = make_client(address, device)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    status = DeviceStatus(device=device, state=DeviceState.ONLINE, session=1, kind="printer", version="1",
+                          detail={"paper": paper})
+    client.publish(TOPICS.device_status(device), status.model_dump_json(), qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def papers(hub: Hub) -> list[str]:
+    with hub.queue.lock:
+        found = hub.queue.store.conn.execute("SELECT body FROM outbox WHERE kind = 'telemetry' ORDER BY seq").fetchall()
+    return [DeviceTelemetry.model_validate_json(body).paper or "" for (body,) in found]
+
+
+def telemetry_hub(address: BrokerAddress, data) -> Hub:
+    config = hall_config(unreachable_url())
+    assert config.upstream is not None
+    return Hub(config, address, data, "normal", parts=[Outbox(config, config.upstream)])
+
+
+@pytest.fixture
+def secured(tmp_path):
+    """Mosquitto with the configuration `hall broker config` writes, and the logins it made."""
+    config_file = tmp_path / "hall.toml"
+    config_file.write_text(hall_toml(unreachable_url()), "utf-8")
+    out = tmp_path / "broker"
+    port = free_port()
+    assert main(["broker", "config", "--config", str(config_file), "--out", str(out), "--port", str(port),
+                 "--bind", "127.0.0.1"]) == 0
+    conf = out / "mosquitto.conf"
+    conf.write_text(conf.read_text() + f"user {getpass.getuser()}\n")
+    broker = Mosquitto(tmp_path / "run", port=port, conf=conf).start()
+    yield broker, out
+    broker.stop()
+
+
+def login(broker: Mosquitto, out, user: str) -> BrokerAddress:
+    return BrokerAddress(host="127.0.0.1", port=broker.port, username=user,
+                         password=(out / "secrets" / user).read_text().strip())
+
+
+def test_statuses_come_on_the_hubs_read_only_status_login(secured, tmp_path):
+    broker, out = secured
+    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data")
+    hub.start()
+    try:
+        wait_for(hub.status_watch.subscribed.is_set)
+        publish_status(login(broker, out, "printer-1"), "printer-1", "near_end")
+        wait_for(lambda: papers(hub)[-1:] == ["near_end"])
+        assert "as hub-status" in (tmp_path / "run" / "mosquitto.log").read_text()
+    finally:
+        hub.stop()
+    # The login reads statuses and nothing else: not the queue, not requests.
+    address = BrokerAddress(host="127.0.0.1", port=broker.port, username=HUB_STATUS_USER,
+                            password=hub_status_password(login(broker, out, "hub").password or ""))
+    seen: list[str] = []
+    reader = make_client(address, HUB_STATUS_USER)
+    reader.on_message = lambda _c, _u, message: seen.append(message.topic)
+    reader.connect(address.host, address.port)
+    reader.loop_start()
+    reader.subscribe("hall/#", 0)
+    publish_status(login(broker, out, "printer-1"), "printer-1", "out")
+    wait_for(lambda: TOPICS.device_status("printer-1") in seen)
+    assert all(topic.endswith("/status") and "/dev/" in topic for topic in seen), seen
+    reader.disconnect()
+    reader.loop_stop()
+
+
+def test_a_broker_without_the_status_login_still_brings_statuses_and_says_why(secured, tmp_path, caplog):
+    broker, out = secured
+    passwords = out / "passwords"
+    passwords.write_text("".join(line + "\n" for line in passwords.read_text().splitlines()
+                                 if not line.startswith(f"{HUB_STATUS_USER}:")))
+    broker.restart()
+    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data")
+    with caplog.at_level(logging.WARNING, logger="hallkit.hub"):
+        hub.start()
+        try:
+            wait_for(lambda: "share the request connection" in caplog.text)
+            assert "the broker refused the login 'hub-status'" in caplog.text
+            wait_for(lambda: hub.connected)
+            publish_status(login(broker, out, "printer-1"), "printer-1", "out")
+            wait_for(lambda: papers(hub)[-1:] == ["out"])
+        finally:
+            hub.stop()
+
+
+def test_statuses_keep_coming_after_the_broker_restarts(mosquitto, tmp_path):
+    hub = telemetry_hub(mosquitto.address, tmp_path / "data")
+    hub.start()
+    try:
+        wait_for(hub.status_watch.subscribed.is_set)
+        publish_status(mosquitto.address, "printer-1", "ok")
+        wait_for(lambda: papers(hub)[-1:] == ["ok"])
+        mosquitto.restart()
+        wait_for(hub.status_watch.subscribed.is_set, timeout=30)
+        publish_status(mosquitto.address, "printer-1", "out")
+        wait_for(lambda: papers(hub)[-1:] == ["out"], timeout=30)
+    finally:
+        hub.stop()
+    assert not hub.status_watch.subscribed.is_set()
+
+
+def test_garbage_from_the_broker_drops_the_link_not_the_hub(tmp_path, caplog):
+    """A 'broker' that answers the status login with bytes that are no MQTT: the watch says so
+    and tries again; nothing raises out of it."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(1024)
+        conn.sendall(b"\x20\xff\xff\xff\xff\x01")  # CONNACK with a five-byte length
+        accepted.set()
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    from hallkit.broker.status_watch import StatusWatch
+
+    refused: list[str] = []
+    watch = StatusWatch(BrokerAddress(host="127.0.0.1", port=port), "hub-x-status", "hall/#",
+                        on_statuses=lambda _n: None, on_refused=refused.append)
+    with caplog.at_level(logging.WARNING, logger="hallkit.hub.statuses"):
+        watch.start()
+        wait_for(accepted.is_set)
+        wait_for(lambda: "remaining length longer than four bytes" in caplog.text)
+        watch.stop()
+    server.close()
+    assert refused == [] and not watch.subscribed.is_set()
+    assert mqtt.topic_matches_sub("hall/#", "hall/v1/x")  # the filter the watch was given is a real one
+
+
+def test_the_embedded_broker_lets_the_hub_watch_statuses_under_its_status_login(tmp_path):
+    from hallkit.broker.embedded import EmbeddedBroker, hall_logins
+    from hallkit.contracts.mqtt import parse_broker_url
+
+    config = hall_config(unreachable_url())
+    port = free_port()
+    logins, access = hall_logins(config, tmp_path / "broker", port)
+    broker = EmbeddedBroker(access, port=port)
+    broker.start()
+    address = parse_broker_url(broker.url)
+    assert config.upstream is not None
+    hub = Hub(config, address.as_login("hub", logins.credentials["hub"]), tmp_path / "data", "normal",
+              parts=[Outbox(config, config.upstream)])
+    hub.start()
+    try:
+        wait_for(hub.status_watch.subscribed.is_set)
+        publish_status(address.as_login("printer-1", logins.credentials["printer-1"]), "printer-1", "near_end")
+        wait_for(lambda: papers(hub)[-1:] == ["near_end"])
+    finally:
+        hub.stop()
+        broker.stop(timeout=1)

@@ -1,0 +1,58 @@
+"""The status watcher's MQTT 3.1.1 packets: split out of a stream however it is cut."""
+
+from __future__ import annotations
+
+import pytest
+from hallkit.broker import wire
+
+
+def stream() -> bytes:
+    return b"".join([
+        bytes((0x20, 2, 0, 0)),  # CONNACK, accepted
+        bytes((0x90, 3, 0, 1, 0)),  # SUBACK, QoS 0 granted
+        wire.publish("hall/v1/h/dev/display-1/status", b'{"paper":"1"}'),
+        wire.publish("hall/v1/h/dev/kiosk-1/status", b"x" * 300, packet_id=9),  # two length bytes, an id
+        wire.publish("hall/v1/h/dev/big/status", b"y" * 20_000),  # three length bytes
+        bytes((0xD0, 0)),  # PINGRESP
+    ])
+
+
+def test_a_stream_cut_at_every_byte_gives_the_same_packets():
+    whole = wire.PacketSplitter().feed(stream())
+    splitter = wire.PacketSplitter()
+    one_by_one = [packet for i in range(len(stream())) for packet in splitter.feed(stream()[i:i + 1])]
+    assert one_by_one == whole
+    assert [p.kind for p in whole] == [2, 9, 3, 3, 3, 13]
+    assert wire.connack_code(whole[0]) == wire.ConnackCode.ACCEPTED and wire.suback_codes(whole[1]) == b"\x00"
+    assert [wire.read_publish(p) for p in whole[2:5]] == [
+        ("hall/v1/h/dev/display-1/status", b'{"paper":"1"}'),
+        ("hall/v1/h/dev/kiosk-1/status", b"x" * 300),
+        ("hall/v1/h/dev/big/status", b"y" * 20_000)]
+
+
+def test_lengths_are_framed_as_the_standard_says():
+    assert [wire.remaining_length(n) for n in (0, 127, 128, 16_383, 16_384, 268_435_455)] == [
+        b"\x00", b"\x7f", b"\x80\x01", b"\xff\x7f", b"\x80\x80\x01", b"\xff\xff\xff\x7f"]
+    with pytest.raises(wire.WireError):
+        wire.remaining_length(268_435_456)
+    assert wire.connect("hub-status", 30, "hub-status", "pw") == (
+        b"\x10\x26\x00\x04MQTT\x04\xc2\x00\x1e\x00\x0ahub-status\x00\x0ahub-status\x00\x02pw")
+    assert wire.subscribe(1, "a/+") == b"\x82\x08\x00\x01\x00\x03a/+\x00"
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\x30\xff\xff\xff\xff\x01",  # a length of five bytes
+    b"\x30\xff\xff\x7f",  # 2 MB: over the splitter's limit
+])
+def test_garbage_is_refused_not_buffered_for_ever(garbage):
+    with pytest.raises(wire.WireError):
+        wire.PacketSplitter().feed(garbage)
+
+
+def test_refusals_read_in_words_and_a_short_publish_is_an_error():
+    assert wire.connack_reason(5) == "not authorised" and wire.connack_reason(4) == "bad username or password"
+    assert wire.connack_reason(77) == "code 77"
+    with pytest.raises(wire.WireError):
+        wire.read_publish(wire.Packet(3, 0, b"\x00\x09abc"))
+    with pytest.raises(wire.WireError):
+        wire.read_publish(wire.Packet(3, 0, b"\x00\x02\xff\xfe"))
