@@ -18,7 +18,8 @@ from hallkit.broker.mosquitto import Logins
 from hallkit.contracts.mqtt import BrokerAddress, BrokerUrlError, parse_broker_url
 
 from hallkit.commandline import CommandFailed
-from hallkit.i18n import bilingual
+from hallkit.filemodes import too_open
+from hallkit.i18n import LANGS, bilingual, text
 
 BROKER_ENV = "HALLKIT_BROKER"
 PASSWORD_FILE_ENV = "HALLKIT_BROKER_PASSWORD_FILE"
@@ -71,6 +72,7 @@ def broker_address(url: str, logins: Path | None = None, password_file: Path | N
     if os.environ.get(PASSWORD_ENV):
         return address.as_login(user, os.environ[PASSWORD_ENV])
     if logins is not None:
+        refuse_open(logins, user)
         try:
             password = Logins.read(logins).password(user)
         except ValueError as exc:
@@ -81,8 +83,19 @@ def broker_address(url: str, logins: Path | None = None, password_file: Path | N
     raise CommandFailed(bilingual("login.no_password", login=user), 2)
 
 
+def refuse_open(path: Path, user: str) -> None:
+    """Refuse a file with ``user``'s password that other users may read."""
+    if (open_file := too_open(path)) is not None:
+        raise CommandFailed(" / ".join(
+            text("login.password_file_open", lang, login=user, file=path, mode=f"{open_file.mode:04o}",
+                 root_hint=text("login.password_file_open_root", lang, file=path) if open_file.root_owned else "")
+            for lang in LANGS))
+
+
 def read_password_file(path: Path, user: str) -> str:
-    """The first line of a password file; an unreadable or empty one is the operator's to fix."""
+    """The first line of a password file; an unreadable, empty or other users' readable one is the
+    operator's to fix (the rule of :mod:`hallkit.filemodes`)."""
+    refuse_open(path, user)
     try:
         lines = path.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

@@ -147,8 +147,7 @@ def test_the_hall_broker_runs_as_generated_by_a_plain_user(plain):
 
     wait_until(hub_answers, "hall status through the plain user's broker", 90,
                lambda: f"{last[0] if last else ''}\n{(plain.home / 'hub.log').read_text()}")
-    wrong = plain.home / "wrong"
-    wrong.write_text("not-the-password\n")
+    plain.must("sh", "-c", "umask 077 && echo not-the-password > wrong")  # the user's own, as it must be
     refused = plain.run("hall", "status", "--broker", f"mqtt://console@127.0.0.1:{port}", "--password-file", "wrong")
     assert refused.returncode != 0 and "refused login console" in refused.stderr, refused.stderr
     plain.stop_all()

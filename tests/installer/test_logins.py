@@ -16,6 +16,7 @@ def test_password_file_environment_and_logins_file_all_log_in(secured, tmp_path,
     broker, credentials = secured
     secret = tmp_path / "console.secret"
     secret.write_text(credentials["console"] + "\n")
+    secret.chmod(0o600)
     # No hub runs: status exits 1 saying so, but the login itself went through.
     assert main(status(broker, "--password-file", str(secret))) == 1
     err = capsys.readouterr().err
@@ -41,6 +42,7 @@ def test_each_login_failure_says_which_login_and_why(secured, tmp_path, capsys):
     broker, _ = secured
     wrong = tmp_path / "wrong"
     wrong.write_text("nope\n")
+    wrong.chmod(0o600)
     assert main(status(broker, "--password-file", str(wrong))) != 0
     err = capsys.readouterr().err
     assert err.count("refused login console: not authorised") == 1, err  # Mosquitto's answer to a wrong password
@@ -53,6 +55,7 @@ def test_each_login_failure_says_which_login_and_why(secured, tmp_path, capsys):
     assert "console" in err and str(tmp_path / "missing") in err
 
     (tmp_path / "empty").write_text("")
+    (tmp_path / "empty").chmod(0o600)
     assert main(status(broker, "--password-file", str(tmp_path / "empty"))) == 1
     assert "is empty" in capsys.readouterr().err
 
@@ -66,6 +69,24 @@ def test_a_terminal_speaks_as_its_login(secured, tmp_path, capsys):  # noqa: F81
     broker, credentials = secured
     secret = tmp_path / "console.secret"
     secret.write_text(credentials["console"])
+    secret.chmod(0o600)
     assert main(["call", "--window", "1", "--device", "pad-1", "--broker", f"mqtt://console@127.0.0.1:{broker.port}",
                  "--hall", "test-hall", "--password-file", str(secret)]) == 2
     assert "--device pad-1 but the login is console" in capsys.readouterr().err
+
+
+def test_a_password_file_others_may_read_is_refused_before_any_login(secured, tmp_path, capsys):  # noqa: F811
+    broker, credentials = secured
+    secret = tmp_path / "console.secret"
+    secret.write_text(credentials["console"] + "\n")
+    secret.chmod(0o644)
+    assert main(status(broker, "--password-file", str(secret))) == 1
+    err = capsys.readouterr().err
+    assert err.count(f"Login console: the password file {secret} may be read by other users (mode 0644)") == 1, err
+    assert f"chmod 600 {secret}" in err and f"登录名 console：密码文件 {secret} 可被其他用户读取" in err
+    assert credentials["console"] not in err
+    logins = broker.conf.parent / "credentials.toml"
+    logins.chmod(0o644)
+    assert main(status(broker, "--logins", str(logins))) == 1
+    assert f"the password file {logins} may be read by other users (mode 0644)" in capsys.readouterr().err
+    logins.chmod(0o600)

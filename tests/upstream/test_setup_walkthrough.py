@@ -143,6 +143,7 @@ def test_readme_setup_brings_up_a_hall_and_a_county_over_tls(place, county_db):
 
         # A wrong password is named as such, with the login.
         (place / "wrong").write_text("not-the-password\n")
+        (place / "wrong").chmod(0o600)
         wrong = subprocess.run(["hall", "status", "--broker", f"mqtt://console@127.0.0.1:{ports['1883']}",
                                 "--password-file", str(place / "wrong")], capture_output=True, text=True, env=env,
                                check=False)
