@@ -28,6 +28,7 @@ from hallkit.i18n import LANGS, bilingual, text
 
 if TYPE_CHECKING:
     from hallkit.broker.client import HallClient
+    from hallkit.broker.embedded import EmbeddedBroker
     from hallkit.broker.hub import Hub
     from hallkit.contracts.mqtt import BrokerAddress
 
@@ -188,6 +189,32 @@ def hall_id_of(args: argparse.Namespace, address) -> str:  # noqa: ANN001
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    # The start builds objects that all stay (modules, models, the replayed day's tickets): the
+    # cyclic collector is paused until they are frozen, and enabled again only then. Enabled right
+    # after the replay, its first collection would scan the day's objects (60 ms for 51k tickets).
+    gc.disable()
+    try:
+        hub, embedded = open_hub_and_broker(args)
+        # What the start built lives as long as the process: moved out of the cyclic collector's
+        # sight, so that its full collections, which the day's new tickets set off, do not scan
+        # all of it again each time.
+        gc.freeze()
+    finally:
+        gc.enable()
+    # A request makes a few hundred short-lived objects (models, packets, rows), freed by their
+    # reference counts, nearly none in cycles: a collection every 700 new objects, Python's
+    # default, is a tenth of the hub's CPU per ticket; every 20,000 is a hundredth.
+    gc.set_threshold(20_000, 20, 20)
+    hub.start()
+    wait_for_signal()
+    hub.stop()
+    if embedded:
+        embedded.stop()
+    return 0
+
+
+def open_hub_and_broker(args: argparse.Namespace) -> tuple[Hub, EmbeddedBroker | None]:
+    """The hub of ``hall hub``, its log replayed, and the embedded broker it started, if any."""
     # Only what the hub needs is imported (open_hub imports the hub): a restart is online sooner
     # (the embedded broker pulls in amqtt and asyncio, and only runs without --broker).
     from hallkit.contracts.mqtt import parse_broker_url
@@ -224,20 +251,7 @@ def run_hub(args: argparse.Namespace) -> int:
         print(bilingual("errors.disk_full_start", folder=data), file=sys.stderr)
     for tightened in hub.tightened:
         print(tightened.bilingual(), file=sys.stderr)
-    # What the start built (modules, models, the replayed day's tickets) lives as long as the
-    # process: moved out of the cyclic collector's sight, so that its full collections, which
-    # the day's new tickets set off, do not scan all of it again each time.
-    gc.freeze()
-    # A request makes a few hundred short-lived objects (models, packets, rows), freed by their
-    # reference counts, nearly none in cycles: a collection every 700 new objects, Python's
-    # default, is a tenth of the hub's CPU per ticket; every 20,000 is a hundredth.
-    gc.set_threshold(20_000, 20, 20)
-    hub.start()
-    wait_for_signal()
-    hub.stop()
-    if embedded:
-        embedded.stop()
-    return 0
+    return hub, embedded
 
 
 DEFAULT_EMBEDDED_PORT = 1883
