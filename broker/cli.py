@@ -220,9 +220,13 @@ def open_hub_and_broker(args: argparse.Namespace) -> tuple[Hub, EmbeddedBroker |
     from hallkit.contracts.mqtt import parse_broker_url
 
     from hallkit.commands import load_secured_or_fail
+    from hallkit.store.prefetch import prefetch
 
     config = load_secured_or_fail(args.config)
     data = writable_folder(args.data or Path("var") / config.hall.id)
+    # The hub's log (and its WAL, after a power cut) read into the page cache while the rest of
+    # the hub is imported: the replay then reads it from memory (hallkit/store/prefetch.py).
+    reading = prefetch([data / "hall.sqlite3", data / "hall.sqlite3-wal"])
     embedded = None
     if args.broker:
         address = address_from_args(args)
@@ -242,7 +246,7 @@ def open_hub_and_broker(args: argparse.Namespace) -> tuple[Hub, EmbeddedBroker |
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
         print(say_listening(embedded.url, embedded.host, widen="errors.embedded_widen"))
     try:
-        hub = open_hub(config, address, data, args.sync)
+        hub = open_hub(config, address, data, args.sync, reading)
     except CommandFailed:
         if embedded:
             embedded.stop()
@@ -257,14 +261,19 @@ def open_hub_and_broker(args: argparse.Namespace) -> tuple[Hub, EmbeddedBroker |
 DEFAULT_EMBEDDED_PORT = 1883
 
 
-def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synchronous) -> Hub:
-    """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk."""
+def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synchronous,
+             reading: threading.Thread) -> Hub:
+    """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk.
+
+    ``reading`` reads the log into the page cache: waited for once the hub's modules are loaded.
+    """
     from hallkit.broker.hub import Hub
     from hallkit.broker.parts import hub_parts
 
     from hallkit.store.lock import FolderInUse
     from hallkit.store.sqlite import disk_full
 
+    reading.join()
     try:
         return Hub(config, address, data, sync, parts=hub_parts(config))
     except FolderInUse as exc:
