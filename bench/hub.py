@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hub.py [--sync full] [--levels 0,10000,50000] [--rounds 3]
                                   [--pairs 500] [--clients 4] [--storm 5000] [--storm-only]
-                                  [--restart-only] [--code DIR ...]
+                                  [--restart-only] [--keep DIR] [--code DIR ...]
 
 The hub runs as its own process (``hall hub``, at the default durability: synchronous=full with
 group commit, unless ``--sync normal`` says otherwise), against a real Mosquitto, with its modules'
@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -368,6 +369,9 @@ def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argp
             waiting = full_run_tickets(args)
         hub.stop()
         restart(hub, waiting, args)
+        if args.keep:
+            # The hall's configuration and log, to profile the hub's start on (docs/queue.md).
+            shutil.copytree(folder, args.keep / folder.name, ignore=shutil.ignore_patterns("*.lock", "bare-commit*"))
     finally:
         hub.stop()
 
@@ -528,6 +532,8 @@ def main() -> None:
     parser.add_argument("--restart-only", action="store_true",
                         help="run only the restart: the same log as the full run's, filled by the sustained "
                              "load alone (no status storm either)")
+    parser.add_argument("--keep", type=Path,
+                        help="copy each tree's hall (configuration and log) into this folder at the end")
     parser.add_argument("--code", type=Path, action="append", default=[],
                         help="also run the hub from this source tree (before/after in one run)")
     args = parser.parse_args()
