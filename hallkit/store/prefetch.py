@@ -39,7 +39,7 @@ def _read_all(paths: list[Path]) -> None:
             os.lseek(fd, max(0, os.fstat(fd).st_size - LIMIT), os.SEEK_SET)
             while os.readv(fd, [buffer]) == CHUNK:
                 pass
-        except OSError:
+        except OSError:  # only a head start: whatever it could not read, SQLite reads itself
             pass
         finally:
             os.close(fd)
