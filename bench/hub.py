@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/hub.py [--sync full] [--levels 0,10000,50000] [--rounds 3]
                                   [--pairs 500] [--clients 4] [--storm 5000] [--storm-only]
-                                  [--code DIR ...]
+                                  [--restart-only] [--keep DIR] [--code DIR ...]
 
 The hub runs as its own process (``hall hub``, at the default durability: synchronous=full with
-group commit, unless ``--sync normal`` says otherwise), against a real Mosquitto. Printed, at each
+group commit, unless ``--sync normal`` says otherwise), against a real Mosquitto, with its modules'
+bytecode kept in the bench's folder from its first start on, as an installed hallkit has it. Printed, at each
 number of waiting tickets of ``--levels`` (the waiting-ticket curve):
 
 1. take-a-ticket round trips (a kiosk's ``HallClient.request``) **interleaved** one by one with
@@ -18,8 +19,9 @@ number of waiting tickets of ``--levels`` (the waiting-ticket curve):
    the hub's CPU time per ticket (goal ≤ 250 µs), from /proc;
 3. at the end, a restart of the hub on its log (the last level's events): seconds until it is
    online again (goal ≤ 1 s), with the page cache dropped first when run as root (otherwise
-   said to be warm), and its peak memory while replaying against its memory once online (goal ≤
-   1.5×);
+   said to be warm), the hub's CPU time to online, and its peak memory while replaying against
+   its memory once online (goal ≤ 1.5×); ``--restart-only`` runs this phase alone, on the same
+   number of tickets filled by the sustained load without measuring it;
 4. a status storm (issue 15): one device publishes ``--storm`` status changes as fast as it can from
    its own process while a kiosk takes tickets one after the other, against the same hub quiet:
    take p99 during the storm ÷ quiet p99 (goal ≤ 3×), the slowest take then minus the quiet median
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -186,7 +189,7 @@ class HubProcess:
                 [str(python_of(self.code)), "-m", "hallkit.cli", "hub", "--config", str(self.config), "--broker",
                  self.broker.url, "--data", str(self.data), "--sync", self.sync],
                 cwd=self.code, stdout=subprocess.DEVNULL, stderr=log,
-                env={**os.environ, "PYTHONPATH": str(self.code)},
+                env=self.environment(),
             )
         try:
             if not online.wait(120):
@@ -196,6 +199,16 @@ class HubProcess:
             self.session = expected
             watcher.disconnect()
             watcher.loop_stop()
+
+    def environment(self) -> dict[str, str]:
+        """The hub's environment: this tree first on the path, and its modules' bytecode kept.
+
+        An installed hallkit has its bytecode (pip compiles it), so a restart loads it; run from
+        a source tree with ``PYTHONDONTWRITEBYTECODE`` set, every start would compile hallkit
+        again (0.06-0.08 s of CPU). The bytecode goes to the bench's own folder, not the tree.
+        """
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        return {**env, "PYTHONPATH": str(self.code), "PYTHONPYCACHEPREFIX": str(self.folder.parent / "bytecode")}
 
     def stop(self) -> None:
         if self.process is not None:
@@ -326,6 +339,17 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def full_run_tickets(args: argparse.Namespace) -> int:
+    """The tickets the full run's log holds at its restart: what ``run_tree`` fills and takes."""
+    waiting = 0
+    for level in args.levels:
+        if level > waiting:
+            chunk = max(args.clients, (level - waiting) // args.rounds)
+            waiting += args.rounds * (chunk // args.clients * args.clients)
+        waiting += args.rounds * args.pairs
+    return waiting
+
+
 def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argparse.Namespace) -> None:
     print(f"\n== hub from {code} (synchronous={args.sync}) ==")
     folder.mkdir(parents=True)
@@ -336,52 +360,76 @@ def run_tree(code: Path, folder: Path, broker: Mosquitto, echo: Echo, args: argp
     commit = BareCommit(folder, args.sync)
     waiting = 0
     try:
-        with HallClient(broker.address, HALL, "kiosk-1") as kiosk:
-            for level in args.levels:
-                if level > waiting:
-                    # Fill in --rounds chunks with the sustained load: each chunk is one repeat.
-                    chunk = max(args.clients, (level - waiting) // args.rounds)
-                    rates, cpus = [], []
-                    for _ in range(args.rounds):
-                        rate, cpu = sustained(hub, broker, args.clients, chunk)
-                        waiting += chunk // args.clients * args.clients
-                        rates.append(rate)
-                        cpus.append(cpu)
-                    print(f"  sustained, {args.clients} kiosks, filling to {waiting:,} waiting ({load()}): "
-                          f"{spread(rates, '{:,.0f}')} tickets/s (goal >= {GOAL_RATE:,}: "
-                          f"{verdict(statistics.median(rates) >= GOAL_RATE)}); hub CPU per ticket "
-                          f"{spread(cpus, '{:.0f}')} us (goal <= {GOAL_CPU_US}: "
-                          f"{verdict(statistics.median(cpus) <= GOAL_CPU_US)})")
-                runs = []
-                for _ in range(args.rounds):
-                    runs.append(interleaved(hub, echo, commit, kiosk, args.pairs, rng))
-                    waiting += args.pairs
-                print(f"  at {level:,}+ waiting, {args.pairs} interleaved pairs x {args.rounds} ({load()}): "
-                      f"take p50 {spread([r.take_p50 for r in runs])} ms, p99 {spread([r.take_p99 for r in runs])} "
-                      f"ms; raw p50 {spread([r.raw_p50 for r in runs])} ms, p99 "
-                      f"{spread([r.raw_p99 for r in runs])} ms; take p99 / raw p99 "
-                      f"{spread([r.ratio for r in runs])}x (goal <= {GOAL_RATIO:.0f}x: "
-                      f"{verdict(statistics.median([r.ratio for r in runs]) <= GOAL_RATIO)}); bare commit beside the "
-                      f"log p50 {spread([r.commit_p50 for r in runs])} ms, p99 {spread([r.commit_p99 for r in runs])} ms; "
-                      f"hub CPU per take {spread([r.cpu_per_take_us for r in runs], '{:.0f}')} us")
+        if args.restart_only:
+            # The same log as the full run's, filled by the sustained load alone (no figures).
+            rate, _ = sustained(hub, broker, args.clients, full_run_tickets(args))
+            waiting = full_run_tickets(args) // args.clients * args.clients
+            print(f"  filled the log with {waiting:,} tickets at {rate:,.0f} tickets/s ({load()})")
+        else:
+            measure_load(hub, broker, echo, commit, rng, args)
+            waiting = full_run_tickets(args)
         hub.stop()
-        restarts, peaks = [], []
-        for _ in range(args.rounds):
-            cold = drop_page_cache()
-            seconds = hub.start()
-            time.sleep(1.0)  # settle: what it holds once serving
-            peak, steady = memory_kb(hub.pid, "VmHWM"), memory_kb(hub.pid, "VmRSS")
-            hub.stop()
-            restarts.append(seconds)
-            peaks.append(peak / steady)
-        print(f"  restart on the log of {waiting:,} tickets, {'cold' if cold else 'WARM'} page cache ({load()}): "
-              f"{spread(restarts, '{:.2f}')} s to online (goal <= {GOAL_RESTART_S:.0f} s: "
-              f"{verdict(statistics.median(restarts) <= GOAL_RESTART_S)}); peak memory while starting / "
-              f"memory once online {spread(peaks)} (goal <= {GOAL_MEMORY}: "
-              f"{verdict(statistics.median(peaks) <= GOAL_MEMORY)}; last: peak {peak / 1024:.0f} MB, "
-              f"online {steady / 1024:.0f} MB)")
+        restart(hub, waiting, args)
+        if args.keep:
+            # The hall's configuration and log, to profile the hub's start on (docs/queue.md).
+            shutil.copytree(folder, args.keep / folder.name, ignore=shutil.ignore_patterns("*.lock", "bare-commit*"))
     finally:
         hub.stop()
+
+
+def measure_load(hub: HubProcess, broker: Mosquitto, echo: Echo, commit: BareCommit, rng: random.Random,
+                 args: argparse.Namespace) -> None:
+    """Phases 1 and 2: the sustained rate filling the queue to each level, and the interleaved
+    round trips at each level."""
+    waiting = 0
+    with HallClient(broker.address, HALL, "kiosk-1") as kiosk:
+        for level in args.levels:
+            if level > waiting:
+                # Fill in --rounds chunks with the sustained load: each chunk is one repeat.
+                chunk = max(args.clients, (level - waiting) // args.rounds)
+                rates, cpus = [], []
+                for _ in range(args.rounds):
+                    rate, cpu = sustained(hub, broker, args.clients, chunk)
+                    waiting += chunk // args.clients * args.clients
+                    rates.append(rate)
+                    cpus.append(cpu)
+                print(f"  sustained, {args.clients} kiosks, filling to {waiting:,} waiting ({load()}): "
+                      f"{spread(rates, '{:,.0f}')} tickets/s (goal >= {GOAL_RATE:,}: "
+                      f"{verdict(statistics.median(rates) >= GOAL_RATE)}); hub CPU per ticket "
+                      f"{spread(cpus, '{:.0f}')} us (goal <= {GOAL_CPU_US}: "
+                      f"{verdict(statistics.median(cpus) <= GOAL_CPU_US)})")
+            runs = []
+            for _ in range(args.rounds):
+                runs.append(interleaved(hub, echo, commit, kiosk, args.pairs, rng))
+                waiting += args.pairs
+            print(f"  at {level:,}+ waiting, {args.pairs} interleaved pairs x {args.rounds} ({load()}): "
+                  f"take p50 {spread([r.take_p50 for r in runs])} ms, p99 {spread([r.take_p99 for r in runs])} "
+                  f"ms; raw p50 {spread([r.raw_p50 for r in runs])} ms, p99 "
+                  f"{spread([r.raw_p99 for r in runs])} ms; take p99 / raw p99 "
+                  f"{spread([r.ratio for r in runs])}x (goal <= {GOAL_RATIO:.0f}x: "
+                  f"{verdict(statistics.median([r.ratio for r in runs]) <= GOAL_RATIO)}); bare commit beside the "
+                  f"log p50 {spread([r.commit_p50 for r in runs])} ms, p99 {spread([r.commit_p99 for r in runs])} ms; "
+                  f"hub CPU per take {spread([r.cpu_per_take_us for r in runs], '{:.0f}')} us")
+
+
+def restart(hub: HubProcess, waiting: int, args: argparse.Namespace) -> None:
+    """Phase 3: the stopped hub started again on its log, ``--rounds`` times."""
+    restarts, peaks, cpus = [], [], []
+    for _ in range(args.rounds):
+        cold = drop_page_cache()
+        seconds = hub.start()
+        cpus.append(cpu_seconds(hub.pid))  # its CPU to online, give or take the bench's notice of it
+        time.sleep(1.0)  # settle: what it holds once serving
+        peak, steady = memory_kb(hub.pid, "VmHWM"), memory_kb(hub.pid, "VmRSS")
+        hub.stop()
+        restarts.append(seconds)
+        peaks.append(peak / steady)
+    print(f"  restart on the log of {waiting:,} tickets, {'cold' if cold else 'WARM'} page cache ({load()}): "
+          f"{spread(restarts, '{:.2f}')} s to online (goal <= {GOAL_RESTART_S:.0f} s: "
+          f"{verdict(statistics.median(restarts) <= GOAL_RESTART_S)}), hub CPU to online {spread(cpus)} s; "
+          f"peak memory while starting / memory once online {spread(peaks)} (goal <= {GOAL_MEMORY}: "
+          f"{verdict(statistics.median(peaks) <= GOAL_MEMORY)}; last: peak {peak / 1024:.0f} MB, "
+          f"online {steady / 1024:.0f} MB)")
 
 
 STORM_DEVICE = "display-1"
@@ -512,10 +560,17 @@ def main() -> None:
     parser.add_argument("--storm", type=int, default=5000,
                         help="status changes of one device in the storm phase (0: skip it)")
     parser.add_argument("--storm-only", action="store_true", help="run only the status storm phase")
+    parser.add_argument("--restart-only", action="store_true",
+                        help="run only the restart: the same log as the full run's, filled by the sustained "
+                             "load alone (no status storm either)")
+    parser.add_argument("--keep", type=Path,
+                        help="copy each tree's hall (configuration and log) into this folder at the end")
     parser.add_argument("--code", type=Path, action="append", default=[],
                         help="also run the hub from this source tree (before/after in one run)")
     args = parser.parse_args()
     args.levels = [int(level) for level in args.levels.split(",")]
+    if args.restart_only:
+        args.storm = 0
     print(f"{os.cpu_count()} cores, {load()}; Mosquitto with the project's config; the hub as its own "
           f"process, synchronous={args.sync} with group commit; figures are min / median / max of "
           f"{args.rounds} repeats")
