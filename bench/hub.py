@@ -449,7 +449,7 @@ def storm_publisher(port: int, count: int) -> None:
     packets = b"".join(
         wire.publish(topic, DeviceStatus(device=STORM_DEVICE, state=DeviceState.ONLINE, session=1, kind="display",
                                          version="1", detail={"paper": str(n)}).model_dump_json().encode(),
-                     packet_id=n % 65535 + 1)
+                     packet_id=n % 65535 + 1, retain=True)  # retained, as every device's status
         for n in range(count))
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(wire.connect(STORM_DEVICE, keepalive=60))

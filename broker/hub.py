@@ -185,7 +185,7 @@ class Hub:
             broker.as_login(HUB_STATUS_USER, hub_status_password(broker.password or ""))
             if broker.username else broker,
             HUB_STATUS_USER if broker.username else f"hub-{config.hall.id}-status",
-            self.topics.device_statuses, self._on_statuses, self._on_statuses_refused)
+            [self.topics.device_status(d.id) for d in config.devices], self._on_statuses, self._on_statuses_refused)
         self._statuses_on_requests = False
         """Set when the broker has no status login for the hub: statuses then share the request
         connection, as before the hub had a connection for them."""

@@ -15,8 +15,10 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 
+from hallkit.broker.flood import FLOOD_LIMIT, MUTE_SECONDS, FloodGate
 from hallkit.broker.wire import (
     DISCONNECT,
     PINGREQ,
@@ -32,6 +34,7 @@ from hallkit.broker.wire import (
     read_publish,
     suback_codes,
     subscribe,
+    unsubscribe,
 )
 from hallkit.contracts.mqtt import BrokerAddress
 
@@ -48,19 +51,23 @@ class StatusesRefused(Exception):
 
 
 class StatusWatch:
-    """Keeps a connection to ``address`` subscribed to ``topic_filter`` at QoS 0 and hands
+    """Keeps a connection to ``address`` subscribed to ``topics`` at QoS 0 and hands
     ``on_statuses`` the newest payload per topic of each read, on its own thread.
 
     When the broker refuses the login or the subscription, ``on_refused`` is told why once and the
     watch ends (the hub then reads statuses on its request connection, as before it had this).
     """
 
-    def __init__(self, address: BrokerAddress, client_id: str, topic_filter: str,
+    def __init__(self, address: BrokerAddress, client_id: str, topics: Sequence[str],
                  on_statuses: Callable[[dict[str, bytes]], None], on_refused: Callable[[str], None],
                  ca_file: str | None = None) -> None:
-        self.address, self.client_id, self.topic_filter = address, client_id, topic_filter
+        self.address, self.client_id, self.topics = address, client_id, list(topics)
         self.on_statuses, self.on_refused, self.ca_file = on_statuses, on_refused, ca_file
         self.subscribed = threading.Event()
+        self.mutes = 0
+        """Times a device was muted for flooding its status, since the start."""
+        self._gate = FloodGate()
+        self._packet_id = 0
         self._stopping = threading.Event()
         self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="hub-statuses", daemon=True)
@@ -124,12 +131,13 @@ class StatusWatch:
             code = connack_code(self._answer(sock, splitter)[0])
             if code != ConnackCode.ACCEPTED:
                 raise StatusesRefused(f"the broker refused the login {login!r}: {connack_reason(code)}")
-            sock.sendall(subscribe(1, self.topic_filter))
+            self._gate = FloodGate()  # a new session hears every device again
+            sock.sendall(subscribe(self._next_id(), self.topics))
             suback, *retained = self._answer(sock, splitter)  # retained statuses may share its read
-            if suback_codes(suback) == bytes((SUBACK_FAILURE,)):
-                raise StatusesRefused(f"the broker refused {login!r} the subscription {self.topic_filter}")
+            if SUBACK_FAILURE in suback_codes(suback):
+                raise StatusesRefused(f"the broker refused {login!r} the subscription to device statuses")
             self.subscribed.set()
-            self._hand_on(retained)
+            self._hand_on(sock, retained)
             self._read(sock, splitter)
 
     @staticmethod
@@ -144,26 +152,48 @@ class StatusWatch:
                 return packets
 
     def _read(self, sock: socket.socket, splitter: PacketSplitter) -> None:
-        sock.settimeout(KEEPALIVE / 2)
-        last_heard = time.monotonic()
+        last_heard = last_ping = time.monotonic()
         while not self._stopping.is_set():
+            now = time.monotonic()
+            if back := self._gate.due(now):  # muted long enough: the broker sends each one's newest first
+                sock.sendall(subscribe(self._next_id(), back))
+            if now - last_heard > KEEPALIVE:
+                raise ConnectionError(f"no answer from the broker in {KEEPALIVE} s")
+            if now - max(last_heard, last_ping) >= KEEPALIVE / 2:
+                sock.sendall(PINGREQ)
+                last_ping = now
+            unmute = self._gate.wait(now)
+            sock.settimeout(KEEPALIVE / 2 if unmute is None else min(KEEPALIVE / 2, unmute))
             try:
                 data = sock.recv(READ_SIZE)
             except TimeoutError:
-                if time.monotonic() - last_heard > KEEPALIVE:
-                    raise ConnectionError(f"no answer from the broker in {KEEPALIVE} s") from None
-                sock.sendall(PINGREQ)
                 continue
             if not data:
                 raise ConnectionError("the broker closed the connection")
             last_heard = time.monotonic()
-            self._hand_on(splitter.feed(data))
+            self._hand_on(sock, splitter.feed(data))
 
-    def _hand_on(self, packets: list[Packet]) -> None:
+    def _hand_on(self, sock: socket.socket, packets: list[Packet]) -> None:
         newest: dict[str, bytes] = {}
+        counts: Counter[str] = Counter()
         for packet in packets:
             if packet.kind == PacketType.PUBLISH:
                 topic, payload = read_publish(packet)
                 newest[topic] = payload
-        if newest:
-            self.on_statuses(newest)
+                counts[topic] += 1
+        if not newest:
+            return
+        now = time.monotonic()
+        flooding = [topic for topic, count in counts.items() if self._gate.heard(topic, count, now)]
+        if flooding:
+            sock.sendall(unsubscribe(self._next_id(), flooding))
+            self.mutes += len(flooding)
+            for topic in flooding:
+                log.warning("device statuses: %s sends more than %d a second; the broker holds them back "
+                            "and the hub reads only its newest every %.0f s until it calms down",
+                            topic, FLOOD_LIMIT, MUTE_SECONDS)
+        self.on_statuses(newest)
+
+    def _next_id(self) -> int:
+        self._packet_id = self._packet_id % 65535 + 1
+        return self._packet_id

@@ -1,7 +1,7 @@
 """MQTT 3.1.1 packets, as bytes, for the hub's status watcher (:mod:`broker.status_watch`).
 
-Only what a QoS 0 subscriber needs: CONNECT, SUBSCRIBE, PINGREQ and DISCONNECT out; CONNACK,
-SUBACK, PINGRESP and PUBLISH in (and PUBLISH out, for a bench's storming device). Pure logic:
+Only what a QoS 0 subscriber needs: CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ and DISCONNECT out;
+CONNACK, SUBACK, UNSUBACK, PINGRESP and PUBLISH in (and PUBLISH out, for a bench's storming device). Pure logic:
 :class:`PacketSplitter` takes bytes as they come off a socket, in any pieces, and hands back
 whole packets; nothing here touches a socket.
 
@@ -13,6 +13,7 @@ worth of packets here costs a few µs each, and only the newest status of each d
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -28,6 +29,8 @@ class PacketType(IntEnum):
     PUBACK = 4
     SUBSCRIBE = 8
     SUBACK = 9
+    UNSUBSCRIBE = 10
+    UNSUBACK = 11
     PINGREQ = 12
     PINGRESP = 13
     DISCONNECT = 14
@@ -99,15 +102,21 @@ def connect(client_id: str, keepalive: int, username: str | None = None, passwor
     return _packet(PacketType.CONNECT << 4, body)
 
 
-def subscribe(packet_id: int, topic_filter: str, qos: int = 0) -> bytes:
-    return _packet(PacketType.SUBSCRIBE << 4 | 0x02, struct.pack("!H", packet_id) + _string(topic_filter) + bytes((qos,)))
+def subscribe(packet_id: int, topic_filters: Sequence[str], qos: int = 0) -> bytes:
+    filters = b"".join(_string(f) + bytes((qos,)) for f in topic_filters)
+    return _packet(PacketType.SUBSCRIBE << 4 | 0x02, struct.pack("!H", packet_id) + filters)
 
 
-def publish(topic: str, payload: bytes, packet_id: int | None = None) -> bytes:
+def unsubscribe(packet_id: int, topic_filters: Sequence[str]) -> bytes:
+    return _packet(PacketType.UNSUBSCRIBE << 4 | 0x02,
+                   struct.pack("!H", packet_id) + b"".join(_string(f) for f in topic_filters))
+
+
+def publish(topic: str, payload: bytes, packet_id: int | None = None, *, retain: bool = False) -> bytes:
     """PUBLISH at QoS 1 when given a packet id, else QoS 0."""
-    qos_bits = 0x02 if packet_id is not None else 0
+    flags = (0x02 if packet_id is not None else 0) | (0x01 if retain else 0)
     ident = struct.pack("!H", packet_id) if packet_id is not None else b""
-    return _packet(PacketType.PUBLISH << 4 | qos_bits, _string(topic) + ident + payload)
+    return _packet(PacketType.PUBLISH << 4 | flags, _string(topic) + ident + payload)
 
 
 PINGREQ = bytes((PacketType.PINGREQ << 4, 0))

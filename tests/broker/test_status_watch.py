@@ -185,3 +185,29 @@ def test_the_embedded_broker_lets_the_hub_watch_statuses_under_its_status_login(
     finally:
         hub.stop()
         broker.stop(timeout=1)
+
+
+def test_a_flooding_device_is_muted_and_the_others_are_still_heard(mosquitto, tmp_path):
+    import socket
+
+    from hallkit.broker import wire
+
+    hub = telemetry_hub(mosquitto.address, tmp_path / "data")
+    hub.start()
+    try:
+        wait_for(hub.status_watch.subscribed.is_set)
+        topic = TOPICS.device_status("display-1")
+        flood = b"".join(wire.publish(topic, DeviceStatus(
+            device="display-1", state=DeviceState.ONLINE, session=1, kind="display", version="1",
+            detail={"paper": str(n)}).model_dump_json().encode(), retain=True) for n in range(3000))
+        with socket.create_connection(("127.0.0.1", mosquitto.port)) as sock:
+            sock.sendall(wire.connect("display-1", 60))
+            sock.recv(4)
+            sock.sendall(flood)
+            wait_for(lambda: hub.status_watch.mutes >= 1)
+            publish_status(mosquitto.address, "printer-1", "near_end")  # while display-1 is held back
+            wait_for(lambda: "near_end" in papers(hub), timeout=5)
+            sock.sendall(wire.DISCONNECT)
+        wait_for(lambda: papers(hub)[-1:] in (["2999"], ["near_end"]) and "2999" in papers(hub), timeout=15)
+    finally:
+        hub.stop()

@@ -37,7 +37,9 @@ def test_lengths_are_framed_as_the_standard_says():
         wire.remaining_length(268_435_456)
     assert wire.connect("hub-status", 30, "hub-status", "pw") == (
         b"\x10\x26\x00\x04MQTT\x04\xc2\x00\x1e\x00\x0ahub-status\x00\x0ahub-status\x00\x02pw")
-    assert wire.subscribe(1, "a/+") == b"\x82\x08\x00\x01\x00\x03a/+\x00"
+    assert wire.subscribe(1, ["a/+"]) == b"\x82\x08\x00\x01\x00\x03a/+\x00"
+    assert wire.subscribe(2, ["a", "bc"]) == b"\x82\x0b\x00\x02\x00\x01a\x00\x00\x02bc\x00"
+    assert wire.unsubscribe(3, ["a/b"]) == b"\xa2\x07\x00\x03\x00\x03a/b"
 
 
 @pytest.mark.parametrize("garbage", [
@@ -56,3 +58,16 @@ def test_refusals_read_in_words_and_a_short_publish_is_an_error():
         wire.read_publish(wire.Packet(3, 0, b"\x00\x09abc"))
     with pytest.raises(wire.WireError):
         wire.read_publish(wire.Packet(3, 0, b"\x00\x02\xff\xfe"))
+
+
+def test_a_flooding_device_is_muted_for_a_while_and_heard_again():
+    from hallkit.broker.flood import FloodGate
+
+    gate = FloodGate(limit=20, window=1.0, mute_for=2.0)
+    assert not gate.heard("display-1", 15, now=10.0) and not gate.heard("kiosk-1", 1, now=10.0)
+    assert gate.heard("display-1", 6, now=10.5)  # 21 within a second: muted
+    assert not gate.heard("display-1", 500, now=10.6)  # still arriving: not muted twice
+    assert gate.muted == ["display-1"] and gate.wait(11.0) == 1.5 and gate.due(12.0) == []
+    assert gate.due(12.5) == ["display-1"] and gate.wait(12.5) is None
+    assert not gate.heard("display-1", 20, now=12.6)  # heard afresh: a new count
+    assert not gate.heard("kiosk-1", 20, now=12.7)  # 21 over 2.7 s: no flood

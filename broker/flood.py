@@ -1,0 +1,62 @@
+"""Which devices flood their status, and when each may be heard again.
+
+A device sends its status when something changes: a few a minute. One that sends dozens a second
+(a loose contact, a bug, a hostile device) costs the broker a forward and the hub a read for each,
+and the newest is all that counts. The hub's status watch asks the broker to stop sending such a
+device's statuses for a while (it unsubscribes) and then to send them again (it subscribes, and
+the broker hands it the device's retained, newest status). Pure logic: the caller holds the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FLOOD_LIMIT = 20
+"""Statuses of one device within ``FLOOD_WINDOW`` that make it a flood."""
+FLOOD_WINDOW = 1.0
+MUTE_SECONDS = 2.0
+"""How long a flooding device is not heard: the hub's per-device status interval."""
+
+
+@dataclass
+class _Count:
+    since: float
+    count: int
+
+
+class FloodGate:
+    def __init__(self, limit: int = FLOOD_LIMIT, window: float = FLOOD_WINDOW, mute_for: float = MUTE_SECONDS) -> None:
+        self.limit, self.window, self.mute_for = limit, window, mute_for
+        self._counts: dict[str, _Count] = {}
+        self._muted: dict[str, float] = {}
+        """Key → when it may be heard again."""
+
+    def heard(self, key: str, count: int, now: float) -> bool:
+        """``count`` statuses of ``key`` arrived; True when that makes it a flood (mute it now).
+        Statuses still on their way from a muted key are not counted again."""
+        if key in self._muted:
+            return False
+        seen = self._counts.get(key)
+        if seen is None or now - seen.since > self.window:
+            seen = self._counts[key] = _Count(now, 0)
+        seen.count += count
+        if seen.count <= self.limit:
+            return False
+        del self._counts[key]
+        self._muted[key] = now + self.mute_for
+        return True
+
+    def due(self, now: float) -> list[str]:
+        """The keys whose mute is over: taken, to be heard again."""
+        ready = [key for key, until in self._muted.items() if until <= now]
+        for key in ready:
+            del self._muted[key]
+        return ready
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the next mute ends; None when no key is muted."""
+        return max(0.0, min(self._muted.values()) - now) if self._muted else None
+
+    @property
+    def muted(self) -> list[str]:
+        return sorted(self._muted)
