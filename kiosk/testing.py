@@ -18,7 +18,9 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 from kivy.app import App
+from kivy.base import EventLoop
 from kivy.clock import Clock
+from kivy.input.motionevent import MotionEvent
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
@@ -29,16 +31,28 @@ Scenario = Generator[Step, None, None]
 MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
 
 
+class _Finger(MotionEvent):
+    """One touch at a window position (what Kivy's ``kivy.tests.common.UnitTestTouch`` does; that
+    module imports pytest, which must not weigh on the memory the kiosk bench measures)."""
+
+    def __init__(self, x: float, y: float) -> None:
+        window = EventLoop.window
+        super().__init__("Finger", 99, {"x": x / (window.width - 1.0), "y": y / (window.height - 1.0)},
+                         is_touch=True, type_id="touch")
+        self.profile = ["pos"]
+
+    def depack(self, args: dict[str, float]) -> None:
+        self.sx, self.sy = args["x"], args["y"]
+        super().depack(args)
+
+
 def tap(widget: Widget) -> None:
     """A finger down and up at the widget's centre, through Kivy's input dispatch."""
-    from kivy.tests.common import UnitTestTouch
-
     if widget.disabled:
         raise AssertionError(f"tapped a disabled widget: {widget!r}")
-    x, y = widget.to_window(*widget.center)
-    touch = UnitTestTouch(x, y)
-    touch.touch_down()
-    touch.touch_up()
+    touch = _Finger(*widget.to_window(*widget.center))
+    EventLoop.post_dispatch_input("begin", touch)
+    EventLoop.post_dispatch_input("end", touch)
 
 
 def visible(widget: Widget) -> bool:
