@@ -19,7 +19,19 @@ Printed for each run and over all runs, with the machine's load:
   less than the wall-clock ones, to compare before and after a change;
 - hangs: a run whose resident waited 30 s for a step, with the app's state and its threads' stacks.
 
-Run:  .venv/bin/python bench/kiosk.py [--tickets 50] [--runs 1] [--card-every 10]
+A frame counts as shown once Mesa has drawn it: the bench waits for the rasterizer (``glFinish``)
+when Kivy flips. Under SDL's offscreen driver the window is an EGL pbuffer, whose
+``eglSwapBuffers`` does nothing at all, so without that wait llvmpipe keeps the frames it was given
+and draws them all at once when a later call needs them (a label's texture updated in place, a
+pixel read): every frame looked free and the frame that paid for all of them looked slow. A kiosk's
+real window is drawn at each swap.
+
+``--code DIR`` (repeatable) runs the kiosk from other source trees too, run by run in turn with
+this tree's, to compare before and after on the same machine at the same time (with the tree's own
+``.venv`` when it has one: the editable install maps ``hallkit.<part>`` to its own folders); the
+measuring code, the hub and the devices are this tree's.
+
+Run:  .venv/bin/python bench/kiosk.py [--tickets 50] [--runs 1] [--card-every 10] [--code DIR ...]
 """
 
 from __future__ import annotations
@@ -72,6 +84,8 @@ def where_stalled(frame: FrameType | None) -> str:
     if any(any(part in f.f_code.co_filename for part in IO_CODE) for f in stack):
         return "device or network I/O"
     top = stack[0] if stack else None
+    if top is not None and top.f_code.co_name == "flipped" and top.f_code.co_filename == __file__:
+        return "Mesa rasterizing the frame (glFinish at the flip)"
     return f"{Path(top.f_code.co_filename).parent.name}/{Path(top.f_code.co_filename).name}:{top.f_code.co_name}" \
         if top else "unknown"
 
@@ -93,7 +107,7 @@ def child(work: Path, broker_url: str, tickets: int, card_every: int, spawned: f
     from hallkit.kiosk.testing import Scenario, Script, find_text, settled, tap
     from kivy.clock import Clock
     from kivy.core.window import Window
-    from kivy.graphics.opengl import GL_RGB, GL_UNSIGNED_BYTE, glReadPixels
+    from kivy.graphics.opengl import GL_RGB, GL_UNSIGNED_BYTE, glFinish, glReadPixels
     from kivy.uix.widget import Widget
 
     from hallkit.config import load_config
@@ -141,6 +155,9 @@ def child(work: Path, broker_url: str, tickets: int, card_every: int, spawned: f
     """Frames drawn (a tick with nothing changed draws nothing)."""
 
     def flipped(*_: object) -> None:
+        # The frame is shown when it is drawn: wait for the rasterizer, as a window's swap does (an
+        # offscreen pbuffer's swap does not, see the module's docstring).
+        glFinish()
         draws[0] += 1
         # Before the buffers are swapped: the back buffer holds the frame about to be shown.
         if "first_frame" not in figures and home_drawn():
@@ -254,8 +271,17 @@ def child(work: Path, broker_url: str, tickets: int, card_every: int, spawned: f
     (work / "figures.json").write_text(json.dumps(figures))
 
 
-def run_once(tickets: int, card_every: int) -> tuple[dict[str, Any], int]:
-    """One kiosk process against a fresh broker, hub and devices: its figures and the tickets printed."""
+def python_of(code: Path) -> Path:
+    """The interpreter that runs the kiosk from ``code``: the tree's own virtual environment if it has
+    one. ``PYTHONPATH`` alone is not enough: the editable install maps every ``hallkit.<part>`` to
+    this tree's folders, whatever comes first on the path."""
+    own = code / ".venv" / "bin" / "python"
+    return own if own.exists() else Path(sys.executable)
+
+
+def run_once(code: Path, tickets: int, card_every: int) -> tuple[dict[str, Any], int]:
+    """One kiosk process (from the tree ``code``) against a fresh broker, hub and devices: its figures
+    and the tickets printed."""
     from hallkit.broker.hub import Hub
     from hallkit.broker.parts import hub_parts
     from hallkit.broker.testing import Mosquitto
@@ -279,10 +305,10 @@ def run_once(tickets: int, card_every: int) -> tuple[dict[str, Any], int]:
         env = dict(os.environ)
         env.pop("DISPLAY", None)
         env.update(SDL_VIDEODRIVER="offscreen", KIVY_HOME=str(work / "kivy"), KIVY_USE_DEFAULTCONFIG="1",
-                   PYTHONPATH=str(ROOT))
+                   PYTHONPATH=str(code))
         try:
             spawned = time.time()
-            kiosk = subprocess.Popen([sys.executable, __file__, "--tickets", str(tickets), "--card-every",
+            kiosk = subprocess.Popen([str(python_of(code)), __file__, "--tickets", str(tickets), "--card-every",
                                       str(card_every), "--child", str(work), broker.url, repr(spawned)],
                                      env=env, stdout=subprocess.PIPE, text=True)
             assert kiosk.stdout is not None
@@ -318,51 +344,61 @@ def summary(frames_ms: list[float], latency_ms: list[float]) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=50, help="tickets taken in each run")
-    parser.add_argument("--runs", type=int, default=1, help="kiosk processes run one after the other")
+    parser.add_argument("--runs", type=int, default=1, help="kiosk processes run one after the other (for each tree)")
     parser.add_argument("--card-every", type=int, default=10, help="every n-th resident lays an ID card (0: none)")
+    parser.add_argument("--code", type=Path, action="append", default=[], metavar="DIR",
+                        help="another source tree whose kiosk runs too, in turn with this tree's")
     parser.add_argument("--child", nargs=3, metavar=("WORK", "BROKER", "SPAWNED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(Path(args.child[0]), args.child[1], args.tickets, args.card_every, float(args.child[2]))
         return
 
+    codes = [ROOT, *(code.resolve() for code in args.code)]
     print(f"kiosk bench: {args.runs} run(s) of {args.tickets} tickets taken by taps and printed, an elderly "
           f"resident's card every {args.card_every}; SDL offscreen, software GL; {load()}")
-    runs: list[dict[str, Any]] = []
-    hangs = 0
+    runs: dict[Path, list[dict[str, Any]]] = {code: [] for code in codes}
+    hangs = dict.fromkeys(codes, 0)
     for run in range(1, args.runs + 1):
-        before = load()
-        figures, printed = run_once(args.tickets, args.card_every)
-        runs.append(figures)
-        frames_ms = [f * 1000 for f in figures["frames"]]
-        latency_ms = [t * 1000 for t in figures["latencies"]]
-        if figures["error"]:
-            hangs += figures["hang"]
-            print(f"run {run}: {'HANG' if figures['hang'] else 'FAILED'} after {len(latency_ms)} tickets "
-                  f"({before}):\n{figures['error']}")
-            continue
-        stalls = ", ".join(f"{where} {count}" for where, count in sorted(figures["stalls"].items(),
-                                                                        key=lambda kv: -kv[1]))
-        print(f"run {run} ({before}): {len(latency_ms)} tickets ({printed} printed), {figures['cards']} cards; "
-              f"first frame {figures['first_frame']:.2f} s ({figures['first_frame_cpu']:.2f} s CPU); "
-              f"peak memory {figures['peak_kb'] / 1024:.0f} MB; CPU {figures['cpu_per_ticket'] * 1000:.0f} ms and "
-              f"{figures['draws_per_ticket']:.1f} frames drawn a ticket; "
-              f"UI thread CPU tap -> ticket p50 {statistics.median(figures['latencies_cpu']) * 1000:.0f} ms; "
-              f"tap -> hub's answer on the UI thread p50 {statistics.median(figures['answered']) * 1000:.0f} ms")
-        for line in summary(frames_ms, latency_ms):
-            print(f"  {line}")
-        print(f"  where the UI thread was in frames > {SLOW_FRAME * 1000:.0f} ms: {stalls or 'none'}")
-    done = [f for f in runs if not f["error"]]
-    if args.runs > 1 and done:
-        print(f"over {len(done)} completed run(s) ({load()}):")
-        print(f"  first frame p50 {statistics.median(f['first_frame'] for f in done):.2f} s, "
-              f"max {max(f['first_frame'] for f in done):.2f} s; "
-              f"peak memory max {max(f['peak_kb'] for f in done) / 1024:.0f} MB")
-        for line in summary([t * 1000 for f in done for t in f["frames"]],
-                            [t * 1000 for f in done for t in f["latencies"]]):
-            print(f"  {line}")
-    print(f"hangs: {hangs} of {args.runs} runs; other failures: {len(runs) - len(done) - hangs}")
-    if len(done) < len(runs):
+        for code in codes:
+            before = load()
+            figures, printed = run_once(code, args.tickets, args.card_every)
+            runs[code].append(figures)
+            name = f"run {run}" + (f" of {code}" if len(codes) > 1 else "")
+            frames_ms = [f * 1000 for f in figures["frames"]]
+            latency_ms = [t * 1000 for t in figures["latencies"]]
+            if figures["error"]:
+                hangs[code] += figures["hang"]
+                print(f"{name}: {'HANG' if figures['hang'] else 'FAILED'} after {len(latency_ms)} tickets "
+                      f"({before}):\n{figures['error']}")
+                continue
+            stalls = ", ".join(f"{where} {count}" for where, count in sorted(figures["stalls"].items(),
+                                                                            key=lambda kv: -kv[1]))
+            print(f"{name} ({before}): {len(latency_ms)} tickets ({printed} printed), {figures['cards']} cards; "
+                  f"first frame {figures['first_frame']:.2f} s ({figures['first_frame_cpu']:.2f} s CPU); "
+                  f"peak memory {figures['peak_kb'] / 1024:.0f} MB; CPU {figures['cpu_per_ticket'] * 1000:.0f} ms and "
+                  f"{figures['draws_per_ticket']:.1f} frames drawn a ticket; "
+                  f"UI thread CPU tap -> ticket p50 {statistics.median(figures['latencies_cpu']) * 1000:.0f} ms; "
+                  f"tap -> hub's answer on the UI thread p50 {statistics.median(figures['answered']) * 1000:.0f} ms")
+            for line in summary(frames_ms, latency_ms):
+                print(f"  {line}")
+            print(f"  where the UI thread was in frames > {SLOW_FRAME * 1000:.0f} ms: {stalls or 'none'}")
+    failed = False
+    for code in codes:
+        done = [f for f in runs[code] if not f["error"]]
+        if (args.runs > 1 or len(codes) > 1) and done:
+            print(f"over {len(done)} completed run(s){f' of {code}' if len(codes) > 1 else ''} ({load()}):")
+            print(f"  first frame p50 {statistics.median(f['first_frame'] for f in done):.2f} s, "
+                  f"max {max(f['first_frame'] for f in done):.2f} s; "
+                  f"peak memory max {max(f['peak_kb'] for f in done) / 1024:.0f} MB; "
+                  f"CPU a ticket p50 {statistics.median(f['cpu_per_ticket'] for f in done) * 1000:.0f} ms")
+            for line in summary([t * 1000 for f in done for t in f["frames"]],
+                                [t * 1000 for f in done for t in f["latencies"]]):
+                print(f"  {line}")
+        print(f"hangs{f' of {code}' if len(codes) > 1 else ''}: {hangs[code]} of {args.runs} runs; "
+              f"other failures: {len(runs[code]) - len(done) - hangs[code]}")
+        failed = failed or len(done) < len(runs[code])
+    if failed:
         raise SystemExit(1)
 
 

@@ -140,6 +140,9 @@ class KioskApp(App):
 
     def build(self) -> ScreenManager:
         Builder.load_file(str(Path(__file__).with_name("shared.kv")))
+        # The page colour: the window is cleared to it each frame, at almost no cost, instead of
+        # every screen filling itself with a rectangle that software GL has to blend pixel by pixel.
+        Window.clearcolor = theme.BACKGROUND
         self.manager = ScreenManager(transition=NoTransition())
         self.bind(elder=self._elder_changed, lang=self.refresh_current, ticket=self._ticket_texts)
         self.bind(lang=self._ticket_texts, agent=self._status, hub_online=self._status)

@@ -95,6 +95,13 @@ def prepare(size: tuple[int, int] | Placement, mode: WindowMode = "borderless", 
     Config.set("graphics", "height", str(height))
     Config.set("graphics", "resizable", "0")
     Config.set("graphics", "allow_screensaver", "0")
+    # No multisampling: Kivy asks for 2 samples and Mesa's llvmpipe (the software GL of the hall's
+    # PCs) gives 4, which keeps a colour and a depth-stencil buffer four times the screen (about
+    # 47 MB at 1280x800) and writes every pixel four times: a frame costs twice the CPU. Only the
+    # rounded corners lose their smoothing (text is antialiased in its textures); the screenshots,
+    # drawn into a framebuffer of their own, never had it. Kivy's Smooth* shapes would blur the
+    # buttons' 2 dp borders.
+    Config.set("graphics", "multisamples", "0")
     Config.set("graphics", "borderless", "1" if mode == "borderless" else "0")
     Config.set("graphics", "fullscreen", "auto" if mode == "fullscreen" else "0")
     origin = placement.origin()

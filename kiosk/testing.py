@@ -18,7 +18,9 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 from kivy.app import App
+from kivy.base import EventLoop
 from kivy.clock import Clock
+from kivy.input.motionevent import MotionEvent
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
@@ -29,16 +31,28 @@ Scenario = Generator[Step, None, None]
 MARKUP = re.compile(r"\[/?[a-z]+(=[^\]]*)?\]")
 
 
+class _Finger(MotionEvent):
+    """One touch at a window position (what Kivy's ``kivy.tests.common.UnitTestTouch`` does; that
+    module imports pytest, which must not weigh on the memory the kiosk bench measures)."""
+
+    def __init__(self, x: float, y: float) -> None:
+        window = EventLoop.window
+        super().__init__("Finger", 99, {"x": x / (window.width - 1.0), "y": y / (window.height - 1.0)},
+                         is_touch=True, type_id="touch")
+        self.profile = ["pos"]
+
+    def depack(self, args: dict[str, float]) -> None:
+        self.sx, self.sy = args["x"], args["y"]
+        super().depack(args)
+
+
 def tap(widget: Widget) -> None:
     """A finger down and up at the widget's centre, through Kivy's input dispatch."""
-    from kivy.tests.common import UnitTestTouch
-
     if widget.disabled:
         raise AssertionError(f"tapped a disabled widget: {widget!r}")
-    x, y = widget.to_window(*widget.center)
-    touch = UnitTestTouch(x, y)
-    touch.touch_down()
-    touch.touch_up()
+    touch = _Finger(*widget.to_window(*widget.center))
+    EventLoop.post_dispatch_input("begin", touch)
+    EventLoop.post_dispatch_input("end", touch)
 
 
 def visible(widget: Widget) -> bool:
@@ -136,13 +150,39 @@ def settled(root: Widget) -> Step:
     return check
 
 
+def export_png(root: Widget, png: Path) -> None:
+    """Save what the window shows of ``root``: its drawing over the window's clear colour.
+
+    Drawn into a framebuffer of its own (a window screenshot taken with SDL's offscreen driver
+    comes out black), like Kivy's ``export_to_png``, but cleared to the window's colour: the
+    kiosk's page colour is that clear colour, not a rectangle of each screen's."""
+    from kivy.core.image import Image
+    from kivy.core.window import Window
+    from kivy.graphics import ClearBuffers, ClearColor, Fbo, Scale, Translate
+
+    parent = root.parent
+    index = parent.canvas.indexof(root.canvas) if parent is not None else -1
+    if index > -1:
+        parent.canvas.remove(root.canvas)
+    fbo = Fbo(size=root.size, with_stencilbuffer=True)
+    with fbo:
+        ClearColor(*Window.clearcolor)
+        ClearBuffers()
+        Scale(1, -1, 1)
+        Translate(-root.x, -root.y - root.height, 0)
+    fbo.add(root.canvas)
+    fbo.draw()
+    Image(fbo.texture).save(str(png), flipped=False)
+    fbo.remove(root.canvas)
+    if index > -1:
+        parent.canvas.insert(index, root.canvas)
+
+
 def screenshot(root: Widget, folder: Path, name: str) -> dict[str, object]:
     """Save ``root`` as ``name.png`` with its visible texts in ``name.json``; returns both."""
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / f"{name}.png"
-    # export_to_png draws the widget into its own framebuffer: a window screenshot taken
-    # with SDL's offscreen driver comes out black.
-    root.export_to_png(str(png))
+    export_png(root, png)
     record: dict[str, object] = {"png": str(png), "texts": texts(root), "size": list(root.size)}
     (folder / f"{name}.json").write_text(json.dumps(record, ensure_ascii=False, indent=1), "utf-8")
     return record

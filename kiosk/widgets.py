@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import io
-
 import qrcode
 from hallkit.kiosk import theme
-from kivy.core.image import Image as CoreImage
 from kivy.core.text import Label as CoreLabel
-from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, OptionProperty, StringProperty
+from kivy.graphics.texture import Texture
+from kivy.properties import (
+    BooleanProperty,
+    ColorProperty,
+    NumericProperty,
+    ObjectProperty,
+    OptionProperty,
+    StringProperty,
+)
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.gridlayout import GridLayout
-from kivy.uix.image import Image
 from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+QR_DARK = b"\x00\x00\x00\xff"
+QR_LIGHT = b"\xff\xff\xff\xff"
 
 
 def text_width(text: str, font_size: float, bold: bool = True) -> float:
@@ -54,22 +62,32 @@ class HallName(ButtonBehavior, Label):
     """The hall's name in the header; five quick taps on it are the hidden staff gesture."""
 
 
-class QrImage(Image):
-    """A QR code of ``data``, drawn black on white with a quiet zone, as a phone reads it."""
+class QrImage(Widget):
+    """A QR code of ``data``, black on white with a quiet zone, as a phone reads it: the largest
+    square its box holds, centred (``shared.kv``).
+
+    Its texture has one pixel a module, scaled up with the nearest filter so the modules stay
+    sharp: no PNG is drawn, encoded and decoded on the UI thread for each ticket, and it is one
+    plain rectangle (Kivy's Image draws through the stencil buffer, dear in software GL)."""
 
     data = StringProperty("")
+    texture = ObjectProperty(None, allownone=True)
 
     def on_data(self, _widget: QrImage, data: str) -> None:
         if not data:
             self.texture = None
             return
-        code = qrcode.QRCode(border=2, box_size=8, error_correction=qrcode.constants.ERROR_CORRECT_M)
+        code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
         code.add_data(data)
-        buffer = io.BytesIO()
-        code.make_image(fill_color="black", back_color="white").save(buffer, "PNG")
-        buffer.seek(0)
-        texture = CoreImage(buffer, ext="png").texture
-        texture.mag_filter = "nearest"  # keep the modules sharp when scaled up
+        modules = code.get_matrix()  # rows from the top, the quiet zone included
+        size = len(modules)
+        # RGBA like the labels' textures (rows of whole words, and the same shader for Mesa);
+        # GL's rows go from the bottom up.
+        pixels = b"".join(QR_DARK if dark else QR_LIGHT for row in reversed(modules) for dark in row)
+        texture = Texture.create(size=(size, size), colorfmt="rgba")
+        texture.blit_buffer(pixels, colorfmt="rgba", bufferfmt="ubyte")
+        texture.mag_filter = "nearest"
+        texture.min_filter = "nearest"
         self.texture = texture
 
 
