@@ -289,8 +289,9 @@ class Hub:
 
     def _on_statuses_refused(self, reason: str) -> None:
         log.warning("device statuses: %s; they now share the request connection (a device flooding its "
-                    "status can then delay tickets: run `hall broker config --add` again to give the hub "
-                    "its status login)", reason)
+                    "status can then delay tickets: run `hall broker config --add` again, with the hub's "
+                    "secrets/hub in its folder, and restart the broker to give the hub its status login)",
+                    reason)
         self._statuses_on_requests = True
         self.client.subscribe(self.topics.device_statuses, 0)
 

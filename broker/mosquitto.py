@@ -272,14 +272,22 @@ def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind
     kept = {u: h for u, h in read_passwords((out / "passwords").read_text()).items()
             if u in users or u == HUB_STATUS_USER} \
         if add and (out / "passwords").exists() else {}
+    derived = []
+    hub_secret = out / "secrets" / HUB_USER
+    if HUB_USER in kept and HUB_STATUS_USER not in kept and hub_secret.exists():
+        # A configuration from before the hub had its status login: the hub's own password file,
+        # still here, gives it (the hub derives the same from the password it is handed).
+        kept[HUB_STATUS_USER] = password_line(HUB_STATUS_USER, hub_status_password(
+            hub_secret.read_text("utf-8").strip())).split(":", 1)[1]
+        derived = [HUB_STATUS_USER]
     logins = write_logins(out, port, [u for u in users if u not in kept], HALL_LOGINS_HEADER)
     passwords, acl = write_hall_access(config, out, logins, kept)
     conf = out / "mosquitto.conf"
     conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
     hand_to_broker(out, readable=[conf, passwords, acl], writable=[])
     secrets_folder = write_password_files(out, logins)
-    return LoginsWritten(paths=[conf, passwords, acl, out / "credentials.toml", secrets_folder], kept=sorted(kept),
-                         added=sorted(logins.credentials))
+    return LoginsWritten(paths=[conf, passwords, acl, out / "credentials.toml", secrets_folder],
+                         kept=sorted(set(kept) - set(derived)), added=sorted([*logins.credentials, *derived]))
 
 
 def write_password_files(out: Path, logins: Logins) -> Path:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hallkit.broker.mosquitto import read_passwords
+from hallkit.broker.mosquitto import hub_status_password, password_matches, read_passwords
 
 from hallkit.cli import main
 from hallkit.commandline import write_atomically
@@ -60,6 +60,13 @@ def test_nothing_is_overwritten_silently(tmp_path, capsys):
     code, printed, _ = hall(capsys, "broker", "config", "--config", str(config), "--out", str(out), "--add")
     assert code == 0 and f"Kept {len(hashes)} logins" in printed
     assert read_passwords((out / "passwords").read_text()) == hashes
+    # A configuration from before the hub's status login: --add gives it one, from secrets/hub.
+    (out / "passwords").write_text("".join(f"{u}:{h}\n" for u, h in hashes.items() if u != "hub-status"))
+    code, printed, _ = hall(capsys, "broker", "config", "--config", str(config), "--out", str(out), "--add")
+    assert code == 0 and f"Kept {len(hashes) - 1} logins" in printed and ": hub-status" in printed
+    again = read_passwords((out / "passwords").read_text())
+    assert again["hub"] == hashes["hub"] and password_matches(
+        again["hub-status"], hub_status_password((out / "secrets" / "hub").read_text().strip()))
     county = tmp_path / "county"
     assert hall(capsys, "county", "broker-config", "--county", "c1", "--hall", "h1", "--out", str(county))[0] == 0
     assert hall(capsys, "county", "broker-config", "--county", "c1", "--hall", "h1", "--out", str(county))[0] == 1
