@@ -41,7 +41,9 @@ from hallkit.contracts.mqtt import BrokerAddress
 log = logging.getLogger("hallkit.hub.statuses")
 
 KEEPALIVE = 30
-"""Seconds; a ping goes out after half of it without traffic, the link is dropped after all of it."""
+"""Seconds. The broker drops a client it has heard nothing from in 1.5 times this, however much it
+sends the client: a ping goes out after half of it without a packet sent; the link is dropped
+after all of it without a packet heard (a live broker answers the ping)."""
 RECONNECT_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 READ_SIZE = 1 << 16
 
@@ -60,14 +62,16 @@ class StatusWatch:
 
     def __init__(self, address: BrokerAddress, client_id: str, topics: Sequence[str],
                  on_statuses: Callable[[dict[str, bytes]], None], on_refused: Callable[[str], None],
-                 ca_file: str | None = None) -> None:
+                 ca_file: str | None = None, keepalive: int = KEEPALIVE) -> None:
         self.address, self.client_id, self.topics = address, client_id, list(topics)
+        self.keepalive = keepalive
         self.on_statuses, self.on_refused, self.ca_file = on_statuses, on_refused, ca_file
         self.subscribed = threading.Event()
         self.mutes = 0
         """Times a device was muted for flooding its status, since the start."""
         self._gate = FloodGate()
         self._packet_id = 0
+        self._last_sent = 0.0
         self._stopping = threading.Event()
         self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="hub-statuses", daemon=True)
@@ -127,7 +131,7 @@ class StatusWatch:
             if self._stopping.is_set():
                 return
             splitter = PacketSplitter()
-            sock.sendall(connect(self.client_id, KEEPALIVE, self.address.username, self.address.password))
+            sock.sendall(connect(self.client_id, self.keepalive, self.address.username, self.address.password))
             code = connack_code(self._answer(sock, splitter)[0])
             if code != ConnackCode.ACCEPTED:
                 raise StatusesRefused(f"the broker refused the login {login!r}: {connack_reason(code)}")
@@ -152,18 +156,19 @@ class StatusWatch:
                 return packets
 
     def _read(self, sock: socket.socket, splitter: PacketSplitter) -> None:
-        last_heard = last_ping = time.monotonic()
+        self._last_sent = last_heard = time.monotonic()
+        ping_after = self.keepalive / 2
         while not self._stopping.is_set():
             now = time.monotonic()
             if back := self._gate.due(now):  # muted long enough: the broker sends each one's newest first
-                sock.sendall(subscribe(self._next_id(), back))
-            if now - last_heard > KEEPALIVE:
-                raise ConnectionError(f"no answer from the broker in {KEEPALIVE} s")
-            if now - max(last_heard, last_ping) >= KEEPALIVE / 2:
-                sock.sendall(PINGREQ)
-                last_ping = now
+                self._send(sock, subscribe(self._next_id(), back))
+            if now - last_heard > self.keepalive:
+                raise ConnectionError(f"no answer from the broker in {self.keepalive} s")
+            if now - self._last_sent >= ping_after:
+                self._send(sock, PINGREQ)
             unmute = self._gate.wait(now)
-            sock.settimeout(KEEPALIVE / 2 if unmute is None else min(KEEPALIVE / 2, unmute))
+            timeout = max(0.01, self._last_sent + ping_after - now)
+            sock.settimeout(timeout if unmute is None else min(timeout, unmute))
             try:
                 data = sock.recv(READ_SIZE)
             except TimeoutError:
@@ -172,6 +177,10 @@ class StatusWatch:
                 raise ConnectionError("the broker closed the connection")
             last_heard = time.monotonic()
             self._hand_on(sock, splitter.feed(data))
+
+    def _send(self, sock: socket.socket, packet: bytes) -> None:
+        sock.sendall(packet)
+        self._last_sent = time.monotonic()
 
     def _hand_on(self, sock: socket.socket, packets: list[Packet]) -> None:
         newest: dict[str, bytes] = {}
@@ -186,7 +195,7 @@ class StatusWatch:
         now = time.monotonic()
         flooding = [topic for topic, count in counts.items() if self._gate.heard(topic, count, now)]
         if flooding:
-            sock.sendall(unsubscribe(self._next_id(), flooding))
+            self._send(sock, unsubscribe(self._next_id(), flooding))
             self.mutes += len(flooding)
             for topic in flooding:
                 log.warning("device statuses: %s sends more than %d a second; the broker holds them back "

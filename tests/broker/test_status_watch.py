@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -211,3 +212,30 @@ def test_a_flooding_device_is_muted_and_the_others_are_still_heard(mosquitto, tm
         wait_for(lambda: papers(hub)[-1:] in (["2999"], ["near_end"]) and "2999" in papers(hub), timeout=15)
     finally:
         hub.stop()
+
+
+def test_a_chatty_hall_does_not_make_the_broker_drop_the_watch(mosquitto):
+    """The broker drops a client it has heard nothing from in 1.5 keep-alives, however much it sends
+    it: the watch pings on what it sent, not on what it heard."""
+    from hallkit.broker.status_watch import StatusWatch
+
+    heard: list[str] = []
+    watch = StatusWatch(mosquitto.address, "hub-test-hall-status", [TOPICS.device_status("printer-1")],
+                        on_statuses=heard.extend, on_refused=lambda _r: None, keepalive=2)
+    watch.start()
+    try:
+        wait_for(watch.subscribed.is_set)
+        client = make_client(mosquitto.address, "printer-1")
+        client.connect(mosquitto.address.host, mosquitto.address.port)
+        client.loop_start()
+        started = time.monotonic()
+        while time.monotonic() - started < 7:  # well past 1.5 keep-alives, a status every 0.25 s
+            client.publish(TOPICS.device_status("printer-1"), b"{}", qos=0).wait_for_publish(5)
+            time.sleep(0.25)
+        client.loop_stop()
+        assert len(heard) >= 10
+        log = (mosquitto.folder / "mosquitto.log").read_text()
+        assert "hub-test-hall-status" in log and "exceeded timeout" not in log, log
+        assert watch.subscribed.is_set()
+    finally:
+        watch.stop()
