@@ -31,6 +31,7 @@ from hallkit.broker.mosquitto import HUB_STATUS_USER, hub_status_password
 from hallkit.broker.status_watch import StatusWatch
 from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
+    FLOODING_DETAIL,
     CommandReply,
     CommandRequest,
     DeviceState,
@@ -169,6 +170,14 @@ class Hub:
         self._statuses_lock = threading.Lock()
         self._parts_wake = threading.Event()
         self._parts_worker = threading.Thread(target=self._serve_parts, name="hub-parts", daemon=True)
+        self.status_watch = StatusWatch(
+            broker.as_login(HUB_STATUS_USER, hub_status_password(broker.password or ""))
+            if broker.username else broker,
+            HUB_STATUS_USER if broker.username else f"hub-{config.hall.id}-status",
+            [self.topics.device_status(d.id) for d in config.devices], self._on_statuses, self._on_statuses_refused)
+        self._statuses_on_requests = False
+        """Set when the broker has no status login for the hub: statuses then share the request
+        connection, as before the hub had a connection for them."""
         self.client = make_client(
             broker,
             client_id=f"hub-{config.hall.id}",
@@ -181,14 +190,6 @@ class Hub:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self._subscribe_mid: int | None = None
-        self.status_watch = StatusWatch(
-            broker.as_login(HUB_STATUS_USER, hub_status_password(broker.password or ""))
-            if broker.username else broker,
-            HUB_STATUS_USER if broker.username else f"hub-{config.hall.id}-status",
-            [self.topics.device_status(d.id) for d in config.devices], self._on_statuses, self._on_statuses_refused)
-        self._statuses_on_requests = False
-        """Set when the broker has no status login for the hub: statuses then share the request
-        connection, as before the hub had a connection for them."""
         for part in self.parts:
             part.attach(self)
 
@@ -536,6 +537,7 @@ class Hub:
         return DeviceStatus(
             device=HUB_DEVICE, state=state, session=self.session, kind="hub", version=__version__,
             detail={"accepted": self.accepted, "refused": sum(self.refusals.values()), "disk_full": self.disk_is_full,
+                    FLOODING_DETAIL: ",".join(self.status_watch.flooding(time.monotonic())),
                     **{f"refused.{k}": v for k, v in sorted(self.refusals.items())},
                     **{k: v for part in self.parts for k, v in part.status().items()}},
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hallkit.contracts.hall import CommandReply, DeviceStatus, QueueSnapshot
+from hallkit.contracts.hall import FLOODING_DETAIL, CommandReply, DeviceStatus, QueueSnapshot
 from pydantic import BaseModel
 
 from hallkit.i18n import Lang, bilingual, text
@@ -26,6 +26,8 @@ def render_status(status: HallStatus) -> str:
         detail = status.hub.detail
         lines.append(bilingual("status.hub_online", session=status.hub.session,
                                accepted=detail.get("accepted", 0), refused=detail.get("refused", 0)))
+        if detail.get(FLOODING_DETAIL):
+            lines.append(bilingual("status.flooding", devices=str(detail[FLOODING_DETAIL])))
         lines += _uplink_lines(detail)
     else:
         lines.append(bilingual("status.hub_offline"))

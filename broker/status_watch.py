@@ -36,10 +36,14 @@ from hallkit.broker.wire import (
     subscribe,
     unsubscribe,
 )
+from hallkit.contracts.hall import Topics
 from hallkit.contracts.mqtt import BrokerAddress
 
 log = logging.getLogger("hallkit.hub.statuses")
 
+FLOODING_FOR = 60.0
+"""Seconds a device counts as flooding after it was last muted: what the hall's status shows, so
+that a device that keeps flooding reads as one condition, not one every mute."""
 KEEPALIVE = 30
 """Seconds. The broker drops a client it has heard nothing from in 1.5 times this, however much it
 sends the client: a ping goes out after half of it without a packet sent; the link is dropped
@@ -69,6 +73,8 @@ class StatusWatch:
         self.subscribed = threading.Event()
         self.mutes = 0
         """Times a device was muted for flooding its status, since the start."""
+        self._last_muted: dict[str, float] = {}
+        """Device → when it was last muted (written by the watch's thread only)."""
         self._gate = FloodGate()
         self._packet_id = 0
         self._last_sent = 0.0
@@ -198,10 +204,15 @@ class StatusWatch:
             self._send(sock, unsubscribe(self._next_id(), flooding))
             self.mutes += len(flooding)
             for topic in flooding:
+                self._last_muted[Topics.device_of(topic)] = now
                 log.warning("device statuses: %s sends more than %d a second; the broker holds them back "
                             "and the hub reads only its newest every %.0f s until it calms down",
                             topic, FLOOD_LIMIT, MUTE_SECONDS)
         self.on_statuses(newest)
+
+    def flooding(self, now: float) -> list[str]:
+        """The devices muted for flooding their status within the last ``FLOODING_FOR`` seconds."""
+        return sorted(device for device, when in list(self._last_muted.items()) if now - when < FLOODING_FOR)
 
     def _next_id(self) -> int:
         self._packet_id = self._packet_id % 65535 + 1

@@ -127,6 +127,11 @@ class DeviceStatus(_Payload):
     problems: list[Refusal] = Field([], description="what is wrong now, in words a manager reads")
 
 
+FLOODING_DETAIL = "statuses.flooding"
+"""The hub's ``detail`` key naming (comma-separated) the devices it held back for flooding their
+status within the last minute; empty when none."""
+
+
 class ErrorNotice(_Payload):
     """A message the hub refused (not JSON, invalid, unknown device, not allowed)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from hallkit.contracts.hall import DeviceState, DeviceStatus, QueueSnapshot
+from hallkit.contracts.hall import FLOODING_DETAIL, DeviceState, DeviceStatus, QueueSnapshot
 from hallkit.dashboard.views import AlertKind, AlertView, Severity
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,11 @@ def conditions(config: HallConfig, snapshot: QueueSnapshot | None, hub: DeviceSt
     found: list[Condition] = []
     if hub is not None and hub.state is DeviceState.OFFLINE:
         found.append(Condition(kind=AlertKind.HUB_OFFLINE, subject="hub", severity=Severity.CRITICAL, params={}))
+    if hub is not None and hub.state is DeviceState.ONLINE:
+        # The hub's status watch names the devices it held back for flooding their status.
+        flooding = str(hub.detail.get(FLOODING_DETAIL) or "")
+        found += [Condition(kind=AlertKind.STATUS_FLOOD, subject=device, severity=Severity.WARNING,
+                            params={"device": device}) for device in flooding.split(",") if device]
     if snapshot is not None:
         for service in snapshot.services:
             if service.waiting >= limits.alert_queue_length:

@@ -51,6 +51,7 @@ class AlertKind(StrEnum):
     CASE_DUE = "case_due"
     CASE_OVERDUE = "case_overdue"
     HUB_OFFLINE = "hub_offline"
+    STATUS_FLOOD = "status_flood"
 
 
 class AlertView(_View):

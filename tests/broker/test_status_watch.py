@@ -207,6 +207,8 @@ def test_a_flooding_device_is_muted_and_the_others_are_still_heard(mosquitto, tm
             sock.sendall(flood)
             wait_for(lambda: hub.status_watch.mutes >= 1)
             publish_status(mosquitto.address, "printer-1", "near_end")  # while display-1 is held back
+            # The hub's status names it (for `hall status` and the dashboard's alert) for a minute.
+            assert hub.status_watch.flooding(time.monotonic()) == ["display-1"]
             wait_for(lambda: "near_end" in papers(hub), timeout=5)
             sock.sendall(wire.DISCONNECT)
         wait_for(lambda: papers(hub)[-1:] in (["2999"], ["near_end"]) and "2999" in papers(hub), timeout=15)
