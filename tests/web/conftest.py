@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import httpx
 import pytest
 from hallkit.broker.client import HallClient
@@ -27,6 +26,7 @@ from hallkit.config import HallConfig, parse_config
 from hallkit.queue.models import TakeTicket, TicketView
 from hallkit.testing import WEB_HALL, free_port
 from tests.dashboard.conftest import MANAGER, VIEWER
+from tests.devices.printer.conftest import decode_qr
 
 SCREENSHOTS = (Path(__file__).parents[2] / "docs" / "screenshots" if os.environ.get("HALLKIT_DOCS_SCREENSHOTS")
                else Path(tempfile.gettempdir()) / "hallkit-screenshots")
@@ -104,8 +104,7 @@ def printed_qr(config: HallConfig, ticket: TicketView, folder: Path) -> str:
         printer.close()
         [printed] = simulator.wait_for_tickets(1, timeout=20)
     assert printed.png is not None
-    found, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(printed.png))
-    return found
+    return decode_qr(printed.png)
 
 
 def form_csrf(html: str) -> tuple[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import pytest
 from hallkit.devices.printer.layout import TicketPrint
 from hallkit.devices.printer.printer import EscposTicketPrinter, PrintFailed
@@ -10,14 +9,7 @@ from hallkit.devices.printer.simulator import PrinterSimulator, SimulatorControl
 from hallkit.devices.printer.status import PaperLevel, PrinterCondition
 
 from hallkit.config import TicketLayout
-from tests.devices.printer.conftest import LONG_SERVICE, ticket_print
-
-
-def decode_qr(png: str) -> str:
-    image = cv2.imread(png)
-    assert image is not None, png
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return text
+from tests.devices.printer.conftest import LONG_SERVICE, decode_qr, ticket_print
 
 
 @pytest.mark.parametrize("paper", [58, 80])
