@@ -80,6 +80,8 @@ class Ingest:
         self.dsn = dsn
         self.group = group
         self.stored = 0
+        self.received = 0
+        """Messages the broker handed over: stored, quarantined or waiting for PostgreSQL."""
         self.messages = 0
         self.quarantined = 0
         self.receipts = 0
@@ -128,6 +130,7 @@ class Ingest:
             log.info(bilingual("county.ingest.connected_unshared", broker=self.broker.url))
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        self.received += 1  # paho's one thread: no race
         self._inbox.put(_Message(message.mid, message.topic, bytes(message.payload), message.qos))
 
     # ---- the writer thread -----------------------------------------------------------------
