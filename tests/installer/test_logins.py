@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hallkit.cli import main
 from hallkit.testing import free_port
 from tests.broker.test_mosquitto_config import secured  # noqa: F401 - the fixture: a broker from `hall broker config`
+
+
+def password_file(path: Path, password: str, mode: int = 0o600) -> Path:
+    """A password file as an installer leaves it: the password, its own user's alone (``mode``)."""
+    path.write_text(password)
+    path.chmod(mode)
+    return path
 
 
 def status(broker, *extra: str) -> list[str]:  # noqa: ANN001
@@ -14,9 +23,7 @@ def status(broker, *extra: str) -> list[str]:  # noqa: ANN001
 
 def test_password_file_environment_and_logins_file_all_log_in(secured, tmp_path, capsys, monkeypatch):  # noqa: F811
     broker, credentials = secured
-    secret = tmp_path / "console.secret"
-    secret.write_text(credentials["console"] + "\n")
-    secret.chmod(0o600)
+    secret = password_file(tmp_path / "console.secret", credentials["console"] + "\n")
     # No hub runs: status exits 1 saying so, but the login itself went through.
     assert main(status(broker, "--password-file", str(secret))) == 1
     err = capsys.readouterr().err
@@ -40,9 +47,7 @@ def test_a_password_in_the_url_works_and_warns(secured, capsys):  # noqa: F811
 
 def test_each_login_failure_says_which_login_and_why(secured, tmp_path, capsys):  # noqa: F811
     broker, _ = secured
-    wrong = tmp_path / "wrong"
-    wrong.write_text("nope\n")
-    wrong.chmod(0o600)
+    wrong = password_file(tmp_path / "wrong", "nope\n")
     assert main(status(broker, "--password-file", str(wrong))) != 0
     err = capsys.readouterr().err
     assert err.count("refused login console: not authorised") == 1, err  # Mosquitto's answer to a wrong password
@@ -54,9 +59,8 @@ def test_each_login_failure_says_which_login_and_why(secured, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "console" in err and str(tmp_path / "missing") in err
 
-    (tmp_path / "empty").write_text("")
-    (tmp_path / "empty").chmod(0o600)
-    assert main(status(broker, "--password-file", str(tmp_path / "empty"))) == 1
+    empty = password_file(tmp_path / "empty", "")
+    assert main(status(broker, "--password-file", str(empty))) == 1
     assert "is empty" in capsys.readouterr().err
 
     closed = free_port()
@@ -67,9 +71,7 @@ def test_each_login_failure_says_which_login_and_why(secured, tmp_path, capsys):
 
 def test_a_terminal_speaks_as_its_login(secured, tmp_path, capsys):  # noqa: F811
     broker, credentials = secured
-    secret = tmp_path / "console.secret"
-    secret.write_text(credentials["console"])
-    secret.chmod(0o600)
+    secret = password_file(tmp_path / "console.secret", credentials["console"])
     assert main(["call", "--window", "1", "--device", "pad-1", "--broker", f"mqtt://console@127.0.0.1:{broker.port}",
                  "--hall", "test-hall", "--password-file", str(secret)]) == 2
     assert "--device pad-1 but the login is console" in capsys.readouterr().err
@@ -77,9 +79,7 @@ def test_a_terminal_speaks_as_its_login(secured, tmp_path, capsys):  # noqa: F81
 
 def test_a_password_file_others_may_read_is_refused_before_any_login(secured, tmp_path, capsys):  # noqa: F811
     broker, credentials = secured
-    secret = tmp_path / "console.secret"
-    secret.write_text(credentials["console"] + "\n")
-    secret.chmod(0o644)
+    secret = password_file(tmp_path / "console.secret", credentials["console"] + "\n", mode=0o644)
     assert main(status(broker, "--password-file", str(secret))) == 1
     err = capsys.readouterr().err
     assert err.count(f"Login console: the password file {secret} may be read by other users (mode 0644)") == 1, err
