@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
+from hallkit.broker.connection import Connection, Incoming
 from hallkit.broker.latest import LatestPerKey
 from hallkit.broker.mosquitto import HUB_STATUS_USER, hub_status_password
 from hallkit.broker.status_watch import StatusWatch
+from hallkit.broker.wire import SUBACK_FAILURE
 from hallkit.contracts.hall import (
     CHECK_IN_PREFIX,
     FLOODING_DETAIL,
@@ -43,7 +45,7 @@ from hallkit.contracts.hall import (
     Topics,
     scoped_request_id,
 )
-from hallkit.contracts.mqtt import BrokerAddress, make_client, say_offline
+from hallkit.contracts.mqtt import BrokerAddress
 from pydantic import BaseModel, ValidationError
 
 from hallkit import __version__
@@ -118,13 +120,6 @@ class _Admitted(NamedTuple):
     """The command as the queue runs it: its request id made the hub's idempotency key."""
 
 
-class _Inbound(NamedTuple):
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-
-
 RecordSink = Callable[[sqlite3.Connection, BaseModel], None]
 """Takes a record for the county (a rating, a case update) inside the transaction that made it."""
 
@@ -161,11 +156,11 @@ class Hub:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
-        self._inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._inbox: queue.Queue[Incoming] = queue.Queue()
         self._server = threading.Thread(target=self._serve, name="hub-requests", daemon=True)
         # Everything that is not a command request (device statuses, ratings, case steps) is
         # handled here, off the MQTT thread, so no burst of it holds up a request behind it.
-        self._part_inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._part_inbox: queue.Queue[Incoming] = queue.Queue()
         self._statuses: LatestPerKey[bytes] = LatestPerKey(DEVICE_STATUS_INTERVAL)
         self._statuses_lock = threading.Lock()
         self._parts_wake = threading.Event()
@@ -178,18 +173,14 @@ class Hub:
         self._statuses_on_requests = False
         """Set when the broker has no status login for the hub: statuses then share the request
         connection, as before the hub had a connection for them."""
-        self.client = make_client(
-            broker,
-            client_id=f"hub-{config.hall.id}",
+        self.client = Connection(
+            broker, f"hub-{config.hall.id}", self._on_publishes,
             clean_session=False,  # the broker keeps our subscription and queues requests while we restart
-            manual_ack=True,
             will=(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json().encode()),
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
+            on_up=self._on_up, on_subscribed=self._on_subscribed, on_down=self._on_down,
+            on_refused=self._on_refused, name="hub-mqtt")
         self._subscribe_mid: int | None = None
+        self._subscriptions: list[tuple[str, int]] = []
         for part in self.parts:
             part.attach(self)
 
@@ -197,8 +188,7 @@ class Hub:
 
     def start(self, wait: float = 10.0) -> None:
         log.info("hub for %s (%s) connecting to %s", self.config.hall.name, self.config.hall.id, self.broker.url)
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15)
-        self.client.loop_start()
+        self.client.start()
         if any(self.topics.device_statuses in part.subscriptions() for part in self.parts):
             self.status_watch.start()
         self._publisher.start()
@@ -210,14 +200,15 @@ class Hub:
     def stop(self) -> None:
         self._stopping.set()
         self._dirty.set()
-        say_offline(self.client, self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json())
+        # A clean disconnect does not fire the Will: said here instead.
+        self.client.publish_confirmed(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json(),
+                                      retain=True)
         self._server.join(timeout=5)
         self.status_watch.stop()
         self._parts_wake.set()
         if self._parts_worker.is_alive():
             self._parts_worker.join(timeout=5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()
         self._publisher.join(timeout=5)
         for part in self.parts:
             part.close()
@@ -228,11 +219,7 @@ class Hub:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
-                    _p: object) -> None:
-        if reason.is_failure:
-            log.error("broker refused the hub: %s", reason)
-            return
+    def _on_up(self, _session_present: bool) -> None:
         patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions()
                                             if p != self.topics.device_statuses or self._statuses_on_requests)]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
@@ -240,46 +227,50 @@ class Hub:
         # Statuses (when they come here) at QoS 0: they are retained states the broker sends again at
         # every subscription, and a flood of them then costs neither the broker's in-flight window nor
         # an acknowledgement each.
-        _, self._subscribe_mid = client.subscribe(
-            [(pattern, 0 if pattern == self.topics.device_statuses else 1) for pattern in patterns])
+        self._subscriptions = [(pattern, 0 if pattern == self.topics.device_statuses else 1) for pattern in patterns]
+        self._subscribe_mid = self.client.subscribe(self._subscriptions)
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object) -> None:
+    def _on_subscribed(self, mid: int, granted: bytes) -> None:
         if mid != self._subscribe_mid:
             return
+        if refused := [pattern for (pattern, _), code in zip(self._subscriptions, granted, strict=False)
+                       if code == SUBACK_FAILURE]:
+            log.error("the broker %s does not let the hub's login read %s: check its ACL file (hall broker "
+                      "config writes one)", self.broker.url, ", ".join(refused))
         self._connected.set()
         self._publish_status()
         self._dirty.set()
         log.info("connected to %s; serving hall %s", self.broker.url, self.config.hall.id)
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
-                       _p: object) -> None:
+    def _on_down(self, _reason: str) -> None:
         self._connected.clear()
-        if not self._stopping.is_set():
-            log.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_refused(self, reason: str) -> bool:
+        log.error("%s", reason)
+        return True  # an installer may fix the login and restart the broker: keep trying
 
     # ---- requests ---------------------------------------------------------------------------
 
-    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        topic = message.topic  # decoded from bytes at every read
-        if topic.startswith(self._command_prefix) and "/" not in topic[len(self._command_prefix):]:
-            # Acknowledged to the broker only after the command is committed and answered
-            # (see _serve): a hub killed before that gets the request again when it returns.
-            self._inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
-            return
-        if topic.startswith(self._device_prefix) and topic.endswith("/status"):
-            # A status is a state: only the newest of a device counts, so it is acknowledged now
-            # (the broker re-sends the retained one at the next connection anyway).
-            with self._statuses_lock:
-                fresh = self._statuses.put(topic, bytes(message.payload))
-            self._ack(message.mid, message.qos)
-            if not fresh:
-                # The device's older status is still waiting, due when it was: nothing to wake the
-                # parts' thread for. A flapping device costs its network thread, not a switch of
-                # threads (and the GIL) per status.
-                return
-        else:
-            self._part_inbox.put(_Inbound(topic, bytes(message.payload), message.mid, message.qos))
-        self._parts_wake.set()
+    def _on_publishes(self, messages: list[Incoming]) -> None:
+        wake_parts = False
+        for message in messages:
+            topic = message.topic
+            if topic.startswith(self._command_prefix) and "/" not in topic[len(self._command_prefix):]:
+                # Acknowledged to the broker only after the command is committed and answered
+                # (see _serve): a hub killed before that gets the request again when it returns.
+                self._inbox.put(message)
+            elif topic.startswith(self._device_prefix) and topic.endswith("/status"):
+                # A status is a state: only the newest of a device counts, so it is acknowledged now
+                # (the broker re-sends the retained one at the next connection anyway). A device's
+                # older status still waiting is due when it was: nothing to wake the parts' thread for.
+                with self._statuses_lock:
+                    wake_parts |= self._statuses.put(topic, message.payload)
+                self.client.ack(message)
+            else:
+                self._part_inbox.put(message)
+                wake_parts = True
+        if wake_parts:
+            self._parts_wake.set()
 
     def _on_statuses(self, newest: dict[str, bytes]) -> None:
         """The status watch's newest status per device of one read (see _on_message for why)."""
@@ -294,7 +285,7 @@ class Hub:
                     "secrets/hub in its folder, and restart the broker to give the hub its status login)",
                     reason)
         self._statuses_on_requests = True
-        self.client.subscribe(self.topics.device_statuses, 0)
+        self.client.subscribe([(self.topics.device_statuses, 0)])
 
     def _serve_parts(self) -> None:
         """Hand the parts their messages in arrival order, and each device's newest status when due."""
@@ -308,7 +299,7 @@ class Hub:
                 except queue.Empty:
                     break
                 self._to_part(m.topic, m.payload)
-                self._ack(m.mid, m.qos)
+                self.client.ack(m)
             with self._statuses_lock:
                 due = self._statuses.due(time.monotonic())
             for topic, payload in due:
@@ -329,10 +320,6 @@ class Hub:
                 log.exception("unexpected failure handling a message on %s", topic)
                 self.refuse(topic, None, "hub.internal", "see the hub log")
 
-    def _ack(self, mid: int, qos: int) -> None:
-        if qos > 0:
-            self.client.ack(mid, qos)
-
     def _serve(self) -> None:
         """Take command requests in bursts and run each burst as one group commit."""
         while not self._stopping.is_set():
@@ -345,20 +332,25 @@ class Hub:
                     batch.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                self.handle_batch([(m.topic, m.payload) for m in batch])
-            except Exception:
-                # Run the burst again one by one, so whatever failed (a bug, a full disk) fails
-                # only its own request and the others are still carried out and answered.
-                log.exception("a burst of %d requests failed; running them one by one", len(batch))
+            # The burst's replies, notices and acknowledgements leave in one write.
+            with self.client.corked():
+                self._serve_burst(batch)
                 for m in batch:
-                    try:
-                        self.handle(m.topic, m.payload)
-                    except Exception:  # the hub must outlive any input; this is a bug, not a refusal
-                        log.exception("unexpected failure handling a request on %s", m.topic)
-                        self.refuse(m.topic, None, "hub.internal", "see the hub log")
+                    self.client.ack(m)
+
+    def _serve_burst(self, batch: list[Incoming]) -> None:
+        try:
+            self.handle_batch([(m.topic, m.payload) for m in batch])
+        except Exception:
+            # Run the burst again one by one, so whatever failed (a bug, a full disk) fails
+            # only its own request and the others are still carried out and answered.
+            log.exception("a burst of %d requests failed; running them one by one", len(batch))
             for m in batch:
-                self._ack(m.mid, m.qos)
+                try:
+                    self.handle(m.topic, m.payload)
+                except Exception:  # the hub must outlive any input; this is a bug, not a refusal
+                    log.exception("unexpected failure handling a request on %s", m.topic)
+                    self.refuse(m.topic, None, "hub.internal", "see the hub log")
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Handle one command request (validate, check, run, reply)."""

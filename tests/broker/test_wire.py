@@ -25,9 +25,9 @@ def test_a_stream_cut_at_every_byte_gives_the_same_packets():
     assert [p.kind for p in whole] == [2, 9, 3, 3, 3, 13]
     assert wire.connack_code(whole[0]) == wire.ConnackCode.ACCEPTED and wire.suback_codes(whole[1]) == b"\x00"
     assert [wire.read_publish(p) for p in whole[2:5]] == [
-        ("hall/v1/h/dev/display-1/status", b'{"paper":"1"}'),
-        ("hall/v1/h/dev/kiosk-1/status", b"x" * 300),
-        ("hall/v1/h/dev/big/status", b"y" * 20_000)]
+        ("hall/v1/h/dev/display-1/status", b'{"paper":"1"}', None),
+        ("hall/v1/h/dev/kiosk-1/status", b"x" * 300, 9),
+        ("hall/v1/h/dev/big/status", b"y" * 20_000, None)]
 
 
 def test_lengths_are_framed_as_the_standard_says():
@@ -37,8 +37,8 @@ def test_lengths_are_framed_as_the_standard_says():
         wire.remaining_length(268_435_456)
     assert wire.connect("hub-status", 30, "hub-status", "pw") == (
         b"\x10\x26\x00\x04MQTT\x04\xc2\x00\x1e\x00\x0ahub-status\x00\x0ahub-status\x00\x02pw")
-    assert wire.subscribe(1, ["a/+"]) == b"\x82\x08\x00\x01\x00\x03a/+\x00"
-    assert wire.subscribe(2, ["a", "bc"]) == b"\x82\x0b\x00\x02\x00\x01a\x00\x00\x02bc\x00"
+    assert wire.subscribe(1, [("a/+", 0)]) == b"\x82\x08\x00\x01\x00\x03a/+\x00"
+    assert wire.subscribe(2, [("a", 0), ("bc", 1)]) == b"\x82\x0b\x00\x02\x00\x01a\x00\x00\x02bc\x01"
     assert wire.unsubscribe(3, ["a/b"]) == b"\xa2\x07\x00\x03\x00\x03a/b"
 
 
