@@ -156,8 +156,6 @@ class Hub:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._publisher = threading.Thread(target=self._publish_loop, name="hub-state", daemon=True)
-        self._inbox: queue.Queue[Incoming] = queue.Queue()
-        self._server = threading.Thread(target=self._serve, name="hub-requests", daemon=True)
         # Everything that is not a command request (device statuses, ratings, case steps) is
         # handled here, off the MQTT thread, so no burst of it holds up a request behind it.
         self._part_inbox: queue.Queue[Incoming] = queue.Queue()
@@ -192,7 +190,6 @@ class Hub:
         if any(self.topics.device_statuses in part.subscriptions() for part in self.parts):
             self.status_watch.start()
         self._publisher.start()
-        self._server.start()
         self._parts_worker.start()
         if wait and not self._connected.wait(wait):
             log.warning("broker %s not reachable yet; the hub keeps trying", self.broker.url)
@@ -203,7 +200,6 @@ class Hub:
         # A clean disconnect does not fire the Will: said here instead.
         self.client.publish_confirmed(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json(),
                                       retain=True)
-        self._server.join(timeout=5)
         self.status_watch.stop()
         self._parts_wake.set()
         if self._parts_worker.is_alive():
@@ -253,12 +249,11 @@ class Hub:
 
     def _on_publishes(self, messages: list[Incoming]) -> None:
         wake_parts = False
+        requests = []
         for message in messages:
             topic = message.topic
             if topic.startswith(self._command_prefix) and "/" not in topic[len(self._command_prefix):]:
-                # Acknowledged to the broker only after the command is committed and answered
-                # (see _serve): a hub killed before that gets the request again when it returns.
-                self._inbox.put(message)
+                requests.append(message)
             elif topic.startswith(self._device_prefix) and topic.endswith("/status"):
                 # A status is a state: only the newest of a device counts, so it is acknowledged now
                 # (the broker re-sends the retained one at the next connection anyway). A device's
@@ -271,9 +266,19 @@ class Hub:
                 wake_parts = True
         if wake_parts:
             self._parts_wake.set()
+        # Run here, on the reading thread, a read's requests at a time: what arrives meanwhile waits
+        # in the socket and is the next burst (one group commit each), with no hand-over to another
+        # thread on the way. Acknowledged to the broker only once committed and answered: a hub
+        # killed before that gets the request again when it returns.
+        for start in range(0, len(requests), MAX_BATCH):
+            batch = requests[start:start + MAX_BATCH]
+            with self.client.corked():  # the burst's replies, notices and acknowledgements in one write
+                self._serve_burst(batch)
+                for m in batch:
+                    self.client.ack(m)
 
     def _on_statuses(self, newest: dict[str, bytes]) -> None:
-        """The status watch's newest status per device of one read (see _on_message for why)."""
+        """The status watch's newest status per device of one read (see _on_publishes for why)."""
         with self._statuses_lock:
             fresh = [self._statuses.put(topic, payload) for topic, payload in newest.items()]
         if any(fresh):
@@ -320,24 +325,6 @@ class Hub:
                 log.exception("unexpected failure handling a message on %s", topic)
                 self.refuse(topic, None, "hub.internal", "see the hub log")
 
-    def _serve(self) -> None:
-        """Take command requests in bursts and run each burst as one group commit."""
-        while not self._stopping.is_set():
-            try:
-                batch = [self._inbox.get(timeout=0.2)]
-            except queue.Empty:
-                continue
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._inbox.get_nowait())
-                except queue.Empty:
-                    break
-            # The burst's replies, notices and acknowledgements leave in one write.
-            with self.client.corked():
-                self._serve_burst(batch)
-                for m in batch:
-                    self.client.ack(m)
-
     def _serve_burst(self, batch: list[Incoming]) -> None:
         try:
             self.handle_batch([(m.topic, m.payload) for m in batch])
@@ -365,7 +352,7 @@ class Hub:
         except Exception as exc:
             full = disk_full(exc, self.data_dir)
             if len(admitted) > 1 and not full:
-                raise  # _serve runs them one by one: only the request at fault fails
+                raise  # _serve_burst runs them one by one: only the request at fault fails
             if not full:
                 log.exception("unexpected failure running a request from %s", admitted[0].device.id)
             # Nothing of it was committed (the queue rebuilt itself from the log): say so to each sender.
