@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol
 import paho.mqtt.client as mqtt
 from hallkit.broker.connection import Connection, Incoming
 from hallkit.broker.latest import LatestPerKey
-from hallkit.broker.mosquitto import HUB_STATUS_USER, hub_status_password
+from hallkit.broker.mosquitto import DYNSEC_CONTROL, HUB_STATUS_USER, disconnect_login, hub_status_password
 from hallkit.broker.status_watch import StatusWatch
 from hallkit.broker.wire import SUBACK_FAILURE
 from hallkit.contracts.hall import (
@@ -151,6 +151,8 @@ class Hub:
         self.parts = list(parts)
         self.record_sinks: list[RecordSink] = []
         self.refusals: Counter[str] = Counter()
+        self.disconnects: Counter[str] = Counter()
+        """Device → times the hub had the broker disconnect it for flooding."""
         self.accepted = 0
         self._dirty = threading.Event()
         self._stopping = threading.Event()
@@ -167,7 +169,8 @@ class Hub:
             broker.as_login(HUB_STATUS_USER, hub_status_password(broker.password or ""))
             if broker.username else broker,
             HUB_STATUS_USER if broker.username else f"hub-{config.hall.id}-status",
-            [self.topics.device_status(d.id) for d in config.devices], self._on_statuses, self._on_statuses_refused)
+            [self.topics.device_status(d.id) for d in config.devices], self._on_statuses, self._on_statuses_refused,
+            on_flood=self._on_flood)
         self._statuses_on_requests = False
         """Set when the broker has no status login for the hub: statuses then share the request
         connection, as before the hub had a connection for them."""
@@ -283,6 +286,16 @@ class Hub:
             fresh = [self._statuses.put(topic, payload) for topic, payload in newest.items()]
         if any(fresh):
             self._parts_wake.set()
+
+    def _on_flood(self, device: str) -> None:
+        """Have the broker end a flooding device's connections: muted, it still costs the broker every
+        message it sends (and every device and ticket on the broker waits behind them). It logs in
+        again with its own password; flooding still, it is disconnected again. A broker without the
+        dynamic-security plugin (the embedded one, a configuration from before it) ignores this."""
+        self.disconnects[device] += 1
+        log.warning("device statuses: %s floods the broker; asking the broker to disconnect it (it may log in "
+                    "again: %d times so far)", device, self.disconnects[device])
+        self.client.publish(DYNSEC_CONTROL, disconnect_login(device), qos=1)
 
     def _on_statuses_refused(self, reason: str) -> None:
         log.warning("device statuses: %s; they now share the request connection (a device flooding its "

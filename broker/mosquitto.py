@@ -53,6 +53,8 @@ CONSOLE_USERS = ("console",)
 INGEST_USER = "ingest-{n}"
 """One login per county ingest worker: a login has one connection, so workers cannot share one."""
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+DYNSEC_CONTROL = "$CONTROL/dynamic-security/v1"
+"""Where the dynamic-security plugin takes its commands (Mosquitto 2.0)."""
 """Where Debian's mosquitto package puts the plugin (``dpkg -L mosquitto``)."""
 
 
@@ -182,7 +184,8 @@ COUNTY_QUEUE_LIMITS = (
 
 
 def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None, acl: Path | None,
-                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS, tls: TlsFiles | None = None) -> str:
+                   queue_limits: tuple[str, ...] = HALL_QUEUE_LIMITS, tls: TlsFiles | None = None,
+                   dynsec: Path | None = None, plugin: str = DYNSEC_PLUGIN) -> str:
     lines = [
         "# Written by hallkit. Limits set on purpose: see docs/deployment.md.",
         "per_listener_settings false",
@@ -205,6 +208,10 @@ def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None,
         lines += ["allow_anonymous false", f"password_file {passwords}", f"acl_file {acl}",
                   "# A login's client id is its name: nobody can displace another login's connection.",
                   "use_username_as_clientid true"]
+        if dynsec is not None:
+            lines += ["# Holds no logins: the files above do. It lets the hub disconnect a device that floods",
+                      "# the broker (a client made and deleted at once, see broker/mosquitto.py: disconnect_login).",
+                      f"plugin {plugin}", f"plugin_opt_config_file {dynsec}"]
     else:
         lines += ["allow_anonymous true"]
     return "\n".join(lines) + "\n"
@@ -225,6 +232,8 @@ def acl_text(config: HallConfig) -> str:
         "# Written by `hall broker config`: a device may publish only under its own id.",
         f"user {HUB_USER}",
         f"topic readwrite {base}/#",
+        "# the hub may have the broker disconnect a device flooding it (the dynamic-security plugin's commands)",
+        f"topic write {DYNSEC_CONTROL}",
         f"user {HUB_STATUS_USER}",
         f"topic read {base}/dev/+/status",
         "",
@@ -282,11 +291,16 @@ def write_mosquitto_config(config: HallConfig, out: Path, port: int = 1883, bind
         derived = [HUB_STATUS_USER]
     logins = write_logins(out, port, [u for u in users if u not in kept], HALL_LOGINS_HEADER)
     passwords, acl = write_hall_access(config, out, logins, kept)
+    dynsec = out / "dynamic-security.json"
+    if not dynsec.exists():  # the plugin rewrites it: one already there is the broker's
+        dynsec.touch(mode=0o600)
+        dynsec.write_text(DynsecConfig(clients=[], roles=[]).model_dump_json(indent=1))
     conf = out / "mosquitto.conf"
-    conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve()))
-    hand_to_broker(out, readable=[conf, passwords, acl], writable=[])
+    conf.write_text(mosquitto_conf((out / "data").resolve(), port, bind, passwords.resolve(), acl.resolve(),
+                                   dynsec=dynsec.resolve()))
+    hand_to_broker(out, readable=[conf, passwords, acl], writable=[dynsec])
     secrets_folder = write_password_files(out, logins)
-    return LoginsWritten(paths=[conf, passwords, acl, out / "credentials.toml", secrets_folder],
+    return LoginsWritten(paths=[conf, passwords, acl, dynsec, out / "credentials.toml", secrets_folder],
                          kept=sorted(set(kept) - set(derived)), added=sorted([*logins.credentials, *derived]))
 
 
@@ -433,6 +447,34 @@ class DynsecConfig(BaseModel):
     clients: list[DynsecClient]
     groups: list[str] = Field(default_factory=list)
     roles: list[DynsecRole]
+
+
+class DynsecCommand(BaseModel):
+    """One command to the dynamic-security plugin, sent on :data:`DYNSEC_CONTROL`."""
+
+    command: Literal["createClient", "deleteClient"]
+    username: str
+    password: str | None = None
+
+
+class DynsecCommands(BaseModel):
+    commands: list[DynsecCommand]
+
+
+def disconnect_login(username: str) -> bytes:
+    """The plugin's commands that disconnect every connection of ``username`` and leave its login as it was.
+
+    MQTT lets no client end another's connection; the plugin ends a login's connections when it
+    deletes that login. A hall's logins live in the password file, not in the plugin, so it is
+    given one for a moment (under a random password nobody holds) and deletes it at once:
+    the device's connections end, and it logs in again with its own password (into the mute of
+    :mod:`broker.flood`). Were the first command refused (a leftover of that name), the second
+    still runs.
+    """
+    return DynsecCommands(commands=[
+        DynsecCommand(command="createClient", username=username, password=secrets.token_urlsafe(18)),
+        DynsecCommand(command="deleteClient", username=username),
+    ]).model_dump_json(exclude_none=True).encode()
 
 
 def ingest_users(workers: int) -> list[str]:

@@ -39,13 +39,15 @@ class StatusWatch:
 
     When the broker refuses the login or the subscription, ``on_refused`` is told why once and the
     watch ends (the hub then reads statuses on its request connection, as before it had this).
+    ``on_flood`` is told each device muted for flooding (the hub has the broker disconnect it).
     """
 
     def __init__(self, address: BrokerAddress, client_id: str, topics: Sequence[str],
                  on_statuses: Callable[[dict[str, bytes]], None], on_refused: Callable[[str], None],
-                 ca_file: str | None = None, keepalive: int = KEEPALIVE) -> None:
+                 ca_file: str | None = None, keepalive: int = KEEPALIVE,
+                 on_flood: Callable[[str], None] | None = None) -> None:
         self.topics = list(topics)
-        self.on_statuses, self.on_refused = on_statuses, on_refused
+        self.on_statuses, self.on_refused, self.on_flood = on_statuses, on_refused, on_flood
         self.subscribed = threading.Event()
         self.mutes = 0
         """Times a device was muted for flooding its status, since the start."""
@@ -103,10 +105,13 @@ class StatusWatch:
             self.connection.unsubscribe(flooding)
             self.mutes += len(flooding)
             for topic in flooding:
-                self._last_muted[Topics.device_of(topic)] = now
+                device = Topics.device_of(topic)
+                self._last_muted[device] = now
                 log.warning("device statuses: %s sends more than %d a second; the broker holds them back "
                             "and the hub reads only its newest every %.0f s until it calms down",
                             topic, FLOOD_LIMIT, MUTE_SECONDS)
+                if self.on_flood is not None:
+                    self.on_flood(device)
         self.on_statuses(newest)
 
     def flooding(self, now: float) -> list[str]:

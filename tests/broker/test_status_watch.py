@@ -212,6 +212,49 @@ def test_a_flooding_device_is_muted_and_the_others_are_still_heard(mosquitto, tm
             wait_for(lambda: "near_end" in papers(hub), timeout=5)
             sock.sendall(wire.DISCONNECT)
         wait_for(lambda: papers(hub)[-1:] in (["2999"], ["near_end"]) and "2999" in papers(hub), timeout=15)
+        # This broker has no dynamic-security plugin: the hub's request to disconnect display-1 went
+        # nowhere, and cost the hub nothing.
+        assert hub.disconnects["display-1"] >= 1 and hub.client.drops == 0 and hub.connected
+    finally:
+        hub.stop()
+
+
+def test_the_hall_broker_disconnects_a_flooding_device_which_may_log_in_again(secured, tmp_path):
+    """With the configuration `hall broker config` writes, the broker ends the flooding device's
+    connection at the hub's request, long before its flood is through; the device's own login
+    still works, the plugin keeps no login behind, and the hub never lost its own connection."""
+    import json
+    import socket
+
+    from hallkit.broker import wire
+
+    broker, out = secured
+    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data")
+    hub.start()
+    try:
+        wait_for(lambda: hub.connected and hub.status_watch.subscribed.is_set())
+        device = login(broker, out, "display-1")
+        topic = TOPICS.device_status("display-1")
+        flood = b"".join(wire.publish(topic, DeviceStatus(
+            device="display-1", state=DeviceState.ONLINE, session=1, kind="display", version="1",
+            detail={"paper": str(n)}).model_dump_json().encode(), n % 65535 + 1, retain=True) for n in range(20_000))
+        acknowledged = 0
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.sendall(wire.connect("display-1", 60, device.username, device.password))
+            assert sock.recv(4) == bytes((0x20, 2, 0, 0))
+            try:
+                sock.sendall(flood)
+                while chunk := sock.recv(65536):  # PUBACKs, until the broker closes the connection
+                    acknowledged += len(chunk) // 4
+            except ConnectionError:
+                pass  # reset by the broker with the flood still unread: the same answer
+        assert acknowledged < 20_000, acknowledged  # cut off (often before a single PUBACK is read)
+        assert hub.disconnects["display-1"] >= 1
+        assert "display-1 been disconnected by administrative action" in (broker.folder / "mosquitto.log").read_text()
+        publish_status(device, "display-1", "calm")  # its own login still works
+        wait_for(lambda: papers(hub)[-1:] == ["calm"], timeout=15)
+        assert json.loads((out / "dynamic-security.json").read_text())["clients"] == []
+        assert hub.client.drops == 0 and hub.status_watch.connection.drops == 0
     finally:
         hub.stop()
 
