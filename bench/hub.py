@@ -26,7 +26,10 @@ number of waiting tickets of ``--levels`` (the waiting-ticket curve):
    process, the ACL, the dynamic-security plugin with which the hub has a flooding device
    disconnected): one device publishes ``--storm`` status changes as fast as it can from its own
    process while a kiosk takes tickets one after the other, against the same hub quiet, each
-   storm after the last one's mute is over: take p99 during the storm ÷ quiet p99 (goal ≤ 3×),
+   storm after the last one's mute is over; takes count as during the storm from its first status
+   until the device's connection is over, and for at least a second (what the storm sets off: the
+   mute, the disconnect, the telemetry), about as many as quiet: take p99 during the storm ÷ quiet
+   p99 (goal ≤ 3×),
    the slowest take then minus the quiet median (goal ≤ 100 ms), how much of each storm the broker
    took before it disconnected the device, and how many telemetry rows the storms left for the
    county (the newest state the broker holds last).
@@ -498,6 +501,8 @@ def restart(hub: HubProcess, waiting: int, args: argparse.Namespace) -> None:
 
 
 STORM_DEVICE = "display-1"
+AFTER_STORM = 1.0
+"""Seconds after a storm in which takes are measured apart (what the storm set off)."""
 GOAL_STORM_RATIO = 3.0
 
 
@@ -537,6 +542,7 @@ def storm_publisher(port: int, count: int, user: str) -> None:
         except ConnectionError:  # reset with part of the storm still unread
             cut = True
         print(acknowledged, "cut" if cut else "whole", flush=True)
+    sys.stdin.readline()  # exits when told: its own teardown is not part of the storm
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -583,7 +589,7 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
     hub = HubProcess(code, folder, broker, args.sync)
     write_hall_config(hub.config, hall_text)
     hub.start()
-    take_ratios, raw_ratios, storm_p99, slowest = [], [], [], []
+    take_ratios, raw_ratios, storm_p99, slowest, after_ratios = [], [], [], [], []
     try:
         with HallClient(broker.login("kiosk-1"), HALL, "kiosk-1") as kiosk:
             for _ in range(args.rounds):
@@ -597,26 +603,42 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
                     env={**os.environ, "HALLKIT_BROKER_PASSWORD": device.password or ""})
                 assert publisher.stdin is not None and publisher.stdout is not None
                 publisher.stdout.readline()
+                outcome: list[str] = []
+                over = threading.Event()  # the device's connection is over: all acknowledged, or cut
+                reader = threading.Thread(target=lambda out=publisher.stdout, got=outcome, done=over: (
+                    got.append(out.readline()), done.set()), daemon=True)
+                reader.start()
                 cpu_before = cpu_seconds(hub.pid), cpu_seconds(broker.pid)
                 publisher.stdin.write("go\n")
                 publisher.stdin.flush()
-                stormy, stormy_raw = pairs_while(kiosk, echo, lambda running=publisher: running.poll() is None, 1)
-                if publisher.wait(120):
-                    raise RuntimeError("the storming device failed")
-                acknowledged, ending = publisher.stdout.readline().split()
+                # During the storm: until the device's connection is over (all acknowledged, or cut).
+                # Then what it sets off (the mute, the disconnect, the telemetry), measured apart.
+                started = time.monotonic()
+                stormy, stormy_raw = pairs_while(kiosk, echo, lambda storm=over: not storm.is_set(), 1)
+                window = time.monotonic() - started
                 hub_cpu, broker_cpu = (cpu_seconds(pid) - before for pid, before
                                        in zip((hub.pid, broker.pid), cpu_before, strict=True))
+                ended = time.monotonic()
+                after, _ = pairs_while(kiosk, echo, lambda t0=ended: time.monotonic() - t0 < AFTER_STORM, 1)
+                publisher.stdin.write("bye\n")
+                publisher.stdin.flush()
+                if publisher.wait(120) or not outcome[0].strip():
+                    raise RuntimeError("the storming device failed")
+                acknowledged, ending = outcome[0].split()
+                after_ratios.append(percentile(after, 0.99) / percentile(quiet, 0.99))
                 take_ratios.append(percentile(stormy, 0.99) / percentile(quiet, 0.99))
                 raw_ratios.append(percentile(stormy_raw, 0.99) / percentile(quiet_raw, 0.99))
                 storm_p99.append(percentile(stormy, 0.99) * 1e3)
-                slowest.append((max(stormy) - statistics.median(quiet)) * 1e3)
+                slowest.append((max(*stormy, *after) - statistics.median(quiet)) * 1e3)
                 fate = (f"disconnected by the broker ({int(acknowledged):,} acknowledged before)" if ending == "cut"
                         else f"all {int(acknowledged):,} acknowledged")
                 print(f"    round: {len(quiet)} quiet pairs (take p99 {percentile(quiet, 0.99) * 1e3:.2f} ms, raw "
-                      f"{percentile(quiet_raw, 0.99) * 1e3:.2f} ms), {len(stormy)} during the storm (take p99 "
+                      f"{percentile(quiet_raw, 0.99) * 1e3:.2f} ms), {len(stormy)} during the storm's "
+                      f"{window * 1e3:.0f} ms (take p99 "
                       f"{percentile(stormy, 0.99) * 1e3:.2f} ms, raw {percentile(stormy_raw, 0.99) * 1e3:.2f} ms); "
                       f"the storming device {fate}; CPU in the storm: hub {hub_cpu * 1e3:.0f} ms, Mosquitto "
-                      f"{broker_cpu * 1e3:.0f} ms ({load()})")
+                      f"{broker_cpu * 1e3:.0f} ms; {len(after)} in the second after (take p99 "
+                      f"{percentile(after, 0.99) * 1e3:.2f} ms) ({load()})")
         newest, rows, newest_after = newest_state_reaches_the_outbox(broker, hub)
     finally:
         hub.stop()
@@ -624,8 +646,9 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
         broker.stop()
     print(f"  take p99 during the storm {spread(storm_p99)} ms; storm / quiet {spread(take_ratios)}x (goal <= "
           f"{GOAL_STORM_RATIO:.0f}x: {verdict(statistics.median(take_ratios) <= GOAL_STORM_RATIO)}); the raw round "
-          f"trip's storm / quiet in the same moments {spread(raw_ratios)}x")
-    print(f"  slowest take during a storm minus the quiet median {spread(slowest, '{:.0f}')} ms (goal <= 100 ms: "
+          f"trip's storm / quiet in the same moments {spread(raw_ratios)}x; in the second after the storm, take "
+          f"p99 / quiet {spread(after_ratios)}x")
+    print(f"  slowest take during a storm or the second after, minus the quiet median {spread(slowest, '{:.0f}')} ms (goal <= 100 ms: "
           f"{verdict(max(slowest) <= 100)})")
     reached = (f"yes, {newest_after:.1f} s after the last storm" if newest_after <= DEVICE_STATUS_WAIT
                else f"NO, not within {DEVICE_STATUS_WAIT:.0f} s")
