@@ -536,6 +536,16 @@ class County:
         assert row is not None
         return float(row[0])
 
+    def first_stored(self, before: float, since: float) -> float:
+        """When the first item made before ``before`` and stored from ``since`` on was stored (epoch seconds)."""
+        union = " UNION ALL ".join(
+            f"SELECT min(received_at) AS r FROM {table} WHERE {column} < to_timestamp(%(t)s) "
+            f"AND received_at >= to_timestamp(%(s)s)" for table, column in TABLES.values())
+        row = self.conn.execute(f"SELECT extract(epoch FROM min(r)) FROM ({union}) x",  # type: ignore[call-overload]
+                                {"t": before, "s": since}).fetchone()
+        assert row is not None
+        return float(row[0])
+
     def backends(self) -> list[int]:
         """The ingest workers' PostgreSQL backends: every other session of this database. Not the
         server's shared processes, nor other databases' sessions (other work on a shared machine)."""
@@ -654,6 +664,7 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
         print(f"    {connections_held(broker.port)} connections held; Mosquitto RSS {rss:.1f} MiB; {fmt_cpu(shares, cores)}")
 
         # 3. outages: every link drops, the halls keep working, then all come back in the same second
+        rates: dict[int, tuple[float, float]] = {}
         for workers in (1, 2):
             while len(ingest) < workers:
                 ingest.append(start_ingest(broker, dsn, len(ingest) + 1, folder))
@@ -672,6 +683,8 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             shares = m.read()
             ingest_cpu, backends_cpu = m.used("ingest"), m.used("postgres")
             drained = county.last_stored(back) - back
+            # The county's own rate: from its first to its last stored item, without the halls' return.
+            storing = county.last_stored(back) - county.first_stored(back, back - 1.0)
             items = sum(owed.values()) - stored_before
             _, peak = memory_mib(broker.process.pid)
             made_during, _ = halls.counts(back + drained)
@@ -685,12 +698,17 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             print(f"outage of {args.outage_hours:g} h, all {args.halls} halls back at once, {workers} ingest "
                   f"worker{'s' if workers > 1 else ''}: {items:,} items waiting; all halls connected in "
                   f"{last - back:.1f} s (start skew {skew:.2f} s); county has everything in {drained:.1f} s "
-                  f"({items / drained:,.0f} items/s)")
+                  f"({items / drained:,.0f} items/s); it stored them in {storing:.1f} s from the first to the last "
+                  f"({items / storing:,.0f} items/s: the ingest's own rate)")
+            rates[workers] = (items / drained, items / storing)
             print(f"    items made during the storm: lag {fmt_lag(live)}")
             print(f"    Mosquitto peak RSS {peak:.1f} MiB; {fmt_cpu(shares, cores)}")
             # What the load of other work on the machine moves least: CPU per item of the county's side.
             print(f"    CPU per item: ingest worker{'s' if workers > 1 else ''} {ingest_cpu / items * 1e6:.1f} µs, "
                   f"their PostgreSQL backends {backends_cpu / items * 1e6:.1f} µs; {load()}")
+
+        print(f"2 ingest workers ÷ 1: {rates[2][0] / rates[1][0]:.2f}× until the county has everything, "
+              f"{rates[2][1] / rates[1][1]:.2f}× in the ingest's own rate (goal ≥ 1.6×)")
 
         # 4. exactly once
         halls.ask("produce", False)
