@@ -63,7 +63,7 @@ from pathlib import Path
 from hallkit.broker import wire
 from hallkit.broker.client import HallClient
 from hallkit.broker.flood import MUTE_SECONDS
-from hallkit.broker.mosquitto import password_line, write_mosquitto_config
+from hallkit.broker.mosquitto import DYNSEC_CONTROL, disconnect_login, password_line, write_mosquitto_config
 from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.hall import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics
 from hallkit.contracts.mqtt import BrokerAddress, make_client
@@ -656,6 +656,64 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
           f"the newest state the broker holds (paper {newest}): {reached}")
 
 
+def disconnect_cost(folder: Path, tries: int) -> None:
+    """``--disconnects``: what the hub's request to disconnect a device costs the broker. Beside a
+    process committing to SQLite with fsync as fast as it can (as a busy hub does), the raw round
+    trip runs in a loop, and its worst in each 0.15 s window is taken with a disconnect sent in the
+    window and without, alternately, ``tries`` times each."""
+    print(f"\n== what a disconnect costs the broker, {tries} tries, beside an fsync load ==")
+    broker = BenchBroker.hall(folder / "mosquitto", hall_toml(1))
+    echo = Echo(broker)
+    hub = make_client(broker.login("hub"), "hub")
+    hub.connect("127.0.0.1", broker.port)
+    hub.loop_start()
+    load_db = folder / "fsync-load.sqlite3"
+    fsyncs = subprocess.Popen([sys.executable, __file__, "--fsync-load", str(load_db)])
+
+    def worst_round_trip(disconnect: bool) -> float:
+        stop, worst = threading.Event(), [0.0]
+
+        def loop() -> None:
+            while not stop.is_set():
+                worst[0] = max(worst[0], echo.once())
+
+        pinger = threading.Thread(target=loop)
+        pinger.start()
+        time.sleep(0.05)
+        if disconnect:
+            hub.publish(DYNSEC_CONTROL, disconnect_login(STORM_DEVICE), qos=1).wait_for_publish(5)
+        time.sleep(0.1)
+        stop.set()
+        pinger.join()
+        return worst[0] * 1e3
+
+    try:
+        pairs = [(worst_round_trip(True), worst_round_trip(False)) for _ in range(tries)]
+    finally:
+        fsyncs.terminate()
+        fsyncs.wait()
+        hub.disconnect()
+        hub.loop_stop()
+        echo.close()
+        broker.stop()
+    with_, without = [w for w, _ in pairs], [w for _, w in pairs]
+    print(f"  worst raw round trip in a window with a disconnect {spread(with_, '{:.1f}')} ms (over 10 ms: "
+          f"{sum(w > 10 for w in with_)} of {tries}); without {spread(without, '{:.1f}')} ms (over 10 ms: "
+          f"{sum(w > 10 for w in without)} of {tries}) ({load()})")
+
+
+def fsync_load(path: Path) -> None:
+    """``--fsync-load``: small SQLite transactions committed with fsync, as fast as they go, until killed."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS t (body TEXT)")
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?)", ("x" * 1500,))
+        db.execute("COMMIT")
+
+
 def newest_state_reaches_the_outbox(broker: BenchBroker, hub: HubProcess) -> tuple[str, int, float]:
     """The storming device's newest status as the broker holds it (its retained one: the broker may
     have cut the storm short), the telemetry rows for it in the hub's outbox, and the seconds until
@@ -693,6 +751,9 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--storm-publisher":  # noqa: PLR2004 (its three arguments)
         storm_publisher(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
         return
+    if len(sys.argv) == 3 and sys.argv[1] == "--fsync-load":  # noqa: PLR2004 (its one argument)
+        fsync_load(Path(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sync", choices=["full", "normal"], default="full")
     parser.add_argument("--levels", default="0,10000,50000",
@@ -706,6 +767,8 @@ def main() -> None:
     parser.add_argument("--restart-only", action="store_true",
                         help="run only the restart: the same log as the full run's, filled by the sustained "
                              "load alone (no status storm either)")
+    parser.add_argument("--disconnects", type=int, metavar="N",
+                        help="only measure what N disconnects of a device cost the broker, beside an fsync load")
     parser.add_argument("--keep", type=Path,
                         help="copy each tree's hall (configuration and log) into this folder at the end")
     parser.add_argument("--code", type=Path, action="append", default=[],
@@ -717,6 +780,11 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, {load()}; Mosquitto with the project's config; the hub as its own "
           f"process, synchronous={args.sync} with group commit; figures are min / median / max of "
           f"{args.rounds} repeats")
+    if args.disconnects:
+        with tempfile.TemporaryDirectory() as tmp:
+            disconnect_cost(Path(tmp), args.disconnects)
+        print(f"\ndone ({load()})")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         broker = BenchBroker.anonymous(Path(tmp) / "mosquitto")
         echo = Echo(broker)
