@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hub.py [--sync full] [--levels 0,10000,50000] [--rounds 3]
                                   [--pairs 500] [--clients 4] [--storm 5000] [--storm-only]
-                                  [--restart-only] [--keep DIR] [--code DIR ...]
+                                  [--restart-only] [--disconnects N] [--keep DIR] [--code DIR ...]
 
 The hub runs as its own process (``hall hub``, at the default durability: synchronous=full with
 group commit, unless ``--sync normal`` says otherwise), against a real Mosquitto, with its modules'
@@ -32,7 +32,9 @@ number of waiting tickets of ``--levels`` (the waiting-ticket curve):
    p99 (goal ≤ 3×),
    the slowest take then minus the quiet median (goal ≤ 100 ms), how much of each storm the broker
    took before it disconnected the device, and how many telemetry rows the storms left for the
-   county (the newest state the broker holds last).
+   county (the newest state the broker holds last);
+5. ``--disconnects N`` alone: what the hub's request to disconnect a device costs the broker (its
+   worst raw round trip in windows with a disconnect and without, beside an fsync load).
 
 Every figure is measured ``--rounds`` times and printed as min / median / max, with the machine's
 load average (``os.getloadavg``) beside it. ``--code DIR`` (repeatable) runs the hub from other
