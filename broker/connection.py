@@ -41,6 +41,8 @@ SOCKET_TIMEOUT = 10.0
 MAX_UNACKED = 10_000
 """QoS 1 messages kept for the broker at most: past it the oldest goes (the SQLite log is the
 hub's durability, not this; it bounds the memory a long outage can take)."""
+MAX_PACKET = 1 << 20
+"""Bytes of a packet at most: a larger one (a device's absurd request) is acknowledged and dropped."""
 CONFIRM_WAIT = 2.0
 REFUSALS: dict[int, str] = {wire.ConnackCode.BAD_USERNAME_OR_PASSWORD: "login.refused_password",
             wire.ConnackCode.NOT_AUTHORISED: "login.refused_not_authorised"}
@@ -93,12 +95,12 @@ class Connection:
                  on_refused: Callable[[str], bool] | None = None,
                  tick: Callable[[float], float | None] | None = None,
                  ca_file: str | None = None, name: str = "mqtt", max_unacked: int = MAX_UNACKED,
-                 logger: logging.Logger = log) -> None:
+                 max_packet: int = MAX_PACKET, logger: logging.Logger = log) -> None:
         self.address, self.client_id, self.name, self.log = address, address.username or client_id, name, logger
         self.clean_session, self.will, self.keepalive, self.ca_file = clean_session, will, keepalive, ca_file
         self.on_publishes, self.on_up, self.on_subscribed = on_publishes, on_up, on_subscribed
         self.on_down, self.on_refused, self.tick = on_down, on_refused, tick
-        self.max_unacked = max_unacked
+        self.max_unacked, self.max_packet = max_unacked, max_packet
         self.connected = threading.Event()
         self.drops = 0
         """Links lost since the start (a refused CONNECT is not one)."""
@@ -281,6 +283,12 @@ class Connection:
                 level = logging.WARNING if was_up or failures == 1 else logging.DEBUG
                 self.log.log(level, "%s: no link to the broker %s (%s); trying again in %.0f s",
                         self.name, self.address.url, exc, _delay(failures))
+            except Exception:  # a handler's bug: the thread must go on, or the owner goes deaf for good
+                if self._stopping.is_set():
+                    return
+                failures = 0
+                self.log.exception("%s: handling what the broker sent failed; connecting again (what was not "
+                                   "acknowledged comes again)", self.name)
             finally:
                 self._down()
             self._stopping.wait(_delay(failures))
@@ -300,7 +308,7 @@ class Connection:
             self._opening = sock  # for stop() to end a CONNECT the broker does not answer
             if self._stopping.is_set():
                 return
-            splitter = PacketSplitter()
+            splitter = PacketSplitter(self.max_packet)
             sock.sendall(wire.connect(self.client_id, self.keepalive, self.address.username, self.address.password,
                                       clean_session=self.clean_session, will=self.will))
             connack, *early = self._first_answer(sock, splitter)
@@ -341,8 +349,6 @@ class Connection:
         tls = sock if isinstance(sock, ssl.SSLSocket) else None
         while not self._stopping.is_set():
             now = time.monotonic()
-            if now - last_heard > self.keepalive:
-                raise ConnectionError(f"no answer from the broker in {self.keepalive} s")
             with self._lock:
                 if now - self._last_sent >= ping_after:
                     self._send(wire.PINGREQ)
@@ -351,6 +357,10 @@ class Connection:
                 wait = min(wait, max(0.01, due))
             # What TLS has already decrypted, poll cannot see.
             if not (tls is not None and tls.pending()) and not poller.poll(wait * 1000):
+                # Judged only when nothing is there to read: a long burst handled between two reads
+                # is not the broker's silence.
+                if time.monotonic() - last_heard > self.keepalive:
+                    raise ConnectionError(f"no answer from the broker in {self.keepalive} s")
                 continue
             if tls is not None:  # one SSL object is not to be read and written at once from two threads
                 with self._lock:
@@ -369,6 +379,14 @@ class Connection:
             kind = packet.kind
             if kind == PacketType.PUBLISH:
                 topic, payload, ident = wire.read_publish(packet)
+                if packet.oversized:
+                    # Acknowledged, so that the broker does not send it again at every connection.
+                    self.log.warning("%s: a message of %d bytes on %s is over the %d-byte limit: dropped",
+                                     self.name, packet.oversized, topic, self.max_packet)
+                    if ident is not None:
+                        with self._lock:
+                            self._send(wire.puback(ident))
+                    continue
                 incoming.append(Incoming(topic, payload, ident, link))
             elif kind == PacketType.PUBACK:
                 with self._lock:

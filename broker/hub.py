@@ -200,15 +200,17 @@ class Hub:
     def stop(self) -> None:
         self._stopping.set()
         self._dirty.set()
+        self._parts_wake.set()
+        # Everything that publishes ends first: nothing says "online" after the "offline" below.
+        if self._publisher.is_alive():
+            self._publisher.join(timeout=5)
+        self.status_watch.stop()
+        if self._parts_worker.is_alive():
+            self._parts_worker.join(timeout=5)
         # A clean disconnect does not fire the Will: said here instead.
         self.client.publish_confirmed(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json(),
                                       retain=True)
-        self.status_watch.stop()
-        self._parts_wake.set()
-        if self._parts_worker.is_alive():
-            self._parts_worker.join(timeout=5)
         self.client.stop()
-        self._publisher.join(timeout=5)
         for part in self.parts:
             part.close()
         self.queue.close()
@@ -230,7 +232,7 @@ class Hub:
         self._subscribe_mid = self.client.subscribe(self._subscriptions)
 
     def _on_subscribed(self, mid: int, granted: bytes) -> None:
-        if mid != self._subscribe_mid:
+        if mid != self._subscribe_mid or self._stopping.is_set():
             return
         if refused := [pattern for (pattern, _), code in zip(self._subscriptions, granted, strict=False)
                        if code == SUBACK_FAILURE]:

@@ -64,6 +64,9 @@ class Packet(NamedTuple):
     kind: PacketType | int
     flags: int
     body: bytes
+    oversized: int = 0
+    """The packet's length when it was over the splitter's limit: ``body`` then holds only a
+    PUBLISH's topic and packet id (empty for other kinds), the rest was dropped unread."""
 
 
 class Publish(NamedTuple):
@@ -96,15 +99,17 @@ def _packet(first_byte: int, body: bytes) -> bytes:
 def connect(client_id: str, keepalive: int, username: str | None = None, password: str | None = None, *,
             clean_session: bool = True, will: tuple[str, bytes] | None = None) -> bytes:
     """CONNECT; a Will is sent at QoS 1, retained (a status that says the client is gone)."""
+    # A password only with a user name (MQTT-3.1.2-22).
     flags = ((0x02 if clean_session else 0) | (0x80 if username is not None else 0)
-             | (0x40 if password is not None else 0) | (0x04 | 0x08 | 0x20 if will is not None else 0))
+             | (0x40 if password is not None and username is not None else 0)
+             | (0x04 | 0x08 | 0x20 if will is not None else 0))
     body = _string("MQTT") + bytes((PROTOCOL_LEVEL, flags)) + struct.pack("!H", keepalive) + _string(client_id)
     if will is not None:
         body += _string(will[0]) + _string(will[1])
     if username is not None:
         body += _string(username)
-    if password is not None:
-        body += _string(password)
+        if password is not None:
+            body += _string(password)
     return _packet(PacketType.CONNECT << 4, body)
 
 
@@ -196,31 +201,56 @@ def read_publish(packet: Packet) -> Publish:
 
 
 class PacketSplitter:
-    """Whole packets out of a byte stream fed in arbitrary pieces."""
+    """Whole packets out of a byte stream fed in arbitrary pieces.
+
+    A packet over ``max_packet`` bytes is not buffered: it comes out marked ``oversized`` with
+    only what names it (a PUBLISH's topic and packet id, so that it can be acknowledged and the
+    broker does not send it again at every reconnect), and its remaining bytes are dropped.
+    """
 
     def __init__(self, max_packet: int = 1 << 20) -> None:
         self.max_packet = max_packet
         self._buffer = bytearray()
+        self._skip = 0
+        """Bytes of an oversized packet still to drop as they come."""
 
     def feed(self, data: bytes) -> list[Packet]:
         buffer = self._buffer
         buffer += data
         packets: list[Packet] = []
-        at, end = 0, len(buffer)
+        at, end = min(self._skip, len(buffer)), len(buffer)
+        self._skip -= at
         while end - at >= FIXED_HEADER_MIN:
             framed = _length_at(buffer, at + 1, end)
             if framed is None:
                 break  # the length itself is cut short
             length, start = framed
+            first = buffer[at]
             if length > self.max_packet:
-                raise WireError(f"a packet of {length} bytes is over the {self.max_packet}-byte limit")
+                head = _publish_head(buffer, first, start, end)
+                if head is None:
+                    break  # its topic and packet id are still to come
+                packets.append(Packet(first >> 4, first & 0x0F, head, oversized=length))
+                at = min(start + length, end)
+                self._skip = start + length - at
+                continue
             if start + length > end:
                 break
-            first = buffer[at]
             packets.append(Packet(first >> 4, first & 0x0F, bytes(buffer[start:start + length])))
             at = start + length
         del buffer[:at]
         return packets
+
+
+def _publish_head(buffer: bytearray, first: int, start: int, end: int) -> bytes | None:
+    """A PUBLISH's topic and packet id, from the body that starts at ``start`` (empty for other
+    kinds); None while those bytes have not all come."""
+    if first >> 4 != PacketType.PUBLISH:
+        return b""
+    if end - start < ID_SIZE:
+        return None
+    size = ID_SIZE + int.from_bytes(buffer[start:start + ID_SIZE], "big") + (ID_SIZE if first & 0x06 else 0)
+    return bytes(buffer[start:start + size]) if end - start >= size else None
 
 
 def _length_at(buffer: bytearray, cursor: int, end: int) -> tuple[int, int] | None:

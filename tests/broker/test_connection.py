@@ -189,3 +189,62 @@ def test_over_tls_reads_and_writes_share_the_link(tmp_path):
     finally:
         connection.stop()
         broker.stop()
+
+
+def test_an_oversized_request_is_dropped_and_acknowledged_not_a_reconnect_loop(mosquitto, caplog):
+    """A device's 2 MiB message must not drop the link (the broker would send it again first at
+    every reconnect of a kept session): it is acknowledged, dropped, and said."""
+    import logging
+
+    inbox = Inbox()
+    connection, granted = subscribed_connection(mosquitto.address, inbox, "req/#")
+    inbox.acknowledge_on = connection
+    try:
+        wait_for(granted.is_set)
+        sender = paho_client(mosquitto.address, "sender")
+        with caplog.at_level(logging.WARNING, logger="hallkit.mqtt"):
+            sender.publish("req/big", b"x" * (2 << 20), qos=1).wait_for_publish(10)
+            sender.publish("req/after", b"small", qos=1).wait_for_publish(5)
+            wait_for(lambda: inbox.payloads() == [b"small"])
+        assert "on req/big is over the 1048576-byte limit: dropped" in caplog.text
+        assert connection.drops == 0
+        # A round trip after the acknowledgements: the broker has read them before it stops.
+        assert connection.publish_confirmed("probe", b"after the acknowledgements")
+        mosquitto.restart()  # acknowledged: not sent again
+        wait_for(connection.is_connected, timeout=30)
+        sender.publish("req/last", b"last", qos=1)
+        wait_for(lambda: inbox.payloads() == [b"small", b"last"], timeout=30)
+        sender.disconnect()
+        sender.loop_stop()
+    finally:
+        connection.stop()
+
+
+def test_a_handler_that_fails_costs_a_reconnect_not_the_connection(mosquitto):
+    failures: list[bytes] = []
+    inbox = Inbox()
+
+    def handler(messages: list[Incoming]) -> None:
+        if not failures:
+            failures.append(messages[0].payload)
+            raise RuntimeError("a bug in the hub")
+        inbox(messages)
+
+    holder: list[Connection] = []
+    connection = Connection(mosquitto.address, "kept-session", handler, clean_session=False,
+                            on_up=lambda _present: holder[0].subscribe([("req/#", 1)]))
+    holder.append(connection)
+    inbox.acknowledge_on = connection
+    connection.start()
+    try:
+        wait_for(connection.is_connected)
+        sender = paho_client(mosquitto.address, "sender")
+        sender.publish("req/a", b"take", qos=1).wait_for_publish(5)
+        wait_for(lambda: bool(failures))
+        # Not acknowledged when the handler failed: the broker sends it again on the new link.
+        wait_for(lambda: b"take" in inbox.payloads(), timeout=30)
+        assert connection.drops >= 1 and connection._thread.is_alive()
+        sender.disconnect()
+        sender.loop_stop()
+    finally:
+        connection.stop()
