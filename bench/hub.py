@@ -65,7 +65,7 @@ from pathlib import Path
 from hallkit.broker import wire
 from hallkit.broker.client import HallClient
 from hallkit.broker.flood import MUTE_SECONDS
-from hallkit.broker.mosquitto import DYNSEC_CONTROL, disconnect_login, password_line, write_mosquitto_config
+from hallkit.broker.mosquitto import DYNSEC_CONTROL, let_in_login, lock_out_login, password_line, write_mosquitto_config
 from hallkit.broker.testing import Mosquitto
 from hallkit.contracts.hall import CommandReply, CommandRequest, DeviceState, DeviceStatus, Topics
 from hallkit.contracts.mqtt import BrokerAddress, make_client
@@ -595,8 +595,10 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
     try:
         with HallClient(broker.login("kiosk-1"), HALL, "kiosk-1") as kiosk:
             for _ in range(args.rounds):
-                # Each storm meets a hub that hears the device again: the last one's mute is over.
+                # Each storm meets a hub that hears the device again (the last one's mute is over) and
+                # a broker that lets it in (the hub has it keep a flooding device out a while).
                 time.sleep(MUTE_SECONDS + 1)
+                kept_out = wait_until_it_may_log_in(broker, STORM_DEVICE)
                 quiet, quiet_raw = pairs_while(kiosk, echo, lambda: False, args.pairs)
                 device = broker.login(STORM_DEVICE)
                 publisher = subprocess.Popen(
@@ -638,7 +640,7 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
                       f"{percentile(quiet_raw, 0.99) * 1e3:.2f} ms), {len(stormy)} during the storm's "
                       f"{window * 1e3:.0f} ms (take p99 "
                       f"{percentile(stormy, 0.99) * 1e3:.2f} ms, raw {percentile(stormy_raw, 0.99) * 1e3:.2f} ms); "
-                      f"the storming device {fate}; CPU in the storm: hub {hub_cpu * 1e3:.0f} ms, Mosquitto "
+                      f"the storming device {fate} (kept out {kept_out:.0f} s before it); CPU in the storm: hub {hub_cpu * 1e3:.0f} ms, Mosquitto "
                       f"{broker_cpu * 1e3:.0f} ms; {len(after)} in the second after (take p99 "
                       f"{percentile(after, 0.99) * 1e3:.2f} ms) ({load()})")
         newest, rows, newest_after = newest_state_reaches_the_outbox(broker, hub)
@@ -683,7 +685,9 @@ def disconnect_cost(folder: Path, tries: int) -> None:
         pinger.start()
         time.sleep(0.05)
         if disconnect:
-            hub.publish(DYNSEC_CONTROL, disconnect_login(STORM_DEVICE), qos=1).wait_for_publish(5)
+            # Out and in again, as a lock-out and its end: four rewrites of the plugin's file.
+            hub.publish(DYNSEC_CONTROL, lock_out_login(STORM_DEVICE), qos=1).wait_for_publish(5)
+            hub.publish(DYNSEC_CONTROL, let_in_login(STORM_DEVICE), qos=1).wait_for_publish(5)
         time.sleep(0.1)
         stop.set()
         pinger.join()
@@ -714,6 +718,24 @@ def fsync_load(path: Path) -> None:
         db.execute("BEGIN IMMEDIATE")
         db.execute("INSERT INTO t VALUES (?)", ("x" * 1500,))
         db.execute("COMMIT")
+
+
+def wait_until_it_may_log_in(broker: BenchBroker, user: str, bound: float = 120.0) -> float:
+    """Seconds until the broker accepts ``user``'s login again (tried every half second)."""
+    address = broker.login(user)
+    started = time.monotonic()
+    while True:
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.sendall(wire.connect(user, 60, address.username, address.password))
+            accepted = _read_exactly(sock, 4)[3] == wire.ConnackCode.ACCEPTED
+            if accepted:
+                sock.sendall(wire.DISCONNECT)
+        waited = time.monotonic() - started
+        if accepted:
+            return waited
+        if waited > bound:
+            raise RuntimeError(f"the broker kept {user} out for more than {bound:.0f} s")
+        time.sleep(0.5)
 
 
 def newest_state_reaches_the_outbox(broker: BenchBroker, hub: HubProcess) -> tuple[str, int, float]:

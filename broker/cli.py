@@ -246,7 +246,7 @@ def open_hub_and_broker(args: argparse.Namespace) -> tuple[Hub, EmbeddedBroker |
               f"hall status --broker mqtt://console@127.0.0.1:{embedded.port} --logins {folder / 'credentials.toml'}")
         print(say_listening(embedded.url, embedded.host, widen="errors.embedded_widen"))
     try:
-        hub = open_hub(config, address, data, args.sync, reading)
+        hub = open_hub(config, address, data, args.sync, reading, can_lock_out=embedded is None)
     except CommandFailed:
         if embedded:
             embedded.stop()
@@ -262,11 +262,14 @@ DEFAULT_EMBEDDED_PORT = 1883
 
 
 def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synchronous,
-             reading: threading.Thread) -> Hub:
+             reading: threading.Thread, can_lock_out: bool) -> Hub:
     """The hub on ``data``, or a failure naming the process that holds the folder, or the full disk.
 
     ``reading`` reads the log into the page cache: waited for once the hub's modules are loaded.
+    ``can_lock_out``: the broker is Mosquitto, whose dynamic-security plugin (in the configuration
+    ``hall broker config`` writes) can keep a flooding device out; the embedded one cannot.
     """
+    from hallkit.broker.flood import LOCKOUT_SECONDS
     from hallkit.broker.hub import Hub
     from hallkit.broker.parts import hub_parts
 
@@ -275,7 +278,8 @@ def open_hub(config: HallConfig, address: BrokerAddress, data: Path, sync: Synch
 
     reading.join()
     try:
-        return Hub(config, address, data, sync, parts=hub_parts(config))
+        return Hub(config, address, data, sync, parts=hub_parts(config),
+                   lockout=LOCKOUT_SECONDS if can_lock_out else None)
     except FolderInUse as exc:
         raise failure("errors.folder_in_use", folder=exc.folder, pid=exc.pid or "?") from None
     except (OSError, sqlite3.Error) as exc:

@@ -15,6 +15,9 @@ FLOOD_LIMIT = 20
 """Statuses of one device within ``FLOOD_WINDOW`` that make it a flood."""
 FLOOD_WINDOW = 1.0
 MUTE_SECONDS = 2.0
+LOCKOUT_SECONDS = 30.0
+"""Seconds the broker keeps a device that flooded it out (on a broker with the dynamic-security
+plugin): long enough that a device logging in again at once does not flood it every mute."""
 """How long a flooding device is not heard: the hub's per-device status interval."""
 
 

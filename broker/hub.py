@@ -28,7 +28,13 @@ from typing import NamedTuple, Protocol
 import paho.mqtt.client as mqtt
 from hallkit.broker.connection import Connection, Incoming
 from hallkit.broker.latest import LatestPerKey
-from hallkit.broker.mosquitto import DYNSEC_CONTROL, HUB_STATUS_USER, disconnect_login, hub_status_password
+from hallkit.broker.mosquitto import (
+    DYNSEC_CONTROL,
+    HUB_STATUS_USER,
+    hub_status_password,
+    let_in_login,
+    lock_out_login,
+)
 from hallkit.broker.status_watch import StatusWatch
 from hallkit.broker.wire import SUBACK_FAILURE
 from hallkit.contracts.hall import (
@@ -132,6 +138,7 @@ class Hub:
         data_dir: Path,
         synchronous: Synchronous = "full",
         parts: Sequence[HubPart] = (),
+        lockout: float | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -153,6 +160,12 @@ class Hub:
         self.refusals: Counter[str] = Counter()
         self.disconnects: Counter[str] = Counter()
         """Device → times the hub had the broker disconnect it for flooding."""
+        self.lockout = lockout
+        """Seconds the broker keeps a flooding device out; None when it cannot (the embedded broker,
+        which has no dynamic-security plugin and would take the plugin's commands amiss)."""
+        self._locked_out: dict[str, float] = {}
+        """Device → when the broker is to let it in again (monotonic), while it is kept out."""
+        self._lockout_lock = threading.Lock()
         self.accepted = 0
         self._dirty = threading.Event()
         self._stopping = threading.Event()
@@ -207,6 +220,7 @@ class Hub:
         self.status_watch.stop()
         if self._parts_worker.is_alive():
             self._parts_worker.join(timeout=5)
+        self._let_in()  # a clean stop leaves no device locked out
         # A clean disconnect does not fire the Will: said here instead.
         self.client.publish_confirmed(self.topics.hub_status, self._status(DeviceState.OFFLINE).model_dump_json(),
                                       retain=True)
@@ -221,6 +235,12 @@ class Hub:
         return self._connected.is_set()
 
     def _on_up(self, _session_present: bool) -> None:
+        # A hub stopped while it kept a device out (killed, a power cut) left the device locked out:
+        # every configured device not kept out now is given back to the password file.
+        with self._lockout_lock:
+            free = [d for d in self.devices if d not in self._locked_out]
+        if free and self.lockout is not None:
+            self.client.publish(DYNSEC_CONTROL, let_in_login(*free), qos=1)
         patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions()
                                             if p != self.topics.device_statuses or self._statuses_on_requests)]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
@@ -290,14 +310,34 @@ class Hub:
             self._parts_wake.set()
 
     def _on_flood(self, device: str) -> None:
-        """Have the broker end a flooding device's connections: muted, it still costs the broker every
-        message it sends (and every device and ticket on the broker waits behind them). It logs in
-        again with its own password; flooding still, it is disconnected again. A broker without the
+        """Have the broker end a flooding device's connections and keep it out a while: muted, it still
+        costs the broker every message it sends (and every device and ticket on the broker waits
+        behind them); let in at once, it could flood again straight away. A broker without the
         dynamic-security plugin (the embedded one, a configuration from before it) ignores this."""
+        if self.lockout is None:
+            return  # the mute alone protects the hub
+        with self._lockout_lock:
+            self._locked_out[device] = time.monotonic() + self.lockout
         self.disconnects[device] += 1
-        log.warning("device statuses: %s floods the broker; asking the broker to disconnect it (it may log in "
-                    "again: %d times so far)", device, self.disconnects[device])
-        self.client.publish(DYNSEC_CONTROL, disconnect_login(device), qos=1)
+        log.warning("device statuses: %s floods the broker; the broker disconnects it and keeps it out for %.0f s "
+                    "(%d times so far)", device, self.lockout, self.disconnects[device])
+        self.client.publish(DYNSEC_CONTROL, lock_out_login(device), qos=1)
+        self._parts_wake.set()  # its thread lets the device in again when due
+
+    def _let_in(self, now: float | None = None) -> float | None:
+        """Let in the devices kept out long enough (all with ``now`` None); seconds until the next is due."""
+        with self._lockout_lock:
+            due = [d for d, until in self._locked_out.items() if now is None or until <= now]
+            for device in due:
+                del self._locked_out[device]
+            left = min(self._locked_out.values(), default=None)
+        if due:
+            log.info("device statuses: %s may log in again", ", ".join(due))
+            if now is None:
+                self.client.publish_confirmed(DYNSEC_CONTROL, let_in_login(*due))
+            else:
+                self.client.publish(DYNSEC_CONTROL, let_in_login(*due), qos=1)
+        return None if left is None or now is None else max(0.0, left - now)
 
     def _on_statuses_refused(self, reason: str) -> None:
         log.warning("device statuses: %s; they now share the request connection (a device flooding its "
@@ -326,6 +366,9 @@ class Hub:
                 self._to_part(topic, payload)
             with self._statuses_lock:
                 wait = self._statuses.wait(time.monotonic())
+            let_in = self._let_in(time.monotonic())
+            if let_in is not None:
+                wait = let_in if wait is None else min(wait, let_in)
 
     def _to_part(self, topic: str, payload: bytes) -> None:
         try:

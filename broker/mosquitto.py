@@ -210,7 +210,7 @@ def mosquitto_conf(data_dir: Path, port: int, bind: str, passwords: Path | None,
                   "use_username_as_clientid true"]
         if dynsec is not None:
             lines += ["# Holds no logins: the files above do. It lets the hub disconnect a device that floods",
-                      "# the broker (a client made and deleted at once, see broker/mosquitto.py: disconnect_login).",
+                      "# the broker, and keep it out a while (see broker/mosquitto.py: lock_out_login).",
                       f"plugin {plugin}", f"plugin_opt_config_file {dynsec}"]
     else:
         lines += ["allow_anonymous true"]
@@ -452,7 +452,7 @@ class DynsecConfig(BaseModel):
 class DynsecCommand(BaseModel):
     """One command to the dynamic-security plugin, sent on :data:`DYNSEC_CONTROL`."""
 
-    command: Literal["createClient", "deleteClient"]
+    command: Literal["createClient", "disableClient", "deleteClient"]
     username: str
     password: str | None = None
 
@@ -461,20 +461,27 @@ class DynsecCommands(BaseModel):
     commands: list[DynsecCommand]
 
 
-def disconnect_login(username: str) -> bytes:
-    """The plugin's commands that disconnect every connection of ``username`` and leave its login as it was.
+def lock_out_login(username: str) -> bytes:
+    """The plugin's commands that end every connection of ``username`` and refuse it until
+    :func:`let_in_login`.
 
-    MQTT lets no client end another's connection; the plugin ends a login's connections when it
-    deletes that login. A hall's logins live in the password file, not in the plugin, so it is
-    given one for a moment (under a random password nobody holds) and deletes it at once:
-    the device's connections end, and it logs in again with its own password (into the mute of
-    :mod:`broker.flood`). Were the first command refused (a leftover of that name), the second
-    still runs.
+    MQTT lets no client end another's connection. A hall's logins live in the password file, not
+    in the plugin; but the plugin answers for every name it holds, before the password file: given
+    a login of that name under a random password nobody holds, and that login disabled (which ends
+    its connections), the device's own password is refused. Deleting it gives the name back to
+    the password file.
     """
     return DynsecCommands(commands=[
         DynsecCommand(command="createClient", username=username, password=secrets.token_urlsafe(18)),
-        DynsecCommand(command="deleteClient", username=username),
+        DynsecCommand(command="disableClient", username=username),
     ]).model_dump_json(exclude_none=True).encode()
+
+
+def let_in_login(*usernames: str) -> bytes:
+    """The plugin's commands that give ``usernames`` back to the password file (a name the plugin
+    does not hold is refused by it, harmlessly)."""
+    return DynsecCommands(commands=[DynsecCommand(command="deleteClient", username=u) for u in usernames]
+                          ).model_dump_json(exclude_none=True).encode()
 
 
 def ingest_users(workers: int) -> list[str]:

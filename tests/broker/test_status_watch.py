@@ -43,10 +43,10 @@ def papers(hub: Hub) -> list[str]:
     return [DeviceTelemetry.model_validate_json(body).paper or "" for (body,) in found]
 
 
-def telemetry_hub(address: BrokerAddress, data) -> Hub:
+def telemetry_hub(address: BrokerAddress, data, lockout: float = 30.0) -> Hub:
     config = hall_config(unreachable_url())
     assert config.upstream is not None
-    return Hub(config, address, data, "normal", parts=[Outbox(config, config.upstream)])
+    return Hub(config, address, data, "normal", parts=[Outbox(config, config.upstream)], lockout=lockout)
 
 
 @pytest.fixture
@@ -219,42 +219,103 @@ def test_a_flooding_device_is_muted_and_the_others_are_still_heard(mosquitto, tm
         hub.stop()
 
 
-def test_the_hall_broker_disconnects_a_flooding_device_which_may_log_in_again(secured, tmp_path):
-    """With the configuration `hall broker config` writes, the broker ends the flooding device's
-    connection at the hub's request, long before its flood is through; the device's own login
-    still works, the plugin keeps no login behind, and the hub never lost its own connection."""
-    import json
+def flood(broker: Mosquitto, device: BrokerAddress, count: int) -> int:
+    """``device`` logs in and sends ``count`` statuses at QoS 1 in one go; the PUBACKs it read
+    before the broker ended the connection (or all of them)."""
     import socket
 
     from hallkit.broker import wire
 
+    assert device.username is not None
+    topic = TOPICS.device_status(device.username)
+    packets = b"".join(wire.publish(topic, DeviceStatus(
+        device=device.username, state=DeviceState.ONLINE, session=1, kind="display", version="1",
+        detail={"paper": str(n)}).model_dump_json().encode(), n % 65535 + 1, retain=True) for n in range(count))
+    acknowledged = 0
+    with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+        sock.sendall(wire.connect(device.username, 60, device.username, device.password))
+        assert sock.recv(4) == bytes((0x20, 2, 0, 0))
+        try:
+            sock.sendall(packets)
+            while chunk := sock.recv(65536):  # PUBACKs, until the broker closes the connection
+                acknowledged += len(chunk) // 4
+        except ConnectionError:
+            pass  # reset by the broker with the flood still unread: the same answer
+    return acknowledged
+
+
+def logs_in(broker: Mosquitto, device: BrokerAddress) -> bool:
+    import socket
+
+    from hallkit.broker import wire
+
+    with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+        sock.sendall(wire.connect(device.username or "", 60, device.username, device.password))
+        accepted = sock.recv(4) == bytes((0x20, 2, 0, 0))
+        if accepted:
+            sock.sendall(wire.DISCONNECT)
+        return accepted
+
+
+def plugin_logins(out) -> list[object]:
+    import json
+
+    return json.loads((out / "dynamic-security.json").read_text())["clients"]
+
+
+def test_the_hall_broker_keeps_a_flooding_device_out_a_while_then_lets_it_in(secured, tmp_path):
+    """With the configuration `hall broker config` writes, the broker ends the flooding device's
+    connection at the hub's request, long before its flood is through, and refuses its own
+    password while the hub keeps it out; then the device logs in again, the plugin keeps no login
+    behind, and the hub never lost its own connections."""
     broker, out = secured
-    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data")
+    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data", lockout=3.0)
     hub.start()
     try:
         wait_for(lambda: hub.connected and hub.status_watch.subscribed.is_set())
         device = login(broker, out, "display-1")
-        topic = TOPICS.device_status("display-1")
-        flood = b"".join(wire.publish(topic, DeviceStatus(
-            device="display-1", state=DeviceState.ONLINE, session=1, kind="display", version="1",
-            detail={"paper": str(n)}).model_dump_json().encode(), n % 65535 + 1, retain=True) for n in range(20_000))
-        acknowledged = 0
-        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
-            sock.sendall(wire.connect("display-1", 60, device.username, device.password))
-            assert sock.recv(4) == bytes((0x20, 2, 0, 0))
-            try:
-                sock.sendall(flood)
-                while chunk := sock.recv(65536):  # PUBACKs, until the broker closes the connection
-                    acknowledged += len(chunk) // 4
-            except ConnectionError:
-                pass  # reset by the broker with the flood still unread: the same answer
+        acknowledged = flood(broker, device, 20_000)
         assert acknowledged < 20_000, acknowledged  # cut off (often before a single PUBACK is read)
-        assert hub.disconnects["display-1"] >= 1
+        assert hub.disconnects["display-1"] == 1
         assert "display-1 been disconnected by administrative action" in (broker.folder / "mosquitto.log").read_text()
-        publish_status(device, "display-1", "calm")  # its own login still works
+        assert not logs_in(broker, device)  # kept out: its own password refused
+        assert logs_in(broker, login(broker, out, "printer-1"))  # nobody else
+        wait_for(lambda: logs_in(broker, device), timeout=20)
+        wait_for(lambda: plugin_logins(out) == [])
+        publish_status(device, "display-1", "calm")
         wait_for(lambda: papers(hub)[-1:] == ["calm"], timeout=15)
-        assert json.loads((out / "dynamic-security.json").read_text())["clients"] == []
         assert hub.client.drops == 0 and hub.status_watch.connection.drops == 0
+    finally:
+        hub.stop()
+
+
+def test_a_hub_that_stops_lets_in_the_device_it_kept_out_and_one_that_died_does_at_its_start(secured, tmp_path):
+    broker, out = secured
+    device = login(broker, out, "display-1")
+    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data", lockout=600.0)
+    hub.start()
+    try:
+        wait_for(lambda: hub.connected and hub.status_watch.subscribed.is_set())
+        flood(broker, device, 20_000)
+        wait_for(lambda: not logs_in(broker, device))
+    finally:
+        hub.stop()
+    assert logs_in(broker, device) and plugin_logins(out) == []  # a clean stop keeps no one out
+    # A hub killed while it kept a device out: the lock-out stays in the plugin until a hub starts.
+    from hallkit.broker.mosquitto import DYNSEC_CONTROL, lock_out_login
+
+    admin = make_client(login(broker, out, "hub"), "hub")
+    admin.connect("127.0.0.1", broker.port)
+    admin.loop_start()
+    admin.publish(DYNSEC_CONTROL, lock_out_login("display-1"), qos=1).wait_for_publish(5)
+    admin.disconnect()
+    admin.loop_stop()
+    wait_for(lambda: not logs_in(broker, device))
+    hub = telemetry_hub(login(broker, out, "hub"), tmp_path / "data")
+    hub.start()
+    try:
+        wait_for(lambda: logs_in(broker, device))
+        assert plugin_logins(out) == []
     finally:
         hub.stop()
 
