@@ -15,10 +15,38 @@ FLOOD_LIMIT = 20
 """Statuses of one device within ``FLOOD_WINDOW`` that make it a flood."""
 FLOOD_WINDOW = 1.0
 MUTE_SECONDS = 2.0
+"""How long a flooding device is not heard: the hub's per-device status interval."""
 LOCKOUT_SECONDS = 30.0
 """Seconds the broker keeps a device that flooded it out (on a broker with the dynamic-security
 plugin): long enough that a device logging in again at once does not flood it every mute."""
-"""How long a flooding device is not heard: the hub's per-device status interval."""
+
+
+class Deadlines:
+    """Keys each due at a time of its own (a mute's end, a lock-out's end), taken when due."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def set(self, key: str, until: float) -> None:
+        self._until[key] = until
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._until
+
+    def due(self, now: float | None) -> list[str]:
+        """The keys due by ``now`` (every key with None), taken."""
+        ready = [key for key, until in self._until.items() if now is None or until <= now]
+        for key in ready:
+            del self._until[key]
+        return ready
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the next key is due; None when there is none."""
+        return max(0.0, min(self._until.values()) - now) if self._until else None
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self._until)
 
 
 @dataclass
@@ -31,8 +59,8 @@ class FloodGate:
     def __init__(self, limit: int = FLOOD_LIMIT, window: float = FLOOD_WINDOW, mute_for: float = MUTE_SECONDS) -> None:
         self.limit, self.window, self.mute_for = limit, window, mute_for
         self._counts: dict[str, _Count] = {}
-        self._muted: dict[str, float] = {}
-        """Key → when it may be heard again."""
+        self._muted = Deadlines()
+        """When each muted key may be heard again."""
 
     def heard(self, key: str, count: int, now: float) -> bool:
         """``count`` statuses of ``key`` arrived; True when that makes it a flood (mute it now).
@@ -46,20 +74,17 @@ class FloodGate:
         if seen.count <= self.limit:
             return False
         del self._counts[key]
-        self._muted[key] = now + self.mute_for
+        self._muted.set(key, now + self.mute_for)
         return True
 
     def due(self, now: float) -> list[str]:
         """The keys whose mute is over: taken, to be heard again."""
-        ready = [key for key, until in self._muted.items() if until <= now]
-        for key in ready:
-            del self._muted[key]
-        return ready
+        return self._muted.due(now)
 
     def wait(self, now: float) -> float | None:
         """Seconds until the next mute ends; None when no key is muted."""
-        return max(0.0, min(self._muted.values()) - now) if self._muted else None
+        return self._muted.wait(now)
 
     @property
     def muted(self) -> list[str]:
-        return sorted(self._muted)
+        return self._muted.keys

@@ -27,6 +27,7 @@ from typing import NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from hallkit.broker.connection import Connection, Incoming
+from hallkit.broker.flood import Deadlines
 from hallkit.broker.latest import LatestPerKey
 from hallkit.broker.mosquitto import (
     DYNSEC_CONTROL,
@@ -163,8 +164,8 @@ class Hub:
         self.lockout = lockout
         """Seconds the broker keeps a flooding device out; None when it cannot (the embedded broker,
         which has no dynamic-security plugin and would take the plugin's commands amiss)."""
-        self._locked_out: dict[str, float] = {}
-        """Device → when the broker is to let it in again (monotonic), while it is kept out."""
+        self._locked_out = Deadlines()
+        """When the broker is to let each device it keeps out in again (monotonic)."""
         self._lockout_lock = threading.Lock()
         self.accepted = 0
         self._dirty = threading.Event()
@@ -317,7 +318,7 @@ class Hub:
         if self.lockout is None:
             return  # the mute alone protects the hub
         with self._lockout_lock:
-            self._locked_out[device] = time.monotonic() + self.lockout
+            self._locked_out.set(device, time.monotonic() + self.lockout)
         self.disconnects[device] += 1
         log.warning("device statuses: %s floods the broker; the broker disconnects it and keeps it out for %.0f s "
                     "(%d times so far)", device, self.lockout, self.disconnects[device])
@@ -327,17 +328,15 @@ class Hub:
     def _let_in(self, now: float | None = None) -> float | None:
         """Let in the devices kept out long enough (all with ``now`` None); seconds until the next is due."""
         with self._lockout_lock:
-            due = [d for d, until in self._locked_out.items() if now is None or until <= now]
-            for device in due:
-                del self._locked_out[device]
-            left = min(self._locked_out.values(), default=None)
+            due = self._locked_out.due(now)
+            left = None if now is None else self._locked_out.wait(now)
         if due:
             log.info("device statuses: %s may log in again", ", ".join(due))
             if now is None:
                 self.client.publish_confirmed(DYNSEC_CONTROL, let_in_login(*due))
             else:
                 self.client.publish(DYNSEC_CONTROL, let_in_login(*due), qos=1)
-        return None if left is None or now is None else max(0.0, left - now)
+        return left
 
     def _on_statuses_refused(self, reason: str) -> None:
         log.warning("device statuses: %s; they now share the request connection (a device flooding its "
