@@ -127,11 +127,9 @@ class Connection:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, last: tuple[str, bytes] | None = None) -> None:
-        """Close the connection for good, first publishing ``last`` (retained) and waiting a moment for
-        the broker to take it: a clean disconnect does not fire the Will, so this says it instead."""
-        if last is not None:
-            self.publish_confirmed(last[0], last[1], retain=True)
+    def stop(self) -> None:
+        """Close the connection for good. A clean disconnect does not fire the Will: an owner whose
+        Will is its status says it first (:meth:`publish_confirmed`)."""
         self._stopping.set()
         with self._lock:
             if self._sock is not None:
