@@ -621,7 +621,8 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
 
         def meter() -> Meter:
             return Meter({"mosquitto": [broker.process.pid], "ingest": [p.pid for p in ingest],  # type: ignore[union-attr]
-                          "postgres": county.backends()})
+                          "postgres": county.backends(),
+                          "halls": [p.pid for p in halls.processes if p.pid is not None] if halls is not None else []})
 
         per = -(-args.halls // args.processes)
         print(f"county scale on {cores} cores, all on this machine: Mosquitto 2.0, `hall county ingest`, PostgreSQL; "
@@ -681,7 +682,8 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             # Polled once a second: a count over the growing tables is PostgreSQL work of its own.
             missing = settle(lambda back=back: county.counts(back), owed)
             shares = m.read()
-            ingest_cpu, backends_cpu = m.used("ingest"), m.used("postgres")
+            ingest_cpu, backends_cpu, halls_cpu = m.used("ingest"), m.used("postgres"), m.used("halls")
+            broker_cpu = m.used("mosquitto")
             drained = county.last_stored(back) - back
             # The county's own rate: from its first to its last stored item, without the halls' return.
             storing = county.last_stored(back) - county.first_stored(back, back - 1.0)
@@ -705,7 +707,8 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             print(f"    Mosquitto peak RSS {peak:.1f} MiB; {fmt_cpu(shares, cores)}")
             # What the load of other work on the machine moves least: CPU per item of the county's side.
             print(f"    CPU per item: ingest worker{'s' if workers > 1 else ''} {ingest_cpu / items * 1e6:.1f} µs, "
-                  f"their PostgreSQL backends {backends_cpu / items * 1e6:.1f} µs; {load()}")
+                  f"their PostgreSQL backends {backends_cpu / items * 1e6:.1f} µs; on the same cores, the halls' "
+                  f"uplink {halls_cpu / items * 1e6:.1f} µs, Mosquitto {broker_cpu / items * 1e6:.1f} µs; {load()}")
 
         print(f"2 ingest workers ÷ 1: {rates[2][0] / rates[1][0]:.2f}× until the county has everything, "
               f"{rates[2][1] / rates[1][1]:.2f}× in the ingest's own rate (goal ≥ 1.6×)")

@@ -86,14 +86,25 @@ def _rating_rollups(ratings: str) -> tuple[str, ...]:
             WHERE c.hall = n.hall AND c.rating_id = n.rating_id AND c.ticket_day IS NULL""")
 
 
-def _rating_rollup_once(ratings: str) -> str:
+def _rating_rollup_once(ratings: str, cases_by_key: bool = True) -> str:
     """What :func:`_rating_rollups` does, as one statement that reads each new rating once: its day
     and its case's voided flag are found once per rating (they were four times: the filter and the
     key of each period), and the month is rolled up from the day's few summary rows. The rows are
-    written in the same order as before (daily, monthly, then the case rows), each table in key order."""
+    written in the same order as before (daily, monthly, then the case rows), each table in key order.
+
+    ``cases_by_key`` (migration 8): a case row is told its day only if the rating's own look-up by
+    key found it without one. Migration 7 asked for every case row without a day instead: the plan
+    PostgreSQL cached for the trigger (made when ``case_latest`` was small, for a new-rows table of
+    one row) scanned ``case_latest_day`` for each new rating, 5–10 µs of the ingest's backend per
+    rating in a reconnect storm (docs/deployment.md)."""
+    cases = ("""cases AS (UPDATE case_latest c SET ticket_day = coalesce(c.ticket_day, n.day) FROM n
+            WHERE n.case_without_day AND c.hall = n.hall AND c.rating_id = n.rating_id)""" if cases_by_key else
+             """cases AS (UPDATE case_latest c SET ticket_day = n.day FROM n
+            WHERE c.hall = n.hall AND c.rating_id = n.rating_id AND c.ticket_day IS NULL)""")
     return f"""WITH n AS (SELECT n.hall, ticket_day(n.ticket_id) AS day, n.rating_id, n.service_code, n.department,
                 coalesce(n.staff_id, '') AS staff, n.service_name, coalesce(n.staff_name, '') AS staff_name,
-                n.level, n.channel, n.score, coalesce(c.voided, false) AS voided
+                n.level, n.channel, n.score, coalesce(c.voided, false) AS voided,
+                c.rating_id IS NOT NULL AND c.ticket_day IS NULL AS case_without_day
             FROM {ratings} n LEFT JOIN case_latest c ON c.hall = n.hall AND c.rating_id = n.rating_id),
         d AS (SELECT hall, day, service_code, department, staff, max(service_name) AS service_name,
                 max(staff_name) AS staff_name, count(*) FILTER (WHERE NOT voided) AS ratings,
@@ -112,8 +123,7 @@ def _rating_rollup_once(ratings: str) -> str:
                 satisfied = r.satisfied + excluded.satisfied, given = r.given + excluded.given,
                 voided = r.voided + excluded.voided, score_sum = r.score_sum + excluded.score_sum,
                 service_name = excluded.service_name, staff_name = excluded.staff_name),
-        cases AS (UPDATE case_latest c SET ticket_day = n.day FROM n
-            WHERE c.hall = n.hall AND c.rating_id = n.rating_id AND c.ticket_day IS NULL)
+        {cases}
         INSERT INTO rating_daily AS r (hall, day, service_code, department, staff, service_name, staff_name,
             ratings, bad, satisfied, given, voided, score_sum)
         SELECT * FROM d ORDER BY 1, 2, 3, 4, 5
@@ -436,6 +446,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         _summary_function("stats", _stats_rollups("new_rows"), replace=True),
     )),
     Migration(7, "the rating summaries in one statement that reads each new rating once", (
+        f"""CREATE OR REPLACE FUNCTION summarise_ratings() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN {_rating_rollup_once("new_rows", cases_by_key=False)}; RETURN NULL; END $$""",
+    )),
+    Migration(8, "the rating summaries find a rating's case row by its key, not by the rows without a day", (
         f"""CREATE OR REPLACE FUNCTION summarise_ratings() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN {_rating_rollup_once("new_rows")}; RETURN NULL; END $$""",
     )),

@@ -340,3 +340,32 @@ def test_an_upheld_appeal_voids_its_rating_whichever_arrives_first(county_db):
         assert conn.execute("SELECT sum(ratings), sum(voided) FROM rating_monthly").fetchone() == (0, 2)
         assert conn.execute("SELECT count(*) FROM case_latest WHERE finished AND voided AND ticket_day = %s",
                             (day,)).fetchone() == (2,)
+
+
+def _index_scans(conn: psycopg.Connection, index: str) -> int:
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT 1")  # the flush happens at this transaction's end
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s", (index,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_rating_finds_its_case_by_key_not_among_the_cases_without_a_day(county_db):
+    """Migration 7's trigger looked for case rows without a day once per new rating (a cached plan
+    scanning ``case_latest_day``): the ingest's cost grew with the cases whose rating had not come."""
+    day = county_today() - timedelta(days=2)
+    with psycopg.connect(county_db, autocommit=True) as conn:
+        migrate(conn)
+        waiting = [rating("xinghua", at(day, 9, n % 60), n, Level.VERY_DISSATISFIED) for n in range(1, 201)]
+        store(conn, UpKind.CASE, "xinghua", [case(r, CaseStep.OPENED, r.served_at, day).model_dump_json()
+                                             for r in waiting])  # their ratings come later
+        before = _index_scans(conn, "case_latest_day")
+        for first in range(300, 800, 100):
+            store(conn, UpKind.RATING, "xinghua", [rating("xinghua", at(day, 11, n % 60), n, Level.SATISFIED)
+                                                   .model_dump_json() for n in range(first, first + 100)])
+        store(conn, UpKind.RATING, "xinghua", [r.model_dump_json() for r in waiting[:50]])
+        assert _index_scans(conn, "case_latest_day") == before
+        assert conn.execute("SELECT count(*) FILTER (WHERE ticket_day = %s), count(*) FILTER (WHERE ticket_day IS NULL)"
+                            " FROM case_latest", (day,)).fetchone() == (50, 150)
+        assert conn.execute("SELECT sum(ratings), sum(bad) FROM rating_daily").fetchone() == (550, 50)
