@@ -21,10 +21,15 @@ The run:
    bad, each opening a case), each device changes state ``--changes-per-hour`` times, statistics
    every ``--stats-minutes``; end-to-end lag from the item made at the hall to its row in
    PostgreSQL (the storing transaction's start);
-3. an outage, twice (with one ingest worker, then two): every hall's link drops, the halls keep
-   working, and ``--outage-hours`` of the busy day pile up in each outbox; then all halls come
-   back in the same second. Printed: time until every hall is connected, until the county has
-   every item made before the return, items per second, lag of items made during the storm;
+3. an outage, four times (with one ingest worker, then two; each "live" and "queued"): every
+   hall's link drops, the halls keep working, and ``--outage-hours`` of the busy day pile up in
+   each outbox; then all halls come back in the same second. Live: the ingest runs meanwhile, so
+   the halls' sending shares these cores with the county. Queued: the ingest workers are held
+   (SIGSTOP) until every hall's backlog is at the broker, then let go: the county's own rate, as on
+   a county machine whose halls are elsewhere (the halls still take the receipts and delete their
+   rows, here). Printed: time until every hall is connected, until the county has every item made
+   before the return, items per second, lag of items made during the storm, CPU per item of each
+   part; then two workers ÷ one, live and queued;
 4. exactly once: production stops, and every item sent is counted in PostgreSQL (ids are primary
    keys, so equal counts mean every item once); the quarantine must be empty.
 
@@ -342,6 +347,8 @@ def halls_main(first: int, count: int, broker_url: str, folder: str, rates: Rate
             for hall in halls:
                 hall.connect()
             pipe.send(time.time() - argument)
+        elif command == "acknowledged":
+            pipe.send(sum(h.forwarder.broker_acknowledged for h in halls if h.forwarder is not None))
         elif command == "counts":
             totals = dict.fromkeys(KINDS, 0)
             for hall in halls:
@@ -664,54 +671,75 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
               f"telemetry and statistics: {fmt_lag(county.lag(steady_start, steady_end, ('telemetry', 'stats')))}")
         print(f"    {connections_held(broker.port)} connections held; Mosquitto RSS {rss:.1f} MiB; {fmt_cpu(shares, cores)}")
 
-        # 3. outages: every link drops, the halls keep working, then all come back in the same second
-        rates: dict[int, tuple[float, float]] = {}
-        for workers in (1, 2):
-            while len(ingest) < workers:
-                ingest.append(start_ingest(broker, dsn, len(ingest) + 1, folder))
-                time.sleep(1.0)
+        # 3. outages: every link drops, the halls keep working, then all come back in the same second.
+        # Each twice: with the ingest running as the halls come back ("live": the simulated halls'
+        # sending shares these cores with the county), and with the ingest held (SIGSTOP) until every
+        # hall's backlog is at the broker ("queued": the county alone, as on a county machine whose
+        # halls are elsewhere; the halls still take in the receipts and delete their rows).
+        def storm(workers: int, queued: bool) -> tuple[float, float]:
+            assert halls is not None and broker.process is not None
             # The backlog is stamped in the hours before the bench started: apart from live items.
             halls.ask("outage", (args.outage_hours, started))
             stored_before = sum(county.counts().values())
             back = round(time.time() + 1.0, 3)
             m = meter()
+            for process in ingest if queued else ():
+                process.send_signal(signal.SIGSTOP)
             skew = max(halls.ask("return", back))
             owed, _ = halls.counts(back)
+            items = sum(owed.values()) - stored_before
             wait_for(lambda: halls.connected()[0] == args.halls, 300, "halls reconnecting", 0.1)  # type: ignore[union-attr]
             _, last = halls.connected()
+            start = back
+            if queued:
+                wait_for(lambda: sum(halls.ask("acknowledged")) >= items, 120, "every backlog at the broker", 0.1)  # type: ignore[union-attr]
+                start = time.time()
+                m = meter()
+                for process in ingest:
+                    process.send_signal(signal.SIGCONT)
             # Polled once a second: a count over the growing tables is PostgreSQL work of its own.
             missing = settle(lambda back=back: county.counts(back), owed)
             shares = m.read()
             ingest_cpu, backends_cpu, halls_cpu = m.used("ingest"), m.used("postgres"), m.used("halls")
             broker_cpu = m.used("mosquitto")
-            drained = county.last_stored(back) - back
+            drained = county.last_stored(back) - start
             # The county's own rate: from its first to its last stored item, without the halls' return.
             storing = county.last_stored(back) - county.first_stored(back, back - 1.0)
-            items = sum(owed.values()) - stored_before
             _, peak = memory_mib(broker.process.pid)
             made_during, _ = halls.counts(back + drained)
             missing += settle(lambda until=back + drained: county.counts(until), made_during) if not missing else 0
-            live = county.lag(back, back + drained)
             if missing:
-                ok = False
                 print(f"    MISSING: {missing:,} items made before the return never reached PostgreSQL "
                       f"(owed {owed}, stored {county.counts(back)}); Mosquitto log: "
                       + "; ".join(broker_warnings(broker)[-3:]))
+            how = (f"the ingest held until every hall's backlog was at the broker ({start - back:.1f} s after the "
+                   f"return), then county has everything {drained:.1f} s after it resumed" if queued else
+                   f"county has everything in {drained:.1f} s")
             print(f"outage of {args.outage_hours:g} h, all {args.halls} halls back at once, {workers} ingest "
-                  f"worker{'s' if workers > 1 else ''}: {items:,} items waiting; all halls connected in "
-                  f"{last - back:.1f} s (start skew {skew:.2f} s); county has everything in {drained:.1f} s "
+                  f"worker{'s' if workers > 1 else ''}{', queued' if queued else ', live'}: {items:,} items waiting; "
+                  f"all halls connected in {last - back:.1f} s (start skew {skew:.2f} s); {how} "
                   f"({items / drained:,.0f} items/s); it stored them in {storing:.1f} s from the first to the last "
                   f"({items / storing:,.0f} items/s: the ingest's own rate)")
-            rates[workers] = (items / drained, items / storing)
-            print(f"    items made during the storm: lag {fmt_lag(live)}")
+            print(f"    items made during the storm: lag {fmt_lag(county.lag(back, back + drained))}")
             print(f"    Mosquitto peak RSS {peak:.1f} MiB; {fmt_cpu(shares, cores)}")
             # What the load of other work on the machine moves least: CPU per item of the county's side.
             print(f"    CPU per item: ingest worker{'s' if workers > 1 else ''} {ingest_cpu / items * 1e6:.1f} µs, "
                   f"their PostgreSQL backends {backends_cpu / items * 1e6:.1f} µs; on the same cores, the halls' "
                   f"uplink {halls_cpu / items * 1e6:.1f} µs, Mosquitto {broker_cpu / items * 1e6:.1f} µs; {load()}")
+            return (0.0, 0.0) if missing else (items / drained, items / storing)
 
-        print(f"2 ingest workers ÷ 1: {rates[2][0] / rates[1][0]:.2f}× until the county has everything, "
-              f"{rates[2][1] / rates[1][1]:.2f}× in the ingest's own rate (goal ≥ 1.6×)")
+        rates: dict[tuple[int, bool], tuple[float, float]] = {}
+        for workers in (1, 2):
+            while len(ingest) < workers:
+                ingest.append(start_ingest(broker, dsn, len(ingest) + 1, folder))
+                time.sleep(1.0)
+            for queued in (False, True):
+                rates[workers, queued] = storm(workers, queued)
+        ok = ok and all(rate > 0 for rate, _ in rates.values())
+        for queued, what in ((False, "the halls sending on the same cores"), (True, "the storm queued at the broker first")):
+            one, two = rates[1, queued], rates[2, queued]
+            print(f"2 ingest workers ÷ 1, {what}: {two[0] / max(one[0], 1e-9):.2f}× until the county has everything, "
+                  f"{two[1] / max(one[1], 1e-9):.2f}× in the ingest's own rate (goal ≥ 1.6×)")
 
         # 4. exactly once
         halls.ask("produce", False)
@@ -724,7 +752,7 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
         devices = county.scalar("SELECT count(*) FROM devices")
         halls_seen = county.scalar("SELECT count(*) FROM halls")
         dropped = broker_warnings(broker)
-        ok = (stored == sent and quarantined == 0 and failures == 0 and devices == args.halls * args.devices
+        ok = ok and (stored == sent and quarantined == 0 and failures == 0 and devices == args.halls * args.devices
               and not dropped)
         print(f"exactly once: {'yes' if ok else 'NO'}: sent " + ", ".join(f"{sent[k]:,} {k}" for k in KINDS)
               + "; stored " + ", ".join(f"{stored[k]:,}" for k in KINDS)
