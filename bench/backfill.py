@@ -23,7 +23,7 @@ from hallkit.broker.ratings import RatingsPart
 from hallkit.contracts.hall import CaseStepRequest, RatingRequest, Topics
 from hallkit.contracts.mqtt import parse_broker_url
 from hallkit.uplink.backfill import backfill
-from hallkit.uplink.outbox import SCHEMA
+from hallkit.uplink.table import SCHEMA
 from hallkit.uplink.testing import pads_hall_config, unreachable_url
 
 from hallkit.config import HallConfig

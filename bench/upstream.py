@@ -45,7 +45,7 @@ from hallkit.contracts.uplink import DeviceTelemetry, UpKind, UpTopics, encode_b
 from hallkit.county.schema import migrate
 from hallkit.county.testing import fresh_database
 from hallkit.uplink.forwarder import Forwarder
-from hallkit.uplink.outbox import SCHEMA
+from hallkit.uplink.table import SCHEMA
 from hallkit.uplink.testing import hall_config, rating
 
 ROOT = Path(__file__).resolve().parents[1]

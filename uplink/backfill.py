@@ -31,6 +31,7 @@ from enum import StrEnum
 
 from hallkit.contracts.uplink import UpKind
 from hallkit.uplink.queue_stats import DaySlice, final_stats
+from hallkit.uplink.table import add_item
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hallkit.config import HallConfig, Upstream
@@ -133,9 +134,6 @@ def _read_mark(conn: sqlite3.Connection) -> Mark | None:
 
 def _queue_everything(conn: sqlite3.Connection, hall_id: str, reason: BackfillReason,
                       target: Target) -> BackfillReport:
-    # Imported here: uplink.outbox imports this module to call it from Outbox.attach (a cycle).
-    from hallkit.uplink.outbox import add_item  # noqa: PLC0415
-
     ratings = cases = days = failed = 0
     if _has_table(conn, "ratings"):
         for rating in rating_store.ratings(conn):

@@ -43,6 +43,7 @@ from typing import Literal
 import paho.mqtt.client as mqtt
 from hallkit.contracts.mqtt import BrokerAddress, make_client, parse_broker_url, say_offline
 from hallkit.contracts.uplink import Receipt, SeqRange, UpKind, UplinkStatus, UpTopics, encode_batch
+from hallkit.uplink.table import delete_rows
 from pydantic import ValidationError
 
 from hallkit import __version__
@@ -287,7 +288,8 @@ class Forwarder:
             return False
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", ranges)
+            for first, last in ranges:
+                delete_rows(conn, "seq BETWEEN ? AND ?", (first, last))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

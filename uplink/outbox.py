@@ -12,8 +12,8 @@ nothing is lost to a dead link, a killed hub or a power cut (SQLite WAL; the
 hub's synchronous setting), nor to a county broker that loses what it
 acknowledged.
 
-Disk cap: the outbox keeps its own size (items and bytes, by triggers, in the
-same transactions). From ``alarm_at`` of the cap it raises the alarm and thins
+Disk cap: the outbox keeps its own size (items and bytes, in the same
+transactions: uplink/table.py). From ``alarm_at`` of the cap it raises the alarm and thins
 what later items replace: telemetry down to each device's newest state, then
 interval statistics down to each day's newest (they are cumulative). At the
 cap, new telemetry and interval statistics are not stored (counted as
@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -35,6 +34,7 @@ from hallkit.contracts.uplink import DeviceTelemetry, UpKind
 from hallkit.uplink.backfill import backfill
 from hallkit.uplink.forwarder import Backlog, Forwarder
 from hallkit.uplink.queue_stats import closed_day, current_day, day_stats
+from hallkit.uplink.table import SCHEMA, add_item, delete_rows, read_size
 from pydantic import BaseModel, ValidationError
 
 from hallkit.config import HallConfig, Upstream
@@ -59,47 +59,9 @@ class HubServices(Protocol):
     def refuse(self, topic: str, reply_to: str | None, reason: str, detail: str,
                request_id: str | None = None) -> None: ...
 
-ROW_OVERHEAD = 64
-"""Bytes counted per row beyond its JSON (key, index entries): keeps the cap honest for small items."""
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        item_id TEXT NOT NULL UNIQUE,
-        thin_key TEXT,
-        created REAL NOT NULL,
-        body TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS outbox_thin ON outbox (thin_key) WHERE thin_key IS NOT NULL",
-    """CREATE TABLE IF NOT EXISTS outbox_size (
-        id INTEGER PRIMARY KEY CHECK (id = 1), items INTEGER NOT NULL, bytes INTEGER NOT NULL)""",
-    "INSERT OR IGNORE INTO outbox_size VALUES (1, 0, 0)",
-    f"""CREATE TRIGGER IF NOT EXISTS outbox_added AFTER INSERT ON outbox BEGIN
-        UPDATE outbox_size SET items = items + 1, bytes = bytes + length(NEW.body) + {ROW_OVERHEAD};
-    END""",
-    f"""CREATE TRIGGER IF NOT EXISTS outbox_removed AFTER DELETE ON outbox BEGIN
-        UPDATE outbox_size SET items = items - 1, bytes = bytes - length(OLD.body) - {ROW_OVERHEAD};
-    END""",
-    "CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS outbox_devices (device TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)",
-)
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def add_item(conn: sqlite3.Connection, kind: UpKind, item_id: str, body: BaseModel,
-             thin_key: str | None = None) -> None:
-    """One row; an item id already there is kept as it is (the same rating recorded twice is one)."""
-    conn.execute("INSERT OR IGNORE INTO outbox (kind, item_id, thin_key, created, body) VALUES (?, ?, ?, ?, ?)",
-                 (kind.value, item_id, thin_key, time.time(), body.model_dump_json()))
-
-
-def read_size(conn: sqlite3.Connection) -> tuple[int, int]:
-    items, size = conn.execute("SELECT items, bytes FROM outbox_size").fetchone()
-    return int(items), int(size)
 
 
 class Outbox:
@@ -270,11 +232,9 @@ class Outbox:
             return True
         for kind in ("dev:", "day:"):
             # Keep the newest row of each device (each day); older ones are replaced by it anyway.
-            removed = conn.execute(
-                "DELETE FROM outbox WHERE thin_key LIKE ? AND seq NOT IN "
-                "(SELECT max(seq) FROM outbox WHERE thin_key LIKE ? GROUP BY thin_key)",
-                (f"{kind}%", f"{kind}%")).rowcount
-            self.thinned += removed
+            self.thinned += delete_rows(
+                conn, "thin_key LIKE ? AND seq NOT IN (SELECT max(seq) FROM outbox WHERE thin_key LIKE ? GROUP BY thin_key)",
+                (f"{kind}%", f"{kind}%"))
             _, used = read_size(conn)
             if used + size <= self.alarm_bytes:
                 break

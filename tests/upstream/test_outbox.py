@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import timedelta
 
 import pytest
 from hallkit.broker.hub import Hub
 from hallkit.contracts.hall import DeviceState, DeviceStatus, Topics
-from hallkit.contracts.uplink import QueueStats
+from hallkit.contracts.uplink import QueueStats, UpKind
 from hallkit.uplink.outbox import Outbox
+from hallkit.uplink.table import ROW_OVERHEAD, SCHEMA, add_item, delete_rows, read_size
 from hallkit.uplink.testing import case, hall_config, rating, unreachable_url
 
 from hallkit.queue.models import CallNext, Complete, TakeTicket
@@ -127,4 +129,29 @@ def test_disk_cap_thins_telemetry_first_and_never_drops_ratings(hub):
     outbox.handle(topics.device_status("printer-1"), status_payload("printer-1", "out", session=500))
     status = outbox.status()
     assert status["uplink.alarm"] is True and int(status["uplink.dropped"] or 0) >= 1
+    with hub.queue.lock:
+        assert read_size(hub.queue.store.conn) == counted(hub.queue.store.conn)  # thinning took its rows off
     wait_for(lambda: outbox.status()["uplink.backlog"] == len(rows(hub)))
+
+
+def counted(conn: sqlite3.Connection) -> tuple[int, int]:
+    items, size = conn.execute("SELECT count(*), total(length(body)) FROM outbox").fetchone()
+    return items, int(size) + items * ROW_OVERHEAD
+
+
+def test_the_size_follows_rows_in_and_out_also_in_an_outbox_with_the_old_trigger(tmp_path):
+    conn = sqlite3.connect(tmp_path / "outbox.sqlite3", isolation_level=None)
+    for statement in SCHEMA:
+        conn.execute(statement)
+    # An outbox made before delete_rows counted rows out by a trigger: opening it drops the trigger.
+    conn.execute(f"""CREATE TRIGGER outbox_removed AFTER DELETE ON outbox BEGIN
+        UPDATE outbox_size SET items = items - 1, bytes = bytes - length(OLD.body) - {ROW_OVERHEAD}; END""")
+    for statement in SCHEMA:
+        conn.execute(statement)
+    for i in range(1, 41):
+        add_item(conn, UpKind.RATING, f"r{i}", rating(i))
+    assert read_size(conn) == counted(conn) and read_size(conn)[0] == 40
+    assert delete_rows(conn, "seq BETWEEN ? AND ?", (5, 14)) == 10
+    assert delete_rows(conn, "seq BETWEEN ? AND ?", (5, 14)) == 0  # a receipt applied twice
+    assert delete_rows(conn, "seq BETWEEN ? AND ?", (30, 99)) == 11
+    assert read_size(conn) == counted(conn) and read_size(conn)[0] == 19
