@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from hallkit.queue.models import (
     TicketIssued,
     Transfer,
 )
+from hallkit.store import sqlite as sqlite_store
 from hallkit.store.durable import DurableQueue
 from hallkit.store.sqlite import SCHEMA_VERSION, EventStore
 from hallkit.testing import MONDAY
@@ -327,3 +329,32 @@ def check_after_crash(config: HallConfig, db: Path, run: int, acknowledged: list
             assert queue.store.count() == count
     finally:
         queue.close()
+
+
+def _frames_in_log(path: Path) -> int:
+    """The log's frame count as SQLite's shared index holds it (mxFrame, offset 16 of the -shm
+    file: sqlite.org/walformat.html), read without a connection of its own, which would take part."""
+    return struct.unpack_from("=I", Path(f"{path}-shm").read_bytes(), 16)[0]
+
+
+def test_the_log_starts_over_under_a_steady_stream_of_commits(tmp_path, monkeypatch):
+    """A passive checkpoint never catches up with commits that never stop: the log grew without
+    end (290 MB in bench/hub.py's fill). Past RESTART_FRAMES the checkpoint makes it start over."""
+    monkeypatch.setattr(sqlite_store, "RESTART_FRAMES", 256)  # 1 MiB of log, not 16
+    store = EventStore(tmp_path / "hall.sqlite3", synchronous="normal")
+    try:
+        with store.transaction() as conn:
+            conn.execute("CREATE TABLE filler (x BLOB)")
+        grown = False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with store.transaction() as conn:
+                conn.execute("INSERT INTO filler VALUES (?)", (b"x" * 3000,))
+            frames = _frames_in_log(store.path)
+            grown = grown or frames > 256
+            if grown and frames < 64:
+                break
+            time.sleep(0.0002)  # the writer lets go now and then, as the hub does between commands
+        assert grown and frames < 64, f"the log holds {frames} frames"
+    finally:
+        store.close()
