@@ -49,8 +49,9 @@ when none are. So under sustained load (a morning rush, a bench) the log grew wi
 during bench/hub.py's fill, and each commit cost 50 µs more CPU and 0.1 ms more time, the file
 growing at each (docs/queue.md). Past this many frames (16 MiB of 4 KiB pages), the
 checkpoint waits for the writer in hand, copies the rest and lets the next commit start over."""
-RESTART_WAIT = 0.5
-"""Seconds the restart waits for writers and readers before it gives up until the next round."""
+RESTART_WAIT = 0.1
+"""Seconds the restart waits for the writer in hand and for readers before it gives up until the next
+round: new commits wait while it is pending, so this bounds what it can add to one."""
 
 
 class EventStore:
