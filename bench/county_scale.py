@@ -260,12 +260,13 @@ class SimHall:
         for ts, make in sorted(events, key=lambda e: e[0]):
             make(round(ts, 6))
 
-    def holds_older(self, before: float) -> bool:
-        """Whether the outbox still holds an item made before ``before`` (in seq order, the oldest first)."""
+    def first_older(self, before: float) -> int | None:
+        """The seq of the outbox's first item when it was made before ``before`` (in seq order, the
+        oldest first), else None: all of those are stored at the county."""
         if self.poller is None:
             self.poller = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        row = self.poller.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
-        return row is not None and row[0] < before
+        row = self.poller.execute("SELECT seq, created FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return int(row[0]) if row is not None and row[1] < before else None
 
     def counts(self, before: float | None) -> dict[str, int]:
         with self.lock:
@@ -357,7 +358,7 @@ def halls_main(first: int, count: int, broker_url: str, folder: str, rates: Rate
                 hall.connect()
             pipe.send(time.time() - argument)
         elif command == "holding":
-            pipe.send(sum(hall.holds_older(argument) for hall in halls))
+            pipe.send([seq for seq in (hall.first_older(argument) for hall in halls) if seq is not None])
         elif command == "acknowledged":
             pipe.send(sum(h.forwarder.broker_acknowledged for h in halls if h.forwarder is not None))
         elif command == "counts":
@@ -583,6 +584,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
+def halls_holding(halls: HallProcesses, before: float) -> dict[str, int]:
+    """How many halls still hold an item made before ``before``, and the sum of their first seqs,
+    which moves as their receipts come (a stall is no receipt at all, not a long drain)."""
+    seqs = [seq for answer in halls.ask("holding", before) for seq in answer]
+    return {"halls holding": len(seqs), "first seqs": sum(seqs)}
+
+
 def settle(stored: Callable[[], dict[str, int]], owed: dict[str, int], stall: float = 30.0,
            interval: float = 1.0) -> int:
     """Wait until ``stored()`` reaches ``owed`` or stops moving for ``stall`` seconds; items missing."""
@@ -695,24 +703,28 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             stored_before = sum(county.counts().values())
             back = round(time.time() + 1.0, 3)
             m = meter()
-            for process in ingest if queued else ():
-                process.send_signal(signal.SIGSTOP)
-            skew = max(halls.ask("return", back))
-            owed, _ = halls.counts(back)
-            items = sum(owed.values()) - stored_before
-            wait_for(lambda: halls.connected()[0] == args.halls, 300, "halls reconnecting", 0.1)  # type: ignore[union-attr]
-            _, last = halls.connected()
-            start = back
-            if queued:
-                wait_for(lambda: sum(halls.ask("acknowledged")) >= items, 120, "every backlog at the broker", 0.1)  # type: ignore[union-attr]
-                start = time.time()
-                m = meter()
-                for process in ingest:
+            try:
+                for process in ingest if queued else ():
+                    process.send_signal(signal.SIGSTOP)
+                skew = max(halls.ask("return", back))
+                owed, _ = halls.counts(back)
+                items = sum(owed.values()) - stored_before
+                wait_for(lambda: halls.connected()[0] == args.halls, 300, "halls reconnecting", 0.1)  # type: ignore[union-attr]
+                _, last = halls.connected()
+                start = back
+                if queued:
+                    # Within the workers' keepalive (30 s, 45 before the broker drops them); a hall holds
+                    # at most its receipt_window (10,000 items) unacknowledged by the county.
+                    wait_for(lambda: sum(halls.ask("acknowledged")) >= items, 30, "every backlog at the broker",  # type: ignore[union-attr]
+                             0.1)
+                    start = time.time()
+                    m = meter()
+            finally:
+                for process in ingest if queued else ():
                     process.send_signal(signal.SIGCONT)
             # The halls are asked, not PostgreSQL: a count over the growing tables is work of its own on
             # the cores the county is measured on. A hall deletes an item only on the county's receipt.
-            settle(lambda back=back: {"halls holding": sum(halls.ask("holding", back))}, {"halls holding": 0},  # type: ignore[union-attr]
-                   interval=0.1)
+            settle(lambda back=back: halls_holding(halls, back), {"halls holding": 0, "first seqs": 0}, interval=0.1)  # type: ignore[arg-type]
             missing = settle(lambda back=back: county.counts(back), owed)
             shares = m.read()
             ingest_cpu, backends_cpu, halls_cpu = m.used("ingest"), m.used("postgres"), m.used("halls")
@@ -721,8 +733,8 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
             # The county's own rate: from its first to its last stored item, without the halls' return.
             storing = county.last_stored(back) - county.first_stored(back, back - 1.0)
             _, peak = memory_mib(broker.process.pid)
-            made_during, _ = halls.counts(back + drained)
-            missing += settle(lambda until=back + drained: county.counts(until), made_during) if not missing else 0
+            made_during, _ = halls.counts(start + drained)
+            missing += settle(lambda until=start + drained: county.counts(until), made_during) if not missing else 0
             if missing:
                 print(f"    MISSING: {missing:,} items made before the return never reached PostgreSQL "
                       f"(owed {owed}, stored {county.counts(back)}); Mosquitto log: "
@@ -735,7 +747,7 @@ def run(args: argparse.Namespace, folder: Path) -> bool:
                   f"all halls connected in {last - back:.1f} s (start skew {skew:.2f} s); {how} "
                   f"({items / drained:,.0f} items/s); it stored them in {storing:.1f} s from the first to the last "
                   f"({items / storing:,.0f} items/s: the ingest's own rate)")
-            print(f"    items made during the storm: lag {fmt_lag(county.lag(back, back + drained))}")
+            print(f"    items made during the storm: lag {fmt_lag(county.lag(back, start + drained))}")
             print(f"    Mosquitto peak RSS {peak:.1f} MiB; {fmt_cpu(shares, cores)}")
             # What the load of other work on the machine moves least: CPU per item of the county's side.
             print(f"    CPU per item: ingest worker{'s' if workers > 1 else ''} {ingest_cpu / items * 1e6:.1f} µs, "

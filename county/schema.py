@@ -101,10 +101,11 @@ def _rating_rollup_once(ratings: str, cases_by_key: bool = True) -> str:
             WHERE n.case_without_day AND c.hall = n.hall AND c.rating_id = n.rating_id)""" if cases_by_key else
              """cases AS (UPDATE case_latest c SET ticket_day = n.day FROM n
             WHERE c.hall = n.hall AND c.rating_id = n.rating_id AND c.ticket_day IS NULL)""")
+    without_day = (",\n                c.rating_id IS NOT NULL AND c.ticket_day IS NULL AS case_without_day"
+                   if cases_by_key else "")
     return f"""WITH n AS (SELECT n.hall, ticket_day(n.ticket_id) AS day, n.rating_id, n.service_code, n.department,
                 coalesce(n.staff_id, '') AS staff, n.service_name, coalesce(n.staff_name, '') AS staff_name,
-                n.level, n.channel, n.score, coalesce(c.voided, false) AS voided,
-                c.rating_id IS NOT NULL AND c.ticket_day IS NULL AS case_without_day
+                n.level, n.channel, n.score, coalesce(c.voided, false) AS voided{without_day}
             FROM {ratings} n LEFT JOIN case_latest c ON c.hall = n.hall AND c.rating_id = n.rating_id),
         d AS (SELECT hall, day, service_code, department, staff, max(service_name) AS service_name,
                 max(staff_name) AS staff_name, count(*) FILTER (WHERE NOT voided) AS ratings,

@@ -47,11 +47,14 @@ A passive checkpoint copies the frames that were there when it began; under a st
 commits new ones are always there by the time it ends, and SQLite starts the log over only
 when none are. So under sustained load (a morning rush, a bench) the log grew without end: 290 MB
 during bench/hub.py's fill, and each commit cost 50 µs more CPU and 0.1 ms more time, the file
-growing at each (docs/queue.md). Past this many frames (16 MiB of 4 KiB pages), the
-checkpoint waits for the writer in hand, copies the rest and lets the next commit start over."""
+growing at each (docs/queue.md). Past this many frames (16 MiB of 4 KiB pages), and when the
+passive checkpoint left at most RESTART_LEFT of them, the checkpoint takes the write lock, copies
+the rest and lets the next commit start over."""
+RESTART_LEFT = 512
+"""Frames a restart may still have to copy while it holds the write lock (the hub's commits wait
+for it). More are left when a reader held the passive checkpoint back: then the next round."""
 RESTART_WAIT = 0.1
-"""Seconds the restart waits for the writer in hand and for readers before it gives up until the next
-round: new commits wait while it is pending, so this bounds what it can add to one."""
+"""Seconds the restart waits for the write lock, and for readers, before it gives up until the next round."""
 
 
 class EventStore:
@@ -91,8 +94,8 @@ class EventStore:
         try:
             while not self._closing.wait(CHECKPOINT_SECONDS):
                 try:
-                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames > RESTART_FRAMES:
+                    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > RESTART_FRAMES and frames - copied <= RESTART_LEFT:
                         conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
                 except sqlite3.Error:  # busy or closing: the next round catches up
                     continue
