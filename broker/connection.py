@@ -80,8 +80,8 @@ class Connection:
     """Keeps one connection to ``address`` up, in a thread of its own, until :meth:`stop`.
 
     Callbacks run on that thread: ``on_publishes`` with each read's messages in order,
-    ``on_up(session_present)`` once a CONNECT is accepted (subscribe there),
-    ``on_subscribed(packet_id, granted)`` per SUBACK, ``on_down(reason)`` when a link is lost,
+    ``on_up()`` once a CONNECT is accepted (subscribe there),
+    ``on_subscribed(packet_id, granted)`` per SUBACK, ``on_down()`` when a link is lost,
     ``on_refused(reason)`` when the broker refuses the login (return False to give up), and
     ``tick(now)`` every turn of the read loop (it returns the seconds until it wants the next).
     """
@@ -89,9 +89,9 @@ class Connection:
     def __init__(self, address: BrokerAddress, client_id: str,
                  on_publishes: Callable[[list[Incoming]], None], *,
                  clean_session: bool = True, will: tuple[str, bytes] | None = None, keepalive: int = 15,
-                 on_up: Callable[[bool], None] | None = None,
+                 on_up: Callable[[], None] | None = None,
                  on_subscribed: Callable[[int, bytes], None] | None = None,
-                 on_down: Callable[[str], None] | None = None,
+                 on_down: Callable[[], None] | None = None,
                  on_refused: Callable[[str], bool] | None = None,
                  tick: Callable[[float], float | None] | None = None,
                  ca_file: str | None = None, name: str = "mqtt", max_unacked: int = MAX_UNACKED,
@@ -298,7 +298,7 @@ class Connection:
             self.connected.clear()
             self.drops += 1
             if self.on_down is not None and not self._stopping.is_set():
-                self.on_down("link lost")
+                self.on_down()
 
     def _session(self) -> None:
         sock = open_socket(self.address, self.ca_file)
@@ -326,7 +326,7 @@ class Connection:
                     self._send(b"".join(again))
             self.connected.set()
             if self.on_up is not None:
-                self.on_up(wire.session_present(connack))
+                self.on_up()
             self._dispatch(early)
             self._read(sock, splitter)
 

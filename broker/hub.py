@@ -235,13 +235,14 @@ class Hub:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def _on_up(self, _session_present: bool) -> None:
+    def _on_up(self) -> None:
         # A hub stopped while it kept a device out (killed, a power cut) left the device locked out:
         # every configured device not kept out now is given back to the password file.
+        # Under the lock, so that a lock-out decided meanwhile reaches the broker after this, not before.
         with self._lockout_lock:
             free = [d for d in self.devices if d not in self._locked_out]
-        if free and self.lockout is not None:
-            self.client.publish(DYNSEC_CONTROL, let_in_login(*free), qos=1)
+            if free and self.lockout is not None:
+                self.client.publish(DYNSEC_CONTROL, let_in_login(*free), qos=1)
         patterns = [self.topics.commands, *(p for part in self.parts for p in part.subscriptions()
                                             if p != self.topics.device_statuses or self._statuses_on_requests)]
         # One SUBSCRIBE for all; the hub says it is online only once the broker confirmed it, so a
@@ -264,7 +265,7 @@ class Hub:
         self._dirty.set()
         log.info("connected to %s; serving hall %s", self.broker.url, self.config.hall.id)
 
-    def _on_down(self, _reason: str) -> None:
+    def _on_down(self) -> None:
         self._connected.clear()
 
     def _on_refused(self, reason: str) -> bool:
@@ -317,12 +318,12 @@ class Hub:
         dynamic-security plugin (the embedded one, a configuration from before it) ignores this."""
         if self.lockout is None:
             return  # the mute alone protects the hub
-        with self._lockout_lock:
+        with self._lockout_lock:  # the broker gets lock-outs and let-ins in the order they are decided
             self._locked_out.set(device, time.monotonic() + self.lockout)
+            self.client.publish(DYNSEC_CONTROL, lock_out_login(device), qos=1)
         self.disconnects[device] += 1
         log.warning("device statuses: %s floods the broker; the broker disconnects it and keeps it out for %.0f s "
                     "(%d times so far)", device, self.lockout, self.disconnects[device])
-        self.client.publish(DYNSEC_CONTROL, lock_out_login(device), qos=1)
         self._parts_wake.set()  # its thread lets the device in again when due
 
     def _let_in(self, now: float | None = None) -> float | None:
@@ -330,12 +331,12 @@ class Hub:
         with self._lockout_lock:
             due = self._locked_out.due(now)
             left = None if now is None else self._locked_out.wait(now)
+            if due and now is not None:
+                self.client.publish(DYNSEC_CONTROL, let_in_login(*due), qos=1)
         if due:
             log.info("device statuses: %s may log in again", ", ".join(due))
-            if now is None:
+            if now is None:  # stopping: nothing locks out any more, and the let-in must be through first
                 self.client.publish_confirmed(DYNSEC_CONTROL, let_in_login(*due))
-            else:
-                self.client.publish(DYNSEC_CONTROL, let_in_login(*due), qos=1)
         return left
 
     def _on_statuses_refused(self, reason: str) -> None:

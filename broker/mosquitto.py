@@ -53,9 +53,9 @@ CONSOLE_USERS = ("console",)
 INGEST_USER = "ingest-{n}"
 """One login per county ingest worker: a login has one connection, so workers cannot share one."""
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+"""Where Debian's mosquitto package puts the plugin (``dpkg -L mosquitto``)."""
 DYNSEC_CONTROL = "$CONTROL/dynamic-security/v1"
 """Where the dynamic-security plugin takes its commands (Mosquitto 2.0)."""
-"""Where Debian's mosquitto package puts the plugin (``dpkg -L mosquitto``)."""
 
 
 def _pbkdf2(password: str, salt: bytes, iterations: int = PBKDF2_ITERATIONS) -> bytes:

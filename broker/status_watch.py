@@ -57,7 +57,7 @@ class StatusWatch:
         self._subscribe_id: int | None = None
         self.connection = Connection(address, client_id, self._on_publishes, keepalive=keepalive,
                                      on_up=self._on_up, on_subscribed=self._on_subscribed,
-                                     on_down=lambda _reason: self.subscribed.clear(),
+                                     on_down=self.subscribed.clear,
                                      on_refused=self._on_login_refused, tick=self._unmute, ca_file=ca_file,
                                      name="device statuses", logger=log)
 
@@ -69,7 +69,7 @@ class StatusWatch:
         self.connection.stop()
         self.subscribed.clear()
 
-    def _on_up(self, _session_present: bool) -> None:
+    def _on_up(self) -> None:
         # Clean session: what was missed while away the broker sends as retained statuses now.
         self._gate = FloodGate()  # a new session hears every device again
         self._subscribe_id = self.connection.subscribe([(topic, 0) for topic in self.topics])

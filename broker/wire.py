@@ -150,11 +150,6 @@ def connack_code(packet: Packet) -> int:
     return packet.body[1]
 
 
-def session_present(packet: Packet) -> bool:
-    """Whether the broker kept the session of an earlier connection (CONNACK's flag, §3.2.2.2)."""
-    return bool(packet.body[0] & 0x01)
-
-
 def packet_id(packet: Packet) -> int:
     """The id a PUBACK, SUBACK or UNSUBACK answers."""
     if len(packet.body) < ID_SIZE:

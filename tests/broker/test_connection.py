@@ -39,7 +39,7 @@ def subscribed_connection(address: BrokerAddress, inbox: Inbox, topic: str,
     granted = threading.Event()
     holder: list[Connection] = []
     connection = Connection(address, "kept-session", inbox, clean_session=False, ca_file=ca_file,
-                            on_up=lambda _present: holder[0].subscribe([(topic, 1)]),
+                            on_up=lambda: holder[0].subscribe([(topic, 1)]),
                             on_subscribed=lambda _id, codes: granted.set() if codes == b"\x01" else None)
     holder.append(connection)
     connection.start()
@@ -232,7 +232,7 @@ def test_a_handler_that_fails_costs_a_reconnect_not_the_connection(mosquitto):
 
     holder: list[Connection] = []
     connection = Connection(mosquitto.address, "kept-session", handler, clean_session=False,
-                            on_up=lambda _present: holder[0].subscribe([("req/#", 1)]))
+                            on_up=lambda: holder[0].subscribe([("req/#", 1)]))
     holder.append(connection)
     inbox.acknowledge_on = connection
     connection.start()
