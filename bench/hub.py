@@ -601,7 +601,7 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
                 # a broker that lets it in (the hub has it keep a flooding device out a while).
                 time.sleep(MUTE_SECONDS + 1)
                 wait_until_it_may_log_in(broker, STORM_DEVICE)
-                kept_out = "" if last_end is None else f" (kept out {time.monotonic() - last_end:.0f} s after the last)"
+                kept_out = "" if last_end is None else f" (let in {time.monotonic() - last_end:.0f} s after the last storm)"
                 quiet, quiet_raw = pairs_while(kiosk, echo, lambda: False, args.pairs)
                 device = broker.login(STORM_DEVICE)
                 publisher = subprocess.Popen(
@@ -655,8 +655,8 @@ def storm_tree(code: Path, folder: Path, args: argparse.Namespace) -> None:
         broker.stop()
     print(f"  take p99 during the storm and the second after ÷ quiet {spread(take_ratios)}x (goal <= "
           f"{GOAL_STORM_RATIO:.0f}x: {verdict(statistics.median(take_ratios) <= GOAL_STORM_RATIO)}); the raw round "
-          f"trip's, the same moments {spread(raw_ratios)}x; the storm alone (one or two takes while the device "
-          f"is connected): take p99 {spread(storm_p99)} ms, ÷ quiet {spread(alone_ratios)}x")
+          f"trip's, the same moments {spread(raw_ratios)}x; the storm alone (the takes while the device is "
+          f"connected): take p99 {spread(storm_p99)} ms, ÷ quiet {spread(alone_ratios)}x")
     print(f"  slowest take during a storm or the second after, minus the quiet median {spread(slowest, '{:.0f}')} ms (goal <= 100 ms: "
           f"{verdict(max(slowest) <= 100)})")
     reached = (f"yes, {newest_after:.1f} s after the last storm" if newest_after <= DEVICE_STATUS_WAIT
